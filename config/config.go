@@ -1,0 +1,131 @@
+// Package config turns stepupd's YAML file into a validated Config.
+//
+// Load is strict: an unknown key is an error, and every problem in the file
+// is reported at once, each with its path (clients[1].redirect_uris[0]: …).
+// Secrets may be written as ${ENV_VAR}; no environment variable changes the
+// configuration in any other way.
+package config
+
+import "time"
+
+// Config is the whole of stepupd's configuration (PRODUCT.md §4).
+type Config struct {
+	Issuer   string        `yaml:"issuer"`
+	Listen   string        `yaml:"listen"`
+	Redis    Redis         `yaml:"redis"`
+	Keys     Keys          `yaml:"keys"`
+	Session  SessionConfig `yaml:"session"`
+	Levels   []Level       `yaml:"levels"`
+	MFA      MFA           `yaml:"mfa"`
+	WebAuthn WebAuthn      `yaml:"webauthn"`
+	SMS      Provider      `yaml:"sms"`
+	Email    Provider      `yaml:"email"`
+	Clients  []Client      `yaml:"clients"`
+	Users    []User        `yaml:"users"`
+
+	// fromEnv holds the paths whose value Parse took, wholly or in part,
+	// from ${ENV_VAR}: those secrets are not plain text (PlainSecrets).
+	fromEnv map[string]bool
+}
+
+// Redis selects the store. An empty Redis (no url, no addrs) means the
+// embedded in-process store (development only).
+type Redis struct {
+	URL        string   `yaml:"url"`
+	Addrs      []string `yaml:"addrs"`
+	MasterName string   `yaml:"master_name"`
+	Username   string   `yaml:"username"`
+	Password   string   `yaml:"password"`
+	DB         int      `yaml:"db"`
+}
+
+// Embedded reports whether the in-process store is to be used.
+func (r Redis) Embedded() bool { return r.URL == "" && len(r.Addrs) == 0 }
+
+// Keys configures token signing.
+type Keys struct {
+	Algorithm string `yaml:"algorithm"` // RS256 | ES256 | EdDSA
+	File      string `yaml:"file"`      // PEM private key; "" → generated once, shared via the store
+}
+
+// SessionConfig bounds browser sessions.
+type SessionConfig struct {
+	IdleTimeout     Duration `yaml:"idle_timeout"`
+	AbsoluteTimeout Duration `yaml:"absolute_timeout"`
+}
+
+// Level is one rung of the acr ladder.
+type Level struct {
+	ACR               string   `yaml:"acr"`
+	Factors           int      `yaml:"factors"`
+	PhishingResistant bool     `yaml:"phishing_resistant"`
+	Hardware          bool     `yaml:"hardware"`
+	MaxAge            Duration `yaml:"max_age"`
+}
+
+// MFA is the multi-factor policy.
+type MFA struct {
+	Login      string   `yaml:"login"`      // never | always
+	Unenrolled string   `yaml:"unenrolled"` // allow_skip | force_enroll | email_fallback
+	Factors    []string `yaml:"factors"`    // totp webauthn sms email recovery
+	Lockout    Lockout  `yaml:"lockout"`
+}
+
+// Lockout is the per-user failure budget.
+type Lockout struct {
+	MaxFailures int      `yaml:"max_failures"`
+	Window      Duration `yaml:"window"`
+}
+
+// WebAuthn configures passkeys.
+type WebAuthn struct {
+	RPName           string   `yaml:"rp_name"`
+	UserVerification string   `yaml:"user_verification"` // required | preferred | discouraged
+	HardwareAAGUIDs  []string `yaml:"hardware_aaguids"`
+}
+
+// Provider configures an SMS or email sender.
+type Provider struct {
+	Provider   string `yaml:"provider"` // sms: log | webhook | twilio; email: log | smtp | webhook
+	URL        string `yaml:"url"`
+	AccountSID string `yaml:"account_sid"`
+	AuthToken  string `yaml:"auth_token"`
+	From       string `yaml:"from"`
+	BaseURL    string `yaml:"base_url"`
+	Addr       string `yaml:"addr"`
+	Username   string `yaml:"username"`
+	Password   string `yaml:"password"`
+}
+
+// Client is a registered relying party.
+type Client struct {
+	ID                     string   `yaml:"id"`
+	Public                 bool     `yaml:"public"`
+	Secret                 string   `yaml:"secret"`
+	SecretHash             string   `yaml:"secret_hash"`
+	Name                   string   `yaml:"name"`
+	RedirectURIs           []string `yaml:"redirect_uris"`
+	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
+	GrantTypes             []string `yaml:"grant_types"`
+	Scopes                 []string `yaml:"scopes"`
+	MinACR                 string   `yaml:"min_acr"`
+	Unenrolled             string   `yaml:"unenrolled"`
+}
+
+// User is an account seeded into the store at start.
+type User struct {
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordHash string `yaml:"password_hash"`
+	Email        string `yaml:"email"`
+	Phone        string `yaml:"phone"`
+	TOTPSecret   string `yaml:"totp_secret"`
+	Name         string `yaml:"name"`
+	EmailMFA     bool   `yaml:"email_mfa"`
+}
+
+// Duration is a time.Duration written as "15m", "12h", "90s".
+type Duration time.Duration
+
+// D returns the duration as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }

@@ -1,0 +1,40 @@
+package config
+
+// The demo client and user, for stepupd to print at start-up.
+const (
+	DemoClientID   = "demo"
+	DemoUsername   = "demo"
+	DemoPassword   = "demo-password-123"
+	DemoEmail      = "demo@example.com"
+	DemoTOTPSecret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+)
+
+// Demo returns the configuration stepupd runs with when started without
+// -config: issuer http://localhost:8080 listening on :8080, the embedded
+// in-process store, the default ladder, the public client DemoClientID
+// (redirect URI http://localhost:8080/demo/callback) and the user
+// DemoUsername with DemoPassword and the TOTP secret DemoTOTPSecret already
+// enrolled. The caller may change Listen and Issuer together. Demo passes
+// Validate; its password is plain text, so PlainSecrets lists it.
+func Demo() *Config {
+	c := &Config{
+		Issuer: "http://localhost:8080",
+		Listen: ":8080",
+		Clients: []Client{{
+			ID:                     DemoClientID,
+			Name:                   "stepup demo",
+			Public:                 true,
+			RedirectURIs:           []string{"http://localhost:8080/demo/callback"},
+			PostLogoutRedirectURIs: []string{"http://localhost:8080/demo/"},
+		}},
+		Users: []User{{
+			Username:   DemoUsername,
+			Password:   DemoPassword,
+			Email:      DemoEmail,
+			Name:       "Demo User",
+			TOTPSecret: DemoTOTPSecret,
+		}},
+	}
+	applyDefaults(c, nil)
+	return c
+}
