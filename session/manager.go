@@ -1,0 +1,83 @@
+package session
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/sessions"
+)
+
+// Manager maps the browser's cookie to an opaque session id. The cookie
+// holds only that id (signed and encrypted by gorilla/securecookie); what
+// the session proves lives in the Store.
+type Manager struct {
+	cookies *sessions.CookieStore
+	name    string
+}
+
+// NewManager returns a Manager. secure selects the __Host- prefix and the
+// Secure flag (an https issuer). hashKey (32 or 64 bytes) signs and
+// blockKey (32 bytes) encrypts the cookie; instances sharing a store must
+// share both.
+func NewManager(secure bool, hashKey, blockKey []byte, maxAge time.Duration) *Manager {
+	cs := sessions.NewCookieStore(hashKey, blockKey)
+	cs.Options = &sessions.Options{
+		Path:     "/",
+		MaxAge:   int(maxAge / time.Second),
+		HttpOnly: true,
+		Secure:   secure,
+		SameSite: http.SameSiteLaxMode,
+	}
+	cs.MaxAge(cs.Options.MaxAge)
+	name := "stepup"
+	if secure {
+		name = "__Host-stepup"
+	}
+	return &Manager{cookies: cs, name: name}
+}
+
+// CookieName is the name of the session cookie.
+func (m *Manager) CookieName() string { return m.name }
+
+// ID returns the session id the request's cookie carries, "" for none or
+// a cookie that does not verify.
+func (m *Manager) ID(r *http.Request) string {
+	c, err := r.Cookie(m.name)
+	if err != nil {
+		return ""
+	}
+	var values map[any]any
+	if err := m.cookies.Codecs[0].Decode(m.name, c.Value, &values); err != nil {
+		return ""
+	}
+	id, _ := values["id"].(string)
+	return id
+}
+
+// Set makes the browser carry id.
+func (m *Manager) Set(w http.ResponseWriter, id string) error {
+	encoded, err := m.cookies.Codecs[0].Encode(m.name, map[any]any{"id": id})
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, sessions.NewCookie(m.name, encoded, m.cookies.Options))
+	return nil
+}
+
+// Clear removes the cookie.
+func (m *Manager) Clear(w http.ResponseWriter) {
+	opts := *m.cookies.Options
+	opts.MaxAge = -1
+	http.SetCookie(w, sessions.NewCookie(m.name, "", &opts))
+}
+
+// NewID returns a fresh opaque session id (256 bits).
+func NewID() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}

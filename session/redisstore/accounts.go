@@ -1,0 +1,124 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stepup-dev/stepup/authn"
+	"github.com/stepup-dev/stepup/session"
+)
+
+// SeedAccount creates or updates the account for a.Username. The username
+// is claimed first with SET NX, so instances seeding the same user at
+// once agree on one subject (the first claim's); each then writes the
+// same fields to that subject's account. A crash between the two steps
+// leaves a username without an account, which the next seed repairs.
+func (s *Store) SeedAccount(ctx context.Context, a *session.Account) (*session.Account, error) {
+	const op = "seed account"
+	if a.Username == "" {
+		return nil, fmt.Errorf("redisstore: %s: empty username", op)
+	}
+	if a.Subject == "" {
+		return nil, fmt.Errorf("redisstore: %s %q: empty subject", op, a.Username)
+	}
+	ukey := s.k.username(a.Username)
+	if err := s.c.SetNX(ctx, ukey, a.Subject, 0).Err(); err != nil {
+		return nil, fail(op, err)
+	}
+	sub, err := s.c.Get(ctx, ukey).Result()
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	fields := []any{
+		acctSub, sub,
+		acctUsername, a.Username,
+		acctPasswordHash, a.PasswordHash,
+		acctEmail, a.Email,
+		acctPhone, a.Phone,
+		acctName, a.Name,
+		acctEmailMFA, flag(a.EmailMFA),
+	}
+	// An empty TOTP secret in the seed means "not configured here", not
+	// "unenroll": keep what the user enrolled.
+	if a.TOTPSecret != "" {
+		fields = append(fields, acctTOTPSecret, a.TOTPSecret)
+	}
+	if err := s.c.HSet(ctx, s.k.account(sub), fields...).Err(); err != nil {
+		return nil, fail(op, err)
+	}
+	return s.GetAccount(ctx, sub)
+}
+
+// GetAccount returns the account of subject.
+func (s *Store) GetAccount(ctx context.Context, subject string) (*session.Account, error) {
+	m, err := s.c.HGetAll(ctx, s.k.account(subject)).Result()
+	if err != nil {
+		return nil, fail("get account", err)
+	}
+	if len(m) == 0 {
+		return nil, fail("get account", redis.Nil)
+	}
+	return &session.Account{
+		Subject:      subject,
+		Username:     m[acctUsername],
+		PasswordHash: m[acctPasswordHash],
+		Email:        m[acctEmail],
+		Phone:        m[acctPhone],
+		Name:         m[acctName],
+		TOTPSecret:   m[acctTOTPSecret],
+		EmailMFA:     m[acctEmailMFA] == "1",
+		LastFactor:   authn.Factor(m[acctLastFactor]),
+	}, nil
+}
+
+// AccountByUsername returns the account of a username, ignoring case.
+func (s *Store) AccountByUsername(ctx context.Context, username string) (*session.Account, error) {
+	sub, err := s.c.Get(ctx, s.k.username(username)).Result()
+	if err != nil {
+		return nil, fail("account by username", err)
+	}
+	return s.GetAccount(ctx, sub)
+}
+
+// SetTOTPSecret sets (or, with "", clears) the TOTP secret of an existing
+// account.
+func (s *Store) SetTOTPSecret(ctx context.Context, subject, secret string) error {
+	return s.setAccountField(ctx, "set totp secret", subject, acctTOTPSecret, secret)
+}
+
+// SetLastFactor records the factor the user last verified as second
+// factor, to offer it first next time.
+func (s *Store) SetLastFactor(ctx context.Context, subject string, f authn.Factor) error {
+	return s.setAccountField(ctx, "set last factor", subject, acctLastFactor, string(f))
+}
+
+// setAccountField writes one field of an existing account; it never
+// creates a partial account for an unknown subject.
+func (s *Store) setAccountField(ctx context.Context, op, subject, field, value string) error {
+	err := scriptSetIfExists.Run(ctx, s.c, []string{s.k.account(subject)}, field, value).Err()
+	return fail(op, err)
+}
+
+// UseTOTPStep claims a TOTP time step for subject with one SET NX, so two
+// instances verifying the same code at once accept it once.
+func (s *Store) UseTOTPStep(ctx context.Context, subject string, step int64, ttl time.Duration) (bool, error) {
+	const op = "use totp step"
+	if err := checkTTL(op, ttl); err != nil {
+		return false, err
+	}
+	ok, err := s.c.SetNX(ctx, s.k.totpStep(subject, step), "1", ttl).Result()
+	if err != nil {
+		return false, fail(op, err)
+	}
+	return ok, nil
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}

@@ -1,0 +1,248 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stepup-dev/stepup/authn"
+	"github.com/stepup-dev/stepup/config"
+	"github.com/stepup-dev/stepup/session"
+)
+
+func openEmbedded(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(config.Redis{}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// The key layout is part of the deployment (operators inspect it, and two
+// versions of stepup may share a Redis during a rolling upgrade).
+func TestKeyShapes(t *testing.T) {
+	k := keys{prefix: DefaultPrefix}
+	for got, want := range map[string]string{
+		k.session("S"):            "stepup:{sess:S}",
+		k.userSessions("U"):       "stepup:{user:U}:sessions",
+		k.account("U"):            "stepup:{user:U}:account",
+		k.username("Alice"):       "stepup:username:alice",
+		k.totpStep("U", 42):       "stepup:{user:U}:totp:42",
+		k.flow("F"):               "stepup:flow:F",
+		k.code("H"):               "stepup:{code:H}",
+		k.codeGrant("H"):          "stepup:{code:H}:grant",
+		k.grant("G"):              "stepup:{grant:G}",
+		k.revoked("J"):            "stepup:revoked:J",
+		k.secret("signing"):       "stepup:secret:signing",
+		keys{"a*b:"}.all():        `a\*b:*`,
+		keys{DefaultPrefix}.all(): "stepup:*",
+	} {
+		if got != want {
+			t.Errorf("key %q, want %q", got, want)
+		}
+	}
+}
+
+// Keys one script or MULTI touches together must share a Cluster slot.
+func TestHashTags(t *testing.T) {
+	k := keys{prefix: DefaultPrefix}
+	for _, group := range [][]string{
+		{k.code("H"), k.codeGrant("H")},
+		{k.account("U"), k.userSessions("U"), k.totpStep("U", 1)},
+	} {
+		for _, key := range group[1:] {
+			if hashTag(key) != hashTag(group[0]) {
+				t.Errorf("%s and %s have different hash tags", key, group[0])
+			}
+		}
+	}
+}
+
+// hashTag returns the part of key that Redis Cluster hashes.
+func hashTag(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j]
+		}
+	}
+	return key
+}
+
+// Every key has a TTL except accounts, the username index and secrets.
+func TestEveryKeyExpires(t *testing.T) {
+	s := openEmbedded(t)
+	ctx := t.Context()
+	for op, err := range map[string]error{
+		"CreateSession":   s.CreateSession(ctx, &session.Session{ID: "s", Subject: "u", ClientIDs: []string{"web"}}, time.Minute),
+		"AddVerification": s.AddVerification(ctx, "s", authn.Verification{Factor: authn.TOTP, At: time.Now()}, time.Minute),
+		"Touch":           s.Touch(ctx, "s", time.Now(), "app", time.Minute),
+		"PutFlow":         s.PutFlow(ctx, "f", []byte("x"), time.Minute),
+		"PutCode":         s.PutCode(ctx, "c", "g", []byte("x"), time.Minute, time.Hour),
+		"PutGrant":        s.PutGrant(ctx, &session.Grant{ID: "g", RefreshHash: "a", ExpiresAt: time.Now().Add(time.Hour)}),
+		"RevokeToken":     s.RevokeToken(ctx, "j", time.Minute),
+		"SetLastFactor":   s.SetLastFactor(ctx, "u", authn.TOTP),
+	} {
+		if err != nil && op != "SetLastFactor" {
+			t.Fatalf("%s: %v", op, err)
+		}
+	}
+	if _, err := s.SeedAccount(ctx, &session.Account{Subject: "u", Username: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UseTOTPStep(ctx, "u", 1, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RotateRefresh(ctx, "g", "a", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.InitSecret(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	persistent := map[string]bool{
+		s.k.account("u"):      true,
+		s.k.username("alice"): true,
+		s.k.secret("k"):       true,
+	}
+	all, err := s.c.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 11 {
+		t.Errorf("keys %v, want 11", all)
+	}
+	for _, key := range all {
+		ttl, err := s.c.PTTL(ctx, key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if persistent[key] != (ttl < 0) {
+			t.Errorf("key %s: PTTL %v", key, ttl)
+		}
+	}
+}
+
+// Touch never moves "seen" back: instances' clocks differ slightly.
+func TestTouchSeenOnlyMovesForward(t *testing.T) {
+	s := openEmbedded(t)
+	ctx := t.Context()
+	t0 := time.Now()
+	if err := s.CreateSession(ctx, &session.Session{ID: "s", Subject: "u", LastSeenAt: t0}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []time.Time{t0.Add(time.Second), t0, t0.Add(-time.Hour)} {
+		if err := s.Touch(ctx, "s", at, "", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.GetSession(ctx, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := t0.Add(time.Second); !got.LastSeenAt.Equal(want) {
+		t.Fatalf("LastSeenAt = %v, want %v", got.LastSeenAt, want)
+	}
+}
+
+// Replies that mean "not now" are ErrUnavailable; a reply that means "bad
+// request" is neither ErrUnavailable nor ErrNotFound.
+func TestErrorMapping(t *testing.T) {
+	s := openEmbedded(t)
+	ctx := t.Context()
+	for _, msg := range []string{
+		"LOADING Redis is loading the dataset in memory",
+		"MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+		"CLUSTERDOWN The cluster is down",
+		"READONLY You can't write against a read only replica.",
+		"TRYAGAIN Multiple keys request during rehashing of slot",
+		"BUSY Redis is busy running a script.",
+	} {
+		s.embedded.mr.SetError(msg)
+		if _, err := s.GetFlow(ctx, "f"); !errors.Is(err, session.ErrUnavailable) {
+			t.Errorf("%s: GetFlow = %v, want ErrUnavailable", strings.Fields(msg)[0], err)
+		}
+	}
+	s.embedded.mr.SetError("")
+
+	if err := s.c.Set(ctx, s.k.flow("f"), "x", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// WRONGTYPE: a bug, not an outage.
+	if err := s.c.Set(ctx, s.k.session("x"), "x", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.GetSession(ctx, "x")
+	if err == nil || errors.Is(err, session.ErrUnavailable) || errors.Is(err, session.ErrNotFound) {
+		t.Errorf("GetSession on a string key = %v, want a plain error", err)
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.GetFlow(cctx, "f"); err == nil || errors.Is(err, session.ErrUnavailable) {
+		t.Errorf("GetFlow(cancelled) = %v, want a context error", err)
+	}
+	if !errors.Is(fail("x", redis.Nil), session.ErrNotFound) {
+		t.Error("redis.Nil is not ErrNotFound")
+	}
+	if !errors.Is(fail("x", redis.ErrPoolTimeout), session.ErrUnavailable) {
+		t.Error("pool timeout is not ErrUnavailable")
+	}
+}
+
+// Writes refuse a TTL that would leave a key without expiry.
+func TestZeroTTLRefused(t *testing.T) {
+	s := openEmbedded(t)
+	ctx := t.Context()
+	for op, err := range map[string]error{
+		"CreateSession": s.CreateSession(ctx, &session.Session{ID: "s"}, 0),
+		"PutFlow":       s.PutFlow(ctx, "f", nil, 0),
+		"PutCode":       s.PutCode(ctx, "c", "g", nil, time.Minute, 0),
+		"RevokeToken":   s.RevokeToken(ctx, "j", -time.Second),
+		"PutGrant":      s.PutGrant(ctx, &session.Grant{ID: "g"}),
+	} {
+		if err == nil {
+			t.Errorf("%s with no TTL succeeded", op)
+		}
+	}
+	if _, err := s.UseTOTPStep(ctx, "u", 1, 0); err == nil {
+		t.Error("UseTOTPStep with no TTL succeeded")
+	}
+	if n, _ := s.c.DBSize(ctx).Result(); n != 0 {
+		t.Errorf("%d keys written", n)
+	}
+}
+
+// config.Redis's password applies to a URL without one; a refused AUTH is
+// an outage to the caller (the store cannot serve), not a missing record.
+func TestPasswordFromConfig(t *testing.T) {
+	e, err := StartEmbedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	e.mr.RequireAuth("s3cret")
+	ctx := t.Context()
+
+	s, err := Open(config.Redis{URL: e.URL(), Password: "s3cret"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping with the configured password: %v", err)
+	}
+
+	bad, err := Open(config.Redis{URL: e.URL(), Password: "wrong"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	if err := bad.Ping(ctx); !errors.Is(err, session.ErrUnavailable) {
+		t.Fatalf("Ping with a wrong password = %v, want ErrUnavailable", err)
+	}
+}

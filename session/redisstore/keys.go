@@ -1,0 +1,129 @@
+package redisstore
+
+import (
+	"strconv"
+	"strings"
+)
+
+// keys builds every Redis key the store uses; no other file spells a key.
+//
+// A part in braces is a Redis Cluster hash tag: keys that change together
+// (a code and its spent marker; a user's account, session index and TOTP
+// steps) carry the same tag so that they live in one slot and a MULTI or a
+// Lua script may touch them together. The prefix must therefore not
+// contain braces.
+type keys struct{ prefix string }
+
+// session is a browser session, a HASH:
+//
+//	sub          subject
+//	created      unix nanoseconds
+//	seen         unix nanoseconds of the latest Touch
+//	c:<client>   "1" for each client that received a code
+//	v:<factor>   JSON authn.Verification, the latest of that factor
+//
+// A hash so that AddVerification and Touch write one field each, with no
+// read-modify-write. TTL: the ttl of the latest write (idle timeout).
+func (k keys) session(id string) string { return k.prefix + "{sess:" + id + "}" }
+
+// Field names of the session hash. scripts.go spells "sub" and "seen"
+// too.
+const (
+	fieldSub     = "sub"
+	fieldCreated = "created"
+	fieldSeen    = "seen"
+	prefixClient = "c:"
+	prefixVerify = "v:"
+)
+
+// userSessions is a SET of the ids of a subject's sessions. It lives in
+// another slot than the sessions, so it is best-effort: ids of sessions
+// that expired are pruned by ListSessions. TTL: extended to the ttl of
+// every session write, so it outlives its longest-lived session.
+func (k keys) userSessions(sub string) string {
+	return k.prefix + "{user:" + sub + "}:sessions"
+}
+
+// account is an account, a HASH of the acct* fields. No TTL: accounts
+// persist.
+func (k keys) account(sub string) string { return k.prefix + "{user:" + sub + "}:account" }
+
+// Field names of the account hash.
+const (
+	acctSub          = "sub"
+	acctUsername     = "username"
+	acctPasswordHash = "password_hash"
+	acctEmail        = "email"
+	acctPhone        = "phone"
+	acctName         = "name"
+	acctTOTPSecret   = "totp_secret"
+	acctEmailMFA     = "email_mfa" // "1" or "0"
+	acctLastFactor   = "last_factor"
+)
+
+// username maps a lowercased username to its subject, a STRING. No TTL:
+// it lives as long as the account. It is not tagged: it is written once,
+// with SET NX, before the account, so it need not share the account's slot.
+func (k keys) username(name string) string {
+	return k.prefix + "username:" + strings.ToLower(name)
+}
+
+// totpStep marks a used TOTP time step of a subject, a STRING set with
+// SET NX. TTL: the caller's, long enough to cover the steps still
+// accepted (the verification window).
+func (k keys) totpStep(sub string, step int64) string {
+	return k.prefix + "{user:" + sub + "}:totp:" + strconv.FormatInt(step, 10)
+}
+
+// flow is a pending authorization request, a STRING (opaque payload).
+// TTL: the caller's (how long a login may take).
+func (k keys) flow(id string) string { return k.prefix + "flow:" + id }
+
+// code is an unused authorization code, a STRING (opaque payload), keyed
+// by the code's hash. TTL: the code lifetime.
+func (k keys) code(hash string) string { return k.prefix + "{code:" + hash + "}" }
+
+// codeGrant is the id of the grant a code was (or will be) exchanged for,
+// a STRING, so that a replayed code can revoke what the first exchange
+// issued. It shares the code's tag so TakeCode reads both in one script.
+// TTL: the caller's spentTTL, longer than the code's.
+func (k keys) codeGrant(hash string) string { return k.prefix + "{code:" + hash + "}:grant" }
+
+// grant is a token family, a HASH of the grant* fields. TTL: until the
+// grant's ExpiresAt.
+func (k keys) grant(id string) string { return k.prefix + "{grant:" + id + "}" }
+
+// Field names of the grant hash.
+const (
+	grantClientID  = "client_id"
+	grantSub       = "sub"
+	grantSessionID = "sid"
+	grantOffline   = "offline" // "1" or "0"
+	grantRefresh   = "rt"      // hash of the current refresh token; scripts.go spells it too
+	grantData      = "data"
+	grantExpires   = "exp" // unix nanoseconds
+)
+
+// revoked marks a revoked access-token id, a STRING. TTL: the caller's,
+// until the token would have expired anyway.
+func (k keys) revoked(jti string) string { return k.prefix + "revoked:" + jti }
+
+// secret is a secret shared by every instance (signing key, cookie keys),
+// a STRING. No TTL: rotating it is an operator's decision.
+func (k keys) secret(name string) string { return k.prefix + "secret:" + name }
+
+// all matches every key of the store, for Purge.
+func (k keys) all() string { return escapeGlob(k.prefix) + "*" }
+
+// escapeGlob quotes the glob metacharacters of s for SCAN MATCH.
+func escapeGlob(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch r {
+		case '*', '?', '[', ']', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

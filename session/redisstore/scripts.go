@@ -1,0 +1,106 @@
+package redisstore
+
+import "github.com/redis/go-redis/v9"
+
+// The Lua scripts. Each touches only the keys it declares, all with one
+// hash tag, so each runs atomically on one Cluster slot. They return nil
+// (a redis.Nil reply) for "no such record". Scripts are run with
+// Script.Run: EVALSHA, falling back to EVAL when the server has not cached
+// the script (after a restart or failover).
+
+// scriptAddVerification sets one field of an existing session and extends
+// its TTL; a session that expired or was deleted is not resurrected.
+// KEYS[1] session; ARGV[1] field, ARGV[2] value, ARGV[3] ttl (ms).
+// Returns the session's subject.
+var scriptAddVerification = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return redis.call('HGET', KEYS[1], 'sub')
+`)
+
+// scriptTouch records activity on an existing session and extends its TTL.
+// "seen" only moves forward, so that instances racing with slightly
+// different clocks never move it back. Nanosecond timestamps have more
+// digits than a Lua number holds exactly, so they are compared as strings
+// (longer is later; equal length compares lexically).
+// KEYS[1] session; ARGV[1] seen (unix ns), ARGV[2] client field or "",
+// ARGV[3] ttl (ms). Returns the session's subject.
+var scriptTouch = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+local seen = redis.call('HGET', KEYS[1], 'seen')
+if not seen or #ARGV[1] > #seen or (#ARGV[1] == #seen and ARGV[1] > seen) then
+  redis.call('HSET', KEYS[1], 'seen', ARGV[1])
+end
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], ARGV[2], '1') end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return redis.call('HGET', KEYS[1], 'sub')
+`)
+
+// scriptDeleteSession deletes a session and returns its subject, so the
+// caller can drop it from the subject's index.
+// KEYS[1] session.
+var scriptDeleteSession = redis.NewScript(`
+local sub = redis.call('HGET', KEYS[1], 'sub')
+redis.call('DEL', KEYS[1])
+if not sub then return nil end
+return sub
+`)
+
+// scriptIndexSession adds a session id to its subject's index and makes
+// the index live at least ttl, never shortening it (another session may
+// live longer).
+// KEYS[1] index; ARGV[1] session id, ARGV[2] ttl (ms).
+var scriptIndexSession = redis.NewScript(`
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+`)
+
+// scriptSetIfExists sets one field of an existing hash; a missing hash is
+// not created.
+// KEYS[1] hash; ARGV[1] field, ARGV[2] value.
+var scriptSetIfExists = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`)
+
+// scriptTakeCode consumes an authorization code: the first caller gets the
+// payload and deletes it; later callers get the grant id of the spent
+// marker (a replay); nil when neither exists.
+// KEYS[1] code, KEYS[2] spent marker. Returns {"data", payload} or
+// {"spent", grant id}.
+var scriptTakeCode = redis.NewScript(`
+local data = redis.call('GET', KEYS[1])
+if data then
+  redis.call('DEL', KEYS[1])
+  return {'data', data}
+end
+local grant = redis.call('GET', KEYS[2])
+if grant then return {'spent', grant} end
+return nil
+`)
+
+// Results of scriptRotateRefresh.
+const (
+	rotateRotated = 1
+	rotateReused  = 2
+	rotateGone    = 3
+)
+
+// scriptRotateRefresh replaces a grant's refresh-token hash if the
+// presented one is current; otherwise the presented token is an old one
+// being reused, so the whole grant is deleted.
+// KEYS[1] grant; ARGV[1] presented hash, ARGV[2] new hash.
+var scriptRotateRefresh = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 3 end
+if redis.call('HGET', KEYS[1], 'rt') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'rt', ARGV[2])
+  return 1
+end
+redis.call('DEL', KEYS[1])
+return 2
+`)

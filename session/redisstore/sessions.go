@@ -1,0 +1,238 @@
+package redisstore
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stepup-dev/stepup/authn"
+	"github.com/stepup-dev/stepup/session"
+)
+
+// CreateSession writes sess as a new session (replacing any with its id) in
+// one MULTI, then adds it to its subject's index.
+func (s *Store) CreateSession(ctx context.Context, sess *session.Session, ttl time.Duration) error {
+	const op = "create session"
+	if sess.ID == "" {
+		return fmt.Errorf("redisstore: %s: empty id", op)
+	}
+	if err := checkTTL(op, ttl); err != nil {
+		return err
+	}
+	fields := []any{fieldSub, sess.Subject}
+	if !sess.CreatedAt.IsZero() {
+		fields = append(fields, fieldCreated, unixNano(sess.CreatedAt))
+	}
+	if !sess.LastSeenAt.IsZero() {
+		fields = append(fields, fieldSeen, unixNano(sess.LastSeenAt))
+	}
+	for _, c := range sess.ClientIDs {
+		fields = append(fields, prefixClient+c, "1")
+	}
+	for _, v := range sess.Verifications {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("redisstore: %s: %w", op, err)
+		}
+		fields = append(fields, prefixVerify+string(v.Factor), b)
+	}
+	key := s.k.session(sess.ID)
+	_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		p.HSet(ctx, key, fields...)
+		p.PExpire(ctx, key, ttl)
+		return nil
+	})
+	if err != nil {
+		return fail(op, err)
+	}
+	return s.index(ctx, op, sess.Subject, sess.ID, ttl)
+}
+
+// index adds a session to its subject's index, extending the index's TTL.
+func (s *Store) index(ctx context.Context, op, sub, id string, ttl time.Duration) error {
+	if sub == "" {
+		return nil
+	}
+	err := scriptIndexSession.Run(ctx, s.c, []string{s.k.userSessions(sub)}, id, millis(ttl)).Err()
+	return fail(op+": index", err)
+}
+
+// GetSession returns a session, its verifications ordered by time and its
+// client ids sorted.
+func (s *Store) GetSession(ctx context.Context, id string) (*session.Session, error) {
+	const op = "get session"
+	m, err := s.c.HGetAll(ctx, s.k.session(id)).Result()
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	if len(m) == 0 {
+		return nil, fail(op, redis.Nil)
+	}
+	return parseSession(id, m)
+}
+
+func parseSession(id string, m map[string]string) (*session.Session, error) {
+	sess := &session.Session{ID: id, Subject: m[fieldSub]}
+	var err error
+	if sess.CreatedAt, err = parseUnixNano(m[fieldCreated]); err != nil {
+		return nil, fmt.Errorf("redisstore: session field %s: %w", fieldCreated, err)
+	}
+	if sess.LastSeenAt, err = parseUnixNano(m[fieldSeen]); err != nil {
+		return nil, fmt.Errorf("redisstore: session field %s: %w", fieldSeen, err)
+	}
+	for f, v := range m {
+		switch {
+		case strings.HasPrefix(f, prefixClient):
+			sess.ClientIDs = append(sess.ClientIDs, strings.TrimPrefix(f, prefixClient))
+		case strings.HasPrefix(f, prefixVerify):
+			var ver authn.Verification
+			if err := json.Unmarshal([]byte(v), &ver); err != nil {
+				return nil, fmt.Errorf("redisstore: session field %s: %w", f, err)
+			}
+			sess.Verifications = append(sess.Verifications, ver)
+		}
+	}
+	slices.Sort(sess.ClientIDs)
+	slices.SortFunc(sess.Verifications, func(a, b authn.Verification) int {
+		return cmp.Or(a.At.Compare(b.At), cmp.Compare(a.Factor, b.Factor))
+	})
+	return sess, nil
+}
+
+// AddVerification stores v as the latest verification of its factor: one
+// field written by a script that does nothing if the session is gone.
+func (s *Store) AddVerification(ctx context.Context, id string, v authn.Verification, ttl time.Duration) error {
+	const op = "add verification"
+	if err := checkTTL(op, ttl); err != nil {
+		return err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("redisstore: %s: %w", op, err)
+	}
+	sub, err := scriptAddVerification.Run(ctx, s.c, []string{s.k.session(id)},
+		prefixVerify+string(v.Factor), b, millis(ttl)).Text()
+	if err != nil {
+		return fail(op, err)
+	}
+	return s.index(ctx, op, sub, id, ttl)
+}
+
+// Touch records activity on an existing session.
+func (s *Store) Touch(ctx context.Context, id string, at time.Time, clientID string, ttl time.Duration) error {
+	const op = "touch session"
+	if err := checkTTL(op, ttl); err != nil {
+		return err
+	}
+	client := ""
+	if clientID != "" {
+		client = prefixClient + clientID
+	}
+	sub, err := scriptTouch.Run(ctx, s.c, []string{s.k.session(id)},
+		unixNano(at), client, millis(ttl)).Text()
+	if err != nil {
+		return fail(op, err)
+	}
+	return s.index(ctx, op, sub, id, ttl)
+}
+
+// DeleteSession deletes a session (if it exists) and drops it from its
+// subject's index.
+func (s *Store) DeleteSession(ctx context.Context, id string) error {
+	const op = "delete session"
+	sub, err := scriptDeleteSession.Run(ctx, s.c, []string{s.k.session(id)}).Text()
+	if errors.Is(err, redis.Nil) || (err == nil && sub == "") {
+		return nil
+	}
+	if err != nil {
+		return fail(op, err)
+	}
+	return fail(op+": index", s.c.SRem(ctx, s.k.userSessions(sub), id).Err())
+}
+
+// ListSessions returns the live sessions of a subject, oldest first, and
+// prunes the index of sessions that have expired.
+func (s *Store) ListSessions(ctx context.Context, subject string) ([]*session.Session, error) {
+	const op = "list sessions"
+	idx := s.k.userSessions(subject)
+	ids, err := s.c.SMembers(ctx, idx).Result()
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HGetAll(ctx, s.k.session(id))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	var (
+		out  []*session.Session
+		dead []any
+	)
+	for i, id := range ids {
+		m := cmds[i].Val()
+		// A session of another subject under this index can only be a
+		// reused id; it is not this subject's.
+		if len(m) == 0 || m[fieldSub] != subject {
+			dead = append(dead, id)
+			continue
+		}
+		sess, err := parseSession(id, m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sess)
+	}
+	if len(dead) > 0 {
+		if err := s.c.SRem(ctx, idx, dead...).Err(); err != nil {
+			return nil, fail(op+": prune", err)
+		}
+	}
+	slices.SortFunc(out, func(a, b *session.Session) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// checkTTL refuses a TTL that would leave a key without expiry (go-redis
+// sends no EXPIRE for 0) or one Redis would reject.
+func checkTTL(op string, ttl time.Duration) error {
+	if ttl <= 0 {
+		return fmt.Errorf("redisstore: %s: ttl %v is not positive", op, ttl)
+	}
+	return nil
+}
+
+// millis is ttl in whole milliseconds for PEXPIRE, at least 1.
+func millis(ttl time.Duration) int64 { return max(ttl.Milliseconds(), 1) }
+
+func unixNano(t time.Time) string { return strconv.FormatInt(t.UnixNano(), 10) }
+
+// parseUnixNano parses a unix-nanosecond field; "" (never set) is the zero
+// time.
+func parseUnixNano(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.Unix(0, n), nil
+}

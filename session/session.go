@@ -1,0 +1,163 @@
+// Package session holds what stepup keeps between requests: browser
+// sessions (a subject and its timestamped factor verifications), accounts,
+// pending authorization flows, authorization codes, grants (token
+// families) and shared secrets, behind the Store interface.
+//
+// The browser only ever holds an opaque random session id (see Manager);
+// everything else lives in the Store. session knows nothing of OIDC: flow,
+// code and grant payloads are opaque bytes owned by their caller.
+package session
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/stepup-dev/stepup/authn"
+)
+
+// ErrNotFound is returned when a record does not exist (or has expired).
+var ErrNotFound = errors.New("not found")
+
+// ErrUnavailable wraps store failures (Redis unreachable, timeouts); the
+// HTTP layer answers 503 for it.
+var ErrUnavailable = errors.New("store unavailable")
+
+// Session is one browser session.
+type Session struct {
+	ID         string
+	Subject    string
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	// Verifications holds the latest verification of each factor.
+	Verifications []authn.Verification
+	// ClientIDs are the clients that received a code from this session.
+	ClientIDs []string
+}
+
+// Account is a user account. Accounts persist (no TTL).
+type Account struct {
+	Subject      string
+	Username     string
+	PasswordHash string // argon2id PHC string
+	Email        string
+	Phone        string
+	Name         string
+	TOTPSecret   string // base32; "" when TOTP is not enrolled
+	EmailMFA     bool
+	LastFactor   authn.Factor
+}
+
+// Grant is one token family: everything issued from one authorization code
+// (or one client_credentials exchange is not a grant). Deleting it revokes
+// its refresh token and makes its access tokens inactive.
+type Grant struct {
+	ID        string
+	ClientID  string
+	Subject   string
+	SessionID string
+	// Offline grants outlive the browser session (offline_access).
+	Offline bool
+	// RefreshHash is the hash of the current refresh token ("" for none).
+	RefreshHash string
+	// Data is the caller's payload (scopes, acr, amr, auth_time, …).
+	Data      []byte
+	ExpiresAt time.Time
+}
+
+// RotateResult is the outcome of Store.RotateRefresh.
+type RotateResult int
+
+// The results of RotateRefresh.
+const (
+	// Rotated: the presented hash was current and is replaced.
+	Rotated RotateResult = iota + 1
+	// Reused: the presented hash was an old one; the grant was deleted.
+	Reused
+	// Gone: no such grant.
+	Gone
+)
+
+// SessionStore keeps browser sessions. Every write extends the record's TTL
+// to ttl; a write to a session that no longer exists returns ErrNotFound and
+// creates nothing (never a half-written session).
+type SessionStore interface {
+	CreateSession(ctx context.Context, s *Session, ttl time.Duration) error
+	GetSession(ctx context.Context, id string) (*Session, error)
+	// AddVerification stores v as the latest verification of its factor.
+	AddVerification(ctx context.Context, id string, v authn.Verification, ttl time.Duration) error
+	// Touch records activity (last seen, and the client served, if not "").
+	Touch(ctx context.Context, id string, at time.Time, clientID string, ttl time.Duration) error
+	DeleteSession(ctx context.Context, id string) error
+	// ListSessions returns the live sessions of a subject.
+	ListSessions(ctx context.Context, subject string) ([]*Session, error)
+}
+
+// AccountStore keeps accounts.
+type AccountStore interface {
+	// SeedAccount creates the account for a.Username if none exists (the
+	// subject is then a.Subject), or updates the existing one's password
+	// hash, email, phone, name, email_mfa and — when a.TOTPSecret is not
+	// empty — TOTP secret. It returns the account as stored.
+	SeedAccount(ctx context.Context, a *Account) (*Account, error)
+	GetAccount(ctx context.Context, subject string) (*Account, error)
+	AccountByUsername(ctx context.Context, username string) (*Account, error)
+	SetTOTPSecret(ctx context.Context, subject, secret string) error
+	SetLastFactor(ctx context.Context, subject string, f authn.Factor) error
+	// UseTOTPStep records that subject used TOTP time step; false when that
+	// step was already used (replay). Atomic (SET NX).
+	UseTOTPStep(ctx context.Context, subject string, step int64, ttl time.Duration) (bool, error)
+}
+
+// FlowStore keeps pending authorization requests (opaque payloads).
+type FlowStore interface {
+	PutFlow(ctx context.Context, id string, data []byte, ttl time.Duration) error
+	GetFlow(ctx context.Context, id string) ([]byte, error)
+	DeleteFlow(ctx context.Context, id string) error
+}
+
+// CodeStore keeps authorization codes, keyed by a hash of the code.
+type CodeStore interface {
+	// PutCode stores a code's payload for ttl and remembers grantID for
+	// spentTTL, so that a replay can be traced to what the first exchange
+	// issued.
+	PutCode(ctx context.Context, codeHash, grantID string, data []byte, ttl, spentTTL time.Duration) error
+	// TakeCode consumes a code atomically. The first call returns the
+	// payload; later calls return (nil, grantID, nil) — a replay; an unknown
+	// code returns ErrNotFound.
+	TakeCode(ctx context.Context, codeHash string) (data []byte, replayedGrant string, err error)
+}
+
+// GrantStore keeps token families and revoked access-token ids.
+type GrantStore interface {
+	PutGrant(ctx context.Context, g *Grant) error // TTL until g.ExpiresAt
+	GetGrant(ctx context.Context, id string) (*Grant, error)
+	// RotateRefresh replaces the grant's refresh hash oldHash by newHash
+	// atomically. If oldHash is not current, the grant is deleted (reuse
+	// detection revokes the whole family) and Reused is returned.
+	RotateRefresh(ctx context.Context, id, oldHash, newHash string) (RotateResult, error)
+	DeleteGrant(ctx context.Context, id string) error
+	// RevokeToken marks an access-token id revoked until ttl passes.
+	RevokeToken(ctx context.Context, jti string, ttl time.Duration) error
+	IsRevoked(ctx context.Context, jti string) (bool, error)
+}
+
+// SecretStore shares secrets (signing key, cookie keys) between instances.
+type SecretStore interface {
+	// InitSecret stores value under name unless a value exists (SET NX) and
+	// returns the value in effect, so every instance uses the same one.
+	InitSecret(ctx context.Context, name string, value []byte) ([]byte, error)
+}
+
+// Store is everything stepup keeps. session/redisstore implements it.
+type Store interface {
+	SessionStore
+	AccountStore
+	FlowStore
+	CodeStore
+	GrantStore
+	SecretStore
+	// Ping reports whether the store is reachable.
+	Ping(ctx context.Context) error
+	Close() error
+}

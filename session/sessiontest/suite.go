@@ -1,0 +1,813 @@
+package sessiontest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stepup-dev/stepup/authn"
+	"github.com/stepup-dev/stepup/session"
+)
+
+// Run runs the conformance suite against the stores newStore returns.
+// Subtests run in parallel, each with a store of its own; newStore must be
+// safe to call concurrently and should close its store when t ends.
+//
+// A few subtests wait on real TTLs of about a second.
+func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s session.Store)
+	}{
+		{"Ping", testPing},
+		{"SessionRoundTrip", testSessionRoundTrip},
+		{"SessionMissing", testSessionMissing},
+		{"SessionDelete", testSessionDelete},
+		{"AddVerificationKeepsLatestPerFactor", testAddVerification},
+		{"WritesToMissingSessionCreateNothing", testWritesToMissingSession},
+		{"Touch", testTouch},
+		{"ListSessions", testListSessions},
+		{"TTL", testTTL},
+		{"SeedAccount", testSeedAccount},
+		{"SeedAccountConcurrent", testSeedAccountConcurrent},
+		{"AccountFields", testAccountFields},
+		{"UseTOTPStep", testUseTOTPStep},
+		{"UseTOTPStepConcurrent", testUseTOTPStepConcurrent},
+		{"Flow", testFlow},
+		{"Code", testCode},
+		{"CodeConcurrent", testCodeConcurrent},
+		{"Grant", testGrant},
+		{"RotateRefresh", testRotateRefresh},
+		{"RotateRefreshConcurrent", testRotateRefreshConcurrent},
+		{"RevokeToken", testRevokeToken},
+		{"InitSecret", testInitSecret},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fn(t, newStore(t))
+		})
+	}
+}
+
+// ttl is long enough never to expire during a test.
+const ttl = time.Hour
+
+// shortTTL and afterShortTTL are for the few tests of expiry.
+const (
+	shortTTL      = time.Second
+	afterShortTTL = 1500 * time.Millisecond
+)
+
+// binary is a payload that is not text, to catch stores that mangle bytes.
+var binary = []byte{0, 1, 2, 0xfe, 0xff, '\n', 0, 'x'}
+
+func testPing(t *testing.T, s session.Store) {
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+}
+
+func testSessionRoundTrip(t *testing.T, s session.Store) {
+	now := time.Now()
+	want := &session.Session{
+		ID:         newID(),
+		Subject:    newID(),
+		CreatedAt:  now.Add(-time.Minute),
+		LastSeenAt: now,
+		// Out of order: GetSession sorts by time.
+		Verifications: []authn.Verification{
+			{Factor: authn.WebAuthn, At: now.Add(-10 * time.Second), UV: true, Hardware: true},
+			{Factor: authn.Password, At: now.Add(-50 * time.Second)},
+		},
+		ClientIDs: []string{"web", "cli", "app"},
+	}
+	mustCreate(t, s, want, ttl)
+	got := mustGet(t, s, want.ID)
+	want.Verifications = []authn.Verification{want.Verifications[1], want.Verifications[0]}
+	want.ClientIDs = []string{"app", "cli", "web"}
+	assertSession(t, got, want)
+
+	// CreateSession replaces a session with the same id entirely.
+	repl := &session.Session{ID: want.ID, Subject: want.Subject, CreatedAt: now, LastSeenAt: now}
+	mustCreate(t, s, repl, ttl)
+	assertSession(t, mustGet(t, s, want.ID), repl)
+}
+
+func testSessionMissing(t *testing.T, s session.Store) {
+	if _, err := s.GetSession(t.Context(), newID()); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("GetSession(unknown) error = %v, want ErrNotFound", err)
+	}
+}
+
+func testSessionDelete(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	sess := newSession(newID())
+	mustCreate(t, s, sess, ttl)
+	if err := s.DeleteSession(ctx, sess.ID); err != nil {
+		t.Fatalf("DeleteSession: %v", err)
+	}
+	assertNoSession(t, s, sess.ID)
+	if err := s.DeleteSession(ctx, sess.ID); err != nil {
+		t.Fatalf("DeleteSession(deleted) = %v, want nil", err)
+	}
+	if err := s.DeleteSession(ctx, newID()); err != nil {
+		t.Fatalf("DeleteSession(unknown) = %v, want nil", err)
+	}
+}
+
+func testAddVerification(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	sess := newSession(newID())
+	mustCreate(t, s, sess, ttl)
+	t0 := sess.CreatedAt
+	adds := []authn.Verification{
+		{Factor: authn.Password, At: t0.Add(1 * time.Second)},
+		{Factor: authn.TOTP, At: t0.Add(2 * time.Second)},
+		{Factor: authn.WebAuthn, At: t0.Add(3 * time.Second), UV: true},
+		{Factor: authn.Password, At: t0.Add(4 * time.Second)},
+		{Factor: authn.WebAuthn, At: t0.Add(5 * time.Second), UV: true, Hardware: true},
+	}
+	for _, v := range adds {
+		if err := s.AddVerification(ctx, sess.ID, v, ttl); err != nil {
+			t.Fatalf("AddVerification(%s): %v", v.Factor, err)
+		}
+	}
+	got := mustGet(t, s, sess.ID)
+	want := []authn.Verification{adds[1], adds[3], adds[4]}
+	if !equalVerifications(got.Verifications, want) {
+		t.Fatalf("Verifications = %v, want %v (latest per factor, by time)", got.Verifications, want)
+	}
+	if got.Subject != sess.Subject || !got.CreatedAt.Equal(sess.CreatedAt) {
+		t.Fatalf("AddVerification changed the session: %+v", got)
+	}
+}
+
+// Writes to a session that does not exist — never created, deleted, or
+// expired — must fail and must not resurrect or half-create it.
+func testWritesToMissingSession(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	deleted := newSession(newID())
+	mustCreate(t, s, deleted, ttl)
+	if err := s.DeleteSession(ctx, deleted.ID); err != nil {
+		t.Fatal(err)
+	}
+	v := authn.Verification{Factor: authn.TOTP, At: time.Now()}
+	for _, id := range []string{newID(), deleted.ID} {
+		if err := s.AddVerification(ctx, id, v, ttl); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("AddVerification(missing) = %v, want ErrNotFound", err)
+		}
+		if err := s.Touch(ctx, id, time.Now(), "web", ttl); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("Touch(missing) = %v, want ErrNotFound", err)
+		}
+		if err := s.Touch(ctx, id, time.Now(), "", ttl); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("Touch(missing, no client) = %v, want ErrNotFound", err)
+		}
+		assertNoSession(t, s, id)
+	}
+	list, err := s.ListSessions(ctx, deleted.Subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 0 {
+		t.Errorf("ListSessions after writes to a deleted session = %v, want none", ids(list))
+	}
+}
+
+func testTouch(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	sess := newSession(newID())
+	mustCreate(t, s, sess, ttl)
+	at := sess.CreatedAt.Add(time.Minute)
+	if err := s.Touch(ctx, sess.ID, at, "", ttl); err != nil {
+		t.Fatalf("Touch: %v", err)
+	}
+	got := mustGet(t, s, sess.ID)
+	if !got.LastSeenAt.Equal(at) || len(got.ClientIDs) != 0 {
+		t.Fatalf("after Touch(no client): LastSeenAt %v ClientIDs %v, want %v and none", got.LastSeenAt, got.ClientIDs, at)
+	}
+	for _, c := range []string{"web", "app", "web"} {
+		at = at.Add(time.Second)
+		if err := s.Touch(ctx, sess.ID, at, c, ttl); err != nil {
+			t.Fatalf("Touch(%s): %v", c, err)
+		}
+	}
+	got = mustGet(t, s, sess.ID)
+	if !got.LastSeenAt.Equal(at) || !slices.Equal(got.ClientIDs, []string{"app", "web"}) {
+		t.Fatalf("after Touch: LastSeenAt %v ClientIDs %v, want %v [app web]", got.LastSeenAt, got.ClientIDs, at)
+	}
+}
+
+func testListSessions(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	sub, other := newID(), newID()
+	var mine []*session.Session
+	for i := range 3 {
+		sess := newSession(sub)
+		sess.CreatedAt = sess.CreatedAt.Add(time.Duration(i) * time.Second)
+		mustCreate(t, s, sess, ttl)
+		mine = append(mine, sess)
+	}
+	mustCreate(t, s, newSession(other), ttl)
+
+	if err := s.DeleteSession(ctx, mine[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.ListSessions(ctx, sub)
+	if err != nil {
+		t.Fatalf("ListSessions: %v", err)
+	}
+	if got, want := ids(list), []string{mine[0].ID, mine[2].ID}; !sameSet(got, want) {
+		t.Fatalf("ListSessions = %v, want %v", got, want)
+	}
+	for _, sess := range list {
+		if sess.Subject != sub {
+			t.Errorf("ListSessions(%s) returned a session of %s", sub, sess.Subject)
+		}
+	}
+	if list, err := s.ListSessions(ctx, newID()); err != nil || len(list) != 0 {
+		t.Fatalf("ListSessions(unknown) = %v, %v; want none", ids(list), err)
+	}
+}
+
+// testTTL checks that records expire, and that writes extend a session.
+// It sleeps once, for all the records at once.
+func testTTL(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	sub := newID()
+	expiring := newSession(sub)
+	mustCreate(t, s, expiring, shortTTL)
+	kept := newSession(sub)
+	mustCreate(t, s, kept, shortTTL)
+	if err := s.Touch(ctx, kept.ID, time.Now(), "web", ttl); err != nil {
+		t.Fatal(err)
+	}
+	verified := newSession(sub)
+	mustCreate(t, s, verified, shortTTL)
+	if err := s.AddVerification(ctx, verified.ID, authn.Verification{Factor: authn.Password, At: time.Now()}, ttl); err != nil {
+		t.Fatal(err)
+	}
+	flow, code, grant, jti := newID(), newID(), newID(), newID()
+	if err := s.PutFlow(ctx, flow, binary, shortTTL); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutCode(ctx, code, grant, binary, shortTTL, shortTTL); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutGrant(ctx, &session.Grant{ID: grant, ClientID: "web", Subject: sub, ExpiresAt: time.Now().Add(shortTTL)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeToken(ctx, jti, shortTTL); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.UseTOTPStep(ctx, sub, 42, shortTTL); err != nil || !ok {
+		t.Fatalf("UseTOTPStep = %v, %v", ok, err)
+	}
+
+	time.Sleep(afterShortTTL)
+
+	assertNoSession(t, s, expiring.ID)
+	mustGet(t, s, kept.ID)
+	mustGet(t, s, verified.ID)
+	list, err := s.ListSessions(ctx, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ids(list), []string{kept.ID, verified.ID}; !sameSet(got, want) {
+		t.Errorf("ListSessions after expiry = %v, want %v", got, want)
+	}
+	if _, err := s.GetFlow(ctx, flow); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("GetFlow(expired) error = %v, want ErrNotFound", err)
+	}
+	if _, _, err := s.TakeCode(ctx, code); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("TakeCode(expired) error = %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetGrant(ctx, grant); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("GetGrant(expired) error = %v, want ErrNotFound", err)
+	}
+	if revoked, err := s.IsRevoked(ctx, jti); err != nil || revoked {
+		t.Errorf("IsRevoked(expired) = %v, %v; want false", revoked, err)
+	}
+	if ok, err := s.UseTOTPStep(ctx, sub, 42, shortTTL); err != nil || !ok {
+		t.Errorf("UseTOTPStep(expired step) = %v, %v; want true", ok, err)
+	}
+}
+
+func testSeedAccount(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	name := "Alice-" + newID()
+	first := &session.Account{
+		Subject:      newID(),
+		Username:     name,
+		PasswordHash: "$argon2id$v=19$m=65536,t=1,p=2$c2FsdA$aGFzaA",
+		Email:        "alice@example.com",
+		Phone:        "+15550100",
+		Name:         "Alice",
+		TOTPSecret:   "JBSWY3DPEHPK3PXP",
+		EmailMFA:     true,
+	}
+	got, err := s.SeedAccount(ctx, first)
+	if err != nil {
+		t.Fatalf("SeedAccount: %v", err)
+	}
+	assertAccount(t, got, first)
+
+	// Seeding again updates the fields but keeps the subject, and keeps
+	// the TOTP secret when the seed has none.
+	again := &session.Account{
+		Subject:      newID(),
+		Username:     name,
+		PasswordHash: "$argon2id$v=19$m=65536,t=1,p=2$c2FsdA$bmV3",
+		Email:        "alice@example.org",
+		Name:         "Alice B.",
+	}
+	got, err = s.SeedAccount(ctx, again)
+	if err != nil {
+		t.Fatalf("SeedAccount(again): %v", err)
+	}
+	want := *again
+	want.Subject, want.TOTPSecret = first.Subject, first.TOTPSecret
+	assertAccount(t, got, &want)
+	if _, err := s.GetAccount(ctx, again.Subject); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("GetAccount(subject of the second seed) error = %v, want ErrNotFound", err)
+	}
+
+	got, err = s.GetAccount(ctx, first.Subject)
+	if err != nil {
+		t.Fatalf("GetAccount: %v", err)
+	}
+	assertAccount(t, got, &want)
+	for _, u := range []string{name, "alice-" + name[len("Alice-"):], "ALICE-" + name[len("Alice-"):]} {
+		got, err := s.AccountByUsername(ctx, u)
+		if err != nil {
+			t.Fatalf("AccountByUsername(%q): %v", u, err)
+		}
+		if got.Subject != first.Subject {
+			t.Errorf("AccountByUsername(%q).Subject = %q, want %q", u, got.Subject, first.Subject)
+		}
+	}
+	if _, err := s.AccountByUsername(ctx, "nobody-"+newID()); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("AccountByUsername(unknown) error = %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetAccount(ctx, newID()); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("GetAccount(unknown) error = %v, want ErrNotFound", err)
+	}
+}
+
+// Instances that start together seed the same users at once; they must
+// agree on one subject per username.
+func testSeedAccountConcurrent(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	name := "bob-" + newID()
+	const n = 8
+	subs := make([]string, n)
+	errs := make([]error, n)
+	race(n, func(i int) {
+		var a *session.Account
+		a, errs[i] = s.SeedAccount(ctx, &session.Account{Subject: newID(), Username: name, Email: "bob@example.com"})
+		if a != nil {
+			subs[i] = a.Subject
+		}
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("SeedAccount #%d: %v", i, err)
+		}
+	}
+	for i := range subs {
+		if subs[i] != subs[0] {
+			t.Fatalf("concurrent SeedAccount returned subjects %v, want one", subs)
+		}
+	}
+	got, err := s.AccountByUsername(ctx, name)
+	if err != nil || got.Subject != subs[0] {
+		t.Fatalf("AccountByUsername = %+v, %v; want subject %s", got, err, subs[0])
+	}
+}
+
+func testAccountFields(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	a, err := s.SeedAccount(ctx, &session.Account{Subject: newID(), Username: "carol-" + newID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.TOTPSecret != "" || a.LastFactor != "" || a.EmailMFA {
+		t.Fatalf("fresh account = %+v, want no TOTP, no last factor, no email MFA", a)
+	}
+	if err := s.SetTOTPSecret(ctx, a.Subject, "JBSWY3DPEHPK3PXP"); err != nil {
+		t.Fatalf("SetTOTPSecret: %v", err)
+	}
+	if err := s.SetLastFactor(ctx, a.Subject, authn.TOTP); err != nil {
+		t.Fatalf("SetLastFactor: %v", err)
+	}
+	got, err := s.GetAccount(ctx, a.Subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.TOTPSecret != "JBSWY3DPEHPK3PXP" || got.LastFactor != authn.TOTP || got.Username != a.Username {
+		t.Fatalf("account = %+v, want TOTP secret and last factor totp", got)
+	}
+	if err := s.SetTOTPSecret(ctx, a.Subject, ""); err != nil {
+		t.Fatalf("SetTOTPSecret(\"\"): %v", err)
+	}
+	if got, _ := s.GetAccount(ctx, a.Subject); got == nil || got.TOTPSecret != "" {
+		t.Fatalf("after SetTOTPSecret(\"\"): %+v, want no TOTP secret", got)
+	}
+
+	// Writes to an unknown subject create no partial account.
+	ghost := newID()
+	if err := s.SetTOTPSecret(ctx, ghost, "JBSWY3DPEHPK3PXP"); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("SetTOTPSecret(unknown) = %v, want ErrNotFound", err)
+	}
+	if err := s.SetLastFactor(ctx, ghost, authn.SMS); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("SetLastFactor(unknown) = %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetAccount(ctx, ghost); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("GetAccount after writes to an unknown subject: %v, want ErrNotFound", err)
+	}
+}
+
+func testUseTOTPStep(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	sub, other := newID(), newID()
+	for _, c := range []struct {
+		sub  string
+		step int64
+		want bool
+	}{
+		{sub, 1000, true},
+		{sub, 1000, false}, // replay
+		{sub, 1001, true},
+		{other, 1000, true}, // steps are per user
+		{other, 1000, false},
+	} {
+		got, err := s.UseTOTPStep(ctx, c.sub, c.step, ttl)
+		if err != nil || got != c.want {
+			t.Errorf("UseTOTPStep(%s, %d) = %v, %v; want %v", c.sub, c.step, got, err, c.want)
+		}
+	}
+}
+
+func testUseTOTPStepConcurrent(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	sub := newID()
+	const n = 16
+	oks := make([]bool, n)
+	errs := make([]error, n)
+	race(n, func(i int) { oks[i], errs[i] = s.UseTOTPStep(ctx, sub, 7, ttl) })
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if c := count(oks, true); c != 1 {
+		t.Fatalf("%d of %d concurrent UseTOTPStep calls accepted the step, want 1", c, n)
+	}
+}
+
+func testFlow(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	id := newID()
+	if _, err := s.GetFlow(ctx, id); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("GetFlow(unknown) error = %v, want ErrNotFound", err)
+	}
+	if err := s.PutFlow(ctx, id, binary, ttl); err != nil {
+		t.Fatalf("PutFlow: %v", err)
+	}
+	if got, err := s.GetFlow(ctx, id); err != nil || !bytes.Equal(got, binary) {
+		t.Fatalf("GetFlow = %q, %v; want %q", got, err, binary)
+	}
+	if err := s.PutFlow(ctx, id, []byte("v2"), ttl); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetFlow(ctx, id); err != nil || string(got) != "v2" {
+		t.Fatalf("GetFlow after overwrite = %q, %v; want v2", got, err)
+	}
+	if err := s.DeleteFlow(ctx, id); err != nil {
+		t.Fatalf("DeleteFlow: %v", err)
+	}
+	if _, err := s.GetFlow(ctx, id); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("GetFlow(deleted) error = %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteFlow(ctx, id); err != nil {
+		t.Fatalf("DeleteFlow(deleted) = %v, want nil", err)
+	}
+}
+
+func testCode(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	code, grant := newID(), newID()
+	if _, _, err := s.TakeCode(ctx, code); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("TakeCode(unknown) error = %v, want ErrNotFound", err)
+	}
+	if err := s.PutCode(ctx, code, grant, binary, ttl, ttl); err != nil {
+		t.Fatalf("PutCode: %v", err)
+	}
+	data, replayed, err := s.TakeCode(ctx, code)
+	if err != nil || !bytes.Equal(data, binary) || replayed != "" {
+		t.Fatalf("TakeCode = %q, %q, %v; want the payload", data, replayed, err)
+	}
+	for range 2 {
+		data, replayed, err = s.TakeCode(ctx, code)
+		if err != nil || data != nil || replayed != grant {
+			t.Fatalf("TakeCode(replay) = %q, %q, %v; want nil, %q, nil", data, replayed, err, grant)
+		}
+	}
+}
+
+// Two token requests racing with one code: one gets the payload, the
+// others learn which grant to revoke.
+func testCodeConcurrent(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	code, grant := newID(), newID()
+	if err := s.PutCode(ctx, code, grant, binary, ttl, ttl); err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	datas := make([][]byte, n)
+	replays := make([]string, n)
+	errs := make([]error, n)
+	race(n, func(i int) { datas[i], replays[i], errs[i] = s.TakeCode(ctx, code) })
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	payloads := 0
+	for i := range n {
+		switch {
+		case datas[i] != nil:
+			payloads++
+			if !bytes.Equal(datas[i], binary) || replays[i] != "" {
+				t.Errorf("TakeCode #%d = %q, %q", i, datas[i], replays[i])
+			}
+		case replays[i] != grant:
+			t.Errorf("TakeCode #%d replayed grant = %q, want %q", i, replays[i], grant)
+		}
+	}
+	if payloads != 1 {
+		t.Fatalf("%d of %d concurrent TakeCode calls got the payload, want 1", payloads, n)
+	}
+}
+
+func testGrant(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	want := &session.Grant{
+		ID:          newID(),
+		ClientID:    "web",
+		Subject:     newID(),
+		SessionID:   newID(),
+		Offline:     true,
+		RefreshHash: "rt-1",
+		Data:        binary,
+		ExpiresAt:   time.Now().Add(ttl),
+	}
+	if _, err := s.GetGrant(ctx, want.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("GetGrant(unknown) error = %v, want ErrNotFound", err)
+	}
+	if err := s.PutGrant(ctx, want); err != nil {
+		t.Fatalf("PutGrant: %v", err)
+	}
+	got, err := s.GetGrant(ctx, want.ID)
+	if err != nil {
+		t.Fatalf("GetGrant: %v", err)
+	}
+	assertGrant(t, got, want)
+
+	// PutGrant replaces the whole grant.
+	repl := &session.Grant{ID: want.ID, ClientID: "cli", Subject: want.Subject, ExpiresAt: time.Now().Add(ttl)}
+	if err := s.PutGrant(ctx, repl); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.GetGrant(ctx, want.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertGrant(t, got, repl)
+
+	if err := s.DeleteGrant(ctx, want.ID); err != nil {
+		t.Fatalf("DeleteGrant: %v", err)
+	}
+	if _, err := s.GetGrant(ctx, want.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("GetGrant(deleted) error = %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteGrant(ctx, want.ID); err != nil {
+		t.Fatalf("DeleteGrant(deleted) = %v, want nil", err)
+	}
+}
+
+func testRotateRefresh(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	g := &session.Grant{ID: newID(), ClientID: "web", Subject: newID(), RefreshHash: "rt-1", ExpiresAt: time.Now().Add(ttl)}
+	if err := s.PutGrant(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	rotate := func(old, new string, want session.RotateResult) {
+		t.Helper()
+		got, err := s.RotateRefresh(ctx, g.ID, old, new)
+		if err != nil || got != want {
+			t.Fatalf("RotateRefresh(%s → %s) = %v, %v; want %v", old, new, got, err, want)
+		}
+	}
+	rotate("rt-1", "rt-2", session.Rotated)
+	got, err := s.GetGrant(ctx, g.ID)
+	if err != nil || got.RefreshHash != "rt-2" || got.ClientID != "web" {
+		t.Fatalf("after rotation: %+v, %v; want refresh hash rt-2, rest kept", got, err)
+	}
+	rotate("rt-2", "rt-3", session.Rotated)
+	// rt-1 is an old token presented again: the family is revoked.
+	rotate("rt-1", "rt-x", session.Reused)
+	if _, err := s.GetGrant(ctx, g.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("GetGrant after reuse error = %v, want ErrNotFound (grant deleted)", err)
+	}
+	rotate("rt-3", "rt-4", session.Gone)
+	if _, err := s.GetGrant(ctx, g.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("RotateRefresh on a gone grant recreated it: %v", err)
+	}
+	if got, err := s.RotateRefresh(ctx, newID(), "a", "b"); err != nil || got != session.Gone {
+		t.Fatalf("RotateRefresh(unknown) = %v, %v; want Gone", got, err)
+	}
+}
+
+// One refresh token presented twice at once: exactly one rotation; the
+// other is reuse (or finds the grant already revoked).
+func testRotateRefreshConcurrent(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	g := &session.Grant{ID: newID(), ClientID: "web", Subject: newID(), RefreshHash: "rt-1", ExpiresAt: time.Now().Add(ttl)}
+	if err := s.PutGrant(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	res := make([]session.RotateResult, n)
+	errs := make([]error, n)
+	race(n, func(i int) { res[i], errs[i] = s.RotateRefresh(ctx, g.ID, "rt-1", fmt.Sprintf("rt-2-%d", i)) })
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if c := count(res, session.Rotated); c != 1 {
+		t.Fatalf("results %v: %d Rotated, want 1", res, c)
+	}
+	if c := count(res, session.Reused); c < 1 {
+		t.Fatalf("results %v: no Reused, want the first loser to detect reuse", res)
+	}
+	if _, err := s.GetGrant(ctx, g.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("GetGrant after concurrent reuse error = %v, want ErrNotFound", err)
+	}
+}
+
+func testRevokeToken(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	jti, other := newID(), newID()
+	if err := s.RevokeToken(ctx, jti, ttl); err != nil {
+		t.Fatalf("RevokeToken: %v", err)
+	}
+	if got, err := s.IsRevoked(ctx, jti); err != nil || !got {
+		t.Fatalf("IsRevoked(revoked) = %v, %v; want true", got, err)
+	}
+	if got, err := s.IsRevoked(ctx, other); err != nil || got {
+		t.Fatalf("IsRevoked(other) = %v, %v; want false", got, err)
+	}
+}
+
+func testInitSecret(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	name := "signing-" + newID()
+	got, err := s.InitSecret(ctx, name, binary)
+	if err != nil || !bytes.Equal(got, binary) {
+		t.Fatalf("InitSecret(first) = %q, %v; want %q", got, err, binary)
+	}
+	got, err = s.InitSecret(ctx, name, []byte("second"))
+	if err != nil || !bytes.Equal(got, binary) {
+		t.Fatalf("InitSecret(second) = %q, %v; want the first value %q", got, err, binary)
+	}
+	if got, err := s.InitSecret(ctx, name+"-other", []byte("other")); err != nil || string(got) != "other" {
+		t.Fatalf("InitSecret(other name) = %q, %v; want other", got, err)
+	}
+
+	// Instances starting together all end up with one value.
+	raced := "cookie-" + newID()
+	const n = 8
+	vals := make([][]byte, n)
+	errs := make([]error, n)
+	race(n, func(i int) { vals[i], errs[i] = s.InitSecret(ctx, raced, []byte{byte(i)}) })
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	for i := range vals {
+		if !bytes.Equal(vals[i], vals[0]) {
+			t.Fatalf("concurrent InitSecret returned %v, want one value", vals)
+		}
+	}
+}
+
+// race runs f(0) … f(n-1) in goroutines released at the same moment.
+func race(n int, f func(i int)) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			f(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+}
+
+func count[T comparable](xs []T, v T) int {
+	c := 0
+	for _, x := range xs {
+		if x == v {
+			c++
+		}
+	}
+	return c
+}
+
+// newID returns a random id, so that subtests sharing a Redis never meet.
+func newID() string { return randomHex(12) }
+
+func newSession(sub string) *session.Session {
+	now := time.Now()
+	return &session.Session{
+		ID:            newID(),
+		Subject:       sub,
+		CreatedAt:     now,
+		LastSeenAt:    now,
+		Verifications: []authn.Verification{{Factor: authn.Password, At: now}},
+	}
+}
+
+func mustCreate(t *testing.T, s session.Store, sess *session.Session, ttl time.Duration) {
+	t.Helper()
+	if err := s.CreateSession(t.Context(), sess, ttl); err != nil {
+		t.Fatalf("CreateSession: %v", err)
+	}
+}
+
+func mustGet(t *testing.T, s session.Store, id string) *session.Session {
+	t.Helper()
+	got, err := s.GetSession(t.Context(), id)
+	if err != nil {
+		t.Fatalf("GetSession: %v", err)
+	}
+	if got.ID != id {
+		t.Fatalf("GetSession(%s).ID = %s", id, got.ID)
+	}
+	return got
+}
+
+func assertNoSession(t *testing.T, s session.Store, id string) {
+	t.Helper()
+	if got, err := s.GetSession(t.Context(), id); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("GetSession = %+v, %v; want ErrNotFound", got, err)
+	}
+}
+
+func assertSession(t *testing.T, got, want *session.Session) {
+	t.Helper()
+	if got.ID != want.ID || got.Subject != want.Subject ||
+		!got.CreatedAt.Equal(want.CreatedAt) || !got.LastSeenAt.Equal(want.LastSeenAt) ||
+		!equalVerifications(got.Verifications, want.Verifications) ||
+		!slices.Equal(got.ClientIDs, want.ClientIDs) {
+		t.Fatalf("session = %+v\nwant %+v", got, want)
+	}
+}
+
+func equalVerifications(a, b []authn.Verification) bool {
+	return slices.EqualFunc(a, b, func(x, y authn.Verification) bool {
+		return x.Factor == y.Factor && x.At.Equal(y.At) && x.UV == y.UV && x.Hardware == y.Hardware
+	})
+}
+
+func assertAccount(t *testing.T, got, want *session.Account) {
+	t.Helper()
+	if *got != *want {
+		t.Fatalf("account = %+v\nwant %+v", got, want)
+	}
+}
+
+func assertGrant(t *testing.T, got, want *session.Grant) {
+	t.Helper()
+	if got.ID != want.ID || got.ClientID != want.ClientID || got.Subject != want.Subject ||
+		got.SessionID != want.SessionID || got.Offline != want.Offline ||
+		got.RefreshHash != want.RefreshHash || !bytes.Equal(got.Data, want.Data) ||
+		!got.ExpiresAt.Equal(want.ExpiresAt) {
+		t.Fatalf("grant = %+v\nwant %+v", got, want)
+	}
+}
+
+func ids(list []*session.Session) []string {
+	out := make([]string, 0, len(list))
+	for _, s := range list {
+		out = append(out, s.ID)
+	}
+	return out
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
