@@ -1,0 +1,112 @@
+package templates
+
+import "html/template"
+
+// Page is what every page shows besides its own content. Each page's data
+// type embeds it.
+type Page struct {
+	// Title is the page title (the <title> element and the heading when the
+	// page has no fixed one).
+	Title string
+	// CSRF is the token every form posts back as csrf_token.
+	CSRF string
+	// Error, when set, is shown in an element with role="alert": a failed
+	// attempt re-renders its form with it (status 401 or 429).
+	Error string
+	// Status is "" or "locked" (too many failures; the form still works
+	// once the lockout window has passed). It is exposed as data-status on
+	// the <main> element.
+	Status string
+	// ClientName names the relying party the user is signing in to, when
+	// there is one.
+	ClientName string
+}
+
+// LoginData is the data of the username/password page (PageLogin).
+type LoginData struct {
+	Page
+	// Action is where the form posts username, password and csrf_token.
+	Action string
+	// Username pre-fills the username input (login_hint, or the previous
+	// attempt).
+	Username string
+	// CancelAction, when set, shows a cancel form (data-action="cancel")
+	// that posts csrf_token there.
+	CancelAction string
+}
+
+// FactorLink offers another enrolled factor on a code page.
+type FactorLink struct {
+	Factor string // totp | sms | email | recovery | webauthn
+	Label  string
+	URL    string
+}
+
+// CodeData is the data of a one-time code page (PageCode): TOTP, SMS,
+// email or recovery code.
+type CodeData struct {
+	Page
+	// Factor is totp, sms, email or recovery; it is the form's data-factor.
+	Factor string
+	// Action is where the form posts code and csrf_token.
+	Action string
+	// Hint says where the code comes from ("Sent to +1 ••• 0100").
+	Hint string
+	// Alternatives are the user's other factors, each a link carrying
+	// data-factor.
+	Alternatives []FactorLink
+	// CancelAction, when set, shows a cancel form (data-action="cancel").
+	CancelAction string
+	// Step explains a step-up ("Step-up required for Acme Bank: …").
+	Step string
+}
+
+// EnrollTOTPData is the data of the authenticator-app enrollment page
+// (PageEnrollTOTP).
+type EnrollTOTPData struct {
+	Page
+	// Action is where the confirmation form posts code and csrf_token.
+	Action string
+	// Secret is the base32 secret, shown as text in data-totp-secret.
+	Secret string
+	// QRDataURI is a data:image/png;base64 URI of the QR code.
+	QRDataURI template.URL
+	// CancelAction, when set, shows a skip control (data-action="cancel");
+	// "" means enrollment cannot be skipped.
+	CancelAction string
+}
+
+// InfoData is the data of a page that only informs (PageInfo), such as
+// recovery codes shown once.
+type InfoData struct {
+	Page
+	Message string
+	// RecoveryCodes, when set, are listed each in an element carrying
+	// data-recovery-code.
+	RecoveryCodes []string
+	// ContinueURL, when set, shows a data-action="continue" link to it.
+	ContinueURL string
+}
+
+// ErrorData is the data of the error page (PageError), shown with a 4xx or
+// 5xx status; it never redirects.
+type ErrorData struct {
+	Page
+	Message string
+}
+
+// LogoutData is the data of the sign-out confirmation page (PageLogout).
+type LogoutData struct {
+	Page
+	// Action is where the form posts csrf_token, client_id,
+	// post_logout_redirect_uri and state.
+	Action string
+	// ClientID, PostLogoutURI and State are carried through the
+	// confirmation as hidden inputs client_id, post_logout_redirect_uri and
+	// state (each omitted when empty).
+	ClientID      string
+	PostLogoutURI string
+	State         string
+	// StayURL is the "stay signed in" link; "" links to /.
+	StayURL string
+}
