@@ -1,0 +1,195 @@
+// Command stepupd is the stepup OpenID provider.
+//
+//	stepupd                       demo: embedded store, demo client and user
+//	stepupd -config FILE          run with a configuration file
+//	stepupd check-config FILE     validate a configuration file and exit
+//	stepupd hash-password         read a password on stdin, print its argon2id hash
+//	stepupd healthcheck URL       exit 0 when URL answers 200 (container probes)
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/stepup-dev/stepup/authn/password"
+	"github.com/stepup-dev/stepup/config"
+	"github.com/stepup-dev/stepup/server"
+	"github.com/stepup-dev/stepup/server/demo"
+	"github.com/stepup-dev/stepup/session/redisstore"
+)
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "check-config":
+			os.Exit(checkConfig(os.Args[2:], os.Stdout, os.Stderr))
+		case "hash-password":
+			os.Exit(hashPassword(os.Stdin, os.Stdout, os.Stderr))
+		case "healthcheck":
+			os.Exit(healthcheck(os.Args[2:], os.Stderr))
+		}
+	}
+	fs := flag.NewFlagSet("stepupd", flag.ExitOnError)
+	cfgPath := fs.String("config", "", "configuration file (YAML); without it stepupd runs the demo")
+	logLevel := fs.String("log-level", "info", "debug | info | warn | error")
+	_ = fs.Parse(os.Args[1:])
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintln(os.Stderr, "stepupd: -log-level:", err)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *cfgPath, log); err != nil {
+		fmt.Fprintln(os.Stderr, "stepupd:", err)
+		os.Exit(1)
+	}
+}
+
+func checkConfig(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: stepupd check-config FILE")
+		return 2
+	}
+	if _, err := config.Load(args[0]); err != nil {
+		fmt.Fprintf(stderr, "%s:\n%v\n", args[0], err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", args[0])
+	return 0
+}
+
+// healthcheck lets a container without a shell probe the server:
+// `stepupd healthcheck URL` exits 0 when URL answers 200.
+func healthcheck(args []string, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: stepupd healthcheck URL")
+		return 2
+	}
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(args[0])
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(stderr, resp.Status)
+		return 1
+	}
+	return 0
+}
+
+func hashPassword(stdin io.Reader, stdout, stderr io.Writer) int {
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		fmt.Fprintln(stderr, "stepupd hash-password:", err)
+		return 1
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if pw == "" {
+		fmt.Fprintln(stderr, "stepupd hash-password: empty password on stdin")
+		return 1
+	}
+	h, err := password.Hash(pw)
+	if err != nil {
+		fmt.Fprintln(stderr, "stepupd hash-password:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, h)
+	return 0
+}
+
+func run(ctx context.Context, cfgPath string, log *slog.Logger) error {
+	demoMode := cfgPath == ""
+	var cfg *config.Config
+	if demoMode {
+		cfg = config.Demo()
+	} else {
+		var err error
+		if cfg, err = config.Load(cfgPath); err != nil {
+			return fmt.Errorf("%s:\n%w", cfgPath, err)
+		}
+	}
+	for _, path := range cfg.PlainSecrets() {
+		log.Warn("plain-text secret in the configuration; use a hash or ${ENV}", "path", path)
+	}
+	if cfg.Redis.Embedded() {
+		log.Warn("using the embedded in-process store: sessions are lost on exit and not shared; configure redis.url for production")
+	}
+	store, err := redisstore.Open(cfg.Redis, redisstore.Options{})
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer store.Close()
+	accounts, err := server.Seed(ctx, store, cfg.Users)
+	if err != nil {
+		return err
+	}
+	opts := server.Options{Log: log}
+	if demoMode {
+		opts.Mount = demo.Mount(cfg.Issuer, cfg.Clients[0].ID, cfg.Clients[0].RedirectURIs[0])
+	}
+	srv, err := server.New(ctx, cfg, store, opts)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	log.Info("stepupd listening", "addr", ln.Addr().String(), "issuer", cfg.Issuer)
+	if demoMode {
+		printDemo(os.Stdout, cfg, accounts[0].Subject)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return hs.Shutdown(sctx)
+}
+
+func printDemo(w io.Writer, cfg *config.Config, sub string) {
+	u := cfg.Users[0]
+	fmt.Fprintf(w, `
+stepup demo — embedded store, nothing persists
+  issuer        %s
+  client        %s (public, PKCE)
+  user          %s / %s   (sub %s)
+  TOTP secret   %s   (add it to an authenticator app, or: oathtool --totp -b %s)
+
+  Sign in (1fa):           %s/demo/login
+  Step up (multi-factor):  %s/demo/login?acr=mfa
+
+`, cfg.Issuer, cfg.Clients[0].ID, u.Username, u.Password, sub, u.TOTPSecret, u.TOTPSecret, cfg.Issuer, cfg.Issuer)
+}

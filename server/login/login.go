@@ -1,0 +1,518 @@
+// Package login serves stepup's hosted pages: sign-in, the factor forms of
+// a step-up, TOTP enrollment, cancel, sign-out confirmation and error
+// pages. Every page is decided by the same policy call
+// (op.Provider.Decide): a handler verifies one factor, records it in the
+// session, and asks the policy again what comes next.
+package login
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"html/template"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/stepup-dev/stepup/authn"
+	"github.com/stepup-dev/stepup/authn/password"
+	"github.com/stepup-dev/stepup/authn/totp"
+	"github.com/stepup-dev/stepup/server/op"
+	"github.com/stepup-dev/stepup/session"
+	"github.com/stepup-dev/stepup/static"
+	"github.com/stepup-dev/stepup/templates"
+)
+
+// Handler serves the hosted pages.
+type Handler struct {
+	p       *op.Provider
+	pages   *templates.Renderer
+	csrfKey []byte
+}
+
+// New returns the hosted pages of p and registers them as p's Pages.
+// csrfKey must be shared by every instance.
+func New(p *op.Provider, pages *templates.Renderer, csrfKey []byte) *Handler {
+	h := &Handler{p: p, pages: pages, csrfKey: csrfKey}
+	p.SetPages(h)
+	return h
+}
+
+// Register adds the hosted pages to mux. POSTs are guarded twice against
+// cross-site requests: Go's CrossOriginProtection (Origin/Sec-Fetch-Site)
+// and a token bound to the browser's session id.
+func (h *Handler) Register(mux *http.ServeMux) {
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.Error(w, r, http.StatusForbidden, "This form was sent from another site and was refused.")
+	}))
+	post := func(pattern string, fn http.HandlerFunc) {
+		mux.Handle("POST "+pattern, cop.Handler(h.requireCSRF(fn)))
+	}
+	mux.HandleFunc("GET /login/{id}", h.show)
+	post("/login/{id}/password", h.password)
+	post("/login/{id}/totp", h.totp)
+	post("/login/{id}/enroll/totp", h.enrollTOTP)
+	post("/login/{id}/cancel", h.cancel)
+	post(op.PathLogoutConfirm, h.logout)
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static.FS)))
+}
+
+// csrfToken binds forms to the browser's session id.
+func (h *Handler) csrfToken(sid string) string {
+	mac := hmac.New(sha256.New, h.csrfKey)
+	mac.Write([]byte("csrf\x00" + sid))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+func (h *Handler) requireCSRF(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sid := h.p.Sessions().ID(r)
+		got := r.PostFormValue("csrf_token")
+		if sid == "" || got == "" || !hmac.Equal([]byte(got), []byte(h.csrfToken(sid))) {
+			h.Error(w, r, http.StatusForbidden, "This form has expired or was not sent by this site. Go back and try again.")
+			return
+		}
+		next(w, r)
+	}
+}
+
+// browserID returns the id the browser's cookie carries, minting one for a
+// first visit. The id is not stored until the user signs in: it only
+// anchors the CSRF token, and is replaced at sign-in (no fixation).
+func (h *Handler) browserID(w http.ResponseWriter, r *http.Request) string {
+	if id := h.p.Sessions().ID(r); id != "" {
+		return id
+	}
+	id := session.NewID()
+	if err := h.p.Sessions().Set(w, id); err != nil {
+		return ""
+	}
+	return id
+}
+
+// state is what every flow handler loads first.
+type state struct {
+	flow *op.Flow
+	c    *op.Client
+	sess *session.Session
+	acct *session.Account
+}
+
+// load fetches the flow, session and account, answering the error page or
+// 503 itself when it returns false.
+func (h *Handler) load(w http.ResponseWriter, r *http.Request) (*state, bool) {
+	f, c, err := h.p.Flow(r.Context(), r.PathValue("id"))
+	if errors.Is(err, session.ErrNotFound) {
+		h.Error(w, r, http.StatusBadRequest, "This sign-in has expired or was already completed. Go back to the application and start again.")
+		return nil, false
+	} else if err != nil {
+		h.p.Unavailable(w, r, err)
+		return nil, false
+	}
+	sess, err := h.p.CurrentSession(r)
+	if err != nil {
+		h.p.Unavailable(w, r, err)
+		return nil, false
+	}
+	acct, err := h.p.LoadAccount(r.Context(), sess)
+	if err != nil {
+		h.p.Unavailable(w, r, err)
+		return nil, false
+	}
+	return &state{flow: f, c: c, sess: sess, acct: acct}, true
+}
+
+func (h *Handler) flowURL(f *op.Flow, suffix string) string {
+	return op.PathLoginPrefix + f.ID + suffix
+}
+
+// next asks the policy what comes after a verification: the answer to the
+// client, or the next page (Post/Redirect/Get).
+func (h *Handler) next(w http.ResponseWriter, r *http.Request, st *state) {
+	d := h.p.Decide(st.flow, st.c, st.sess, st.acct)
+	if d.Outcome == authn.OK || d.Outcome == authn.Fail {
+		h.p.Finish(w, r, st.flow, st.c, st.sess, d)
+		return
+	}
+	http.Redirect(w, r, h.flowURL(st.flow, ""), http.StatusSeeOther)
+}
+
+// show renders the page the policy asks for.
+func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
+	st, ok := h.load(w, r)
+	if !ok {
+		return
+	}
+	d := h.p.Decide(st.flow, st.c, st.sess, st.acct)
+	switch d.Outcome {
+	case authn.OK, authn.Fail:
+		h.p.Finish(w, r, st.flow, st.c, st.sess, d)
+	case authn.Enroll:
+		h.renderEnroll(w, r, st, d, http.StatusOK, "")
+	default:
+		factor := d.Need[0]
+		if want := authn.Factor(r.URL.Query().Get("factor")); want != "" && slices.Contains(d.Alternatives, want) {
+			factor = want
+		}
+		h.renderFactor(w, r, st, d, factor, http.StatusOK, "")
+	}
+}
+
+func (h *Handler) page(w http.ResponseWriter, r *http.Request, st *state, title, errMsg string) templates.Page {
+	pg := templates.Page{Title: title, CSRF: h.csrfToken(h.browserID(w, r)), Error: errMsg}
+	if st != nil {
+		pg.ClientName = st.c.Name()
+	}
+	return pg
+}
+
+// renderFactor shows the form for one factor of a Need decision.
+func (h *Handler) renderFactor(w http.ResponseWriter, r *http.Request, st *state, d authn.Decision, factor authn.Factor, status int, errMsg string) {
+	cancel := h.flowURL(st.flow, "/cancel")
+	if factor == authn.Password {
+		username := st.flow.LoginHint
+		if st.acct != nil {
+			username = st.acct.Username
+		}
+		h.pages.Render(w, status, "login", templates.LoginData{
+			Page:         h.page(w, r, st, "Sign in", errMsg),
+			Action:       h.flowURL(st.flow, "/password"),
+			Username:     username,
+			CancelAction: cancel,
+		})
+		return
+	}
+	var alts []templates.FactorLink
+	for _, f := range append([]authn.Factor{d.Need[0]}, d.Alternatives...) {
+		if f != factor {
+			alts = append(alts, templates.FactorLink{Factor: string(f), Label: factorLabel(f), URL: h.flowURL(st.flow, "?factor="+string(f))})
+		}
+	}
+	step := "Confirm it's you"
+	if d.Target != "" {
+		step = "Additional verification is required to continue to " + st.c.Name() + "."
+	}
+	h.pages.Render(w, status, "code", templates.CodeData{
+		Page:         h.page(w, r, st, factorLabel(factor), errMsg),
+		Factor:       string(factor),
+		Action:       h.flowURL(st.flow, "/"+string(factor)),
+		Hint:         factorHint(factor),
+		Alternatives: alts,
+		CancelAction: cancel,
+		Step:         step,
+	})
+}
+
+func factorLabel(f authn.Factor) string {
+	switch f {
+	case authn.TOTP:
+		return "Authenticator app code"
+	case authn.SMS:
+		return "Code sent by text message"
+	case authn.Email:
+		return "Code sent by email"
+	case authn.Recovery:
+		return "Recovery code"
+	case authn.WebAuthn:
+		return "Passkey or security key"
+	}
+	return "Password"
+}
+
+func factorHint(f authn.Factor) string {
+	if f == authn.TOTP {
+		return "Enter the 6-digit code shown by your authenticator app."
+	}
+	return ""
+}
+
+// failed re-renders the current page after a failed attempt: 401 with an
+// alert.
+func (h *Handler) failed(w http.ResponseWriter, r *http.Request, st *state, factor authn.Factor, status int, msg string) {
+	d := h.p.Decide(st.flow, st.c, st.sess, st.acct)
+	if d.Outcome != authn.Need {
+		h.next(w, r, st)
+		return
+	}
+	h.renderFactor(w, r, st, d, factor, status, msg)
+}
+
+// password verifies the username and password (the first factor, or a
+// re-authentication for max_age / prompt=login).
+func (h *Handler) password(w http.ResponseWriter, r *http.Request) {
+	st, ok := h.load(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	username := strings.TrimSpace(r.PostFormValue("username"))
+	pw := r.PostFormValue("password")
+	acct, err := h.p.Store().AccountByUsername(ctx, username)
+	if err != nil && !errors.Is(err, session.ErrNotFound) {
+		h.p.Unavailable(w, r, err)
+		return
+	}
+	good := false
+	if acct == nil || acct.PasswordHash == "" {
+		// Unknown users cost the same as a wrong password (no enumeration).
+		err = h.p.Hashes().DummyVerify(ctx, pw)
+	} else {
+		good, err = h.p.Hashes().Verify(ctx, acct.PasswordHash, pw)
+	}
+	if errors.Is(err, password.ErrBusy) || errors.Is(err, context.DeadlineExceeded) {
+		w.Header().Set("Retry-After", "1")
+		h.renderBusy(w, r, st)
+		return
+	}
+	if !good {
+		h.p.Log().InfoContext(ctx, "audit", "event", "login.failed", "reason", "bad_credentials", "client_id", st.c.GetID())
+		h.failed(w, r, st, authn.Password, http.StatusUnauthorized, "The username or password is not correct.")
+		return
+	}
+	now := h.p.Now()
+	v := authn.Verification{Factor: authn.Password, At: now}
+	if st.sess != nil && st.sess.Subject == acct.Subject {
+		if err := h.p.Store().AddVerification(ctx, st.sess.ID, v, h.p.SessionTTL(st.sess.CreatedAt)); err != nil {
+			h.storeFailure(w, r, err)
+			return
+		}
+		st.sess.Verifications = upsert(st.sess.Verifications, v)
+	} else {
+		if st.sess != nil {
+			// Another user signs in on this browser: the old session ends.
+			_ = h.p.Store().DeleteSession(ctx, st.sess.ID)
+		}
+		s := &session.Session{ID: session.NewID(), Subject: acct.Subject, CreatedAt: now, LastSeenAt: now, Verifications: []authn.Verification{v}}
+		if err := h.p.Store().CreateSession(ctx, s, h.p.SessionTTL(now)); err != nil {
+			h.p.Unavailable(w, r, err)
+			return
+		}
+		if err := h.p.Sessions().Set(w, s.ID); err != nil {
+			h.p.Unavailable(w, r, err)
+			return
+		}
+		st.sess = s
+	}
+	st.acct = acct
+	h.p.Log().InfoContext(ctx, "audit", "event", "login.password", "sub", acct.Subject, "client_id", st.c.GetID())
+	h.next(w, r, st)
+}
+
+func (h *Handler) renderBusy(w http.ResponseWriter, r *http.Request, st *state) {
+	h.pages.Render(w, http.StatusServiceUnavailable, "login", templates.LoginData{
+		Page:         h.page(w, r, st, "Sign in", "The service is busy. Please try again in a moment."),
+		Action:       h.flowURL(st.flow, "/password"),
+		Username:     r.PostFormValue("username"),
+		CancelAction: h.flowURL(st.flow, "/cancel"),
+	})
+}
+
+// storeFailure handles a failed session write: a session that vanished
+// (expired, signed out elsewhere) starts over; an outage answers 503.
+func (h *Handler) storeFailure(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, session.ErrNotFound) {
+		h.p.Sessions().Clear(w)
+		http.Redirect(w, r, op.PathLoginPrefix+r.PathValue("id"), http.StatusSeeOther)
+		return
+	}
+	h.p.Unavailable(w, r, err)
+}
+
+func upsert(vs []authn.Verification, v authn.Verification) []authn.Verification {
+	out := slices.DeleteFunc(slices.Clone(vs), func(x authn.Verification) bool { return x.Factor == v.Factor })
+	return append(out, v)
+}
+
+// checkTOTP verifies a code against secret and spends its time step, so
+// the same code cannot be used twice (a replay is a failure like a wrong
+// code).
+func (h *Handler) checkTOTP(ctx context.Context, subject, secret, code string) (bool, error) {
+	step, ok := totp.Verify(secret, strings.TrimSpace(code), h.p.Now())
+	if !ok {
+		return false, nil
+	}
+	return h.p.Store().UseTOTPStep(ctx, subject, step, totpStepMemory)
+}
+
+// totpStepMemory outlives the ±1 step window in which a code is accepted.
+const totpStepMemory = 150 * time.Second
+
+// totp verifies an authenticator-app code for the signed-in user.
+func (h *Handler) totp(w http.ResponseWriter, r *http.Request) {
+	st, ok := h.load(w, r)
+	if !ok {
+		return
+	}
+	if st.sess == nil || st.acct == nil || st.acct.TOTPSecret == "" || !h.p.FactorEnabled(authn.TOTP) {
+		http.Redirect(w, r, h.flowURL(st.flow, ""), http.StatusSeeOther)
+		return
+	}
+	ctx := r.Context()
+	good, err := h.checkTOTP(ctx, st.acct.Subject, st.acct.TOTPSecret, r.PostFormValue("code"))
+	if err != nil {
+		h.p.Unavailable(w, r, err)
+		return
+	}
+	if !good {
+		h.p.Log().InfoContext(ctx, "audit", "event", "stepup.failed", "factor", "totp", "sub", st.acct.Subject)
+		h.failed(w, r, st, authn.TOTP, http.StatusUnauthorized, "That code is not valid. Codes can be used only once.")
+		return
+	}
+	h.verified(w, r, st, authn.Verification{Factor: authn.TOTP, At: h.p.Now()})
+}
+
+// verified records a second-factor verification and moves on.
+func (h *Handler) verified(w http.ResponseWriter, r *http.Request, st *state, v authn.Verification) {
+	ctx := r.Context()
+	if err := h.p.Store().AddVerification(ctx, st.sess.ID, v, h.p.SessionTTL(st.sess.CreatedAt)); err != nil {
+		h.storeFailure(w, r, err)
+		return
+	}
+	st.sess.Verifications = upsert(st.sess.Verifications, v)
+	if err := h.p.Store().SetLastFactor(ctx, st.acct.Subject, v.Factor); err == nil {
+		st.acct.LastFactor = v.Factor
+	}
+	h.p.Log().InfoContext(ctx, "audit", "event", "stepup.verified", "factor", string(v.Factor), "sub", st.acct.Subject, "client_id", st.c.GetID())
+	h.next(w, r, st)
+}
+
+// renderEnroll offers TOTP enrollment; the secret is kept in the flow
+// until a code confirms it.
+func (h *Handler) renderEnroll(w http.ResponseWriter, r *http.Request, st *state, d authn.Decision, status int, errMsg string) {
+	if d.EnrollFactor != authn.TOTP || st.acct == nil {
+		h.Error(w, r, http.StatusInternalServerError, "This sign-in cannot continue.")
+		return
+	}
+	if st.flow.EnrollSecret == "" {
+		secret, err := totp.NewSecret()
+		if err != nil {
+			h.Error(w, r, http.StatusInternalServerError, "This sign-in cannot continue.")
+			return
+		}
+		st.flow.EnrollSecret = secret
+		if err := h.p.SaveFlow(r.Context(), st.flow); err != nil {
+			h.p.Unavailable(w, r, err)
+			return
+		}
+	}
+	uri := totp.URI(issuerLabel(h.p.Issuer()), st.acct.Username, st.flow.EnrollSecret)
+	png, err := totp.QRPNG(uri, 200)
+	if err != nil {
+		h.Error(w, r, http.StatusInternalServerError, "This sign-in cannot continue.")
+		return
+	}
+	data := templates.EnrollTOTPData{
+		Page:      h.page(w, r, st, "Set up an authenticator app", errMsg),
+		Action:    h.flowURL(st.flow, "/enroll/totp"),
+		Secret:    st.flow.EnrollSecret,
+		QRDataURI: template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png)),
+	}
+	if d.Skippable {
+		data.CancelAction = h.flowURL(st.flow, "/cancel")
+	}
+	h.pages.Render(w, status, "enroll_totp", data)
+}
+
+func issuerLabel(issuer string) string {
+	if i := strings.Index(issuer, "://"); i >= 0 {
+		issuer = issuer[i+3:]
+	}
+	return issuer
+}
+
+// enrollTOTP confirms a TOTP enrollment: the confirming code is the
+// factor's verification, so the user is not asked again.
+func (h *Handler) enrollTOTP(w http.ResponseWriter, r *http.Request) {
+	st, ok := h.load(w, r)
+	if !ok {
+		return
+	}
+	d := h.p.Decide(st.flow, st.c, st.sess, st.acct)
+	if d.Outcome != authn.Enroll || d.EnrollFactor != authn.TOTP || st.flow.EnrollSecret == "" {
+		http.Redirect(w, r, h.flowURL(st.flow, ""), http.StatusSeeOther)
+		return
+	}
+	ctx := r.Context()
+	good, err := h.checkTOTP(ctx, st.acct.Subject, st.flow.EnrollSecret, r.PostFormValue("code"))
+	if err != nil {
+		h.p.Unavailable(w, r, err)
+		return
+	}
+	if !good {
+		h.renderEnroll(w, r, st, d, http.StatusUnauthorized, "That code is not valid. Check the time on your device and try the next code.")
+		return
+	}
+	if err := h.p.Store().SetTOTPSecret(ctx, st.acct.Subject, st.flow.EnrollSecret); err != nil {
+		h.p.Unavailable(w, r, err)
+		return
+	}
+	st.acct.TOTPSecret = st.flow.EnrollSecret
+	st.flow.EnrollSecret = ""
+	h.p.Log().InfoContext(ctx, "audit", "event", "enroll.totp", "sub", st.acct.Subject)
+	h.verified(w, r, st, authn.Verification{Factor: authn.TOTP, At: h.p.Now()})
+}
+
+// cancel ends the flow with what has been reached (voluntary), or with
+// unmet_authentication_requirements (essential) / access_denied (no
+// sign-in at all).
+func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
+	st, ok := h.load(w, r)
+	if !ok {
+		return
+	}
+	st.flow.Cancelled = true
+	h.p.Log().InfoContext(r.Context(), "audit", "event", "stepup.cancelled", "client_id", st.c.GetID())
+	d := h.p.Decide(st.flow, st.c, st.sess, st.acct)
+	if d.Outcome != authn.OK && d.Outcome != authn.Fail {
+		d = authn.Decision{Outcome: authn.Fail, Error: "access_denied", Description: "the user cancelled"}
+	}
+	h.p.Finish(w, r, st.flow, st.c, st.sess, d)
+}
+
+// logout is the confirmed RP-initiated logout.
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	plr, state := r.PostFormValue("post_logout_redirect_uri"), r.PostFormValue("state")
+	if _, ok := h.p.LogoutTarget(r.PostFormValue("client_id"), plr); !ok {
+		h.Error(w, r, http.StatusBadRequest, "The application asked to return to an address it has not registered.")
+		return
+	}
+	sess, err := h.p.CurrentSession(r)
+	if err != nil {
+		h.p.Unavailable(w, r, err)
+		return
+	}
+	h.p.Logout(w, r, sess, plr, state)
+}
+
+// Error implements op.Pages.
+func (h *Handler) Error(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	h.pages.Render(w, status, "error", templates.ErrorData{
+		Page:    templates.Page{Title: http.StatusText(status)},
+		Message: msg,
+	})
+}
+
+// ConfirmLogout implements op.Pages.
+func (h *Handler) ConfirmLogout(w http.ResponseWriter, r *http.Request, clientID, clientName, plr, state string) {
+	pg := h.page(w, r, nil, "Sign out", "")
+	pg.ClientName = clientName
+	h.pages.Render(w, http.StatusOK, "logout", templates.LogoutData{
+		Page:          pg,
+		Action:        op.PathLogoutConfirm,
+		ClientID:      clientID,
+		PostLogoutURI: plr,
+		State:         state,
+	})
+}
+
+// LoggedOut implements op.Pages.
+func (h *Handler) LoggedOut(w http.ResponseWriter, r *http.Request) {
+	h.pages.Render(w, http.StatusOK, "info", templates.InfoData{
+		Page:    templates.Page{Title: "Signed out"},
+		Message: "You are signed out.",
+	})
+}

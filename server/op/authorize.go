@@ -1,0 +1,207 @@
+package op
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+
+	"github.com/stepup-dev/stepup/authn"
+	"github.com/stepup-dev/stepup/session"
+)
+
+// Unavailable answers a request that needs the store while it is down.
+func (p *Provider) Unavailable(w http.ResponseWriter, r *http.Request, err error) {
+	p.log.ErrorContext(r.Context(), "store unavailable", "path", r.URL.Path, "err", err)
+	w.Header().Set("Retry-After", "5")
+	p.pages.Error(w, r, http.StatusServiceUnavailable, "The sign-in service is temporarily unavailable. Please try again in a moment.")
+}
+
+// authorize is the authorization endpoint (OIDC Core §3.1.2).
+func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		p.pages.Error(w, r, http.StatusMethodNotAllowed, "Method not allowed.")
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		p.pages.Error(w, r, http.StatusBadRequest, "The sign-in request is malformed.")
+		return
+	}
+	// Until the client and its redirect URI are known to be registered,
+	// nothing may be sent to the redirect URI (RFC 9700 §4.1).
+	if len(r.Form["client_id"]) != 1 || len(r.Form["redirect_uri"]) != 1 {
+		p.pages.Error(w, r, http.StatusBadRequest, "The sign-in request needs exactly one client_id and one redirect_uri.")
+		return
+	}
+	c, ok := p.clients[r.Form.Get("client_id")]
+	if !ok {
+		p.pages.Error(w, r, http.StatusBadRequest, "The application that sent you here is not registered.")
+		return
+	}
+	redirectURI := r.Form.Get("redirect_uri")
+	if !c.RedirectURIAllowed(redirectURI) {
+		p.pages.Error(w, r, http.StatusBadRequest, "The application sent you here with a redirect URI it has not registered.")
+		return
+	}
+	f, aerr := parseFlow(r.Form, c, p.now())
+	if aerr != nil {
+		p.redirectError(w, r, redirectURI, r.Form.Get("state"), aerr.code, aerr.desc)
+		return
+	}
+	if hint := r.Form.Get("id_token_hint"); hint != "" {
+		sub, ok := p.verifyIDTokenHint(hint)
+		if !ok {
+			p.redirectError(w, r, redirectURI, f.State, errInvalidRequest, "id_token_hint is not a valid ID token of this issuer")
+			return
+		}
+		f.HintSubject = sub
+	}
+	sess, err := p.CurrentSession(r)
+	if err != nil {
+		p.Unavailable(w, r, err)
+		return
+	}
+	acct, err := p.LoadAccount(r.Context(), sess)
+	if err != nil {
+		p.Unavailable(w, r, err)
+		return
+	}
+	d := p.Decide(f, c, sess, acct)
+	switch d.Outcome {
+	case authn.OK, authn.Fail:
+		p.Finish(w, r, f, c, sess, d)
+	default:
+		f.ID = randomID(24)
+		if err := p.SaveFlow(r.Context(), f); err != nil {
+			p.Unavailable(w, r, err)
+			return
+		}
+		http.Redirect(w, r, p.issuer+PathLoginPrefix+f.ID, http.StatusFound)
+	}
+}
+
+// verifyIDTokenHint returns the subject of an ID token we issued. An
+// expired hint is still a hint (OIDC Core §3.1.2.1).
+func (p *Provider) verifyIDTokenHint(token string) (string, bool) {
+	var c idTokenClaims
+	if err := p.keys.verify(token, "JWT", &c); err != nil || c.Issuer != p.issuer || c.Subject == "" {
+		return "", false
+	}
+	return c.Subject, true
+}
+
+// SaveFlow stores a pending flow.
+func (p *Provider) SaveFlow(ctx context.Context, f *Flow) error {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	ttl := flowLifetime - p.now().Sub(f.Start)
+	if ttl <= 0 {
+		return session.ErrNotFound
+	}
+	return p.store.PutFlow(ctx, f.ID, b, ttl)
+}
+
+// Flow loads a pending flow and its client.
+func (p *Provider) Flow(ctx context.Context, id string) (*Flow, *Client, error) {
+	b, err := p.store.GetFlow(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	var f Flow
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, nil, session.ErrNotFound
+	}
+	c, ok := p.clients[f.ClientID]
+	if !ok { // the client was removed from the configuration meanwhile
+		return nil, nil, session.ErrNotFound
+	}
+	return &f, c, nil
+}
+
+// Finish answers the client for an OK or Fail decision: a code, or an
+// OAuth error, on the redirect URI.
+func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, f *Flow, c *Client, sess *session.Session, d authn.Decision) {
+	ctx := r.Context()
+	if d.Outcome != authn.OK {
+		code, desc := d.Error, d.Description
+		if d.Outcome != authn.Fail || code == "" {
+			// Finish is only called with a final decision; anything else is
+			// a programming error, and claiming nothing is the safe answer.
+			code, desc = "server_error", "the authentication did not complete"
+		}
+		p.dropFlow(ctx, f)
+		p.log.InfoContext(ctx, "audit", "event", "authorize.error", "client_id", c.GetID(), "error", code)
+		p.redirectError(w, r, f.RedirectURI, f.State, code, desc)
+		return
+	}
+	if sess == nil || len(d.AMR) == 0 || d.ACR == "" {
+		p.redirectError(w, r, f.RedirectURI, f.State, "server_error", "no authentication to report")
+		return
+	}
+	code := randomID(32)
+	cd := codeData{
+		authClaims:    authClaims{Subject: sess.Subject, ACR: d.ACR, AMR: d.AMR, AuthTime: d.AuthTime.Unix()},
+		ClientID:      c.GetID(),
+		RedirectURI:   f.RedirectURI,
+		CodeChallenge: f.CodeChallenge,
+		Nonce:         f.Nonce,
+		Scopes:        f.Scopes,
+		SessionID:     sess.ID,
+		GrantID:       randomID(18),
+	}
+	payload, err := json.Marshal(cd)
+	if err != nil {
+		p.redirectError(w, r, f.RedirectURI, f.State, "server_error", "could not issue a code")
+		return
+	}
+	if err := p.store.PutCode(ctx, hashSecret(code), cd.GrantID, payload, codeLifetime, codeSpentMemory); err != nil {
+		p.Unavailable(w, r, err)
+		return
+	}
+	// Activity and the client served are recorded on a best-effort basis:
+	// the code is already valid, and a failure here loses only bookkeeping.
+	if err := p.store.Touch(ctx, sess.ID, p.now(), c.GetID(), p.SessionTTL(sess.CreatedAt)); err != nil {
+		p.log.WarnContext(ctx, "session touch failed", "err", err)
+	}
+	p.dropFlow(ctx, f)
+	p.log.InfoContext(ctx, "audit", "event", "authorize.code", "client_id", c.GetID(), "sub", sess.Subject,
+		"acr", d.ACR, "amr", d.AMR, "auth_time", d.AuthTime.Unix())
+	http.Redirect(w, r, redirectTo(f.RedirectURI, url.Values{
+		"code":  {code},
+		"state": nonEmpty(f.State),
+		"iss":   {p.issuer},
+	}), http.StatusFound)
+}
+
+func (p *Provider) dropFlow(ctx context.Context, f *Flow) {
+	if f.ID == "" {
+		return
+	}
+	if err := p.store.DeleteFlow(ctx, f.ID); err != nil && !errors.Is(err, session.ErrNotFound) {
+		p.log.WarnContext(ctx, "flow delete failed", "err", err)
+	}
+}
+
+// redirectError sends an OAuth error to a redirect URI that was validated
+// against the client, with state and iss (RFC 9207).
+func (p *Provider) redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state, code, desc string) {
+	p.log.LogAttrs(r.Context(), slog.LevelInfo, "authorization error", slog.String("error", code), slog.String("description", desc))
+	http.Redirect(w, r, redirectTo(redirectURI, url.Values{
+		"error":             {code},
+		"error_description": nonEmpty(desc),
+		"state":             nonEmpty(state),
+		"iss":               {p.issuer},
+	}), http.StatusFound)
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}

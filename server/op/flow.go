@@ -1,0 +1,209 @@
+package op
+
+import (
+	"encoding/json"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+
+	"github.com/stepup-dev/stepup/authn"
+)
+
+// Flow is a pending authorization request: everything the hosted pages and
+// the code issuance need, kept in the store while the user authenticates.
+type Flow struct {
+	ID            string    `json:"id"`
+	ClientID      string    `json:"client_id"`
+	RedirectURI   string    `json:"redirect_uri"`
+	State         string    `json:"state,omitempty"`
+	Nonce         string    `json:"nonce,omitempty"`
+	Scopes        []string  `json:"scopes"`
+	CodeChallenge string    `json:"code_challenge,omitempty"`
+	ACRValues     []string  `json:"acr_values,omitempty"`
+	Essential     bool      `json:"essential,omitempty"`
+	MaxAge        *int64    `json:"max_age,omitempty"`
+	PromptNone    bool      `json:"prompt_none,omitempty"`
+	PromptLogin   bool      `json:"prompt_login,omitempty"`
+	LoginHint     string    `json:"login_hint,omitempty"`
+	HintSubject   string    `json:"hint_sub,omitempty"`
+	UILocales     []string  `json:"ui_locales,omitempty"`
+	Start         time.Time `json:"start"`
+	// Cancelled is set once the user cancelled; it stays for the rest of
+	// the flow.
+	Cancelled bool `json:"cancelled,omitempty"`
+	// EnrollSecret is the TOTP secret offered for enrollment in this flow,
+	// until a code confirms it.
+	EnrollSecret string `json:"enroll_secret,omitempty"`
+}
+
+// authError is an OAuth error answered to the client's redirect URI.
+type authError struct {
+	code, desc string
+}
+
+func (e *authError) Error() string { return e.code + ": " + e.desc }
+
+func errAuth(code, desc string) *authError { return &authError{code, desc} }
+
+// pkceChallenge is a base64url SHA-256 digest (RFC 7636 §4.2).
+var pkceChallenge = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+
+// parseFlow validates everything of an authorization request but the
+// client and redirect_uri (checked before, because their failure must not
+// redirect). Errors are OAuth errors for the redirect.
+func parseFlow(form url.Values, c *Client, now time.Time) (*Flow, *authError) {
+	single := func(name string) (string, *authError) {
+		if len(form[name]) > 1 {
+			return "", errAuth(errInvalidRequest, name+" must not be repeated")
+		}
+		return form.Get(name), nil
+	}
+	for _, name := range []string{"response_type", "scope", "state", "nonce", "prompt", "max_age", "acr_values", "claims", "code_challenge", "code_challenge_method", "id_token_hint", "login_hint", "response_mode"} {
+		if _, err := single(name); err != nil {
+			return nil, err
+		}
+	}
+	f := &Flow{
+		ClientID:    c.GetID(),
+		RedirectURI: form.Get("redirect_uri"),
+		State:       form.Get("state"),
+		Nonce:       form.Get("nonce"),
+		LoginHint:   form.Get("login_hint"),
+		UILocales:   strings.Fields(form.Get("ui_locales")),
+		Start:       now,
+	}
+	if form.Get("request") != "" {
+		return nil, errAuth("request_not_supported", "request objects are not supported")
+	}
+	if form.Get("request_uri") != "" {
+		return nil, errAuth("request_uri_not_supported", "request_uri is not supported")
+	}
+	if form.Get("registration") != "" {
+		return nil, errAuth("registration_not_supported", "the registration parameter is not supported")
+	}
+	switch rt := form.Get("response_type"); rt {
+	case "code":
+	case "":
+		return nil, errAuth(errInvalidRequest, "response_type is required")
+	default:
+		return nil, errAuth("unsupported_response_type", "only response_type=code is supported")
+	}
+	if rm := form.Get("response_mode"); rm != "" && rm != "query" {
+		return nil, errAuth(errInvalidRequest, "only response_mode=query is supported")
+	}
+	scopes := strings.Fields(form.Get("scope"))
+	if !slices.Contains(scopes, oidc.ScopeOpenID) {
+		return nil, errAuth("invalid_scope", "the openid scope is required")
+	}
+	f.Scopes = c.allowedScopes(scopes)
+
+	// PKCE: S256 only; required for public clients (RFC 9700 §2.1.1).
+	challenge, method := form.Get("code_challenge"), form.Get("code_challenge_method")
+	switch {
+	case challenge == "" && method != "":
+		return nil, errAuth(errInvalidRequest, "code_challenge_method without code_challenge")
+	case challenge == "" && c.Public():
+		return nil, errAuth(errInvalidRequest, "PKCE (code_challenge with S256) is required for public clients")
+	case challenge != "" && method != "S256":
+		return nil, errAuth(errInvalidRequest, "code_challenge_method must be S256")
+	case challenge != "" && !pkceChallenge.MatchString(challenge):
+		return nil, errAuth(errInvalidRequest, "code_challenge must be a base64url SHA-256 digest")
+	}
+	f.CodeChallenge = challenge
+
+	prompts := strings.Fields(form.Get("prompt"))
+	for _, p := range prompts {
+		switch p {
+		case "none":
+			if len(prompts) > 1 {
+				return nil, errAuth(errInvalidRequest, "prompt=none must not be combined with other values")
+			}
+			f.PromptNone = true
+		case "login", "select_account":
+			f.PromptLogin = true
+		case "consent":
+			// Every client is registered by the operator: consent is implied.
+		default:
+			return nil, errAuth(errInvalidRequest, "unsupported prompt value")
+		}
+	}
+	if v := form.Get("max_age"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return nil, errAuth(errInvalidRequest, "max_age must be a non-negative integer")
+		}
+		f.MaxAge = &n
+	}
+	f.ACRValues = strings.Fields(form.Get("acr_values"))
+	if raw := form.Get("claims"); raw != "" {
+		values, essential, present, err := parseClaimsACR(raw)
+		if err != nil {
+			return nil, errAuth(errInvalidRequest, "claims is not a valid claims request")
+		}
+		if present {
+			// The claims parameter is the more specific request; it wins over
+			// acr_values (OIDC Core §5.5.1.1).
+			f.ACRValues, f.Essential = values, essential
+		}
+	}
+	return f, nil
+}
+
+// claimRequest is one member of the claims parameter (OIDC Core §5.5.1).
+type claimRequest struct {
+	Essential bool     `json:"essential"`
+	Value     *string  `json:"value"`
+	Values    []string `json:"values"`
+}
+
+// parseClaimsACR extracts the acr request from the claims parameter: the
+// id_token member, else the userinfo member.
+func parseClaimsACR(raw string) (values []string, essential, present bool, err error) {
+	var req map[string]map[string]*claimRequest
+	if err := json.Unmarshal([]byte(raw), &req); err != nil {
+		return nil, false, false, err
+	}
+	for _, where := range []string{"id_token", "userinfo"} {
+		cr, ok := req[where]["acr"]
+		if !ok {
+			continue
+		}
+		if cr == nil { // "acr": null asks for the claim with default behaviour
+			return nil, false, false, nil
+		}
+		if cr.Value != nil {
+			values = append(values, *cr.Value)
+		}
+		values = append(values, cr.Values...)
+		return values, cr.Essential, len(values) > 0 || cr.Essential, nil
+	}
+	return nil, false, false, nil
+}
+
+// policyRequest turns the flow into the policy's request.
+func (f *Flow) policyRequest(c *Client, mfaAlways bool, hintOther bool) authn.Request {
+	r := authn.Request{
+		ACRValues:        f.ACRValues,
+		Essential:        f.Essential,
+		PromptNone:       f.PromptNone,
+		PromptLogin:      f.PromptLogin,
+		HintOtherSubject: hintOther,
+		ClientMinACR:     c.MinACR(),
+		MFAAlways:        mfaAlways,
+		Unenrolled:       c.Unenrolled(),
+		Cancelled:        f.Cancelled,
+		Start:            f.Start,
+	}
+	if f.MaxAge != nil {
+		d := time.Duration(*f.MaxAge) * time.Second
+		r.MaxAge = &d
+	}
+	return r
+}
+
+const errInvalidRequest = "invalid_request"

@@ -1,0 +1,109 @@
+package op
+
+import (
+	"net/http"
+	"net/url"
+
+	zop "github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/stepup-dev/stepup/session"
+)
+
+// Handler serves the protocol endpoints. /authorize, discovery, JWKS and
+// end-session are ours (acr semantics, RFC 9207 iss, HTML error pages);
+// the token, introspection, userinfo and revocation endpoints go through
+// zitadel/oidc's router with our op.Server.
+func (p *Provider) Handler() http.Handler {
+	zh := zop.RegisterServer(&tokenServer{p: p}, zop.Endpoints{
+		Token:         zop.NewEndpoint(PathToken),
+		Introspection: zop.NewEndpoint(PathIntrospect),
+		Userinfo:      zop.NewEndpoint(PathUserinfo),
+		Revocation:    zop.NewEndpoint(PathRevoke),
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc(PathDiscovery, p.serveDiscovery)
+	mux.HandleFunc(PathJWKS, p.serveJWKS)
+	mux.HandleFunc(PathAuthorize, p.authorize)
+	mux.HandleFunc(PathEndSession, p.endSession)
+	for _, path := range []string{PathToken, PathIntrospect, PathUserinfo, PathRevoke} {
+		mux.Handle(path, zh)
+	}
+	return mux
+}
+
+// endSession is RP-initiated logout (OpenID Connect RP-Initiated Logout
+// 1.0). With an id_token_hint for the signed-in user the session ends at
+// once; without proof of who asks, the user confirms first, so a link on
+// another site cannot sign them out.
+func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		p.pages.Error(w, r, http.StatusBadRequest, "The sign-out request is malformed.")
+		return
+	}
+	hint, clientID := r.Form.Get("id_token_hint"), r.Form.Get("client_id")
+	plr, state := r.Form.Get("post_logout_redirect_uri"), r.Form.Get("state")
+	var hintSub string
+	if hint != "" {
+		var c idTokenClaims
+		if err := p.keys.verify(hint, "JWT", &c); err != nil || c.Issuer != p.issuer {
+			p.pages.Error(w, r, http.StatusBadRequest, "The sign-out request carries an ID token this service did not issue.")
+			return
+		}
+		if clientID != "" && clientID != c.Audience {
+			p.pages.Error(w, r, http.StatusBadRequest, "The sign-out request's client_id does not match its ID token.")
+			return
+		}
+		hintSub, clientID = c.Subject, c.Audience
+	}
+	c, ok := p.LogoutTarget(clientID, plr)
+	if !ok {
+		p.pages.Error(w, r, http.StatusBadRequest, "The application asked to return to an address it has not registered.")
+		return
+	}
+	sess, err := p.CurrentSession(r)
+	if err != nil {
+		p.Unavailable(w, r, err)
+		return
+	}
+	if sess == nil || (hintSub != "" && hintSub == sess.Subject) {
+		p.Logout(w, r, sess, plr, state)
+		return
+	}
+	name := ""
+	if c != nil {
+		name = c.Name()
+		clientID = c.GetID()
+	}
+	p.pages.ConfirmLogout(w, r, clientID, name, plr, state)
+}
+
+// LogoutTarget validates a post-logout redirect URI against the client:
+// (nil, true) when none is asked for.
+func (p *Provider) LogoutTarget(clientID, plr string) (*Client, bool) {
+	c := p.clients[clientID]
+	if plr == "" {
+		return c, true
+	}
+	if c == nil || !c.PostLogoutURIAllowed(plr) {
+		return nil, false
+	}
+	return c, true
+}
+
+// Logout ends the session (if any), clears the cookie and returns to plr
+// (already validated) or shows the signed-out page.
+func (p *Provider) Logout(w http.ResponseWriter, r *http.Request, sess *session.Session, plr, state string) {
+	if sess != nil {
+		if err := p.store.DeleteSession(r.Context(), sess.ID); err != nil {
+			p.Unavailable(w, r, err)
+			return
+		}
+		p.log.InfoContext(r.Context(), "audit", "event", "logout", "sub", sess.Subject)
+	}
+	p.sessions.Clear(w)
+	if plr != "" {
+		http.Redirect(w, r, redirectTo(plr, url.Values{"state": nonEmpty(state)}), http.StatusFound)
+		return
+	}
+	p.pages.LoggedOut(w, r)
+}

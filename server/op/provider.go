@@ -1,0 +1,243 @@
+// Package op is stepup's OpenID Connect protocol layer: /authorize with the
+// acr / max_age / prompt semantics of PRODUCT.md §3 (decided by
+// authn.Ladder.Evaluate), discovery, JWKS, end-session, and an op.Server
+// for zitadel/oidc's token, introspection, userinfo and revocation
+// endpoints — whose request parsing and client authentication plumbing we
+// reuse while minting RFC 9068 access tokens ourselves.
+package op
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/stepup-dev/stepup/authn"
+	"github.com/stepup-dev/stepup/authn/password"
+	"github.com/stepup-dev/stepup/config"
+	"github.com/stepup-dev/stepup/session"
+)
+
+// Pages renders the few HTML pages the protocol layer needs; the hosted
+// login package implements it.
+type Pages interface {
+	// Error shows an error page that never redirects.
+	Error(w http.ResponseWriter, r *http.Request, status int, msg string)
+	// ConfirmLogout asks the user to confirm an RP-initiated logout that
+	// did not prove who asked for it.
+	ConfirmLogout(w http.ResponseWriter, r *http.Request, clientID, clientName, postLogoutURI, state string)
+	// LoggedOut tells the user they are signed out.
+	LoggedOut(w http.ResponseWriter, r *http.Request)
+}
+
+// Options are the dependencies of a Provider.
+type Options struct {
+	Config   *config.Config
+	Store    session.Store
+	Keys     *Keys
+	Sessions *session.Manager
+	Hashes   *password.Limiter
+	Log      *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Provider is the OpenID provider.
+type Provider struct {
+	issuer     string
+	ladder     authn.Ladder
+	mfaAlways  bool
+	factors    []string
+	enrollable []authn.Factor
+	idle       time.Duration
+	absolute   time.Duration
+	clients    map[string]*Client
+	store      session.Store
+	keys       *Keys
+	sessions   *session.Manager
+	hashes     *password.Limiter
+	log        *slog.Logger
+	now        func() time.Time
+	pages      Pages
+	discovery  []byte
+}
+
+// New builds a Provider from a validated configuration.
+func New(o Options) (*Provider, error) {
+	cfg := o.Config
+	p := &Provider{
+		issuer:    strings.TrimRight(cfg.Issuer, "/"),
+		ladder:    Ladder(cfg.Levels),
+		mfaAlways: cfg.MFA.Login == "always",
+		factors:   cfg.MFA.Factors,
+		idle:      cfg.Session.IdleTimeout.D(),
+		absolute:  cfg.Session.AbsoluteTimeout.D(),
+		clients:   map[string]*Client{},
+		store:     o.Store,
+		keys:      o.Keys,
+		sessions:  o.Sessions,
+		hashes:    o.Hashes,
+		log:       o.Log,
+		now:       o.Now,
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	// TOTP is the factor the hosted flow can enroll.
+	if slices.Contains(cfg.MFA.Factors, "totp") {
+		p.enrollable = []authn.Factor{authn.TOTP}
+	}
+	for _, c := range cfg.Clients {
+		p.clients[c.ID] = newClient(c, authn.Unenrolled(cfg.MFA.Unenrolled))
+	}
+	var err error
+	if p.discovery, err = p.discoveryDocument(); err != nil {
+		return nil, fmt.Errorf("discovery document: %w", err)
+	}
+	return p, nil
+}
+
+// Ladder converts the configured levels.
+func Ladder(levels []config.Level) authn.Ladder {
+	l := make(authn.Ladder, 0, len(levels))
+	for _, lv := range levels {
+		l = append(l, authn.Level{
+			ACR:               lv.ACR,
+			Factors:           max(lv.Factors, 1),
+			PhishingResistant: lv.PhishingResistant,
+			Hardware:          lv.Hardware,
+			MaxAge:            lv.MaxAge.D(),
+		})
+	}
+	return l
+}
+
+// SetPages sets the page renderer (the login package, built after the
+// Provider because it depends on it).
+func (p *Provider) SetPages(pages Pages) { p.pages = pages }
+
+// Issuer is the issuer identifier; every URL stepup emits starts with it.
+func (p *Provider) Issuer() string { return p.issuer }
+
+// Store is the store.
+func (p *Provider) Store() session.Store { return p.store }
+
+// Sessions is the cookie manager.
+func (p *Provider) Sessions() *session.Manager { return p.sessions }
+
+// Hashes bounds password hashing.
+func (p *Provider) Hashes() *password.Limiter { return p.hashes }
+
+// Ladder is the acr ladder.
+func (p *Provider) Ladder() authn.Ladder { return p.ladder }
+
+// Log is the logger.
+func (p *Provider) Log() *slog.Logger { return p.log }
+
+// Now is the provider's clock.
+func (p *Provider) Now() time.Time { return p.now() }
+
+// Client returns a registered client.
+func (p *Provider) Client(id string) (*Client, bool) {
+	c, ok := p.clients[id]
+	return c, ok
+}
+
+// FactorEnabled reports whether mfa.factors enables f.
+func (p *Provider) FactorEnabled(f authn.Factor) bool {
+	name := string(f)
+	return slices.Contains(p.factors, name)
+}
+
+// SessionTTL is the store TTL for a session: the idle timeout, cut at the
+// absolute timeout.
+func (p *Provider) SessionTTL(created time.Time) time.Duration {
+	left := created.Add(p.absolute).Sub(p.now())
+	return max(min(p.idle, left), time.Second)
+}
+
+// CurrentSession returns the live session the request's cookie names, or
+// nil. Store failures are returned (the caller answers 503).
+func (p *Provider) CurrentSession(r *http.Request) (*session.Session, error) {
+	id := p.sessions.ID(r)
+	if id == "" {
+		return nil, nil
+	}
+	s, err := p.store.GetSession(r.Context(), id)
+	if errors.Is(err, session.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := p.now()
+	if now.Sub(s.CreatedAt) > p.absolute || now.Sub(s.LastSeenAt) > p.idle {
+		return nil, nil
+	}
+	return s, nil
+}
+
+// PolicyAccount is what the policy needs to know about an account. Only
+// factors whose verification stepup implements and the configuration
+// enables are listed, so the flow never asks for one it cannot check.
+func (p *Provider) PolicyAccount(a *session.Account) authn.Account {
+	if a == nil {
+		// Nobody is signed in yet: the first factor is the password form.
+		return authn.Account{HasPassword: true, Enrollable: p.enrollable}
+	}
+	acct := authn.Account{
+		HasPassword: a.PasswordHash != "",
+		LastUsed:    a.LastFactor,
+		Enrollable:  p.enrollable,
+	}
+	if a.TOTPSecret != "" && p.FactorEnabled(authn.TOTP) {
+		acct.Enrolled = append(acct.Enrolled, authn.Enrollment{Factor: authn.TOTP})
+	}
+	return acct
+}
+
+// Decide evaluates the flow against the browser session and the account.
+func (p *Provider) Decide(f *Flow, c *Client, sess *session.Session, acct *session.Account) authn.Decision {
+	hintOther := sess != nil && f.HintSubject != "" && f.HintSubject != sess.Subject
+	var verifs []authn.Verification
+	if sess != nil && !hintOther {
+		verifs = sess.Verifications
+	} else {
+		acct = nil
+	}
+	return p.ladder.Evaluate(f.policyRequest(c, p.mfaAlways, hintOther), verifs, p.PolicyAccount(acct), p.now())
+}
+
+// LoadAccount returns the session's account (nil without a session).
+func (p *Provider) LoadAccount(ctx context.Context, sess *session.Session) (*session.Account, error) {
+	if sess == nil {
+		return nil, nil
+	}
+	a, err := p.store.GetAccount(ctx, sess.Subject)
+	if errors.Is(err, session.ErrNotFound) {
+		return nil, nil
+	}
+	return a, err
+}
+
+// redirectTo builds the client redirect with params merged into its query.
+func redirectTo(uri string, params url.Values) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return uri
+	}
+	q := u.Query()
+	for k, v := range params {
+		q[k] = v
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}

@@ -1,0 +1,451 @@
+package op
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	zop "github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/stepup-dev/stepup/session"
+)
+
+// tokenServer implements zitadel's op.Server for the token, introspection,
+// userinfo and revocation endpoints. The library parses requests and
+// client credentials and writes OAuth errors; we decide and mint.
+type tokenServer struct {
+	zop.UnimplementedServer
+	p *Provider
+}
+
+func invalidClient() error {
+	return zop.NewStatusError(oidc.ErrInvalidClient().WithDescription("client authentication failed"), http.StatusUnauthorized)
+}
+
+func invalidGrant(desc string) error { return oidc.ErrInvalidGrant().WithDescription("%s", desc) }
+
+// storeError maps a store failure to an OAuth error: 503 while the store
+// is down, never a half-done answer.
+func storeError(err error) error {
+	if errors.Is(err, session.ErrUnavailable) {
+		e := oidc.ErrServerError().WithDescription("the service is temporarily unavailable")
+		e.ErrorType = "temporarily_unavailable"
+		return zop.NewStatusError(e, http.StatusServiceUnavailable)
+	}
+	return oidc.ErrServerError().WithParent(err)
+}
+
+// VerifyClient authenticates the client: confidential clients with
+// client_secret_basic or client_secret_post, public ones by id alone.
+func (s *tokenServer) VerifyClient(ctx context.Context, r *zop.Request[zop.ClientCredentials]) (zop.Client, error) {
+	cc := r.Data
+	if cc.ClientAssertion != "" {
+		return nil, zop.NewStatusError(oidc.ErrInvalidClient().WithDescription("client assertions are not supported"), http.StatusUnauthorized)
+	}
+	c, ok := s.p.clients[cc.ClientID]
+	if !ok {
+		return nil, invalidClient()
+	}
+	if c.Public() {
+		if cc.ClientSecret != "" {
+			return nil, invalidClient()
+		}
+		return c, nil
+	}
+	if !c.checkSecret(ctx, s.p.hashes, cc.ClientSecret) {
+		s.p.log.InfoContext(ctx, "audit", "event", "client.auth_failed", "client_id", c.GetID())
+		return nil, invalidClient()
+	}
+	return c, nil
+}
+
+// CodeExchange redeems an authorization code (RFC 6749 §4.1.3). A code is
+// consumed atomically; a second exchange fails and revokes everything the
+// first one issued (RFC 9700 §4.5).
+func (s *tokenServer) CodeExchange(ctx context.Context, r *zop.ClientRequest[oidc.AccessTokenRequest]) (*zop.Response, error) {
+	c := r.Client.(*Client)
+	data, replayed, err := s.p.store.TakeCode(ctx, hashSecret(r.Data.Code))
+	switch {
+	case errors.Is(err, session.ErrNotFound):
+		return nil, invalidGrant("the code is invalid or expired")
+	case err != nil:
+		return nil, storeError(err)
+	case data == nil:
+		if err := s.p.store.DeleteGrant(ctx, replayed); err != nil && !errors.Is(err, session.ErrNotFound) {
+			return nil, storeError(err)
+		}
+		s.p.log.WarnContext(ctx, "audit", "event", "code.replayed", "client_id", c.GetID(), "grant", replayed)
+		return nil, invalidGrant("the code was already used; the tokens issued for it are revoked")
+	}
+	var cd codeData
+	if err := json.Unmarshal(data, &cd); err != nil {
+		return nil, oidc.ErrServerError().WithParent(err)
+	}
+	if cd.ClientID != c.GetID() {
+		return nil, invalidGrant("the code was issued to another client")
+	}
+	if cd.RedirectURI != r.Data.RedirectURI {
+		return nil, invalidGrant("redirect_uri does not match the authorization request")
+	}
+	switch {
+	case cd.CodeChallenge != "":
+		if r.Data.CodeVerifier == "" || !oidc.VerifyCodeChallenge(&oidc.CodeChallenge{Challenge: cd.CodeChallenge, Method: oidc.CodeChallengeMethodS256}, r.Data.CodeVerifier) {
+			return nil, invalidGrant("code_verifier does not match the code_challenge")
+		}
+	case r.Data.CodeVerifier != "":
+		return nil, invalidGrant("code_verifier sent for a code issued without a code_challenge")
+	}
+	now := s.p.now()
+	g := &session.Grant{
+		ID:        cd.GrantID,
+		ClientID:  c.GetID(),
+		Subject:   cd.Subject,
+		SessionID: cd.SessionID,
+		Offline:   slices.Contains(cd.Scopes, oidc.ScopeOfflineAccess),
+	}
+	g.ExpiresAt = now.Add(s.p.absolute)
+	if g.Offline {
+		g.ExpiresAt = now.Add(offlineLifetime)
+	}
+	var refresh string
+	if c.allowsGrant(oidc.GrantTypeRefreshToken) {
+		refresh = g.ID + "." + randomID(32)
+		g.RefreshHash = hashSecret(refresh)
+	}
+	gd := grantData{authClaims: cd.authClaims, Scopes: cd.Scopes}
+	if g.Data, err = json.Marshal(gd); err != nil {
+		return nil, oidc.ErrServerError().WithParent(err)
+	}
+	if err := s.p.store.PutGrant(ctx, g); err != nil {
+		return nil, storeError(err)
+	}
+	resp, err := s.p.tokenResponse(c, g, gd, cd.Nonce, refresh, now)
+	if err != nil {
+		return nil, err
+	}
+	s.p.log.InfoContext(ctx, "audit", "event", "token.issued", "grant_type", "authorization_code", "client_id", c.GetID(), "sub", cd.Subject, "acr", cd.ACR)
+	return zop.NewResponse(resp), nil
+}
+
+// tokenResponse mints the access token (and ID token when openid was
+// granted) of a grant. Refresh re-uses the grant's claims unchanged (OIDC
+// Core §12.2): they are never raised.
+func (p *Provider) tokenResponse(c *Client, g *session.Grant, gd grantData, nonce, refresh string, now time.Time) (*oidc.AccessTokenResponse, error) {
+	at := accessTokenClaims{
+		Issuer:   p.issuer,
+		Subject:  gd.Subject,
+		Audience: c.GetID(),
+		Expiry:   now.Add(accessTokenLifetime).Unix(),
+		IssuedAt: now.Unix(),
+		JTI:      g.ID + "." + randomID(12),
+		ClientID: c.GetID(),
+		Scope:    strings.Join(gd.Scopes, " "),
+		AuthTime: gd.AuthTime,
+		ACR:      gd.ACR,
+		AMR:      gd.AMR,
+	}
+	access, err := p.keys.sign(p.keys.atSign, at)
+	if err != nil {
+		return nil, oidc.ErrServerError().WithParent(err)
+	}
+	resp := &oidc.AccessTokenResponse{
+		AccessToken:  access,
+		TokenType:    oidc.BearerToken,
+		ExpiresIn:    uint64(accessTokenLifetime / time.Second),
+		RefreshToken: refresh,
+		Scope:        gd.Scopes,
+	}
+	if slices.Contains(gd.Scopes, oidc.ScopeOpenID) {
+		id := idTokenClaims{
+			Issuer:   p.issuer,
+			Subject:  gd.Subject,
+			Audience: c.GetID(),
+			Expiry:   now.Add(idTokenLifetime).Unix(),
+			IssuedAt: now.Unix(),
+			AuthTime: gd.AuthTime,
+			Nonce:    nonce,
+			ACR:      gd.ACR,
+			AMR:      gd.AMR,
+			AZP:      c.GetID(),
+			AtHash:   atHash(access, p.keys.Algorithm()),
+			SID:      g.SessionID,
+		}
+		if resp.IDToken, err = p.keys.sign(p.keys.idSign, id); err != nil {
+			return nil, oidc.ErrServerError().WithParent(err)
+		}
+	}
+	return resp, nil
+}
+
+// RefreshToken exchanges a refresh token (RFC 6749 §6). Public clients get
+// a new refresh token each time; presenting an old one revokes the whole
+// family (RFC 9700 §4.14.2). Confidential clients keep theirs.
+func (s *tokenServer) RefreshToken(ctx context.Context, r *zop.ClientRequest[oidc.RefreshTokenRequest]) (*zop.Response, error) {
+	c := r.Client.(*Client)
+	token := r.Data.RefreshToken
+	gid := grantOf(token)
+	if gid == "" {
+		return nil, invalidGrant("the refresh token is invalid")
+	}
+	g, err := s.p.store.GetGrant(ctx, gid)
+	if errors.Is(err, session.ErrNotFound) {
+		return nil, invalidGrant("the refresh token is invalid or revoked")
+	} else if err != nil {
+		return nil, storeError(err)
+	}
+	if g.ClientID != c.GetID() || g.RefreshHash == "" {
+		return nil, invalidGrant("the refresh token is invalid")
+	}
+	var gd grantData
+	if err := json.Unmarshal(g.Data, &gd); err != nil {
+		return nil, oidc.ErrServerError().WithParent(err)
+	}
+	presented := hashSecret(token)
+	if !g.Offline {
+		// An online grant lives as long as the browser session.
+		if _, err := s.p.store.GetSession(ctx, g.SessionID); errors.Is(err, session.ErrNotFound) {
+			_ = s.p.store.DeleteGrant(ctx, g.ID)
+			return nil, invalidGrant("the session this refresh token belongs to has ended")
+		} else if err != nil {
+			return nil, storeError(err)
+		}
+	}
+	if len(r.Data.Scopes) > 0 {
+		for _, sc := range r.Data.Scopes {
+			if !slices.Contains(gd.Scopes, sc) {
+				return nil, oidc.ErrInvalidScope().WithDescription("a refresh may not widen the granted scope")
+			}
+		}
+		gd.Scopes = r.Data.Scopes
+	}
+	refresh := token
+	if c.Public() {
+		refresh = g.ID + "." + randomID(32)
+		res, err := s.p.store.RotateRefresh(ctx, g.ID, presented, hashSecret(refresh))
+		if err != nil {
+			return nil, storeError(err)
+		}
+		switch res {
+		case session.Reused:
+			s.p.log.WarnContext(ctx, "audit", "event", "refresh.reused", "client_id", c.GetID(), "sub", g.Subject)
+			return nil, invalidGrant("the refresh token was already used; its family is revoked")
+		case session.Gone:
+			return nil, invalidGrant("the refresh token is invalid or revoked")
+		}
+	} else if subtle.ConstantTimeCompare([]byte(presented), []byte(g.RefreshHash)) != 1 {
+		return nil, invalidGrant("the refresh token is invalid")
+	}
+	resp, err := s.p.tokenResponse(c, g, gd, "", refresh, s.p.now())
+	if err != nil {
+		return nil, err
+	}
+	return zop.NewResponse(resp), nil
+}
+
+// ClientCredentialsExchange issues a client's own access token (RFC 6749
+// §4.4): no user, so no acr, amr or auth_time — and no store round trip.
+func (s *tokenServer) ClientCredentialsExchange(ctx context.Context, r *zop.ClientRequest[oidc.ClientCredentialsRequest]) (*zop.Response, error) {
+	c := r.Client.(*Client)
+	var scopes []string
+	for _, sc := range r.Data.Scope {
+		if !slices.Contains(c.cfg.Scopes, sc) {
+			return nil, oidc.ErrInvalidScope().WithDescription("scope %q is not allowed for this client", sc)
+		}
+		if !slices.Contains(scopes, sc) {
+			scopes = append(scopes, sc)
+		}
+	}
+	now := s.p.now()
+	at := accessTokenClaims{
+		Issuer:   s.p.issuer,
+		Subject:  c.GetID(),
+		Audience: c.GetID(),
+		Expiry:   now.Add(accessTokenLifetime).Unix(),
+		IssuedAt: now.Unix(),
+		JTI:      "cc." + randomID(16),
+		ClientID: c.GetID(),
+		Scope:    strings.Join(scopes, " "),
+	}
+	access, err := s.p.keys.sign(s.p.keys.atSign, at)
+	if err != nil {
+		return nil, oidc.ErrServerError().WithParent(err)
+	}
+	return zop.NewResponse(&oidc.AccessTokenResponse{
+		AccessToken: access,
+		TokenType:   oidc.BearerToken,
+		ExpiresIn:   uint64(accessTokenLifetime / time.Second),
+		Scope:       scopes,
+	}), nil
+}
+
+// activeAccessToken verifies one of our access tokens and that it is not
+// revoked (its grant alive, its id not revoked).
+func (p *Provider) activeAccessToken(ctx context.Context, token string) (*accessTokenClaims, error) {
+	var at accessTokenClaims
+	if err := p.keys.verify(token, "at+jwt", &at); err != nil {
+		return nil, errBadToken
+	}
+	if at.Issuer != p.issuer || p.now().Unix() >= at.Expiry {
+		return nil, errBadToken
+	}
+	if gid := grantOf(at.JTI); gid != "" {
+		if _, err := p.store.GetGrant(ctx, gid); errors.Is(err, session.ErrNotFound) {
+			return nil, errBadToken
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	revoked, err := p.store.IsRevoked(ctx, at.JTI)
+	if err != nil {
+		return nil, err
+	}
+	if revoked {
+		return nil, errBadToken
+	}
+	return &at, nil
+}
+
+// introspection is the RFC 7662 response; for an active access token it
+// repeats the token's acr, amr and auth_time.
+type introspection struct {
+	Active    bool     `json:"active"`
+	Scope     string   `json:"scope,omitempty"`
+	ClientID  string   `json:"client_id,omitempty"`
+	TokenType string   `json:"token_type,omitempty"`
+	Exp       int64    `json:"exp,omitempty"`
+	Iat       int64    `json:"iat,omitempty"`
+	Sub       string   `json:"sub,omitempty"`
+	Aud       string   `json:"aud,omitempty"`
+	Iss       string   `json:"iss,omitempty"`
+	JTI       string   `json:"jti,omitempty"`
+	ACR       string   `json:"acr,omitempty"`
+	AMR       []string `json:"amr,omitempty"`
+	AuthTime  int64    `json:"auth_time,omitempty"`
+}
+
+// Introspect answers RFC 7662 for confidential clients. Refresh tokens are
+// introspected only by the client they were issued to.
+func (s *tokenServer) Introspect(ctx context.Context, r *zop.Request[zop.IntrospectionRequest]) (*zop.Response, error) {
+	c, err := s.VerifyClient(ctx, &zop.Request[zop.ClientCredentials]{Data: r.Data.ClientCredentials})
+	if err != nil {
+		return nil, err
+	}
+	if c.(*Client).Public() {
+		return nil, invalidClient()
+	}
+	token := r.Data.IntrospectionRequest.Token
+	if strings.Count(token, ".") == 2 {
+		at, err := s.p.activeAccessToken(ctx, token)
+		if err != nil && !errors.Is(err, errBadToken) {
+			return nil, storeError(err)
+		}
+		if at == nil {
+			return zop.NewResponse(introspection{Active: false}), nil
+		}
+		return zop.NewResponse(introspection{
+			Active: true, Scope: at.Scope, ClientID: at.ClientID, TokenType: oidc.BearerToken,
+			Exp: at.Expiry, Iat: at.IssuedAt, Sub: at.Subject, Aud: at.Audience, Iss: at.Issuer,
+			JTI: at.JTI, ACR: at.ACR, AMR: at.AMR, AuthTime: at.AuthTime,
+		}), nil
+	}
+	gid := grantOf(token)
+	if gid == "" {
+		return zop.NewResponse(introspection{Active: false}), nil
+	}
+	g, err := s.p.store.GetGrant(ctx, gid)
+	if errors.Is(err, session.ErrNotFound) {
+		return zop.NewResponse(introspection{Active: false}), nil
+	} else if err != nil {
+		return nil, storeError(err)
+	}
+	if g.ClientID != c.GetID() || subtle.ConstantTimeCompare([]byte(hashSecret(token)), []byte(g.RefreshHash)) != 1 {
+		return zop.NewResponse(introspection{Active: false}), nil
+	}
+	var gd grantData
+	if err := json.Unmarshal(g.Data, &gd); err != nil {
+		return nil, oidc.ErrServerError().WithParent(err)
+	}
+	return zop.NewResponse(introspection{
+		Active: true, Scope: strings.Join(gd.Scopes, " "), ClientID: g.ClientID, TokenType: "refresh_token",
+		Exp: g.ExpiresAt.Unix(), Sub: g.Subject, Iss: s.p.issuer, ACR: gd.ACR, AMR: gd.AMR, AuthTime: gd.AuthTime,
+	}), nil
+}
+
+// UserInfo returns the claims the access token's scopes grant (OIDC Core
+// §5.3).
+func (s *tokenServer) UserInfo(ctx context.Context, r *zop.Request[oidc.UserInfoRequest]) (*zop.Response, error) {
+	at, err := s.p.activeAccessToken(ctx, r.Data.AccessToken)
+	if errors.Is(err, errBadToken) || (at != nil && grantOf(at.JTI) == "") {
+		return nil, zop.NewStatusError(oidc.ErrAccessDenied().WithDescription("the access token is invalid"), http.StatusUnauthorized)
+	} else if err != nil {
+		return nil, storeError(err)
+	}
+	scopes := strings.Fields(at.Scope)
+	if !slices.Contains(scopes, oidc.ScopeOpenID) {
+		e := oidc.ErrInvalidRequest().WithDescription("the openid scope was not granted")
+		e.ErrorType = "insufficient_scope"
+		return nil, zop.NewStatusError(e, http.StatusForbidden)
+	}
+	info := map[string]any{"sub": at.Subject}
+	a, err := s.p.store.GetAccount(ctx, at.Subject)
+	if err != nil && !errors.Is(err, session.ErrNotFound) {
+		return nil, storeError(err)
+	}
+	if a != nil {
+		if slices.Contains(scopes, oidc.ScopeProfile) {
+			info["preferred_username"] = a.Username
+			if a.Name != "" {
+				info["name"] = a.Name
+			}
+		}
+		if slices.Contains(scopes, oidc.ScopeEmail) && a.Email != "" {
+			// Seeded addresses are set by the operator: treated as verified.
+			info["email"], info["email_verified"] = a.Email, true
+		}
+		if slices.Contains(scopes, oidc.ScopePhone) && a.Phone != "" {
+			info["phone_number"], info["phone_number_verified"] = a.Phone, true
+		}
+	}
+	return zop.NewResponse(info), nil
+}
+
+// Revocation revokes a refresh token (its whole grant) or an access token
+// (RFC 7009). Unknown tokens are answered 200 as the RFC requires.
+func (s *tokenServer) Revocation(ctx context.Context, r *zop.ClientRequest[oidc.RevocationRequest]) (*zop.Response, error) {
+	c := r.Client.(*Client)
+	token := r.Data.Token
+	if strings.Count(token, ".") == 2 {
+		var at accessTokenClaims
+		if err := s.p.keys.verify(token, "at+jwt", &at); err != nil || at.ClientID != c.GetID() {
+			return zop.NewResponse(struct{}{}), nil
+		}
+		ttl := time.Unix(at.Expiry, 0).Sub(s.p.now())
+		if ttl > 0 {
+			if err := s.p.store.RevokeToken(ctx, at.JTI, ttl); err != nil {
+				return nil, storeError(err)
+			}
+		}
+		return zop.NewResponse(struct{}{}), nil
+	}
+	if gid := grantOf(token); gid != "" {
+		g, err := s.p.store.GetGrant(ctx, gid)
+		if errors.Is(err, session.ErrNotFound) {
+			return zop.NewResponse(struct{}{}), nil
+		} else if err != nil {
+			return nil, storeError(err)
+		}
+		if g.ClientID == c.GetID() && subtle.ConstantTimeCompare([]byte(hashSecret(token)), []byte(g.RefreshHash)) == 1 {
+			if err := s.p.store.DeleteGrant(ctx, gid); err != nil && !errors.Is(err, session.ErrNotFound) {
+				return nil, storeError(err)
+			}
+			s.p.log.InfoContext(ctx, "audit", "event", "token.revoked", "client_id", c.GetID(), "sub", g.Subject)
+		}
+	}
+	return zop.NewResponse(struct{}{}), nil
+}

@@ -1,0 +1,52 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/stepup-dev/stepup/authn/password"
+	"github.com/stepup-dev/stepup/config"
+	"github.com/stepup-dev/stepup/session"
+)
+
+// Seed creates or updates the configured users (idempotent: a user keeps
+// its subject across restarts and instances). It returns the accounts as
+// stored, in configuration order.
+func Seed(ctx context.Context, store session.AccountStore, users []config.User) ([]*session.Account, error) {
+	out := make([]*session.Account, 0, len(users))
+	for i, u := range users {
+		hash := u.PasswordHash
+		if hash == "" && u.Password != "" {
+			var err error
+			if hash, err = password.Hash(u.Password); err != nil {
+				return nil, fmt.Errorf("users[%d]: %w", i, err)
+			}
+		}
+		a, err := store.SeedAccount(ctx, &session.Account{
+			Subject:      newSubject(),
+			Username:     u.Username,
+			PasswordHash: hash,
+			Email:        u.Email,
+			Phone:        u.Phone,
+			Name:         u.Name,
+			TOTPSecret:   u.TOTPSecret,
+			EmailMFA:     u.EmailMFA,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("seeding users[%d] (%s): %w", i, u.Username, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// newSubject is a random, never reassigned subject identifier.
+func newSubject() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,186 @@
+// Package server wires stepup together: the protocol endpoints
+// (server/op), the hosted pages (server/login), health and readiness,
+// static files and the middleware every request passes through.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime"
+	"time"
+
+	"github.com/stepup-dev/stepup/authn/password"
+	"github.com/stepup-dev/stepup/config"
+	"github.com/stepup-dev/stepup/server/login"
+	"github.com/stepup-dev/stepup/server/op"
+	"github.com/stepup-dev/stepup/session"
+	"github.com/stepup-dev/stepup/templates"
+)
+
+// Server is a configured stepup instance.
+type Server struct {
+	Provider *op.Provider
+	handler  http.Handler
+	store    session.Store
+	log      *slog.Logger
+}
+
+// Options tune New; the zero value is production behaviour.
+type Options struct {
+	Log *slog.Logger
+	// Now replaces the clock (tests).
+	Now func() time.Time
+	// Mount adds extra routes (the demo relying party).
+	Mount func(mux *http.ServeMux)
+}
+
+// New builds the server: it loads or creates the shared secrets (signing
+// key, cookie and CSRF keys) in the store, so every instance on the same
+// store behaves as one.
+func New(ctx context.Context, cfg *config.Config, store session.Store, o Options) (*Server, error) {
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	iss, err := url.Parse(cfg.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
+	keys, err := op.LoadKeys(ctx, cfg.Keys.Algorithm, cfg.Keys.File, store)
+	if err != nil {
+		return nil, err
+	}
+	hashKey, err := sharedSecret(ctx, store, "cookie-hash", 64)
+	if err != nil {
+		return nil, err
+	}
+	blockKey, err := sharedSecret(ctx, store, "cookie-block", 32)
+	if err != nil {
+		return nil, err
+	}
+	csrfKey, err := sharedSecret(ctx, store, "csrf", 32)
+	if err != nil {
+		return nil, err
+	}
+	pages, err := templates.New()
+	if err != nil {
+		return nil, err
+	}
+	p, err := op.New(op.Options{
+		Config:   cfg,
+		Store:    store,
+		Keys:     keys,
+		Sessions: session.NewManager(iss.Scheme == "https", hashKey, blockKey, cfg.Session.AbsoluteTimeout.D()),
+		// About one argon2id hash per core at a time: each takes 64 MiB.
+		Hashes: password.NewLimiter(runtime.NumCPU()),
+		Log:    log,
+		Now:    o.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	login.New(p, pages, csrfKey).Register(mux)
+	ph := p.Handler()
+	for _, path := range []string{op.PathDiscovery, op.PathJWKS, op.PathAuthorize, op.PathEndSession, op.PathToken, op.PathIntrospect, op.PathUserinfo, op.PathRevoke} {
+		mux.Handle(path, ph)
+	}
+	s := &Server{Provider: p, store: store, log: log}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, op.PathDiscovery, http.StatusFound)
+	})
+	if o.Mount != nil {
+		o.Mount(mux)
+	}
+	s.handler = s.middleware(mux)
+	return s, nil
+}
+
+// sharedSecret returns the random secret every instance on the store uses.
+func sharedSecret(ctx context.Context, store session.SecretStore, name string, n int) ([]byte, error) {
+	fresh := make([]byte, n)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, err
+	}
+	v, err := store.InitSecret(ctx, name, fresh)
+	if err != nil {
+		return nil, fmt.Errorf("sharing the %s key through the store: %w", name, err)
+	}
+	if len(v) != n {
+		return nil, fmt.Errorf("the %s key in the store has %d bytes, want %d", name, len(v), n)
+	}
+	return v, nil
+}
+
+// Handler is the HTTP handler of the instance.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// ready reports whether the store answers.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := s.store.Ping(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"status":"unavailable","store":false}`))
+		return
+	}
+	_, _ = w.Write([]byte(`{"status":"ok","store":true}`))
+}
+
+// statusWriter records the status for the access log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// middleware adds security headers, panics → 500, and an access log line.
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		defer func() {
+			if v := recover(); v != nil {
+				if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+					panic(v)
+				}
+				s.log.ErrorContext(r.Context(), "panic", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				if sw.status == 0 {
+					http.Error(sw, "internal error", http.StatusInternalServerError)
+				}
+			}
+			s.log.DebugContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "dur", time.Since(start))
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
