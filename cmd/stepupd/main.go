@@ -128,6 +128,9 @@ func run(ctx context.Context, cfgPath string, log *slog.Logger) error {
 		}
 	}
 	for _, path := range cfg.PlainSecrets() {
+		if demoMode {
+			break // the demo password is printed on purpose
+		}
 		log.Warn("plain-text secret in the configuration; use a hash or ${ENV}", "path", path)
 	}
 	if cfg.Redis.Embedded() {
