@@ -10,18 +10,22 @@ import "time"
 
 // Config is the whole of stepupd's configuration (PRODUCT.md §4).
 type Config struct {
-	Issuer   string        `yaml:"issuer"`
-	Listen   string        `yaml:"listen"`
-	Redis    Redis         `yaml:"redis"`
-	Keys     Keys          `yaml:"keys"`
-	Session  SessionConfig `yaml:"session"`
-	Levels   []Level       `yaml:"levels"`
-	MFA      MFA           `yaml:"mfa"`
-	WebAuthn WebAuthn      `yaml:"webauthn"`
-	SMS      Provider      `yaml:"sms"`
-	Email    Provider      `yaml:"email"`
-	Clients  []Client      `yaml:"clients"`
-	Users    []User        `yaml:"users"`
+	Issuer string `yaml:"issuer"`
+	Listen string `yaml:"listen"`
+	// TrustedProxies lists the networks (CIDR) of reverse proxies whose
+	// X-Forwarded-For is believed when finding the client's IP for the
+	// per-IP throttle. Empty: the TCP peer is the client.
+	TrustedProxies []string      `yaml:"trusted_proxies"`
+	Redis          Redis         `yaml:"redis"`
+	Keys           Keys          `yaml:"keys"`
+	Session        SessionConfig `yaml:"session"`
+	Levels         []Level       `yaml:"levels"`
+	MFA            MFA           `yaml:"mfa"`
+	WebAuthn       WebAuthn      `yaml:"webauthn"`
+	SMS            Provider      `yaml:"sms"`
+	Email          Provider      `yaml:"email"`
+	Clients        []Client      `yaml:"clients"`
+	Users          []User        `yaml:"users"`
 
 	// fromEnv holds the paths whose value Parse took, wholly or in part,
 	// from ${ENV_VAR}: those secrets are not plain text (PlainSecrets).
@@ -71,10 +75,14 @@ type MFA struct {
 	Lockout    Lockout  `yaml:"lockout"`
 }
 
-// Lockout is the per-user failure budget.
+// Lockout is the per-user failure budget and the per-client-IP throttle
+// beside it.
 type Lockout struct {
 	MaxFailures int      `yaml:"max_failures"`
 	Window      Duration `yaml:"window"`
+	// IPMaxFailures is the number of failures one client IP may make in
+	// a window, over every user. Default 100.
+	IPMaxFailures int `yaml:"ip_max_failures"`
 }
 
 // WebAuthn configures passkeys.

@@ -488,13 +488,9 @@ func TestParseAliasExpansionBounded(t *testing.T) {
 	for range 1000 {
 		b.WriteString("  - *c\n")
 	}
-	start := time.Now()
 	es, _ := parsePaths(t, b.String(), nil)
 	if !slices.ContainsFunc(es, func(e *FieldError) bool { return strings.Contains(e.Msg, "too many values") }) {
 		t.Errorf("no bound reached; %d errors", len(es))
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("took %v", d)
 	}
 }
 

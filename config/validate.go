@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -93,6 +94,9 @@ func applyDefaults(c *Config, given map[string]bool) {
 	if unset("mfa.lockout.window", c.MFA.Lockout.Window == 0) {
 		c.MFA.Lockout.Window = Duration(15 * time.Minute)
 	}
+	if unset("mfa.lockout.ip_max_failures", c.MFA.Lockout.IPMaxFailures == 0) {
+		c.MFA.Lockout.IPMaxFailures = 100
+	}
 	if unset("webauthn.rp_name", c.WebAuthn.RPName == "") {
 		c.WebAuthn.RPName = "stepup"
 	}
@@ -128,6 +132,7 @@ func (c *Config) Validate() error {
 	v := &checker{}
 	v.issuer(c.Issuer)
 	v.listen(c.Listen)
+	v.trustedProxies(c.TrustedProxies)
 	v.redis(&c.Redis)
 	v.keys(&c.Keys)
 	v.session(&c.Session)
@@ -197,6 +202,16 @@ func (v *checker) listen(s string) {
 	}
 	if !validHostPort(s, true) {
 		v.add("listen", "%q must be host:port with a numeric port, like :8080 or 127.0.0.1:8080", s)
+	}
+}
+
+func (v *checker) trustedProxies(list []string) {
+	for i, s := range list {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			if _, err := netip.ParseAddr(s); err != nil {
+				v.add(fmt.Sprintf("trusted_proxies[%d]", i), "%q must be a network like 10.0.0.0/8 or an address", s)
+			}
+		}
 	}
 }
 
@@ -354,6 +369,9 @@ func (v *checker) mfa(m *MFA, levels []Level) {
 	}
 	if m.Lockout.Window <= 0 {
 		v.add("mfa.lockout.window", "%v must be positive", m.Lockout.Window)
+	}
+	if m.Lockout.IPMaxFailures < m.Lockout.MaxFailures {
+		v.add("mfa.lockout.ip_max_failures", "%d must be at least max_failures (%d): one client IP may lock out at least one user", m.Lockout.IPMaxFailures, m.Lockout.MaxFailures)
 	}
 }
 

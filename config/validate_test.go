@@ -75,6 +75,10 @@ func TestValidateRules(t *testing.T) {
 		{"issuer http on [::1]", func(c *Config) { c.Issuer = "http://[::1]:8080" }, nil},
 		{"issuer with a path", func(c *Config) { c.Issuer = "https://example.com/id" }, nil},
 
+		// trusted_proxies
+		{"trusted proxies", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "192.0.2.7", "fd00::/8"} }, nil},
+		{"trusted proxies bad", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "proxy.local", "10.0.0.0/33"} }, []string{"trusted_proxies[1]", "trusted_proxies[2]"}},
+
 		// listen
 		{"listen without port", func(c *Config) { c.Listen = "8080" }, []string{"listen"}},
 		{"listen named port", func(c *Config) { c.Listen = ":http" }, []string{"listen"}},
@@ -147,6 +151,8 @@ func TestValidateRules(t *testing.T) {
 		{"mfa lockout max_failures", func(c *Config) { c.MFA.Lockout.MaxFailures = 0 }, []string{"mfa.lockout.max_failures"}},
 		{"mfa lockout max_failures 1", func(c *Config) { c.MFA.Lockout.MaxFailures = 1 }, nil},
 		{"mfa lockout window", func(c *Config) { c.MFA.Lockout.Window = 0 }, []string{"mfa.lockout.window"}},
+		{"mfa lockout ip below user", func(c *Config) { c.MFA.Lockout.IPMaxFailures = 4 }, []string{"mfa.lockout.ip_max_failures"}},
+		{"mfa lockout ip equal user", func(c *Config) { c.MFA.Lockout.IPMaxFailures = 5 }, nil},
 
 		// webauthn
 		{"webauthn rp_name", func(c *Config) { c.WebAuthn.RPName = "" }, []string{"webauthn.rp_name"}},

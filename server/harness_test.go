@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -22,6 +23,7 @@ import (
 	"github.com/stepup-dev/stepup/authn/totp"
 	"github.com/stepup-dev/stepup/config"
 	"github.com/stepup-dev/stepup/server"
+	"github.com/stepup-dev/stepup/server/obs"
 	"github.com/stepup-dev/stepup/session"
 	"github.com/stepup-dev/stepup/session/sessiontest"
 )
@@ -62,10 +64,22 @@ func (c *clock) Advance(d time.Duration) {
 type env struct {
 	t       *testing.T
 	cfg     *config.Config
-	backend *sessiontest.Backend
+	backend *sessiontest.Backend // nil when the test brings its own store
+	open    func() session.Store // a store client for the issuer's data
 	clock   *clock
 	ln      *httptest.Server // the first instance; its address is the issuer
 	issuer  string
+	log     *slog.Logger
+	metrics *obs.Metrics // of the first instance
+}
+
+// envOptions change what newEnvWith builds.
+type envOptions struct {
+	mutate func(*config.Config)
+	log    *slog.Logger
+	// open, when set, replaces the sessiontest backend.
+	open    func() session.Store
+	metrics *obs.Metrics
 }
 
 // baseConfig: alice has a password and TOTP, bob only a password.
@@ -104,6 +118,12 @@ users:
 // validated.
 func newEnv(t *testing.T, mutate func(*config.Config)) *env {
 	t.Helper()
+	return newEnvWith(t, envOptions{mutate: mutate})
+}
+
+func newEnvWith(t *testing.T, o envOptions) *env {
+	t.Helper()
+	mutate := o.mutate
 	ts := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + ts.Listener.Addr().String()
 	cfg, err := config.Parse([]byte(strings.ReplaceAll(baseConfig, "ISSUER", issuer)), func(string) (string, bool) { return "", false })
@@ -116,11 +136,18 @@ func newEnv(t *testing.T, mutate func(*config.Config)) *env {
 			t.Fatalf("config after mutate: %v", err)
 		}
 	}
-	e := &env{t: t, cfg: cfg, backend: sessiontest.NewBackend(t), clock: &clock{now: time.Now().Truncate(time.Second)}, issuer: issuer}
-	if _, err := server.Seed(context.Background(), e.backend.Store(t), cfg.Users); err != nil {
+	e := &env{t: t, cfg: cfg, open: o.open, clock: &clock{now: time.Now().Truncate(time.Second)}, issuer: issuer, log: o.log, metrics: o.metrics}
+	if e.open == nil {
+		e.backend = sessiontest.NewBackend(t)
+		e.open = func() session.Store { return e.backend.Store(t) }
+	}
+	if e.log == nil {
+		e.log = discardLog()
+	}
+	if _, err := server.Seed(context.Background(), e.open(), cfg.Users); err != nil {
 		t.Fatal(err)
 	}
-	ts.Config.Handler = e.instance().Handler()
+	ts.Config.Handler = e.instanceWith(e.metrics).Handler()
 	ts.Start()
 	t.Cleanup(ts.Close)
 	e.ln = ts
@@ -130,7 +157,12 @@ func newEnv(t *testing.T, mutate func(*config.Config)) *env {
 // instance builds another stepupd on the same store and clock.
 func (e *env) instance() *server.Server {
 	e.t.Helper()
-	srv, err := server.New(context.Background(), e.cfg, e.backend.Store(e.t), server.Options{Now: e.clock.Now, Log: discardLog()})
+	return e.instanceWith(nil)
+}
+
+func (e *env) instanceWith(m *obs.Metrics) *server.Server {
+	e.t.Helper()
+	srv, err := server.New(context.Background(), e.cfg, e.open(), server.Options{Now: e.clock.Now, Log: e.log, Metrics: m})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -142,6 +174,8 @@ type browser struct {
 	t *testing.T
 	c *http.Client
 	e *env
+	// header is added to every request (X-Forwarded-For behind a proxy).
+	header http.Header
 }
 
 func (e *env) browser() *browser {
@@ -168,6 +202,9 @@ type page struct {
 
 func (b *browser) do(req *http.Request) *page {
 	b.t.Helper()
+	for k, vs := range b.header {
+		req.Header[k] = vs
+	}
 	resp, err := b.c.Do(req)
 	if err != nil {
 		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
@@ -270,7 +307,7 @@ func (b *browser) submit(p *page, form *html.Node, values map[string]string) *pa
 	}
 	req, _ := http.NewRequest(http.MethodPost, u.String(), strings.NewReader(v.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", b.e.issuer)
+	req.Header.Set("Origin", p.url.Scheme+"://"+p.url.Host)
 	return b.do(req)
 }
 
@@ -428,4 +465,4 @@ func (e *env) postForm(path string, v url.Values, user, pass string) (int, map[s
 }
 
 // store returns a store client on the env's backend.
-func (e *env) store() session.Store { return e.backend.Store(e.t) }
+func (e *env) store() session.Store { return e.open() }

@@ -17,6 +17,7 @@ import (
 	"github.com/stepup-dev/stepup/authn/password"
 	"github.com/stepup-dev/stepup/config"
 	"github.com/stepup-dev/stepup/server/login"
+	"github.com/stepup-dev/stepup/server/obs"
 	"github.com/stepup-dev/stepup/server/op"
 	"github.com/stepup-dev/stepup/session"
 	"github.com/stepup-dev/stepup/templates"
@@ -28,6 +29,7 @@ type Server struct {
 	handler  http.Handler
 	store    session.Store
 	log      *slog.Logger
+	metrics  *obs.Metrics
 }
 
 // Options tune New; the zero value is production behaviour.
@@ -37,6 +39,9 @@ type Options struct {
 	Now func() time.Time
 	// Mount adds extra routes (the demo relying party).
 	Mount func(mux *http.ServeMux)
+	// Metrics are the collectors /metrics serves; nil creates them. Pass
+	// the ones the store reports its errors to.
+	Metrics *obs.Metrics
 }
 
 // New builds the server: it loads or creates the shared secrets (signing
@@ -67,6 +72,10 @@ func New(ctx context.Context, cfg *config.Config, store session.Store, o Options
 	if err != nil {
 		return nil, err
 	}
+	metrics := o.Metrics
+	if metrics == nil {
+		metrics = obs.NewMetrics()
+	}
 	pages, err := templates.New()
 	if err != nil {
 		return nil, err
@@ -79,6 +88,7 @@ func New(ctx context.Context, cfg *config.Config, store session.Store, o Options
 		// About one argon2id hash per core at a time: each takes 64 MiB.
 		Hashes: password.NewLimiter(runtime.NumCPU()),
 		Log:    log,
+		Audit:  obs.NewAuditor(log, metrics),
 		Now:    o.Now,
 	})
 	if err != nil {
@@ -90,7 +100,8 @@ func New(ctx context.Context, cfg *config.Config, store session.Store, o Options
 	for _, path := range []string{op.PathDiscovery, op.PathJWKS, op.PathAuthorize, op.PathEndSession, op.PathToken, op.PathIntrospect, op.PathUserinfo, op.PathRevoke} {
 		mux.Handle(path, ph)
 	}
-	s := &Server{Provider: p, store: store, log: log}
+	s := &Server{Provider: p, store: store, log: log, metrics: metrics}
+	mux.Handle("GET /metrics", metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
@@ -179,7 +190,14 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 					http.Error(sw, "internal error", http.StatusInternalServerError)
 				}
 			}
-			s.log.DebugContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "dur", time.Since(start))
+			d := time.Since(start)
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			// r.Pattern is the route the mux matched (it sets it on r).
+			s.metrics.Request(r.Pattern, status, d)
+			s.log.DebugContext(r.Context(), "request", "method", r.Method, "route", r.Pattern, "status", status, "dur", d)
 		}()
 		next.ServeHTTP(sw, r)
 	})

@@ -149,9 +149,47 @@ type SecretStore interface {
 	InitSecret(ctx context.Context, name string, value []byte) ([]byte, error)
 }
 
+// BudgetKind names what an abuse budget counts against.
+type BudgetKind string
+
+// The budgets of PRODUCT.md §3 "Lockout".
+const (
+	// BudgetUser is the one per-user budget shared by every factor,
+	// password included. Its ID is the subject (or, for a username that
+	// does not exist, a digest of it, so unknown users lock out alike).
+	BudgetUser BudgetKind = "user"
+	// BudgetIP is the per-client-IP throttle beside it.
+	BudgetIP BudgetKind = "ip"
+)
+
+// Budget identifies one abuse budget and its limit.
+type Budget struct {
+	Kind BudgetKind
+	ID   string
+	// Max is the number of failures the window allows.
+	Max int64
+}
+
+// LimitStore keeps abuse budgets: attempts counted in a window shared by
+// every instance.
+type LimitStore interface {
+	// Reserve counts one attempt against each budget before it is checked
+	// and returns the counts in their windows, this attempt included, in
+	// the order given. Counting first means concurrent attempts can never
+	// check more secrets than a budget allows. A window starts with its
+	// first attempt; the attempt that reaches a budget's Max starts it
+	// again, so a lockout lasts a whole window from the failure that
+	// caused it.
+	Reserve(ctx context.Context, window time.Duration, bs ...Budget) ([]int64, error)
+	// Refund takes back an attempt that succeeded, so only failures use
+	// the budgets. A window that has ended is left alone.
+	Refund(ctx context.Context, bs ...Budget) error
+}
+
 // Store is everything stepup keeps. session/redisstore implements it.
 type Store interface {
 	SessionStore
+	LimitStore
 	AccountStore
 	FlowStore
 	CodeStore

@@ -27,6 +27,7 @@ import (
 	"github.com/stepup-dev/stepup/config"
 	"github.com/stepup-dev/stepup/server"
 	"github.com/stepup-dev/stepup/server/demo"
+	"github.com/stepup-dev/stepup/server/obs"
 	"github.com/stepup-dev/stepup/session/redisstore"
 )
 
@@ -136,7 +137,8 @@ func run(ctx context.Context, cfgPath string, log *slog.Logger) error {
 	if cfg.Redis.Embedded() {
 		log.Warn("using the embedded in-process store: sessions are lost on exit and not shared; configure redis.url for production")
 	}
-	store, err := redisstore.Open(cfg.Redis, redisstore.Options{})
+	metrics := obs.NewMetrics()
+	store, err := redisstore.Open(cfg.Redis, redisstore.Options{OnError: metrics.StoreError})
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
@@ -145,7 +147,7 @@ func run(ctx context.Context, cfgPath string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	opts := server.Options{Log: log}
+	opts := server.Options{Log: log, Metrics: metrics}
 	if demoMode {
 		opts.Mount = demo.Mount(cfg.Issuer, cfg.Clients[0].ID, cfg.Clients[0].RedirectURIs[0])
 	}

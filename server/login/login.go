@@ -20,6 +20,7 @@ import (
 	"github.com/stepup-dev/stepup/authn"
 	"github.com/stepup-dev/stepup/authn/password"
 	"github.com/stepup-dev/stepup/authn/totp"
+	"github.com/stepup-dev/stepup/server/obs"
 	"github.com/stepup-dev/stepup/server/op"
 	"github.com/stepup-dev/stepup/session"
 	"github.com/stepup-dev/stepup/static"
@@ -133,7 +134,10 @@ func (h *Handler) flowURL(f *op.Flow, suffix string) string {
 // next asks the policy what comes after a verification: the answer to the
 // client, or the next page (Post/Redirect/Get).
 func (h *Handler) next(w http.ResponseWriter, r *http.Request, st *state) {
-	d := h.p.Decide(st.flow, st.c, st.sess, st.acct)
+	h.decided(w, r, st, h.p.Decide(st.flow, st.c, st.sess, st.acct))
+}
+
+func (h *Handler) decided(w http.ResponseWriter, r *http.Request, st *state, d authn.Decision) {
 	if d.Outcome == authn.OK || d.Outcome == authn.Fail {
 		h.p.Finish(w, r, st.flow, st.c, st.sess, d)
 		return
@@ -256,6 +260,16 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request) {
 		h.p.Unavailable(w, r, err)
 		return
 	}
+	subject := ""
+	if acct != nil {
+		subject = acct.Subject
+	}
+	try, ok := h.reserve(w, r, subject, username, func(status int, msg string) {
+		h.failed(w, r, st, authn.Password, status, msg)
+	})
+	if !ok {
+		return
+	}
 	good := false
 	if acct == nil || acct.PasswordHash == "" {
 		// Unknown users cost the same as a wrong password (no enumeration).
@@ -264,15 +278,20 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request) {
 		good, err = h.p.Hashes().Verify(ctx, acct.PasswordHash, pw)
 	}
 	if errors.Is(err, password.ErrBusy) || errors.Is(err, context.DeadlineExceeded) {
+		// Nothing was checked: the attempt is not a failure.
+		try.succeeded()
+		h.p.Audit(ctx, obs.EventThrottled, "reason", "busy", "client_id", st.c.GetID())
 		w.Header().Set("Retry-After", "1")
 		h.renderBusy(w, r, st)
 		return
 	}
 	if !good {
-		h.p.Log().InfoContext(ctx, "audit", "event", "login.failed", "reason", "bad_credentials", "client_id", st.c.GetID())
+		try.failed()
+		h.p.Audit(ctx, obs.EventLoginFailed, "reason", "bad_credentials", "sub", subject, "client_id", st.c.GetID())
 		h.failed(w, r, st, authn.Password, http.StatusUnauthorized, "The username or password is not correct.")
 		return
 	}
+	try.succeeded()
 	now := h.p.Now()
 	v := authn.Verification{Factor: authn.Password, At: now}
 	if st.sess != nil && st.sess.Subject == acct.Subject {
@@ -298,7 +317,7 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request) {
 		st.sess = s
 	}
 	st.acct = acct
-	h.p.Log().InfoContext(ctx, "audit", "event", "login.password", "sub", acct.Subject, "client_id", st.c.GetID())
+	h.p.Audit(ctx, obs.EventLogin, "sub", acct.Subject, "client_id", st.c.GetID())
 	h.next(w, r, st)
 }
 
@@ -352,16 +371,24 @@ func (h *Handler) totp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	try, ok := h.reserve(w, r, st.acct.Subject, "", func(status int, msg string) {
+		h.failed(w, r, st, authn.TOTP, status, msg)
+	})
+	if !ok {
+		return
+	}
 	good, err := h.checkTOTP(ctx, st.acct.Subject, st.acct.TOTPSecret, r.PostFormValue("code"))
 	if err != nil {
 		h.p.Unavailable(w, r, err)
 		return
 	}
 	if !good {
-		h.p.Log().InfoContext(ctx, "audit", "event", "stepup.failed", "factor", "totp", "sub", st.acct.Subject)
+		try.failed()
+		h.p.Audit(ctx, obs.EventStepUpFailed, "reason", "bad_code", "factor", "totp", "sub", st.acct.Subject, "client_id", st.c.GetID())
 		h.failed(w, r, st, authn.TOTP, http.StatusUnauthorized, "That code is not valid. Codes can be used only once.")
 		return
 	}
+	try.succeeded()
 	h.verified(w, r, st, authn.Verification{Factor: authn.TOTP, At: h.p.Now()})
 }
 
@@ -376,8 +403,12 @@ func (h *Handler) verified(w http.ResponseWriter, r *http.Request, st *state, v 
 	if err := h.p.Store().SetLastFactor(ctx, st.acct.Subject, v.Factor); err == nil {
 		st.acct.LastFactor = v.Factor
 	}
-	h.p.Log().InfoContext(ctx, "audit", "event", "stepup.verified", "factor", string(v.Factor), "sub", st.acct.Subject, "client_id", st.c.GetID())
-	h.next(w, r, st)
+	h.p.Audit(ctx, obs.EventStepUp, "factor", string(v.Factor), "sub", st.acct.Subject, "client_id", st.c.GetID())
+	d := h.p.Decide(st.flow, st.c, st.sess, st.acct)
+	if d.Outcome == authn.OK {
+		h.p.Audit(ctx, obs.EventStepUpDone, "acr", d.ACR, "sub", st.acct.Subject, "client_id", st.c.GetID())
+	}
+	h.decided(w, r, st, d)
 }
 
 // renderEnroll offers TOTP enrollment; the secret is kept in the flow
@@ -437,22 +468,31 @@ func (h *Handler) enrollTOTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	try, ok := h.reserve(w, r, st.acct.Subject, "", func(status int, msg string) {
+		h.renderEnroll(w, r, st, d, status, msg)
+	})
+	if !ok {
+		return
+	}
 	good, err := h.checkTOTP(ctx, st.acct.Subject, st.flow.EnrollSecret, r.PostFormValue("code"))
 	if err != nil {
 		h.p.Unavailable(w, r, err)
 		return
 	}
 	if !good {
+		try.failed()
+		h.p.Audit(ctx, obs.EventEnrollFailed, "reason", "bad_code", "factor", "totp", "sub", st.acct.Subject, "client_id", st.c.GetID())
 		h.renderEnroll(w, r, st, d, http.StatusUnauthorized, "That code is not valid. Check the time on your device and try the next code.")
 		return
 	}
+	try.succeeded()
 	if err := h.p.Store().SetTOTPSecret(ctx, st.acct.Subject, st.flow.EnrollSecret); err != nil {
 		h.p.Unavailable(w, r, err)
 		return
 	}
 	st.acct.TOTPSecret = st.flow.EnrollSecret
 	st.flow.EnrollSecret = ""
-	h.p.Log().InfoContext(ctx, "audit", "event", "enroll.totp", "sub", st.acct.Subject)
+	h.p.Audit(ctx, obs.EventEnrolled, "factor", "totp", "sub", st.acct.Subject, "client_id", st.c.GetID())
 	h.verified(w, r, st, authn.Verification{Factor: authn.TOTP, At: h.p.Now()})
 }
 
@@ -465,7 +505,11 @@ func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st.flow.Cancelled = true
-	h.p.Log().InfoContext(r.Context(), "audit", "event", "stepup.cancelled", "client_id", st.c.GetID())
+	sub := ""
+	if st.sess != nil {
+		sub = st.sess.Subject
+	}
+	h.p.Audit(r.Context(), obs.EventCancelled, "sub", sub, "client_id", st.c.GetID())
 	d := h.p.Decide(st.flow, st.c, st.sess, st.acct)
 	if d.Outcome != authn.OK && d.Outcome != authn.Fail {
 		d = authn.Decision{Outcome: authn.Fail, Error: "access_denied", Description: "the user cancelled"}

@@ -9,12 +9,13 @@ import (
 	"net/url"
 
 	"github.com/stepup-dev/stepup/authn"
+	"github.com/stepup-dev/stepup/server/obs"
 	"github.com/stepup-dev/stepup/session"
 )
 
 // Unavailable answers a request that needs the store while it is down.
 func (p *Provider) Unavailable(w http.ResponseWriter, r *http.Request, err error) {
-	p.log.ErrorContext(r.Context(), "store unavailable", "path", r.URL.Path, "err", err)
+	p.Audit(r.Context(), obs.EventStoreDown, "path", r.URL.Path, "err", err.Error(), "reason", "store_unavailable")
 	w.Header().Set("Retry-After", "5")
 	p.pages.Error(w, r, http.StatusServiceUnavailable, "The sign-in service is temporarily unavailable. Please try again in a moment.")
 }
@@ -135,7 +136,7 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, f *Flow, c *Cl
 			code, desc = "server_error", "the authentication did not complete"
 		}
 		p.dropFlow(ctx, f)
-		p.log.InfoContext(ctx, "audit", "event", "authorize.error", "client_id", c.GetID(), "error", code)
+		p.Audit(ctx, obs.EventAuthorizeError, "client_id", c.GetID(), "error", code, "reason", code)
 		p.redirectError(w, r, f.RedirectURI, f.State, code, desc)
 		return
 	}
@@ -169,7 +170,7 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, f *Flow, c *Cl
 		p.log.WarnContext(ctx, "session touch failed", "err", err)
 	}
 	p.dropFlow(ctx, f)
-	p.log.InfoContext(ctx, "audit", "event", "authorize.code", "client_id", c.GetID(), "sub", sess.Subject,
+	p.Audit(ctx, obs.EventAuthorized, "client_id", c.GetID(), "sub", sess.Subject,
 		"acr", d.ACR, "amr", d.AMR, "auth_time", d.AuthTime.Unix())
 	http.Redirect(w, r, redirectTo(f.RedirectURI, url.Values{
 		"code":  {code},

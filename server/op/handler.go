@@ -6,6 +6,7 @@ import (
 
 	zop "github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/stepup-dev/stepup/server/obs"
 	"github.com/stepup-dev/stepup/session"
 )
 
@@ -98,7 +99,7 @@ func (p *Provider) Logout(w http.ResponseWriter, r *http.Request, sess *session.
 			p.Unavailable(w, r, err)
 			return
 		}
-		p.log.InfoContext(r.Context(), "audit", "event", "logout", "sub", sess.Subject)
+		p.Audit(r.Context(), obs.EventLogout, "sub", sess.Subject)
 	}
 	p.sessions.Clear(w)
 	if plr != "" {

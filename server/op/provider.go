@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/stepup-dev/stepup/authn"
 	"github.com/stepup-dev/stepup/authn/password"
 	"github.com/stepup-dev/stepup/config"
+	"github.com/stepup-dev/stepup/server/obs"
 	"github.com/stepup-dev/stepup/session"
 )
 
@@ -43,6 +45,9 @@ type Options struct {
 	Sessions *session.Manager
 	Hashes   *password.Limiter
 	Log      *slog.Logger
+	// Audit records security events; nil logs them to Log and counts them
+	// in metrics nobody serves.
+	Audit *obs.Auditor
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -62,6 +67,9 @@ type Provider struct {
 	sessions   *session.Manager
 	hashes     *password.Limiter
 	log        *slog.Logger
+	audit      *obs.Auditor
+	lockout    config.Lockout
+	proxies    []netip.Prefix
 	now        func() time.Time
 	pages      Pages
 	discovery  []byte
@@ -83,10 +91,26 @@ func New(o Options) (*Provider, error) {
 		sessions:  o.Sessions,
 		hashes:    o.Hashes,
 		log:       o.Log,
+		audit:     o.Audit,
+		lockout:   cfg.MFA.Lockout,
 		now:       o.Now,
 	}
 	if p.now == nil {
 		p.now = time.Now
+	}
+	for _, s := range cfg.TrustedProxies {
+		pfx, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("trusted_proxies: %w", err)
+			}
+			pfx = netip.PrefixFrom(a, a.BitLen())
+		}
+		p.proxies = append(p.proxies, pfx.Masked())
+	}
+	if p.audit == nil {
+		p.audit = obs.NewAuditor(p.log, obs.NewMetrics())
 	}
 	if p.log == nil {
 		p.log = slog.Default()
@@ -141,6 +165,11 @@ func (p *Provider) Ladder() authn.Ladder { return p.ladder }
 
 // Log is the logger.
 func (p *Provider) Log() *slog.Logger { return p.log }
+
+// Audit records a security event (see obs.Auditor.Event).
+func (p *Provider) Audit(ctx context.Context, event string, attrs ...any) {
+	p.audit.Event(ctx, event, attrs...)
+}
 
 // Now is the provider's clock.
 func (p *Provider) Now() time.Time { return p.now() }

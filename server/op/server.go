@@ -13,6 +13,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	zop "github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/stepup-dev/stepup/server/obs"
 	"github.com/stepup-dev/stepup/session"
 )
 
@@ -59,7 +60,7 @@ func (s *tokenServer) VerifyClient(ctx context.Context, r *zop.Request[zop.Clien
 		return c, nil
 	}
 	if !c.checkSecret(ctx, s.p.hashes, cc.ClientSecret) {
-		s.p.log.InfoContext(ctx, "audit", "event", "client.auth_failed", "client_id", c.GetID())
+		s.p.Audit(ctx, obs.EventClientAuth, "client_id", c.GetID(), "reason", "client_auth")
 		return nil, invalidClient()
 	}
 	return c, nil
@@ -80,7 +81,7 @@ func (s *tokenServer) CodeExchange(ctx context.Context, r *zop.ClientRequest[oid
 		if err := s.p.store.DeleteGrant(ctx, replayed); err != nil && !errors.Is(err, session.ErrNotFound) {
 			return nil, storeError(err)
 		}
-		s.p.log.WarnContext(ctx, "audit", "event", "code.replayed", "client_id", c.GetID(), "grant", replayed)
+		s.p.Audit(ctx, obs.EventCodeReplay, "client_id", c.GetID(), "reason", "code_replay")
 		return nil, invalidGrant("the code was already used; the tokens issued for it are revoked")
 	}
 	var cd codeData
@@ -129,7 +130,7 @@ func (s *tokenServer) CodeExchange(ctx context.Context, r *zop.ClientRequest[oid
 	if err != nil {
 		return nil, err
 	}
-	s.p.log.InfoContext(ctx, "audit", "event", "token.issued", "grant_type", "authorization_code", "client_id", c.GetID(), "sub", cd.Subject, "acr", cd.ACR)
+	s.p.Audit(ctx, obs.EventToken, "grant_type", "authorization_code", "client_id", c.GetID(), "sub", cd.Subject, "acr", cd.ACR)
 	return zop.NewResponse(resp), nil
 }
 
@@ -233,7 +234,7 @@ func (s *tokenServer) RefreshToken(ctx context.Context, r *zop.ClientRequest[oid
 		}
 		switch res {
 		case session.Reused:
-			s.p.log.WarnContext(ctx, "audit", "event", "refresh.reused", "client_id", c.GetID(), "sub", g.Subject)
+			s.p.Audit(ctx, obs.EventRefreshReuse, "client_id", c.GetID(), "sub", g.Subject, "reason", "refresh_reuse")
 			return nil, invalidGrant("the refresh token was already used; its family is revoked")
 		case session.Gone:
 			return nil, invalidGrant("the refresh token is invalid or revoked")
@@ -245,6 +246,7 @@ func (s *tokenServer) RefreshToken(ctx context.Context, r *zop.ClientRequest[oid
 	if err != nil {
 		return nil, err
 	}
+	s.p.Audit(ctx, obs.EventToken, "grant_type", "refresh_token", "client_id", c.GetID(), "sub", g.Subject)
 	return zop.NewResponse(resp), nil
 }
 
@@ -276,6 +278,7 @@ func (s *tokenServer) ClientCredentialsExchange(ctx context.Context, r *zop.Clie
 	if err != nil {
 		return nil, oidc.ErrServerError().WithParent(err)
 	}
+	s.p.Audit(ctx, obs.EventToken, "grant_type", "client_credentials", "client_id", c.GetID())
 	return zop.NewResponse(&oidc.AccessTokenResponse{
 		AccessToken: access,
 		TokenType:   oidc.BearerToken,
@@ -444,7 +447,7 @@ func (s *tokenServer) Revocation(ctx context.Context, r *zop.ClientRequest[oidc.
 			if err := s.p.store.DeleteGrant(ctx, gid); err != nil && !errors.Is(err, session.ErrNotFound) {
 				return nil, storeError(err)
 			}
-			s.p.log.InfoContext(ctx, "audit", "event", "token.revoked", "client_id", c.GetID(), "sub", g.Subject)
+			s.p.Audit(ctx, obs.EventRevoked, "client_id", c.GetID(), "sub", g.Subject)
 		}
 	}
 	return zop.NewResponse(struct{}{}), nil

@@ -112,6 +112,16 @@ func (k keys) revoked(jti string) string { return k.prefix + "revoked:" + jti }
 // a STRING. No TTL: rotating it is an operator's decision.
 func (k keys) secret(name string) string { return k.prefix + "secret:" + name }
 
+// budget counts the attempts of an abuse budget in its window, a STRING
+// (an integer). The user budget shares the user's tag. TTL: the window,
+// set by the first attempt.
+func (k keys) budget(kind, id string) string {
+	if kind == "user" {
+		return k.prefix + "{user:" + id + "}:fail"
+	}
+	return k.prefix + "fail:" + kind + ":" + id
+}
+
 // all matches every key of the store, for Purge.
 func (k keys) all() string { return escapeGlob(k.prefix) + "*" }
 

@@ -33,6 +33,10 @@ type Options struct {
 	// one issuer use the same prefix; tests use a unique one to share a
 	// Redis. It must not contain braces, which would break the hash tags.
 	Prefix string
+	// OnError, when set, is called with every error a Redis command or
+	// pipeline returns, except a missing key and a script not yet loaded
+	// (metrics of Redis errors).
+	OnError func(error)
 }
 
 // Store is a session.Store on Redis. It is safe for concurrent use.
@@ -50,7 +54,38 @@ func New(c redis.UniversalClient, opts Options) *Store {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
 	}
+	if opts.OnError != nil {
+		c.AddHook(errorHook(opts.OnError))
+	}
 	return &Store{c: c, k: keys{prefix: opts.Prefix}}
+}
+
+// errorHook reports the errors of commands and pipelines.
+type errorHook func(error)
+
+func (h errorHook) report(err error) {
+	if err == nil || errors.Is(err, redis.Nil) || errors.Is(err, context.Canceled) || redis.HasErrorPrefix(err, "NOSCRIPT") {
+		return
+	}
+	h(err)
+}
+
+func (h errorHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h errorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.report(err)
+		return err
+	}
+}
+
+func (h errorHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		h.report(err)
+		return err
+	}
 }
 
 // Open connects to the Redis that cfg describes:

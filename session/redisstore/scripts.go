@@ -104,3 +104,23 @@ end
 redis.call('DEL', KEYS[1])
 return 2
 `)
+
+// scriptReserve counts an attempt. The first attempt of a window sets its
+// expiry, and so does the one that reaches the limit, so a lockout lasts a
+// whole window. KEYS[1] budget; ARGV[1] window (ms), ARGV[2] limit.
+// Returns the count.
+var scriptReserve = redis.NewScript(`
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or n == tonumber(ARGV[2]) or redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return n
+`)
+
+// scriptRefund takes an attempt back, only inside a live window (a DECR on
+// a missing key would create one without a TTL). KEYS[1] budget.
+var scriptRefund = redis.NewScript(`
+local n = tonumber(redis.call('GET', KEYS[1]))
+if n and n > 0 then return redis.call('DECR', KEYS[1]) end
+return 0
+`)

@@ -45,6 +45,9 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		{"RotateRefreshConcurrent", testRotateRefreshConcurrent},
 		{"RevokeToken", testRevokeToken},
 		{"InitSecret", testInitSecret},
+		{"Budget", testBudget},
+		{"BudgetConcurrent", testBudgetConcurrent},
+		{"BudgetWindow", testBudgetWindow},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -697,6 +700,92 @@ func testInitSecret(t *testing.T, s session.Store) {
 		if !bytes.Equal(vals[i], vals[0]) {
 			t.Fatalf("concurrent InitSecret returned %v, want one value", vals)
 		}
+	}
+}
+
+func testBudget(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	user := session.Budget{Kind: session.BudgetUser, ID: newID(), Max: 3}
+	ip := session.Budget{Kind: session.BudgetIP, ID: "192.0.2.1-" + newID(), Max: 10}
+	for want := int64(1); want <= 4; want++ {
+		got, err := s.Reserve(ctx, ttl, user, ip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, []int64{want, want}) {
+			t.Fatalf("Reserve #%d = %v, want [%d %d]", want, got, want, want)
+		}
+	}
+	// A success gives its attempt back; failures stay counted.
+	if err := s.Refund(ctx, user, ip); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Reserve(ctx, ttl, user); err != nil || got[0] != 4 {
+		t.Fatalf("Reserve after Refund = %v, %v; want [4]", got, err)
+	}
+	// Budgets are separate: another user, the same kind.
+	other := session.Budget{Kind: session.BudgetUser, ID: newID(), Max: 3}
+	if got, err := s.Reserve(ctx, ttl, other); err != nil || got[0] != 1 {
+		t.Fatalf("Reserve(other user) = %v, %v; want [1]", got, err)
+	}
+	// A refund of a budget that has no window creates nothing.
+	fresh := session.Budget{Kind: session.BudgetUser, ID: newID(), Max: 3}
+	if err := s.Refund(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Reserve(ctx, ttl, fresh); err != nil || got[0] != 1 {
+		t.Fatalf("Reserve after a refund with no window = %v, %v; want [1]", got, err)
+	}
+	if _, err := s.Reserve(ctx, ttl, session.Budget{Kind: session.BudgetUser, ID: newID()}); err == nil {
+		t.Error("Reserve of a budget without a limit succeeded")
+	}
+}
+
+func testBudgetConcurrent(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	b := session.Budget{Kind: session.BudgetUser, ID: newID(), Max: 5}
+	const n = 32
+	got := make([]int64, n)
+	errs := make([]error, n)
+	race(n, func(i int) {
+		var c []int64
+		c, errs[i] = s.Reserve(ctx, ttl, b)
+		if len(c) == 1 {
+			got[i] = c[0]
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	// Every attempt gets its own count: exactly Max of them are allowed to
+	// check a secret, however they interleave.
+	slices.Sort(got)
+	for i, c := range got {
+		if c != int64(i+1) {
+			t.Fatalf("concurrent Reserve counts = %v, want 1..%d each once", got, n)
+		}
+	}
+}
+
+func testBudgetWindow(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	b := session.Budget{Kind: session.BudgetUser, ID: newID(), Max: 2}
+	if _, err := s.Reserve(ctx, shortTTL, b); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(shortTTL / 2)
+	// The attempt that reaches the limit starts the window again, so the
+	// lockout lasts a whole window from it.
+	if got, err := s.Reserve(ctx, shortTTL, b); err != nil || got[0] != 2 {
+		t.Fatalf("Reserve = %v, %v; want [2]", got, err)
+	}
+	time.Sleep(shortTTL * 3 / 4)
+	if got, err := s.Reserve(ctx, shortTTL, b); err != nil || got[0] != 3 {
+		t.Fatalf("Reserve inside the restarted window = %v, %v; want [3]", got, err)
+	}
+	time.Sleep(afterShortTTL)
+	if got, err := s.Reserve(ctx, shortTTL, b); err != nil || got[0] != 1 {
+		t.Fatalf("Reserve after the window = %v, %v; want [1]", got, err)
 	}
 }
 

@@ -1,0 +1,64 @@
+package login
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/stepup-dev/stepup/server/obs"
+	"github.com/stepup-dev/stepup/session"
+)
+
+// attempt is one try at a secret (a password or a code), counted against
+// the abuse budgets before the secret is checked, so that concurrent
+// attempts can never check more secrets than a budget allows.
+type attempt struct {
+	h       *Handler
+	r       *http.Request
+	subject string
+	budgets []session.Budget
+	counts  []int64
+}
+
+// Messages of the failure answers; the 401 one is per factor.
+const msgLocked = "Too many failed attempts. Wait a while before you try again."
+
+// reserve counts an attempt by subject (or, with no account, username).
+// When it returns false it has answered: 429 through retry when a budget
+// is exhausted — even if the secret would have been right — or 503 when
+// the store is down (fail closed: no budget, no check).
+func (h *Handler) reserve(w http.ResponseWriter, r *http.Request, subject, username string, retry func(status int, msg string)) (*attempt, bool) {
+	a := &attempt{h: h, r: r, subject: subject, budgets: h.p.Budgets(r, subject, username)}
+	counts, err := h.p.Store().Reserve(r.Context(), h.p.LockoutWindow(), a.budgets...)
+	if err != nil {
+		h.p.Unavailable(w, r, err)
+		return nil, false
+	}
+	a.counts = counts
+	for i, b := range a.budgets {
+		if counts[i] > b.Max {
+			h.p.Audit(r.Context(), obs.EventLocked, "budget", string(b.Kind), "sub", subject)
+			w.Header().Set("Retry-After", strconv.Itoa(int(h.p.LockoutWindow().Seconds())))
+			retry(http.StatusTooManyRequests, msgLocked)
+			return nil, false
+		}
+	}
+	return a, true
+}
+
+// failed keeps the attempt counted. The failure that reaches a budget's
+// limit is a lockout; it is still answered 401 like any failure.
+func (a *attempt) failed() {
+	for i, b := range a.budgets {
+		if a.counts[i] == b.Max {
+			a.h.p.Audit(a.r.Context(), obs.EventLockout, "budget", string(b.Kind), "sub", a.subject, "failures", a.counts[i])
+		}
+	}
+}
+
+// succeeded gives the attempt back: only failures use the budgets. If the
+// refund fails the attempt stays counted, which errs on the safe side.
+func (a *attempt) succeeded() {
+	if err := a.h.p.Store().Refund(a.r.Context(), a.budgets...); err != nil {
+		a.h.p.Log().WarnContext(a.r.Context(), "refunding an attempt failed", "err", err)
+	}
+}

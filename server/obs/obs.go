@@ -1,0 +1,195 @@
+// Package obs is what operators see of stepup: Prometheus metrics and the
+// audit log. Every security event goes through Audit, which writes one
+// structured log record and counts it, so the log and the metrics never
+// disagree. Callers pass identifiers only (subject, client id, factor,
+// reason), never a secret, code or token.
+package obs
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are stepup's Prometheus collectors, on a registry of their own
+// (so tests and several servers in one process do not collide).
+type Metrics struct {
+	reg *prometheus.Registry
+
+	requests    *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	events      *prometheus.CounterVec
+	logins      prometheus.Counter
+	stepUps     *prometheus.CounterVec
+	failures    *prometheus.CounterVec
+	lockouts    *prometheus.CounterVec
+	refused     *prometheus.CounterVec
+	enrollments *prometheus.CounterVec
+	tokens      *prometheus.CounterVec
+	storeErrors prometheus.Counter
+}
+
+// NewMetrics registers stepup's collectors, with the Go runtime and
+// process collectors, on a new registry.
+func NewMetrics() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stepup_http_requests_total", Help: "HTTP requests by route pattern and status code.",
+	}, []string{"route", "code"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "stepup_http_request_duration_seconds",
+		Help:    "HTTP request latency by route pattern.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"route"})
+	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stepup_audit_events_total", Help: "Audit events by name.",
+	}, []string{"event"})
+	m.logins = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "stepup_logins_total", Help: "Successful sign-ins with a password (new sessions and re-authentications).",
+	})
+	m.stepUps = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stepup_step_ups_total", Help: "Authorizations completed at a level after a factor was verified in the flow, by acr.",
+	}, []string{"acr"})
+	m.failures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stepup_failures_total", Help: "Failed authentications and refused requests by reason.",
+	}, []string{"reason"})
+	m.lockouts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stepup_lockouts_total", Help: "Abuse budgets exhausted (the failure that reached the limit), by budget: user or ip.",
+	}, []string{"budget"})
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stepup_locked_attempts_total", Help: "Attempts answered 429 because a budget was exhausted, by budget.",
+	}, []string{"budget"})
+	m.enrollments = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stepup_enrollments_total", Help: "Factors enrolled, by factor.",
+	}, []string{"factor"})
+	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stepup_tokens_issued_total", Help: "Token responses, by grant type.",
+	}, []string{"grant_type"})
+	m.storeErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "stepup_store_errors_total", Help: "Redis commands and pipelines that failed (not counting missing keys).",
+	})
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.events, m.logins, m.stepUps, m.failures, m.lockouts, m.refused, m.enrollments, m.tokens, m.storeErrors} {
+		f(c)
+	}
+	f(collectors.NewGoCollector())
+	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Registry is the registry the collectors are on.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// StoreError counts a failed Redis command; session/redisstore calls it.
+func (m *Metrics) StoreError(error) { m.storeErrors.Inc() }
+
+// Request records one HTTP request. route is the ServeMux pattern that
+// served it ("" when none matched), so the label set stays bounded.
+func (m *Metrics) Request(route string, status int, d time.Duration) {
+	if route == "" {
+		route = "unmatched"
+	}
+	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.latency.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// Event names. They are stable: operators alert on them.
+const (
+	EventLogin          = "login.succeeded"    // password verified
+	EventLoginFailed    = "login.failed"       // wrong username or password
+	EventStepUp         = "stepup.verified"    // a second factor verified
+	EventStepUpFailed   = "stepup.failed"      // a wrong or replayed code
+	EventStepUpDone     = "stepup.completed"   // an authorization completed at a level reached by a step-up
+	EventCancelled      = "stepup.cancelled"   // the user cancelled
+	EventLockout        = "lockout"            // a failure exhausted a budget
+	EventLocked         = "attempt.locked"     // an attempt refused with 429
+	EventEnrolled       = "enroll.succeeded"   // a factor enrolled
+	EventEnrollFailed   = "enroll.failed"      // a wrong confirming code
+	EventLogout         = "logout"             // a session ended
+	EventAuthorized     = "authorize.code"     // a code issued
+	EventAuthorizeError = "authorize.error"    // an error sent to the client
+	EventToken          = "token.issued"       // tokens issued
+	EventClientAuth     = "client.auth_failed" // a client's credentials refused
+	EventCodeReplay     = "code.replayed"      // a code used twice: its tokens revoked
+	EventRefreshReuse   = "refresh.reused"     // a rotated refresh token reused: the family revoked
+	EventRevoked        = "token.revoked"      // a token revoked by its client
+	EventThrottled      = "busy"               // refused because the password hashers were busy
+	EventStoreDown      = "store.unavailable"  // a request failed because Redis did not answer
+)
+
+// Auditor writes audit events and counts them.
+type Auditor struct {
+	log *slog.Logger
+	m   *Metrics
+}
+
+// NewAuditor returns an Auditor logging to log and counting in m.
+func NewAuditor(log *slog.Logger, m *Metrics) *Auditor { return &Auditor{log: log, m: m} }
+
+// Metrics returns the collectors events are counted in.
+func (a *Auditor) Metrics() *Metrics { return a.m }
+
+// Event records an audit event: one log record with msg "audit" and
+// "event" = name, then attrs (key, value pairs of identifiers), and the
+// metrics that follow from it. Events that mean an attack or an outage
+// log at Warn.
+func (a *Auditor) Event(ctx context.Context, name string, attrs ...any) {
+	level := slog.LevelInfo
+	switch name {
+	case EventLockout, EventLocked, EventCodeReplay, EventRefreshReuse, EventStoreDown:
+		level = slog.LevelWarn
+	}
+	a.log.Log(ctx, level, "audit", append([]any{"event", name}, attrs...)...)
+	m := a.m
+	m.events.WithLabelValues(name).Inc()
+	switch name {
+	case EventLogin:
+		m.logins.Inc()
+	case EventStepUpDone:
+		m.stepUps.WithLabelValues(attr(attrs, "acr")).Inc()
+	case EventLoginFailed, EventStepUpFailed, EventEnrollFailed, EventAuthorizeError, EventClientAuth, EventCodeReplay, EventRefreshReuse, EventThrottled, EventStoreDown:
+		reason := attr(attrs, "reason")
+		if reason == "" {
+			reason = name
+		}
+		m.failures.WithLabelValues(reason).Inc()
+	case EventLockout:
+		m.lockouts.WithLabelValues(attr(attrs, "budget")).Inc()
+	case EventLocked:
+		m.refused.WithLabelValues(attr(attrs, "budget")).Inc()
+		m.failures.WithLabelValues("locked_" + attr(attrs, "budget")).Inc()
+	case EventEnrolled:
+		m.enrollments.WithLabelValues(attr(attrs, "factor")).Inc()
+	case EventToken:
+		m.tokens.WithLabelValues(attr(attrs, "grant_type")).Inc()
+	}
+}
+
+// attr finds the string value of key in slog-style key, value pairs.
+func attr(attrs []any, key string) string {
+	for i := 0; i+1 < len(attrs); i += 2 {
+		if k, ok := attrs[i].(string); ok && k == key {
+			if s, ok := attrs[i+1].(string); ok {
+				return s
+			}
+		}
+	}
+	return ""
+}
+
+// Discard is an Auditor for code that has none configured: it logs
+// nowhere and counts in a registry nobody serves.
+func Discard() *Auditor {
+	return NewAuditor(slog.New(slog.DiscardHandler), NewMetrics())
+}
