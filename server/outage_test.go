@@ -110,7 +110,7 @@ func TestRealRedisStoppedAndRestarted(t *testing.T) {
 		}
 	})
 	open := func() session.Store {
-		s, err := redisstore.Open(config.Redis{URL: rp0.url()}, redisstore.Options{OnError: metrics.StoreError})
+		s, err := redisstore.Open(config.Redis{URL: rp0.url()}, redisstore.Options{OnRoundTrip: metrics.StoreRoundTrip})
 		if err != nil {
 			t.Fatal(err)
 		}

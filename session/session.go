@@ -85,9 +85,12 @@ type SessionStore interface {
 	CreateSession(ctx context.Context, s *Session, ttl time.Duration) error
 	GetSession(ctx context.Context, id string) (*Session, error)
 	// AddVerification stores v as the latest verification of its factor.
-	AddVerification(ctx context.Context, id string, v authn.Verification, ttl time.Duration) error
-	// Touch records activity (last seen, and the client served, if not "").
-	Touch(ctx context.Context, id string, at time.Time, clientID string, ttl time.Duration) error
+	// sub is the session's subject (the caller has loaded the session); a
+	// session of another subject is left alone (ErrNotFound).
+	AddVerification(ctx context.Context, id, sub string, v authn.Verification, ttl time.Duration) error
+	// Touch records activity (last seen, and the client served, if not
+	// ""). sub is the session's subject, as for AddVerification.
+	Touch(ctx context.Context, id, sub string, at time.Time, clientID string, ttl time.Duration) error
 	DeleteSession(ctx context.Context, id string) error
 	// ListSessions returns the live sessions of a subject.
 	ListSessions(ctx context.Context, subject string) ([]*Session, error)

@@ -138,7 +138,7 @@ func run(ctx context.Context, cfgPath string, log *slog.Logger) error {
 		log.Warn("using the embedded in-process store: sessions are lost on exit and not shared; configure redis.url for production")
 	}
 	metrics := obs.NewMetrics()
-	store, err := redisstore.Open(cfg.Redis, redisstore.Options{OnError: metrics.StoreError})
+	store, err := redisstore.Open(cfg.Redis, redisstore.Options{OnRoundTrip: metrics.StoreRoundTrip})
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}

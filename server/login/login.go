@@ -295,7 +295,7 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request) {
 	now := h.p.Now()
 	v := authn.Verification{Factor: authn.Password, At: now}
 	if st.sess != nil && st.sess.Subject == acct.Subject {
-		if err := h.p.Store().AddVerification(ctx, st.sess.ID, v, h.p.SessionTTL(st.sess.CreatedAt)); err != nil {
+		if err := h.p.Store().AddVerification(ctx, st.sess.ID, st.sess.Subject, v, h.p.SessionTTL(st.sess.CreatedAt)); err != nil {
 			h.storeFailure(w, r, err)
 			return
 		}
@@ -395,7 +395,7 @@ func (h *Handler) totp(w http.ResponseWriter, r *http.Request) {
 // verified records a second-factor verification and moves on.
 func (h *Handler) verified(w http.ResponseWriter, r *http.Request, st *state, v authn.Verification) {
 	ctx := r.Context()
-	if err := h.p.Store().AddVerification(ctx, st.sess.ID, v, h.p.SessionTTL(st.sess.CreatedAt)); err != nil {
+	if err := h.p.Store().AddVerification(ctx, st.sess.ID, st.sess.Subject, v, h.p.SessionTTL(st.sess.CreatedAt)); err != nil {
 		h.storeFailure(w, r, err)
 		return
 	}

@@ -33,6 +33,7 @@ type Metrics struct {
 	enrollments *prometheus.CounterVec
 	tokens      *prometheus.CounterVec
 	storeErrors prometheus.Counter
+	storeTrips  prometheus.Counter
 }
 
 // NewMetrics registers stepup's collectors, with the Go runtime and
@@ -75,7 +76,10 @@ func NewMetrics() *Metrics {
 	m.storeErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "stepup_store_errors_total", Help: "Redis commands and pipelines that failed (not counting missing keys).",
 	})
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.events, m.logins, m.stepUps, m.failures, m.lockouts, m.refused, m.enrollments, m.tokens, m.storeErrors} {
+	m.storeTrips = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "stepup_store_round_trips_total", Help: "Redis commands and pipelines sent (one network round trip each).",
+	})
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.events, m.logins, m.stepUps, m.failures, m.lockouts, m.refused, m.enrollments, m.tokens, m.storeErrors, m.storeTrips} {
 		f(c)
 	}
 	f(collectors.NewGoCollector())
@@ -91,8 +95,14 @@ func (m *Metrics) Handler() http.Handler {
 // Registry is the registry the collectors are on.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// StoreError counts a failed Redis command; session/redisstore calls it.
-func (m *Metrics) StoreError(error) { m.storeErrors.Inc() }
+// StoreRoundTrip counts a Redis round trip and its failure;
+// session/redisstore calls it (Options.OnRoundTrip).
+func (m *Metrics) StoreRoundTrip(err error) {
+	m.storeTrips.Inc()
+	if err != nil {
+		m.storeErrors.Inc()
+	}
+}
 
 // Request records one HTTP request. route is the ServeMux pattern that
 // served it ("" when none matched), so the label set stays bounded.

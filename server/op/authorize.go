@@ -166,7 +166,7 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, f *Flow, c *Cl
 	}
 	// Activity and the client served are recorded on a best-effort basis:
 	// the code is already valid, and a failure here loses only bookkeeping.
-	if err := p.store.Touch(ctx, sess.ID, p.now(), c.GetID(), p.SessionTTL(sess.CreatedAt)); err != nil {
+	if err := p.store.Touch(ctx, sess.ID, sess.Subject, p.now(), c.GetID(), p.SessionTTL(sess.CreatedAt)); err != nil {
 		p.log.WarnContext(ctx, "session touch failed", "err", err)
 	}
 	p.dropFlow(ctx, f)

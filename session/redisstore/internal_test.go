@@ -80,8 +80,8 @@ func TestEveryKeyExpires(t *testing.T) {
 	ctx := t.Context()
 	for op, err := range map[string]error{
 		"CreateSession":   s.CreateSession(ctx, &session.Session{ID: "s", Subject: "u", ClientIDs: []string{"web"}}, time.Minute),
-		"AddVerification": s.AddVerification(ctx, "s", authn.Verification{Factor: authn.TOTP, At: time.Now()}, time.Minute),
-		"Touch":           s.Touch(ctx, "s", time.Now(), "app", time.Minute),
+		"AddVerification": s.AddVerification(ctx, "s", "u", authn.Verification{Factor: authn.TOTP, At: time.Now()}, time.Minute),
+		"Touch":           s.Touch(ctx, "s", "u", time.Now(), "app", time.Minute),
 		"PutFlow":         s.PutFlow(ctx, "f", []byte("x"), time.Minute),
 		"PutCode":         s.PutCode(ctx, "c", "g", []byte("x"), time.Minute, time.Hour),
 		"PutGrant":        s.PutGrant(ctx, &session.Grant{ID: "g", RefreshHash: "a", ExpiresAt: time.Now().Add(time.Hour)}),
@@ -136,7 +136,7 @@ func TestTouchSeenOnlyMovesForward(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, at := range []time.Time{t0.Add(time.Second), t0, t0.Add(-time.Hour)} {
-		if err := s.Touch(ctx, "s", at, "", time.Minute); err != nil {
+		if err := s.Touch(ctx, "s", "u", at, "", time.Minute); err != nil {
 			t.Fatal(err)
 		}
 	}

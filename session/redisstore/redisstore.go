@@ -33,10 +33,11 @@ type Options struct {
 	// one issuer use the same prefix; tests use a unique one to share a
 	// Redis. It must not contain braces, which would break the hash tags.
 	Prefix string
-	// OnError, when set, is called with every error a Redis command or
-	// pipeline returns, except a missing key and a script not yet loaded
-	// (metrics of Redis errors).
-	OnError func(error)
+	// OnRoundTrip, when set, is called after every Redis command or
+	// pipeline (one network round trip each) with its error; a missing
+	// key, a script not yet loaded and a cancelled request are not errors
+	// and pass nil. For metrics.
+	OnRoundTrip func(err error)
 }
 
 // Store is a session.Store on Redis. It is safe for concurrent use.
@@ -54,25 +55,25 @@ func New(c redis.UniversalClient, opts Options) *Store {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
 	}
-	if opts.OnError != nil {
-		c.AddHook(errorHook(opts.OnError))
+	if opts.OnRoundTrip != nil {
+		c.AddHook(roundTripHook(opts.OnRoundTrip))
 	}
 	return &Store{c: c, k: keys{prefix: opts.Prefix}}
 }
 
-// errorHook reports the errors of commands and pipelines.
-type errorHook func(error)
+// roundTripHook reports every command and pipeline.
+type roundTripHook func(error)
 
-func (h errorHook) report(err error) {
-	if err == nil || errors.Is(err, redis.Nil) || errors.Is(err, context.Canceled) || redis.HasErrorPrefix(err, "NOSCRIPT") {
-		return
+func (h roundTripHook) report(err error) {
+	if err != nil && (errors.Is(err, redis.Nil) || errors.Is(err, context.Canceled) || redis.HasErrorPrefix(err, "NOSCRIPT")) {
+		err = nil
 	}
 	h(err)
 }
 
-func (h errorHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h roundTripHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
-func (h errorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (h roundTripHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
 		h.report(err)
@@ -80,7 +81,7 @@ func (h errorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	}
 }
 
-func (h errorHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (h roundTripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
 		h.report(err)

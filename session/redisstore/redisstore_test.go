@@ -72,8 +72,8 @@ func calls(ctx context.Context, s session.Store) map[string]error {
 	record("CreateSession", s.CreateSession(ctx, &session.Session{ID: "s", Subject: "u"}, time.Minute))
 	_, err := s.GetSession(ctx, "s")
 	record("GetSession", err)
-	record("AddVerification", s.AddVerification(ctx, "s", authn.Verification{Factor: authn.Password}, time.Minute))
-	record("Touch", s.Touch(ctx, "s", time.Now(), "web", time.Minute))
+	record("AddVerification", s.AddVerification(ctx, "s", "u", authn.Verification{Factor: authn.Password}, time.Minute))
+	record("Touch", s.Touch(ctx, "s", "u", time.Now(), "web", time.Minute))
 	record("DeleteSession", s.DeleteSession(ctx, "s"))
 	_, err = s.ListSessions(ctx, "u")
 	record("ListSessions", err)
@@ -164,7 +164,7 @@ func TestTwoInstances(t *testing.T) {
 	if err := s1.CreateSession(ctx, sess, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if err := s2.Touch(ctx, sess.ID, time.Now(), "web", time.Hour); err != nil {
+	if err := s2.Touch(ctx, sess.ID, sess.Subject, time.Now(), "web", time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s1.GetSession(ctx, sess.ID)

@@ -8,15 +8,16 @@ import "github.com/redis/go-redis/v9"
 // Script.Run: EVALSHA, falling back to EVAL when the server has not cached
 // the script (after a restart or failover).
 
-// scriptAddVerification sets one field of an existing session and extends
-// its TTL; a session that expired or was deleted is not resurrected.
-// KEYS[1] session; ARGV[1] field, ARGV[2] value, ARGV[3] ttl (ms).
-// Returns the session's subject.
+// scriptAddVerification sets one field of an existing session of the
+// given subject and extends its TTL; a session that expired or was
+// deleted is not resurrected.
+// KEYS[1] session; ARGV[1] subject, ARGV[2] ttl (ms), ARGV[3] field,
+// ARGV[4] value. Returns 1, or nil when there is no such session.
 var scriptAddVerification = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return redis.call('HGET', KEYS[1], 'sub')
+if redis.call('HGET', KEYS[1], 'sub') ~= ARGV[1] then return nil end
+redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
 `)
 
 // scriptTouch records activity on an existing session and extends its TTL.
@@ -24,17 +25,18 @@ return redis.call('HGET', KEYS[1], 'sub')
 // different clocks never move it back. Nanosecond timestamps have more
 // digits than a Lua number holds exactly, so they are compared as strings
 // (longer is later; equal length compares lexically).
-// KEYS[1] session; ARGV[1] seen (unix ns), ARGV[2] client field or "",
-// ARGV[3] ttl (ms). Returns the session's subject.
+// KEYS[1] session; ARGV[1] subject, ARGV[2] ttl (ms), ARGV[3] seen (unix
+// ns), ARGV[4] client field or "". Returns 1, or nil when there is no
+// such session.
 var scriptTouch = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+if redis.call('HGET', KEYS[1], 'sub') ~= ARGV[1] then return nil end
 local seen = redis.call('HGET', KEYS[1], 'seen')
-if not seen or #ARGV[1] > #seen or (#ARGV[1] == #seen and ARGV[1] > seen) then
-  redis.call('HSET', KEYS[1], 'seen', ARGV[1])
+if not seen or #ARGV[3] > #seen or (#ARGV[3] == #seen and ARGV[3] > seen) then
+  redis.call('HSET', KEYS[1], 'seen', ARGV[3])
 end
-if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], ARGV[2], '1') end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return redis.call('HGET', KEYS[1], 'sub')
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], ARGV[4], '1') end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
 `)
 
 // scriptDeleteSession deletes a session and returns its subject, so the
@@ -45,6 +47,15 @@ local sub = redis.call('HGET', KEYS[1], 'sub')
 redis.call('DEL', KEYS[1])
 if not sub then return nil end
 return sub
+`)
+
+// scriptExtendIndex makes an existing index live at least ttl, never
+// shortening it and never creating it.
+// KEYS[1] index; ARGV[1] ttl (ms).
+var scriptExtendIndex = redis.NewScript(`
+local pttl = redis.call('PTTL', KEYS[1])
+if pttl >= 0 and pttl < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return 1
 `)
 
 // scriptIndexSession adds a session id to its subject's index and makes

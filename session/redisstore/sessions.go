@@ -110,7 +110,7 @@ func parseSession(id string, m map[string]string) (*session.Session, error) {
 
 // AddVerification stores v as the latest verification of its factor: one
 // field written by a script that does nothing if the session is gone.
-func (s *Store) AddVerification(ctx context.Context, id string, v authn.Verification, ttl time.Duration) error {
+func (s *Store) AddVerification(ctx context.Context, id, sub string, v authn.Verification, ttl time.Duration) error {
 	const op = "add verification"
 	if err := checkTTL(op, ttl); err != nil {
 		return err
@@ -119,16 +119,39 @@ func (s *Store) AddVerification(ctx context.Context, id string, v authn.Verifica
 	if err != nil {
 		return fmt.Errorf("redisstore: %s: %w", op, err)
 	}
-	sub, err := scriptAddVerification.Run(ctx, s.c, []string{s.k.session(id)},
-		prefixVerify+string(v.Factor), b, millis(ttl)).Text()
-	if err != nil {
+	return s.update(ctx, op, scriptAddVerification, id, sub, ttl, prefixVerify+string(v.Factor), b)
+}
+
+// update runs a session script and extends the subject's index in one
+// pipeline: one round trip. The two keys are in different Cluster slots,
+// so they cannot share a script; the index is only extended, never
+// created, so a missing session leaves nothing behind.
+func (s *Store) update(ctx context.Context, op string, script *redis.Script, id, sub string, ttl time.Duration, args ...any) error {
+	if sub == "" {
+		return fmt.Errorf("redisstore: %s: no subject", op)
+	}
+	var res *redis.Cmd
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		res = script.EvalSha(ctx, p, []string{s.k.session(id)}, append([]any{sub, millis(ttl)}, args...)...)
+		scriptExtendIndex.EvalSha(ctx, p, []string{s.k.userSessions(sub)}, millis(ttl))
+		return nil
+	})
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// Redis restarted or failed over: load the scripts, once.
+		_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			res = script.Eval(ctx, p, []string{s.k.session(id)}, append([]any{sub, millis(ttl)}, args...)...)
+			scriptExtendIndex.Eval(ctx, p, []string{s.k.userSessions(sub)}, millis(ttl))
+			return nil
+		})
+	}
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return fail(op, err)
 	}
-	return s.index(ctx, op, sub, id, ttl)
+	return fail(op, res.Err())
 }
 
 // Touch records activity on an existing session.
-func (s *Store) Touch(ctx context.Context, id string, at time.Time, clientID string, ttl time.Duration) error {
+func (s *Store) Touch(ctx context.Context, id, sub string, at time.Time, clientID string, ttl time.Duration) error {
 	const op = "touch session"
 	if err := checkTTL(op, ttl); err != nil {
 		return err
@@ -137,12 +160,7 @@ func (s *Store) Touch(ctx context.Context, id string, at time.Time, clientID str
 	if clientID != "" {
 		client = prefixClient + clientID
 	}
-	sub, err := scriptTouch.Run(ctx, s.c, []string{s.k.session(id)},
-		unixNano(at), client, millis(ttl)).Text()
-	if err != nil {
-		return fail(op, err)
-	}
-	return s.index(ctx, op, sub, id, ttl)
+	return s.update(ctx, op, scriptTouch, id, sub, ttl, unixNano(at), client)
 }
 
 // DeleteSession deletes a session (if it exists) and drops it from its

@@ -113,6 +113,18 @@ func (b *Backend) Restart(t testing.TB) {
 	}
 }
 
+// StoreWith is Store with options (its Prefix is b's).
+func (b *Backend) StoreWith(t testing.TB, o redisstore.Options) session.Store {
+	t.Helper()
+	o.Prefix = b.prefix
+	s, err := redisstore.Open(b.cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 func (b *Backend) open(t testing.TB) *redisstore.Store {
 	t.Helper()
 	s, err := redisstore.Open(b.cfg, redisstore.Options{Prefix: b.prefix})

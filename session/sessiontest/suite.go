@@ -136,7 +136,7 @@ func testAddVerification(t *testing.T, s session.Store) {
 		{Factor: authn.WebAuthn, At: t0.Add(5 * time.Second), UV: true, Hardware: true},
 	}
 	for _, v := range adds {
-		if err := s.AddVerification(ctx, sess.ID, v, ttl); err != nil {
+		if err := s.AddVerification(ctx, sess.ID, sess.Subject, v, ttl); err != nil {
 			t.Fatalf("AddVerification(%s): %v", v.Factor, err)
 		}
 	}
@@ -147,6 +147,18 @@ func testAddVerification(t *testing.T, s session.Store) {
 	}
 	if got.Subject != sess.Subject || !got.CreatedAt.Equal(sess.CreatedAt) {
 		t.Fatalf("AddVerification changed the session: %+v", got)
+	}
+	// A write that names another subject is refused and changes nothing:
+	// a verification can never land on someone else's session.
+	late := authn.Verification{Factor: authn.Recovery, At: t0.Add(time.Minute)}
+	if err := s.AddVerification(ctx, sess.ID, "someone-else", late, ttl); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("AddVerification(other subject) = %v, want ErrNotFound", err)
+	}
+	if err := s.Touch(ctx, sess.ID, "someone-else", t0.Add(time.Hour), "other", ttl); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("Touch(other subject) = %v, want ErrNotFound", err)
+	}
+	if again := mustGet(t, s, sess.ID); !equalVerifications(again.Verifications, want) || len(again.ClientIDs) != 0 {
+		t.Errorf("writes naming another subject changed the session: %+v", again)
 	}
 }
 
@@ -161,13 +173,13 @@ func testWritesToMissingSession(t *testing.T, s session.Store) {
 	}
 	v := authn.Verification{Factor: authn.TOTP, At: time.Now()}
 	for _, id := range []string{newID(), deleted.ID} {
-		if err := s.AddVerification(ctx, id, v, ttl); !errors.Is(err, session.ErrNotFound) {
+		if err := s.AddVerification(ctx, id, deleted.Subject, v, ttl); !errors.Is(err, session.ErrNotFound) {
 			t.Errorf("AddVerification(missing) = %v, want ErrNotFound", err)
 		}
-		if err := s.Touch(ctx, id, time.Now(), "web", ttl); !errors.Is(err, session.ErrNotFound) {
+		if err := s.Touch(ctx, id, deleted.Subject, time.Now(), "web", ttl); !errors.Is(err, session.ErrNotFound) {
 			t.Errorf("Touch(missing) = %v, want ErrNotFound", err)
 		}
-		if err := s.Touch(ctx, id, time.Now(), "", ttl); !errors.Is(err, session.ErrNotFound) {
+		if err := s.Touch(ctx, id, deleted.Subject, time.Now(), "", ttl); !errors.Is(err, session.ErrNotFound) {
 			t.Errorf("Touch(missing, no client) = %v, want ErrNotFound", err)
 		}
 		assertNoSession(t, s, id)
@@ -186,7 +198,7 @@ func testTouch(t *testing.T, s session.Store) {
 	sess := newSession(newID())
 	mustCreate(t, s, sess, ttl)
 	at := sess.CreatedAt.Add(time.Minute)
-	if err := s.Touch(ctx, sess.ID, at, "", ttl); err != nil {
+	if err := s.Touch(ctx, sess.ID, sess.Subject, at, "", ttl); err != nil {
 		t.Fatalf("Touch: %v", err)
 	}
 	got := mustGet(t, s, sess.ID)
@@ -195,7 +207,7 @@ func testTouch(t *testing.T, s session.Store) {
 	}
 	for _, c := range []string{"web", "app", "web"} {
 		at = at.Add(time.Second)
-		if err := s.Touch(ctx, sess.ID, at, c, ttl); err != nil {
+		if err := s.Touch(ctx, sess.ID, sess.Subject, at, c, ttl); err != nil {
 			t.Fatalf("Touch(%s): %v", c, err)
 		}
 	}
@@ -246,12 +258,12 @@ func testTTL(t *testing.T, s session.Store) {
 	mustCreate(t, s, expiring, shortTTL)
 	kept := newSession(sub)
 	mustCreate(t, s, kept, shortTTL)
-	if err := s.Touch(ctx, kept.ID, time.Now(), "web", ttl); err != nil {
+	if err := s.Touch(ctx, kept.ID, sub, time.Now(), "web", ttl); err != nil {
 		t.Fatal(err)
 	}
 	verified := newSession(sub)
 	mustCreate(t, s, verified, shortTTL)
-	if err := s.AddVerification(ctx, verified.ID, authn.Verification{Factor: authn.Password, At: time.Now()}, ttl); err != nil {
+	if err := s.AddVerification(ctx, verified.ID, sub, authn.Verification{Factor: authn.Password, At: time.Now()}, ttl); err != nil {
 		t.Fatal(err)
 	}
 	flow, code, grant, jti := newID(), newID(), newID(), newID()
