@@ -137,6 +137,7 @@ func run(ctx context.Context, cfgPath string, log *slog.Logger) error {
 	if cfg.Redis.Embedded() {
 		log.Warn("using the embedded in-process store: sessions are lost on exit and not shared; configure redis.url for production")
 	}
+	redisstore.LogTo(log)
 	metrics := obs.NewMetrics()
 	store, err := redisstore.Open(cfg.Redis, redisstore.Options{OnRoundTrip: metrics.StoreRoundTrip})
 	if err != nil {

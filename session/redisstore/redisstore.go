@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
@@ -331,4 +332,15 @@ func (e *Embedded) Restart() error {
 		return fmt.Errorf("redisstore: restart embedded redis: %w", err)
 	}
 	return nil
+}
+
+// LogTo sends go-redis's own messages (failed dials, pool trouble) to log
+// at Warn, instead of its default unstructured lines on stderr. It is
+// process-wide, like the library's logger.
+func LogTo(log *slog.Logger) { redis.SetLogger(slogLogger{log}) }
+
+type slogLogger struct{ log *slog.Logger }
+
+func (l slogLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
 }
