@@ -185,6 +185,11 @@ func TestIPThrottle(t *testing.T) {
 	// the real one.
 	attacker.header = http.Header{"X-Forwarded-For": {"198.51.100.1, 203.0.113.7"}}
 	wantAlert(t, attacker.login(p, "bob", bobPass), http.StatusTooManyRequests, "spoofed X-Forwarded-For")
+	// Refused attempts check nothing and use no user's budget: a throttled
+	// address cannot lock alice out by naming her.
+	for range 6 {
+		wantAlert(t, attacker.login(p, "alice", "wrong password"), http.StatusTooManyRequests, "throttled attempt naming alice")
+	}
 
 	// Another client behind the same proxy is not throttled, and alice
 	// (one failure) is not locked.

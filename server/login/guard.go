@@ -34,15 +34,43 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request, subject, usern
 		return nil, false
 	}
 	a.counts = counts
+	var over []session.Budget
+	var open []session.Budget
 	for i, b := range a.budgets {
 		if counts[i] > b.Max {
-			h.p.Audit(r.Context(), obs.EventLocked, "budget", string(b.Kind), "sub", subject)
-			w.Header().Set("Retry-After", strconv.Itoa(int(h.p.LockoutWindow().Seconds())))
-			retry(http.StatusTooManyRequests, msgLocked)
-			return nil, false
+			over = append(over, b)
+		} else {
+			open = append(open, b)
 		}
 	}
-	return a, true
+	if len(over) == 0 {
+		return a, true
+	}
+	// Nothing is checked, so the budgets that were not exhausted get
+	// their count back: a throttled address must not go on using up the
+	// budgets of the users it names.
+	if len(open) > 0 {
+		if err := h.p.Store().Refund(r.Context(), open...); err != nil {
+			h.p.Log().WarnContext(r.Context(), "refunding an attempt failed", "err", err)
+		}
+	}
+	for _, b := range over {
+		h.p.Audit(r.Context(), obs.EventLocked, "budget", string(b.Kind), "sub", subject, "ip", a.ip())
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(h.p.LockoutWindow().Seconds())))
+	retry(http.StatusTooManyRequests, msgLocked)
+	return nil, false
+}
+
+// ip is the id of the attempt's IP budget (the client address, IPv6 per
+// /64), for the audit log.
+func (a *attempt) ip() string {
+	for _, b := range a.budgets {
+		if b.Kind == session.BudgetIP {
+			return b.ID
+		}
+	}
+	return ""
 }
 
 // failed keeps the attempt counted. The failure that reaches a budget's
@@ -50,7 +78,7 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request, subject, usern
 func (a *attempt) failed() {
 	for i, b := range a.budgets {
 		if a.counts[i] == b.Max {
-			a.h.p.Audit(a.r.Context(), obs.EventLockout, "budget", string(b.Kind), "sub", a.subject, "failures", a.counts[i])
+			a.h.p.Audit(a.r.Context(), obs.EventLockout, "budget", string(b.Kind), "sub", a.subject, "ip", a.ip(), "failures", a.counts[i])
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"net"
 	"net/url"
 	"slices"
@@ -66,24 +67,28 @@ func (c *Client) MinACR() string { return c.cfg.MinACR }
 func (c *Client) allowsGrant(g oidc.GrantType) bool { return slices.Contains(c.grantTypes, g) }
 
 // checkSecret authenticates a confidential client in constant time.
-func (c *Client) checkSecret(ctx context.Context, hashes *password.Limiter, secret string) bool {
+// An error means the secret could not be checked (the hashers are busy).
+func (c *Client) checkSecret(ctx context.Context, hashes *password.Limiter, secret string) (bool, error) {
 	if c.cfg.Public || secret == "" {
-		return false
+		return false, nil
 	}
 	sum := sha256.Sum256([]byte(secret))
 	if c.cfg.Secret != "" {
 		want := sha256.Sum256([]byte(c.cfg.Secret))
-		return subtle.ConstantTimeCompare(sum[:], want[:]) == 1
+		return subtle.ConstantTimeCompare(sum[:], want[:]) == 1, nil
 	}
 	if _, ok := c.verified.Load(sum); ok {
-		return true
+		return true, nil
 	}
 	ok, err := hashes.Verify(ctx, c.cfg.SecretHash, secret)
+	if errors.Is(err, password.ErrBusy) || errors.Is(err, context.DeadlineExceeded) {
+		return false, err
+	}
 	if err != nil || !ok {
-		return false
+		return false, nil
 	}
 	c.verified.Store(sum, struct{}{})
-	return true
+	return true, nil
 }
 
 // RedirectURIAllowed reports whether uri is registered: an exact match,

@@ -35,11 +35,16 @@ func invalidGrant(desc string) error { return oidc.ErrInvalidGrant().WithDescrip
 // is down, never a half-done answer.
 func storeError(err error) error {
 	if errors.Is(err, session.ErrUnavailable) {
-		e := oidc.ErrServerError().WithDescription("the service is temporarily unavailable")
-		e.ErrorType = "temporarily_unavailable"
-		return zop.NewStatusError(e, http.StatusServiceUnavailable)
+		return unavailable()
 	}
 	return oidc.ErrServerError().WithParent(err)
+}
+
+// unavailable is 503 temporarily_unavailable: try again shortly.
+func unavailable() error {
+	e := oidc.ErrServerError().WithDescription("the service is temporarily unavailable")
+	e.ErrorType = "temporarily_unavailable"
+	return zop.NewStatusError(e, http.StatusServiceUnavailable)
 }
 
 // VerifyClient authenticates the client: confidential clients with
@@ -59,7 +64,12 @@ func (s *tokenServer) VerifyClient(ctx context.Context, r *zop.Request[zop.Clien
 		}
 		return c, nil
 	}
-	if !c.checkSecret(ctx, s.p.hashes, cc.ClientSecret) {
+	ok, err := c.checkSecret(ctx, s.p.hashes, cc.ClientSecret)
+	if err != nil {
+		s.p.Audit(ctx, obs.EventThrottled, "client_id", c.GetID(), "reason", "busy")
+		return nil, unavailable()
+	}
+	if !ok {
 		s.p.Audit(ctx, obs.EventClientAuth, "client_id", c.GetID(), "reason", "client_auth")
 		return nil, invalidClient()
 	}

@@ -49,15 +49,6 @@ if not sub then return nil end
 return sub
 `)
 
-// scriptExtendIndex makes an existing index live at least ttl, never
-// shortening it and never creating it.
-// KEYS[1] index; ARGV[1] ttl (ms).
-var scriptExtendIndex = redis.NewScript(`
-local pttl = redis.call('PTTL', KEYS[1])
-if pttl >= 0 and pttl < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return 1
-`)
-
 // scriptIndexSession adds a session id to its subject's index and makes
 // the index live at least ttl, never shortening it (another session may
 // live longer).

@@ -124,8 +124,10 @@ func (s *Store) AddVerification(ctx context.Context, id, sub string, v authn.Ver
 
 // update runs a session script and extends the subject's index in one
 // pipeline: one round trip. The two keys are in different Cluster slots,
-// so they cannot share a script; the index is only extended, never
-// created, so a missing session leaves nothing behind.
+// so they cannot share a script. The id is (re-)added to the index, so a
+// session can never drop out of it (an index that expired early after a
+// failed write is rebuilt); a dead id that lands there for a session that
+// is gone is pruned by ListSessions.
 func (s *Store) update(ctx context.Context, op string, script *redis.Script, id, sub string, ttl time.Duration, args ...any) error {
 	if sub == "" {
 		return fmt.Errorf("redisstore: %s: no subject", op)
@@ -133,14 +135,14 @@ func (s *Store) update(ctx context.Context, op string, script *redis.Script, id,
 	var res *redis.Cmd
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		res = script.EvalSha(ctx, p, []string{s.k.session(id)}, append([]any{sub, millis(ttl)}, args...)...)
-		scriptExtendIndex.EvalSha(ctx, p, []string{s.k.userSessions(sub)}, millis(ttl))
+		scriptIndexSession.EvalSha(ctx, p, []string{s.k.userSessions(sub)}, id, millis(ttl))
 		return nil
 	})
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		// Redis restarted or failed over: load the scripts, once.
 		_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			res = script.Eval(ctx, p, []string{s.k.session(id)}, append([]any{sub, millis(ttl)}, args...)...)
-			scriptExtendIndex.Eval(ctx, p, []string{s.k.userSessions(sub)}, millis(ttl))
+			scriptIndexSession.Eval(ctx, p, []string{s.k.userSessions(sub)}, id, millis(ttl))
 			return nil
 		})
 	}
