@@ -62,7 +62,7 @@ func (c *clock) Advance(d time.Duration) {
 // env is one issuer: a config, a store backend, a clock, and any number
 // of stepupd instances serving it.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	cfg     *config.Config
 	backend *sessiontest.Backend // nil when the test brings its own store
 	open    func() session.Store // a store client for the issuer's data
@@ -116,12 +116,12 @@ users:
 
 // newEnv starts one instance. mutate may change the config before it is
 // validated.
-func newEnv(t *testing.T, mutate func(*config.Config)) *env {
+func newEnv(t testing.TB, mutate func(*config.Config)) *env {
 	t.Helper()
 	return newEnvWith(t, envOptions{mutate: mutate})
 }
 
-func newEnvWith(t *testing.T, o envOptions) *env {
+func newEnvWith(t testing.TB, o envOptions) *env {
 	t.Helper()
 	mutate := o.mutate
 	ts := httptest.NewUnstartedServer(nil)
@@ -171,7 +171,7 @@ func (e *env) instanceWith(m *obs.Metrics) *server.Server {
 
 // browser is a user agent with a cookie jar that stops at the RP.
 type browser struct {
-	t *testing.T
+	t testing.TB
 	c *http.Client
 	e *env
 	// header is added to every request (X-Forwarded-For behind a proxy).
@@ -229,7 +229,7 @@ type rpResult struct {
 	code, state, iss, err, desc string
 }
 
-func (p *page) result(t *testing.T) rpResult {
+func (p *page) result(t testing.TB) rpResult {
 	t.Helper()
 	if p.loc == nil || !strings.HasPrefix(p.loc.String(), rpCallback) {
 		t.Fatalf("expected a redirect to the RP, got status %d at %s:\n%s", p.status, p.url, excerpt(p.body))
@@ -271,7 +271,7 @@ func find(n *html.Node, match func(*html.Node) bool) []*html.Node {
 }
 
 // form finds the form containing an element that matches sel.
-func (p *page) form(t *testing.T, sel func(*html.Node) bool) *html.Node {
+func (p *page) form(t testing.TB, sel func(*html.Node) bool) *html.Node {
 	t.Helper()
 	for _, f := range find(p.doc, func(n *html.Node) bool { return n.Data == "form" }) {
 		if sel(f) || len(find(f, sel)) > 0 {

@@ -198,3 +198,40 @@ func TestIPThrottle(t *testing.T) {
 	a := r.authURL(nil)
 	wantClaims(t, r.mustExchange(a, other.login(other.get(a.url), "alice", alicePass).result(t)), oneFA, []string{"pwd"})
 }
+
+// Client authentication at the token endpoint counts against the same
+// per-IP budget: a flood of wrong client secrets is refused (429) once the
+// address has used it up — even with the right secret — and other
+// addresses are not affected.
+func TestClientSecretThrottle(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.MFA.Lockout.IPMaxFailures = 5
+		c.TrustedProxies = []string{"127.0.0.1"}
+	})
+	token := func(from, secret string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/oauth/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", from)
+		req.SetBasicAuth("bank", secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := range 5 {
+		if got := token("203.0.113.9", "wrong secret"); got != http.StatusUnauthorized {
+			t.Fatalf("wrong secret #%d: %d, want 401", i+1, got)
+		}
+	}
+	for _, secret := range []string{"wrong secret", bankSecret} {
+		if got := token("203.0.113.9", secret); got != http.StatusTooManyRequests {
+			t.Fatalf("from the throttled address with %q: %d, want 429", secret, got)
+		}
+	}
+	if got := token("203.0.113.10", bankSecret); got != http.StatusOK {
+		t.Fatalf("another address with the right secret: %d, want 200", got)
+	}
+}

@@ -1,14 +1,20 @@
 package op
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	zop "github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/stepup-dev/stepup/server/obs"
 	"github.com/stepup-dev/stepup/session"
 )
 
@@ -63,15 +69,140 @@ func (p *Provider) Budgets(r *http.Request, subject, username string) []session.
 		sum := sha256.Sum256([]byte(strings.ToLower(username)))
 		id = "unknown:" + hex.EncodeToString(sum[:16])
 	}
-	ip := p.ClientIP(r)
-	if ip.Is6() {
-		// One host usually holds a whole /64.
-		ip = netip.PrefixFrom(ip, 64).Masked().Addr()
-	}
 	return []session.Budget{
 		{Kind: session.BudgetUser, ID: id, Max: int64(p.lockout.MaxFailures)},
-		{Kind: session.BudgetIP, ID: ip.String(), Max: int64(p.lockout.IPMaxFailures)},
+		p.ipBudget(r),
 	}
+}
+
+// ipBudget is the per-client-IP budget of r (IPv6 per /64: one host
+// usually holds a whole /64).
+func (p *Provider) ipBudget(r *http.Request) session.Budget {
+	ip := p.ClientIP(r)
+	if ip.Is6() {
+		ip = netip.PrefixFrom(ip, 64).Masked().Addr()
+	}
+	return session.Budget{Kind: session.BudgetIP, ID: ip.String(), Max: int64(p.lockout.IPMaxFailures)}
+}
+
+type ipBudgetKey struct{}
+
+// withIPBudget puts the request's IP budget in its context, for the
+// token endpoint's client authentication (zitadel's op.Server hands it
+// the context, not the request).
+func (p *Provider) withIPBudget(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ipBudgetKey{}, p.ipBudget(r))))
+	})
+}
+
+// blocked remembers, in this instance, the addresses whose budget is
+// exhausted and until when, so that their client authentications are
+// refused without a Redis round trip and without checking a secret.
+// Other instances learn it at their next failure from that address.
+type blocked struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+// maxBlocked bounds the map: beyond it the oldest knowledge is dropped
+// and those addresses are counted in Redis again.
+const maxBlocked = 100_000
+
+func (b *blocked) is(id string, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t, ok := b.until[id]
+	if ok && !now.Before(t) {
+		delete(b.until, id)
+		return false
+	}
+	return ok
+}
+
+func (b *blocked) add(id string, until time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.until == nil || len(b.until) >= maxBlocked {
+		b.until = map[string]time.Time{}
+	}
+	b.until[id] = until
+}
+
+// errClientThrottled is the answer to a client authentication from an
+// address that has used up its failures.
+func errClientThrottled() error {
+	return zop.NewStatusError(oidc.ErrInvalidClient().WithDescription("too many failed client authentications from this address; try again later"), http.StatusTooManyRequests)
+}
+
+// checkClient authenticates a confidential client against the IP budget
+// of ctx: a throttled address is refused before its secret is checked; a
+// secret that needs an argon2id check (not yet verified in this
+// instance) is counted before the check and refunded on success; a
+// failure is counted. The right secret from an address in good standing
+// costs no Redis round trip.
+func (p *Provider) checkClient(ctx context.Context, c *Client, secret string) error {
+	b, hasIP := ctx.Value(ipBudgetKey{}).(session.Budget)
+	now := time.Now()
+	if hasIP && p.blockedIPs.is(b.ID, now) {
+		p.Audit(ctx, obs.EventLocked, "budget", string(b.Kind), "client_id", c.GetID(), "ip", b.ID)
+		return errClientThrottled()
+	}
+	count := func() (int64, error) {
+		if !hasIP {
+			return 0, nil
+		}
+		n, err := p.store.Reserve(ctx, p.LockoutWindow(), b)
+		if err != nil {
+			return 0, err
+		}
+		if n[0] > b.Max {
+			p.blockedIPs.add(b.ID, now.Add(p.LockoutWindow()))
+		}
+		return n[0], nil
+	}
+	fast, ok := c.quickCheck(secret)
+	reserved := int64(0)
+	if !fast {
+		n, err := count()
+		if err != nil {
+			return storeError(err)
+		}
+		if n > b.Max {
+			p.Audit(ctx, obs.EventLocked, "budget", string(b.Kind), "client_id", c.GetID(), "ip", b.ID)
+			return errClientThrottled()
+		}
+		reserved = n
+		var herr error
+		ok, herr = c.slowCheck(ctx, p.hashes, secret)
+		if herr != nil || ok {
+			if hasIP {
+				_ = p.store.Refund(ctx, b)
+			}
+		}
+		if herr != nil {
+			p.Audit(ctx, obs.EventThrottled, "client_id", c.GetID(), "reason", "busy")
+			return unavailable()
+		}
+	}
+	if ok {
+		return nil
+	}
+	if fast {
+		n, err := count()
+		if err != nil {
+			return storeError(err)
+		}
+		reserved = n
+	}
+	p.Audit(ctx, obs.EventClientAuth, "client_id", c.GetID(), "reason", "client_auth", "ip", b.ID)
+	if hasIP && reserved == b.Max {
+		p.Audit(ctx, obs.EventLockout, "budget", string(b.Kind), "client_id", c.GetID(), "ip", b.ID, "failures", reserved)
+	}
+	if hasIP && reserved > b.Max {
+		return errClientThrottled()
+	}
+	return invalidClient()
 }
 
 // LockoutWindow is how long a budget's failures count.

@@ -66,20 +66,29 @@ func (c *Client) MinACR() string { return c.cfg.MinACR }
 
 func (c *Client) allowsGrant(g oidc.GrantType) bool { return slices.Contains(c.grantTypes, g) }
 
-// checkSecret authenticates a confidential client in constant time.
-// An error means the secret could not be checked (the hashers are busy).
-func (c *Client) checkSecret(ctx context.Context, hashes *password.Limiter, secret string) (bool, error) {
+// quickCheck authenticates a confidential client when that needs no
+// argon2id: a plain secret (compared in constant time), an empty one, or
+// a secret this instance has already verified against secret_hash. fast
+// is false when only slowCheck can tell.
+func (c *Client) quickCheck(secret string) (fast, ok bool) {
 	if c.cfg.Public || secret == "" {
-		return false, nil
+		return true, false
 	}
 	sum := sha256.Sum256([]byte(secret))
 	if c.cfg.Secret != "" {
 		want := sha256.Sum256([]byte(c.cfg.Secret))
-		return subtle.ConstantTimeCompare(sum[:], want[:]) == 1, nil
+		return true, subtle.ConstantTimeCompare(sum[:], want[:]) == 1
 	}
 	if _, ok := c.verified.Load(sum); ok {
-		return true, nil
+		return true, true
 	}
+	return false, false
+}
+
+// slowCheck verifies secret against secret_hash. An error means the
+// secret could not be checked (the hashers are busy).
+func (c *Client) slowCheck(ctx context.Context, hashes *password.Limiter, secret string) (bool, error) {
+	sum := sha256.Sum256([]byte(secret))
 	ok, err := hashes.Verify(ctx, c.cfg.SecretHash, secret)
 	if errors.Is(err, password.ErrBusy) || errors.Is(err, context.DeadlineExceeded) {
 		return false, err

@@ -26,6 +26,7 @@ func (p *Provider) Handler() http.Handler {
 	mux.HandleFunc(PathJWKS, p.serveJWKS)
 	mux.HandleFunc(PathAuthorize, p.authorize)
 	mux.HandleFunc(PathEndSession, p.endSession)
+	zh = p.withIPBudget(zh)
 	for _, path := range []string{PathToken, PathIntrospect, PathUserinfo, PathRevoke} {
 		mux.Handle(path, zh)
 	}

@@ -70,6 +70,7 @@ type Provider struct {
 	audit      *obs.Auditor
 	lockout    config.Lockout
 	proxies    []netip.Prefix
+	blockedIPs blocked
 	now        func() time.Time
 	pages      Pages
 	discovery  []byte

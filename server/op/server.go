@@ -64,14 +64,8 @@ func (s *tokenServer) VerifyClient(ctx context.Context, r *zop.Request[zop.Clien
 		}
 		return c, nil
 	}
-	ok, err := c.checkSecret(ctx, s.p.hashes, cc.ClientSecret)
-	if err != nil {
-		s.p.Audit(ctx, obs.EventThrottled, "client_id", c.GetID(), "reason", "busy")
-		return nil, unavailable()
-	}
-	if !ok {
-		s.p.Audit(ctx, obs.EventClientAuth, "client_id", c.GetID(), "reason", "client_auth")
-		return nil, invalidClient()
+	if err := s.p.checkClient(ctx, c, cc.ClientSecret); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
