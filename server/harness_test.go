@@ -289,6 +289,12 @@ func hasAttr(key, val string) func(*html.Node) bool {
 // submit posts a form with its hidden inputs plus values.
 func (b *browser) submit(p *page, form *html.Node, values map[string]string) *page {
 	b.t.Helper()
+	return b.do(formRequest(p, form, values))
+}
+
+// formRequest is the POST a browser sends for form on p: its hidden
+// inputs plus values, from the page's origin.
+func formRequest(p *page, form *html.Node, values map[string]string) *http.Request {
 	action, _ := attr(form, "action")
 	u := p.url.ResolveReference(&url.URL{Path: action})
 	if pu, err := url.Parse(action); err == nil {
@@ -308,7 +314,7 @@ func (b *browser) submit(p *page, form *html.Node, values map[string]string) *pa
 	req, _ := http.NewRequest(http.MethodPost, u.String(), strings.NewReader(v.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", p.url.Scheme+"://"+p.url.Host)
-	return b.do(req)
+	return req
 }
 
 // login fills the username/password form (found by its autocomplete hooks).

@@ -100,20 +100,6 @@ func TestLockoutCountsEveryFactorAndEnds(t *testing.T) {
 func raceForm(t *testing.T, b *browser, p *page, sel func(*html.Node) bool, form map[string]string, n int) map[int]int {
 	t.Helper()
 	f := p.form(t, sel)
-	action, _ := attr(f, "action")
-	u, _ := url.Parse(action)
-	target := p.url.ResolveReference(u).String()
-	v := url.Values{}
-	for _, in := range find(f, func(n *html.Node) bool { return n.Data == "input" }) {
-		if typ, _ := attr(in, "type"); typ == "hidden" {
-			name, _ := attr(in, "name")
-			val, _ := attr(in, "value")
-			v.Set(name, val)
-		}
-	}
-	for k, val := range form {
-		v.Set(k, val)
-	}
 	var mu sync.Mutex
 	got := map[int]int{}
 	var wg sync.WaitGroup
@@ -121,10 +107,7 @@ func raceForm(t *testing.T, b *browser, p *page, sel func(*html.Node) bool, form
 	for range n {
 		wg.Go(func() {
 			<-start
-			req, _ := http.NewRequest(http.MethodPost, target, strings.NewReader(v.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.Header.Set("Origin", p.url.Scheme+"://"+p.url.Host)
-			resp, err := b.c.Do(req)
+			resp, err := b.c.Do(formRequest(p, f, form))
 			status := -1
 			if err == nil {
 				status = resp.StatusCode
