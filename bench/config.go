@@ -1,0 +1,108 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/stepup-dev/stepup/authn/password"
+)
+
+// benchRedirectURI is registered for the bench client and never
+// contacted: the virtual browsers stop at it and read the code.
+const benchRedirectURI = "http://127.0.0.1:9/cb"
+
+// writeConfig writes DIR/stepup.yaml (PRODUCT.md §4) for a stepupd
+// listening on the issuer's 127.0.0.1 port, and DIR/bench-secrets.json
+// with the plain secrets the bench signs in with.
+func writeConfig(dir, issuer, redisURL, alg string, n int) error {
+	u, err := url.Parse(issuer)
+	if err != nil || u.Scheme != "http" || u.Port() == "" || (u.Path != "" && u.Path != "/") {
+		return fmt.Errorf("-issuer %q: want http://127.0.0.1:PORT", issuer)
+	}
+	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("-issuer %q: the bench config listens on loopback only; use http://127.0.0.1:PORT", issuer)
+	}
+	issuer = "http://" + u.Host
+	switch alg {
+	case "RS256", "ES256", "EdDSA":
+	default:
+		return fmt.Errorf("-alg %q: want RS256, ES256 or EdDSA", alg)
+	}
+	s := secretsFile{
+		Issuer:       issuer,
+		ClientID:     "bench",
+		ClientSecret: random(24),
+		RedirectURI:  benchRedirectURI,
+		Password:     random(15),
+	}
+	// One argon2id hash (64 MiB, tens of ms) for every user: N distinct
+	// hashes would cost the writer N× that and change nothing the server
+	// does, since it verifies each login against the stored hash anyway.
+	pwHash, err := password.Hash(s.Password)
+	if err != nil {
+		return err
+	}
+	// A hashed client secret is what production runs; stepupd caches a
+	// verified secret, so only the first token request pays argon2id.
+	secretHash, err := password.Hash(s.ClientSecret)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `# Written by: go run ./bench -write-config %s -issuer %s -alg %s -users %d
+# Load-test configuration: one confidential client and %d users sharing one
+# password (see bench-secrets.json), each with its own TOTP secret.
+issuer: %s
+listen: %q
+`, dir, issuer, alg, n, n, issuer, u.Host)
+	if redisURL != "" {
+		fmt.Fprintf(&b, "redis:\n  url: %q\n", redisURL)
+	}
+	fmt.Fprintf(&b, `keys:
+  algorithm: %s
+clients:
+  - id: %s
+    name: bench
+    secret_hash: %q
+    redirect_uris: [%q]
+    grant_types: [authorization_code, refresh_token, client_credentials]
+users:
+`, alg, s.ClientID, secretHash, s.RedirectURI)
+	for i := range n {
+		usr := user{Username: fmt.Sprintf("user%d", i), TOTPSecret: totpSecret()}
+		s.Users = append(s.Users, usr)
+		fmt.Fprintf(&b, "  - username: %s\n    password_hash: %q\n    totp_secret: %s\n", usr.Username, pwHash, usr.TOTPSecret)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(dir, "stepup.yaml")
+	if err := os.WriteFile(cfgPath, []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	secPath := filepath.Join(dir, "bench-secrets.json")
+	if err := os.WriteFile(secPath, append(js, '\n'), 0o600); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s and %s (%d users, %s)\n", cfgPath, secPath, n, alg)
+	return nil
+}
+
+// totpSecret is a random 160-bit secret in base32 without padding, the
+// form authenticator apps and stepup's config take.
+func totpSecret() string {
+	buf := make([]byte, 20)
+	_, _ = rand.Read(buf)
+	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(buf)
+}
