@@ -117,6 +117,10 @@ type FlowStore interface {
 	PutFlow(ctx context.Context, id string, data []byte, ttl time.Duration) error
 	GetFlow(ctx context.Context, id string) ([]byte, error)
 	DeleteFlow(ctx context.Context, id string) error
+	// GetFlowAndSession is GetFlow and GetSession in one round trip, for
+	// the hosted pages, which need both. A missing flow is ErrNotFound; a
+	// missing session (or sessionID "") is a nil Session.
+	GetFlowAndSession(ctx context.Context, flowID, sessionID string) ([]byte, *Session, error)
 }
 
 // CodeStore keeps authorization codes, keyed by a hash of the code.
@@ -129,6 +133,26 @@ type CodeStore interface {
 	// payload; later calls return (nil, grantID, nil) — a replay; an unknown
 	// code returns ErrNotFound.
 	TakeCode(ctx context.Context, codeHash string) (data []byte, replayedGrant string, err error)
+	// IssueCode is PutCode, Touch of the session the code was issued for,
+	// and DeleteFlow of the flow it ends (flowID may be ""), in one round
+	// trip. err says whether the code was stored; the touch and the flow
+	// deletion are bookkeeping, reported in bookkeeping and never undoing
+	// the code.
+	IssueCode(ctx context.Context, c Code, a Activity, flowID string) (bookkeeping, err error)
+}
+
+// Code is an authorization code to store (see PutCode).
+type Code struct {
+	Hash, GrantID string
+	Data          []byte
+	TTL, SpentTTL time.Duration
+}
+
+// Activity is a Touch of a session (see Touch).
+type Activity struct {
+	SessionID, Subject, ClientID string
+	At                           time.Time
+	TTL                          time.Duration
 }
 
 // GrantStore keeps token families and revoked access-token ids.

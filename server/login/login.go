@@ -106,16 +106,11 @@ type state struct {
 // load fetches the flow, session and account, answering the error page or
 // 503 itself when it returns false.
 func (h *Handler) load(w http.ResponseWriter, r *http.Request) (*state, bool) {
-	f, c, err := h.p.Flow(r.Context(), r.PathValue("id"))
+	f, c, sess, err := h.p.FlowAndSession(r, r.PathValue("id"))
 	if errors.Is(err, session.ErrNotFound) {
 		h.Error(w, r, http.StatusBadRequest, "This sign-in has expired or was already completed. Go back to the application and start again.")
 		return nil, false
 	} else if err != nil {
-		h.p.Unavailable(w, r, err)
-		return nil, false
-	}
-	sess, err := h.p.CurrentSession(r)
-	if err != nil {
 		h.p.Unavailable(w, r, err)
 		return nil, false
 	}

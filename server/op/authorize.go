@@ -113,6 +113,23 @@ func (p *Provider) Flow(ctx context.Context, id string) (*Flow, *Client, error) 
 	if err != nil {
 		return nil, nil, err
 	}
+	return p.decodeFlow(b)
+}
+
+// FlowAndSession is Flow and CurrentSession in one store round trip.
+func (p *Provider) FlowAndSession(r *http.Request, id string) (*Flow, *Client, *session.Session, error) {
+	b, s, err := p.store.GetFlowAndSession(r.Context(), id, p.sessions.ID(r))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	f, c, err := p.decodeFlow(b)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return f, c, p.live(s), nil
+}
+
+func (p *Provider) decodeFlow(b []byte) (*Flow, *Client, error) {
 	var f Flow
 	if err := json.Unmarshal(b, &f); err != nil {
 		return nil, nil, session.ErrNotFound
@@ -160,16 +177,20 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, f *Flow, c *Cl
 		p.redirectError(w, r, f.RedirectURI, f.State, "server_error", "could not issue a code")
 		return
 	}
-	if err := p.store.PutCode(ctx, hashSecret(code), cd.GrantID, payload, codeLifetime, codeSpentMemory); err != nil {
+	// The code, the session's activity (with the client served) and the
+	// end of the flow go in one round trip. Only the code must be stored:
+	// the rest is bookkeeping, and a failure there loses nothing else.
+	bookkeeping, err := p.store.IssueCode(ctx,
+		session.Code{Hash: hashSecret(code), GrantID: cd.GrantID, Data: payload, TTL: codeLifetime, SpentTTL: codeSpentMemory},
+		session.Activity{SessionID: sess.ID, Subject: sess.Subject, ClientID: c.GetID(), At: p.now(), TTL: p.SessionTTL(sess.CreatedAt)},
+		f.ID)
+	if err != nil {
 		p.Unavailable(w, r, err)
 		return
 	}
-	// Activity and the client served are recorded on a best-effort basis:
-	// the code is already valid, and a failure here loses only bookkeeping.
-	if err := p.store.Touch(ctx, sess.ID, sess.Subject, p.now(), c.GetID(), p.SessionTTL(sess.CreatedAt)); err != nil {
-		p.log.WarnContext(ctx, "session touch failed", "err", err)
+	if bookkeeping != nil {
+		p.log.WarnContext(ctx, "session touch or flow delete failed", "err", bookkeeping)
 	}
-	p.dropFlow(ctx, f)
 	p.Audit(ctx, obs.EventAuthorized, "client_id", c.GetID(), "sub", sess.Subject,
 		"acr", d.ACR, "amr", d.AMR, "auth_time", d.AuthTime.Unix())
 	http.Redirect(w, r, redirectTo(f.RedirectURI, url.Values{

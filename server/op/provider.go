@@ -208,11 +208,20 @@ func (p *Provider) CurrentSession(r *http.Request) (*session.Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	return p.live(s), nil
+}
+
+// live returns s unless it has passed its idle or absolute timeout (nil
+// stays nil).
+func (p *Provider) live(s *session.Session) *session.Session {
+	if s == nil {
+		return nil
+	}
 	now := p.now()
 	if now.Sub(s.CreatedAt) > p.absolute || now.Sub(s.LastSeenAt) > p.idle {
-		return nil, nil
+		return nil
 	}
-	return s, nil
+	return s
 }
 
 // PolicyAccount is what the policy needs to know about an account. Only

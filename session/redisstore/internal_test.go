@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -244,5 +245,44 @@ func TestPasswordFromConfig(t *testing.T) {
 	defer bad.Close()
 	if err := bad.Ping(ctx); !errors.Is(err, session.ErrUnavailable) {
 		t.Fatalf("Ping with a wrong password = %v, want ErrUnavailable", err)
+	}
+}
+
+// After a Redis restart or failover the script cache is empty: pipelines
+// of scripts sent by SHA get NOSCRIPT and are sent again whole. Every
+// pipelined write must still happen exactly as asked.
+func TestPipelinedScriptsSurviveAnEmptyScriptCache(t *testing.T) {
+	s := openEmbedded(t)
+	ctx := t.Context()
+	t0 := time.Now()
+	if err := s.CreateSession(ctx, &session.Session{ID: "s", Subject: "u", CreatedAt: t0, LastSeenAt: t0}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	flush := func() {
+		if err := s.c.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush()
+	if err := s.AddVerification(ctx, "s", "u", authn.Verification{Factor: authn.TOTP, At: t0}, time.Minute); err != nil {
+		t.Fatalf("AddVerification after SCRIPT FLUSH: %v", err)
+	}
+	flush()
+	bk, err := s.IssueCode(ctx,
+		session.Code{Hash: "c", GrantID: "g", Data: []byte("x"), TTL: time.Minute, SpentTTL: time.Minute},
+		session.Activity{SessionID: "s", Subject: "u", ClientID: "app", At: t0.Add(time.Second), TTL: time.Minute}, "")
+	if err != nil || bk != nil {
+		t.Fatalf("IssueCode after SCRIPT FLUSH: %v, %v", bk, err)
+	}
+	got, err := s.GetSession(ctx, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Verifications) != 1 || !slices.Equal(got.ClientIDs, []string{"app"}) {
+		t.Fatalf("session after the retries: %+v", got)
+	}
+	flush()
+	if n, err := s.Reserve(ctx, time.Minute, session.Budget{Kind: session.BudgetUser, ID: "u", Max: 3}); err != nil || n[0] != 1 {
+		t.Fatalf("Reserve after SCRIPT FLUSH: %v, %v", n, err)
 	}
 }

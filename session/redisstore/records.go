@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -187,4 +188,77 @@ func (s *Store) InitSecret(ctx context.Context, name string, value []byte) ([]by
 		return nil, fail(op+" "+strconv.Quote(name), err)
 	}
 	return get.Bytes()
+}
+
+// GetFlowAndSession implements session.FlowStore: one pipeline of GET and
+// HGETALL.
+func (s *Store) GetFlowAndSession(ctx context.Context, flowID, sessionID string) ([]byte, *session.Session, error) {
+	const op = "get flow and session"
+	var flow *redis.StringCmd
+	var sess *redis.MapStringStringCmd
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		flow = p.Get(ctx, s.k.flow(flowID))
+		if sessionID != "" {
+			sess = p.HGetAll(ctx, s.k.session(sessionID))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, nil, fail(op, err)
+	}
+	b, err := flow.Bytes()
+	if err != nil {
+		return nil, nil, fail(op, err)
+	}
+	if sess == nil || len(sess.Val()) == 0 {
+		return b, nil, nil
+	}
+	got, err := parseSession(sessionID, sess.Val())
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, got, nil
+}
+
+// IssueCode implements session.CodeStore: the code's script, the
+// session's touch and index scripts and the flow's DEL in one pipeline.
+// Every script in it is idempotent, so the NOSCRIPT retry is safe.
+func (s *Store) IssueCode(ctx context.Context, c session.Code, a session.Activity, flowID string) (bookkeeping, err error) {
+	const op = "issue code"
+	if err := checkTTL(op, c.TTL); err != nil {
+		return nil, err
+	}
+	if err := checkTTL(op+": spent", c.SpentTTL); err != nil {
+		return nil, err
+	}
+	if err := checkTTL(op+": session", a.TTL); err != nil {
+		return nil, err
+	}
+	if a.Subject == "" {
+		return nil, fmt.Errorf("redisstore: %s: no subject", op)
+	}
+	client := ""
+	if a.ClientID != "" {
+		client = prefixClient + a.ClientID
+	}
+	var code, touch *redis.Cmd
+	var del *redis.IntCmd
+	// A pipeline that fails as a whole sets its error on every command,
+	// so the code's own reply says whether it was stored.
+	_ = s.pipeScripts(ctx, func(p redis.Pipeliner, run runScript) {
+		code = run(ctx, p, scriptPutCode, []string{s.k.code(c.Hash), s.k.codeGrant(c.Hash)}, c.Data, millis(c.TTL), c.GrantID, millis(c.SpentTTL))
+		touch = s.queueUpdate(ctx, p, run, scriptTouch, a.SessionID, a.Subject, a.TTL, unixNano(a.At), client)
+		if flowID != "" {
+			del = p.Del(ctx, s.k.flow(flowID))
+		}
+	})
+	if err := code.Err(); err != nil {
+		return nil, fail(op, err)
+	}
+	if err := touch.Err(); err != nil {
+		bookkeeping = fail(op+": touch", err)
+	} else if del != nil && del.Err() != nil {
+		bookkeeping = fail(op+": drop flow", del.Err())
+	}
+	return bookkeeping, nil
 }

@@ -49,6 +49,15 @@ if not sub then return nil end
 return sub
 `)
 
+// scriptPutCode stores a code and its spent marker (one hash tag).
+// KEYS[1] code, KEYS[2] spent marker; ARGV[1] payload, ARGV[2] ttl (ms),
+// ARGV[3] grant id, ARGV[4] spent ttl (ms).
+var scriptPutCode = redis.NewScript(`
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+return 1
+`)
+
 // scriptIndexSession adds a session id to its subject's index and makes
 // the index live at least ttl, never shortening it (another session may
 // live longer).

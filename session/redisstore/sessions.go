@@ -133,23 +133,49 @@ func (s *Store) update(ctx context.Context, op string, script *redis.Script, id,
 		return fmt.Errorf("redisstore: %s: no subject", op)
 	}
 	var res *redis.Cmd
-	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		res = script.EvalSha(ctx, p, []string{s.k.session(id)}, append([]any{sub, millis(ttl)}, args...)...)
-		scriptIndexSession.EvalSha(ctx, p, []string{s.k.userSessions(sub)}, id, millis(ttl))
-		return nil
+	err := s.pipeScripts(ctx, func(p redis.Pipeliner, run runScript) {
+		res = s.queueUpdate(ctx, p, run, script, id, sub, ttl, args...)
 	})
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		// Redis restarted or failed over: load the scripts, once.
-		_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			res = script.Eval(ctx, p, []string{s.k.session(id)}, append([]any{sub, millis(ttl)}, args...)...)
-			scriptIndexSession.Eval(ctx, p, []string{s.k.userSessions(sub)}, id, millis(ttl))
-			return nil
-		})
-	}
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fail(op, err)
 	}
 	return fail(op, res.Err())
+}
+
+// queueUpdate queues a session script and the index script of update.
+func (s *Store) queueUpdate(ctx context.Context, p redis.Pipeliner, run runScript, script *redis.Script, id, sub string, ttl time.Duration, args ...any) *redis.Cmd {
+	res := run(ctx, p, script, []string{s.k.session(id)}, append([]any{sub, millis(ttl)}, args...)...)
+	run(ctx, p, scriptIndexSession, []string{s.k.userSessions(sub)}, id, millis(ttl))
+	return res
+}
+
+// runScript queues a script in a pipeline: by its SHA, or whole.
+type runScript func(ctx context.Context, p redis.Pipeliner, script *redis.Script, keys []string, args ...any) *redis.Cmd
+
+func evalSha(ctx context.Context, p redis.Pipeliner, script *redis.Script, keys []string, args ...any) *redis.Cmd {
+	return script.EvalSha(ctx, p, keys, args...)
+}
+
+func eval(ctx context.Context, p redis.Pipeliner, script *redis.Script, keys []string, args ...any) *redis.Cmd {
+	return script.Eval(ctx, p, keys, args...)
+}
+
+// pipeScripts sends the commands queue queues in one pipeline, scripts
+// by their SHA. After a Redis restart or failover the scripts are not
+// cached and the pipeline is sent again with the scripts whole: every
+// script queued this way must be idempotent, since some may have run.
+func (s *Store) pipeScripts(ctx context.Context, queue func(p redis.Pipeliner, run runScript)) error {
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		queue(p, evalSha)
+		return nil
+	})
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			queue(p, eval)
+			return nil
+		})
+	}
+	return err
 }
 
 // Touch records activity on an existing session.

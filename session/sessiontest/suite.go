@@ -39,6 +39,8 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		{"UseTOTPStepConcurrent", testUseTOTPStepConcurrent},
 		{"Flow", testFlow},
 		{"Code", testCode},
+		{"FlowAndSession", testFlowAndSession},
+		{"IssueCode", testIssueCode},
 		{"CodeConcurrent", testCodeConcurrent},
 		{"Grant", testGrant},
 		{"RotateRefresh", testRotateRefresh},
@@ -798,6 +800,74 @@ func testBudgetWindow(t *testing.T, s session.Store) {
 	time.Sleep(afterShortTTL)
 	if got, err := s.Reserve(ctx, shortTTL, b); err != nil || got[0] != 1 {
 		t.Fatalf("Reserve after the window = %v, %v; want [1]", got, err)
+	}
+}
+
+func testFlowAndSession(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	flow := newID()
+	sess := newSession(newID())
+	if _, _, err := s.GetFlowAndSession(ctx, flow, sess.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("GetFlowAndSession(unknown flow) error = %v, want ErrNotFound", err)
+	}
+	if err := s.PutFlow(ctx, flow, binary, ttl); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"", newID()} {
+		b, got, err := s.GetFlowAndSession(ctx, flow, id)
+		if err != nil || !bytes.Equal(b, binary) || got != nil {
+			t.Fatalf("GetFlowAndSession(flow, no session %q) = %q, %v, %v; want the flow and nil", id, b, got, err)
+		}
+	}
+	mustCreate(t, s, sess, ttl)
+	b, got, err := s.GetFlowAndSession(ctx, flow, sess.ID)
+	if err != nil || !bytes.Equal(b, binary) || got == nil {
+		t.Fatalf("GetFlowAndSession = %q, %v, %v", b, got, err)
+	}
+	assertSession(t, got, mustGet(t, s, sess.ID))
+}
+
+func testIssueCode(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	sess := newSession(newID())
+	mustCreate(t, s, sess, ttl)
+	flow, code, grant := newID(), newID(), newID()
+	if err := s.PutFlow(ctx, flow, binary, ttl); err != nil {
+		t.Fatal(err)
+	}
+	at := sess.CreatedAt.Add(time.Minute)
+	bk, err := s.IssueCode(ctx,
+		session.Code{Hash: code, GrantID: grant, Data: binary, TTL: ttl, SpentTTL: ttl},
+		session.Activity{SessionID: sess.ID, Subject: sess.Subject, ClientID: "web", At: at, TTL: ttl}, flow)
+	if err != nil || bk != nil {
+		t.Fatalf("IssueCode = %v, %v", bk, err)
+	}
+	got := mustGet(t, s, sess.ID)
+	if !got.LastSeenAt.Equal(at) || !slices.Equal(got.ClientIDs, []string{"web"}) {
+		t.Errorf("after IssueCode: LastSeenAt %v ClientIDs %v, want %v [web]", got.LastSeenAt, got.ClientIDs, at)
+	}
+	if _, err := s.GetFlow(ctx, flow); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("the flow outlived IssueCode: %v", err)
+	}
+	if data, _, err := s.TakeCode(ctx, code); err != nil || !bytes.Equal(data, binary) {
+		t.Fatalf("TakeCode after IssueCode = %q, %v", data, err)
+	}
+	if _, replayed, _ := s.TakeCode(ctx, code); replayed != grant {
+		t.Errorf("replay after IssueCode traced to %q, want %q", replayed, grant)
+	}
+	// A session that is gone is bookkeeping: the code is stored anyway,
+	// and nothing is created for the session.
+	gone := newSession(newID())
+	code2 := newID()
+	bk, err = s.IssueCode(ctx,
+		session.Code{Hash: code2, GrantID: grant, Data: binary, TTL: ttl, SpentTTL: ttl},
+		session.Activity{SessionID: gone.ID, Subject: gone.Subject, ClientID: "web", At: at, TTL: ttl}, "")
+	if err != nil || !errors.Is(bk, session.ErrNotFound) {
+		t.Fatalf("IssueCode(gone session) = %v, %v; want ErrNotFound bookkeeping", bk, err)
+	}
+	assertNoSession(t, s, gone.ID)
+	if data, _, err := s.TakeCode(ctx, code2); err != nil || !bytes.Equal(data, binary) {
+		t.Fatalf("TakeCode of a code issued for a gone session = %q, %v", data, err)
 	}
 }
 
