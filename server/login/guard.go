@@ -1,6 +1,7 @@
 package login
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 
@@ -86,7 +87,7 @@ func (a *attempt) failed() {
 // succeeded gives the attempt back: only failures use the budgets. If the
 // refund fails the attempt stays counted, which errs on the safe side.
 func (a *attempt) succeeded() {
-	if err := a.h.p.Store().Refund(a.r.Context(), a.budgets...); err != nil {
+	if err := a.h.p.Store().Refund(context.WithoutCancel(a.r.Context()), a.budgets...); err != nil {
 		a.h.p.Log().WarnContext(a.r.Context(), "refunding an attempt failed", "err", err)
 	}
 }

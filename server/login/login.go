@@ -272,8 +272,9 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request) {
 	} else {
 		good, err = h.p.Hashes().Verify(ctx, acct.PasswordHash, pw)
 	}
-	if errors.Is(err, password.ErrBusy) || errors.Is(err, context.DeadlineExceeded) {
-		// Nothing was checked: the attempt is not a failure.
+	if errors.Is(err, password.ErrBusy) || ctx.Err() != nil {
+		// Nothing was checked (busy hashers, or the client gave up): the
+		// attempt is not a failure.
 		try.succeeded()
 		h.p.Audit(ctx, obs.EventThrottled, "reason", "busy", "client_id", st.c.GetID())
 		w.Header().Set("Retry-After", "1")

@@ -185,6 +185,11 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, f *Flow, c *Cl
 		session.Activity{SessionID: sess.ID, Subject: sess.Subject, ClientID: c.GetID(), At: p.now(), TTL: p.SessionTTL(sess.CreatedAt)},
 		f.ID)
 	if err != nil {
+		// The flow's deletion went with the code: put the flow back, so
+		// that the user can try again once the store answers.
+		if f.ID != "" {
+			_ = p.SaveFlow(context.WithoutCancel(ctx), f)
+		}
 		p.Unavailable(w, r, err)
 		return
 	}

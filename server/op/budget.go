@@ -105,9 +105,16 @@ type blocked struct {
 	until map[string]time.Time
 }
 
-// maxBlocked bounds the map: beyond it the oldest knowledge is dropped
-// and those addresses are counted in Redis again.
+// maxBlocked bounds the map: when it is full of live entries it is
+// emptied, and those addresses are counted in Redis again.
 const maxBlocked = 100_000
+
+// maxLocalBlock bounds how long this instance refuses an address on its
+// own. Redis keeps the real window (which began earlier, on whichever
+// instance reached the limit); the local block is only a shield that
+// saves round trips and argon2id work during a flood, so it is short
+// rather than exact. It uses the wall clock, like Redis's TTLs.
+const maxLocalBlock = time.Minute
 
 func (b *blocked) is(id string, now time.Time) bool {
 	b.mu.Lock()
@@ -123,6 +130,14 @@ func (b *blocked) is(id string, now time.Time) bool {
 func (b *blocked) add(id string, until time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if len(b.until) >= maxBlocked {
+		now := time.Now()
+		for k, t := range b.until {
+			if !now.Before(t) {
+				delete(b.until, k)
+			}
+		}
+	}
 	if b.until == nil || len(b.until) >= maxBlocked {
 		b.until = map[string]time.Time{}
 	}
@@ -156,9 +171,6 @@ func (p *Provider) checkClient(ctx context.Context, c *Client, secret string) er
 		if err != nil {
 			return 0, err
 		}
-		if n[0] > b.Max {
-			p.blockedIPs.add(b.ID, now.Add(p.LockoutWindow()))
-		}
 		return n[0], nil
 	}
 	fast, ok := c.quickCheck(secret)
@@ -176,8 +188,10 @@ func (p *Provider) checkClient(ctx context.Context, c *Client, secret string) er
 		var herr error
 		ok, herr = c.slowCheck(ctx, p.hashes, secret)
 		if herr != nil || ok {
+			// The answer may already be lost (the client gave up): the
+			// refund must happen all the same.
 			if hasIP {
-				_ = p.store.Refund(ctx, b)
+				_ = p.store.Refund(context.WithoutCancel(ctx), b)
 			}
 		}
 		if herr != nil {
@@ -200,6 +214,10 @@ func (p *Provider) checkClient(ctx context.Context, c *Client, secret string) er
 		p.Audit(ctx, obs.EventLockout, "budget", string(b.Kind), "client_id", c.GetID(), "ip", b.ID, "failures", reserved)
 	}
 	if hasIP && reserved > b.Max {
+		// Only a checked failure blocks locally: a burst of reservations
+		// for secrets that were never checked (cold cache, busy hashers)
+		// must not lock out a client whose secret is right.
+		p.blockedIPs.add(b.ID, now.Add(min(p.LockoutWindow(), maxLocalBlock)))
 		return errClientThrottled()
 	}
 	return invalidClient()

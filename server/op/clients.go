@@ -90,7 +90,11 @@ func (c *Client) quickCheck(secret string) (fast, ok bool) {
 func (c *Client) slowCheck(ctx context.Context, hashes *password.Limiter, secret string) (bool, error) {
 	sum := sha256.Sum256([]byte(secret))
 	ok, err := hashes.Verify(ctx, c.cfg.SecretHash, secret)
-	if errors.Is(err, password.ErrBusy) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, password.ErrBusy) || ctx.Err() != nil {
+		// Not checked: the hashers were busy, or the client gave up.
+		if err == nil {
+			err = ctx.Err()
+		}
 		return false, err
 	}
 	if err != nil || !ok {
