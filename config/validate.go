@@ -207,12 +207,23 @@ func (v *checker) listen(s string) {
 
 func (v *checker) trustedProxies(list []string) {
 	for i, s := range list {
-		if _, err := netip.ParsePrefix(s); err != nil {
-			if _, err := netip.ParseAddr(s); err != nil {
-				v.add(fmt.Sprintf("trusted_proxies[%d]", i), "%q must be a network like 10.0.0.0/8 or an address", s)
-			}
+		if _, err := ParseNetwork(s); err != nil {
+			v.add(fmt.Sprintf("trusted_proxies[%d]", i), "%q must be a network like 10.0.0.0/8 or an address", s)
 		}
 	}
+}
+
+// ParseNetwork parses an entry of trusted_proxies: a network in CIDR
+// form, or one address (a network of its own).
+func ParseNetwork(s string) (netip.Prefix, error) {
+	if pfx, err := netip.ParsePrefix(s); err == nil {
+		return pfx.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither a network nor an address", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // validHostPort checks host:port with a numeric port in 0..65535; the host

@@ -92,9 +92,6 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// Registry is the registry the collectors are on.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
-
 // StoreRoundTrip counts a Redis round trip and its failure;
 // session/redisstore calls it (Options.OnRoundTrip).
 func (m *Metrics) StoreRoundTrip(err error) {
@@ -147,9 +144,6 @@ type Auditor struct {
 // NewAuditor returns an Auditor logging to log and counting in m.
 func NewAuditor(log *slog.Logger, m *Metrics) *Auditor { return &Auditor{log: log, m: m} }
 
-// Metrics returns the collectors events are counted in.
-func (a *Auditor) Metrics() *Metrics { return a.m }
-
 // Event records an audit event: one log record with msg "audit" and
 // "event" = name, then attrs (key, value pairs of identifiers), and the
 // metrics that follow from it. Events that mean an attack or an outage
@@ -196,10 +190,4 @@ func attr(attrs []any, key string) string {
 		}
 	}
 	return ""
-}
-
-// Discard is an Auditor for code that has none configured: it logs
-// nowhere and counts in a registry nobody serves.
-func Discard() *Auditor {
-	return NewAuditor(slog.New(slog.DiscardHandler), NewMetrics())
 }

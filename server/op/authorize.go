@@ -107,16 +107,8 @@ func (p *Provider) SaveFlow(ctx context.Context, f *Flow) error {
 	return p.store.PutFlow(ctx, f.ID, b, ttl)
 }
 
-// Flow loads a pending flow and its client.
-func (p *Provider) Flow(ctx context.Context, id string) (*Flow, *Client, error) {
-	b, err := p.store.GetFlow(ctx, id)
-	if err != nil {
-		return nil, nil, err
-	}
-	return p.decodeFlow(b)
-}
-
-// FlowAndSession is Flow and CurrentSession in one store round trip.
+// FlowAndSession loads a pending flow, its client and the browser's
+// live session (nil if none) in one store round trip.
 func (p *Provider) FlowAndSession(r *http.Request, id string) (*Flow, *Client, *session.Session, error) {
 	b, s, err := p.store.GetFlowAndSession(r.Context(), id, p.sessions.ID(r))
 	if err != nil {

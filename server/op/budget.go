@@ -163,57 +163,45 @@ func (p *Provider) checkClient(ctx context.Context, c *Client, secret string) er
 		p.Audit(ctx, obs.EventLocked, "budget", string(b.Kind), "client_id", c.GetID(), "ip", b.ID)
 		return errClientThrottled()
 	}
-	count := func() (int64, error) {
-		if !hasIP {
-			return 0, nil
-		}
-		n, err := p.store.Reserve(ctx, p.LockoutWindow(), b)
-		if err != nil {
-			return 0, err
-		}
-		return n[0], nil
-	}
 	fast, ok := c.quickCheck(secret)
-	reserved := int64(0)
-	if !fast {
-		n, err := count()
+	if fast && ok {
+		return nil
+	}
+	// From here the attempt counts: before the argon2id check, or after a
+	// quick check that failed.
+	var n int64
+	if hasIP {
+		counts, err := p.store.Reserve(ctx, p.LockoutWindow(), b)
 		if err != nil {
 			return storeError(err)
 		}
+		n = counts[0]
+	}
+	if !fast {
 		if n > b.Max {
 			p.Audit(ctx, obs.EventLocked, "budget", string(b.Kind), "client_id", c.GetID(), "ip", b.ID)
 			return errClientThrottled()
 		}
-		reserved = n
-		var herr error
-		ok, herr = c.slowCheck(ctx, p.hashes, secret)
-		if herr != nil || ok {
+		var err error
+		ok, err = c.slowCheck(ctx, p.hashes, secret)
+		if (err != nil || ok) && hasIP {
 			// The answer may already be lost (the client gave up): the
 			// refund must happen all the same.
-			if hasIP {
-				_ = p.store.Refund(context.WithoutCancel(ctx), b)
-			}
+			_ = p.store.Refund(context.WithoutCancel(ctx), b)
 		}
-		if herr != nil {
+		if err != nil {
 			p.Audit(ctx, obs.EventThrottled, "client_id", c.GetID(), "reason", "busy")
 			return unavailable()
 		}
-	}
-	if ok {
-		return nil
-	}
-	if fast {
-		n, err := count()
-		if err != nil {
-			return storeError(err)
+		if ok {
+			return nil
 		}
-		reserved = n
 	}
 	p.Audit(ctx, obs.EventClientAuth, "client_id", c.GetID(), "reason", "client_auth", "ip", b.ID)
-	if hasIP && reserved == b.Max {
-		p.Audit(ctx, obs.EventLockout, "budget", string(b.Kind), "client_id", c.GetID(), "ip", b.ID, "failures", reserved)
+	if hasIP && n == b.Max {
+		p.Audit(ctx, obs.EventLockout, "budget", string(b.Kind), "client_id", c.GetID(), "ip", b.ID, "failures", n)
 	}
-	if hasIP && reserved > b.Max {
+	if hasIP && n > b.Max {
 		// Only a checked failure blocks locally: a burst of reservations
 		// for secrets that were never checked (cold cache, busy hashers)
 		// must not lock out a client whose secret is right.

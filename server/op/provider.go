@@ -100,21 +100,17 @@ func New(o Options) (*Provider, error) {
 		p.now = time.Now
 	}
 	for _, s := range cfg.TrustedProxies {
-		pfx, err := netip.ParsePrefix(s)
+		pfx, err := config.ParseNetwork(s)
 		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				return nil, fmt.Errorf("trusted_proxies: %w", err)
-			}
-			pfx = netip.PrefixFrom(a, a.BitLen())
+			return nil, fmt.Errorf("trusted_proxies: %w", err)
 		}
-		p.proxies = append(p.proxies, pfx.Masked())
-	}
-	if p.audit == nil {
-		p.audit = obs.NewAuditor(p.log, obs.NewMetrics())
+		p.proxies = append(p.proxies, pfx)
 	}
 	if p.log == nil {
 		p.log = slog.Default()
+	}
+	if p.audit == nil {
+		p.audit = obs.NewAuditor(p.log, obs.NewMetrics())
 	}
 	// TOTP is the factor the hosted flow can enroll.
 	if slices.Contains(cfg.MFA.Factors, "totp") {

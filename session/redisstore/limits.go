@@ -12,7 +12,9 @@ import (
 
 // Reserve implements session.LimitStore. The budgets live in different
 // hash slots (the user's budget shares the user's tag), so they are
-// counted by one pipeline of single-key scripts: one round trip.
+// counted by one pipeline of single-key scripts: one round trip. The
+// scripts are sent whole (EVAL), not by SHA with a retry as pipeScripts
+// does: an INCR must never run twice.
 func (s *Store) Reserve(ctx context.Context, window time.Duration, bs ...session.Budget) ([]int64, error) {
 	const op = "reserve attempt"
 	if err := checkTTL(op, window); err != nil {

@@ -34,7 +34,8 @@ func (s *Store) DeleteFlow(ctx context.Context, id string) error {
 	return fail("delete flow", s.c.Del(ctx, s.k.flow(id)).Err())
 }
 
-// PutCode stores an authorization code and its spent marker in one MULTI.
+// PutCode stores an authorization code and its spent marker in one script
+// (IssueCode's, without the session's bookkeeping).
 // The marker is written now, not at exchange, so that consuming the code
 // stays a single delete.
 func (s *Store) PutCode(ctx context.Context, codeHash, grantID string, data []byte, ttl, spentTTL time.Duration) error {
@@ -45,11 +46,8 @@ func (s *Store) PutCode(ctx context.Context, codeHash, grantID string, data []by
 	if err := checkTTL(op+": spent", spentTTL); err != nil {
 		return err
 	}
-	_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, s.k.code(codeHash), data, ttl)
-		p.Set(ctx, s.k.codeGrant(codeHash), grantID, spentTTL)
-		return nil
-	})
+	err := scriptPutCode.Run(ctx, s.c, []string{s.k.code(codeHash), s.k.codeGrant(codeHash)},
+		data, millis(ttl), grantID, millis(spentTTL)).Err()
 	return fail(op, err)
 }
 

@@ -165,11 +165,16 @@ func eval(ctx context.Context, p redis.Pipeliner, script *redis.Script, keys []s
 // cached and the pipeline is sent again with the scripts whole: every
 // script queued this way must be idempotent, since some may have run.
 func (s *Store) pipeScripts(ctx context.Context, queue func(p redis.Pipeliner, run runScript)) error {
-	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+	cmds, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		queue(p, evalSha)
 		return nil
 	})
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+	// Any command may be the one the cache lacks, not only the first to
+	// fail (an earlier one may have answered nil).
+	noScript := slices.ContainsFunc(cmds, func(c redis.Cmder) bool {
+		return c.Err() != nil && redis.HasErrorPrefix(c.Err(), "NOSCRIPT")
+	})
+	if noScript {
 		_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			queue(p, eval)
 			return nil
