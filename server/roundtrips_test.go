@@ -3,6 +3,7 @@ package server_test
 import (
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stepup-dev/stepup/session"
 	"github.com/stepup-dev/stepup/session/redisstore"
@@ -20,12 +21,19 @@ func countingEnv(t *testing.T) (*env, *atomic.Int64) {
 	return newEnvWith(t, envOptions{open: open}), &n
 }
 
-// The Redis round trips of the flows without a password (issue 4 budget:
-// at most 6 per flow), counted from the authorization request to the
-// token response.
+// The Redis round trips of the flows without a password, counted from
+// the authorization request to the token response. Issue 4's budget is 6
+// per flow; the bounds below are what the code does today (5 and 15, as
+// the load tool counts too), so that a change that adds one is seen.
 func TestRoundTripsPerFlow(t *testing.T) {
 	e, n := countingEnv(t)
-	b, r := e.browser(), e.rp("bank", bankSecret)
+	r := e.rp("bank", bankSecret)
+	// A first step-up loads every script into Redis's cache: the counts
+	// below are those of a warm server (a cold one adds a NOSCRIPT retry
+	// per script, once).
+	signIn(t, e, e.browser(), r, map[string]string{"acr_values": mfaACR}, "alice", alicePass)
+	e.clock.Advance(30 * time.Second) // the next TOTP step
+	b := e.browser()
 	signIn(t, e, b, r, nil, "alice", alicePass)
 
 	n.Store(0)
@@ -39,7 +47,10 @@ func TestRoundTripsPerFlow(t *testing.T) {
 	r.mustExchange(a, b.code(p, "totp", e.totpCode(aliceTOTP)).result(t))
 	stepUp := n.Load()
 	t.Logf("Redis round trips: SSO flow %d, TOTP step-up flow %d", sso, stepUp)
-	if sso > 6 {
-		t.Errorf("SSO flow: %d Redis round trips, want at most 6", sso)
+	if sso > 5 {
+		t.Errorf("SSO flow: %d Redis round trips, want at most 5", sso)
+	}
+	if stepUp > 15 {
+		t.Errorf("TOTP step-up flow: %d Redis round trips, want at most 15", stepUp)
 	}
 }
