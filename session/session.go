@@ -46,6 +46,9 @@ type Account struct {
 	TOTPSecret   string // base32; "" when TOTP is not enrolled
 	EmailMFA     bool
 	LastFactor   authn.Factor
+	// RecoveryCodes is the number of unused recovery codes (see
+	// RecoveryStore); GetAccount fills it, SeedAccount ignores it.
+	RecoveryCodes int
 }
 
 // Grant is one token family: everything issued from one authorization code
@@ -100,8 +103,9 @@ type SessionStore interface {
 type AccountStore interface {
 	// SeedAccount creates the account for a.Username if none exists (the
 	// subject is then a.Subject), or updates the existing one's password
-	// hash, email, phone, name, email_mfa and — when a.TOTPSecret is not
-	// empty — TOTP secret. It returns the account as stored.
+	// hash, email, name, email_mfa and — when not empty — phone and
+	// TOTP secret (a phone or TOTP the user enrolled stays). It returns the
+	// account as stored.
 	SeedAccount(ctx context.Context, a *Account) (*Account, error)
 	GetAccount(ctx context.Context, subject string) (*Account, error)
 	AccountByUsername(ctx context.Context, username string) (*Account, error)
@@ -110,6 +114,48 @@ type AccountStore interface {
 	// UseTOTPStep records that subject used TOTP time step; false when that
 	// step was already used (replay). Atomic (SET NX).
 	UseTOTPStep(ctx context.Context, subject string, step int64, ttl time.Duration) (bool, error)
+}
+
+// PhoneStore sets an account's phone number. A phone is stored only once
+// the user has proved they receive texts at it (or the operator seeded
+// it), so a stored phone is a verified one: an enrolled SMS factor.
+type PhoneStore interface {
+	// SetPhone sets (or, with "", clears) the phone of an existing
+	// account; ErrNotFound when there is no such account.
+	SetPhone(ctx context.Context, subject, phone string) error
+}
+
+// RecoveryStore keeps an account's recovery codes as hashes (authn/recovery
+// makes the codes and the hashes). They persist like the account.
+type RecoveryStore interface {
+	// SetRecoveryCodes replaces the subject's recovery codes by hashes in
+	// one atomic step; ErrNotFound when there is no such account.
+	SetRecoveryCodes(ctx context.Context, subject string, hashes []string) error
+	// UseRecoveryCode removes hash from the subject's codes and reports
+	// whether it was there. Atomic: of concurrent uses of one code exactly
+	// one gets true.
+	UseRecoveryCode(ctx context.Context, subject, hash string) (bool, error)
+	// CountRecoveryCodes returns the number of unused codes.
+	CountRecoveryCodes(ctx context.Context, subject string) (int, error)
+}
+
+// OTPStore keeps the one-time codes sent by SMS or email (authn/otpcode
+// makes them), each bound to a browser session and a purpose, and the
+// resend cooldown of each. Every key has a TTL.
+type OTPStore interface {
+	// PutOTP stores the hash of a new code for (sessionID, purpose) for
+	// ttl, replacing an earlier code, unless the cooldown of the last one
+	// is still running: then it stores nothing and returns false. A stored
+	// code starts a new cooldown. Atomic.
+	PutOTP(ctx context.Context, sessionID, purpose, hash string, ttl, cooldown time.Duration) (bool, error)
+	// UseOTP consumes the code of (sessionID, purpose) if hash matches it
+	// and reports whether it did. Atomic: of concurrent uses exactly one
+	// gets true. A mismatch counts against the code, which is deleted at
+	// the maxWrong-th one.
+	UseOTP(ctx context.Context, sessionID, purpose, hash string, maxWrong int) (bool, error)
+	// HasOTP reports whether an unused, unexpired code exists for
+	// (sessionID, purpose).
+	HasOTP(ctx context.Context, sessionID, purpose string) (bool, error)
 }
 
 // FlowStore keeps pending authorization requests (opaque payloads).
@@ -187,6 +233,13 @@ const (
 	BudgetUser BudgetKind = "user"
 	// BudgetIP is the per-client-IP throttle beside it.
 	BudgetIP BudgetKind = "ip"
+	// BudgetSendUser, BudgetSendTo and BudgetSendIP count the one-time
+	// codes sent (SMS, email) per user, per destination (a digest of the
+	// phone number or address) and per client IP, against SMS pumping.
+	// They count sends, not failures, in a window of their own.
+	BudgetSendUser BudgetKind = "send_user"
+	BudgetSendTo   BudgetKind = "send_to"
+	BudgetSendIP   BudgetKind = "send_ip"
 )
 
 // Budget identifies one abuse budget and its limit.
@@ -218,6 +271,9 @@ type Store interface {
 	SessionStore
 	LimitStore
 	AccountStore
+	PhoneStore
+	RecoveryStore
+	OTPStore
 	FlowStore
 	CodeStore
 	GrantStore

@@ -37,7 +37,6 @@ func (s *Store) SeedAccount(ctx context.Context, a *session.Account) (*session.A
 		acctUsername, a.Username,
 		acctPasswordHash, a.PasswordHash,
 		acctEmail, a.Email,
-		acctPhone, a.Phone,
 		acctName, a.Name,
 		acctEmailMFA, flag(a.EmailMFA),
 	}
@@ -46,31 +45,46 @@ func (s *Store) SeedAccount(ctx context.Context, a *session.Account) (*session.A
 	if a.TOTPSecret != "" {
 		fields = append(fields, acctTOTPSecret, a.TOTPSecret)
 	}
+	// Likewise a phone the user enrolled (and verified) in the flow stays
+	// when the seed gives none.
+	if a.Phone != "" {
+		fields = append(fields, acctPhone, a.Phone)
+	}
 	if err := s.c.HSet(ctx, s.k.account(sub), fields...).Err(); err != nil {
 		return nil, fail(op, err)
 	}
 	return s.GetAccount(ctx, sub)
 }
 
-// GetAccount returns the account of subject.
+// GetAccount returns the account of subject with the number of its
+// recovery codes: HGETALL and SCARD in one pipeline.
 func (s *Store) GetAccount(ctx context.Context, subject string) (*session.Account, error) {
-	m, err := s.c.HGetAll(ctx, s.k.account(subject)).Result()
+	const op = "get account"
+	var acct *redis.MapStringStringCmd
+	var recovery *redis.IntCmd
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		acct = p.HGetAll(ctx, s.k.account(subject))
+		recovery = p.SCard(ctx, s.k.recovery(subject))
+		return nil
+	})
 	if err != nil {
-		return nil, fail("get account", err)
+		return nil, fail(op, err)
 	}
+	m := acct.Val()
 	if len(m) == 0 {
-		return nil, fail("get account", redis.Nil)
+		return nil, fail(op, redis.Nil)
 	}
 	return &session.Account{
-		Subject:      subject,
-		Username:     m[acctUsername],
-		PasswordHash: m[acctPasswordHash],
-		Email:        m[acctEmail],
-		Phone:        m[acctPhone],
-		Name:         m[acctName],
-		TOTPSecret:   m[acctTOTPSecret],
-		EmailMFA:     m[acctEmailMFA] == "1",
-		LastFactor:   authn.Factor(m[acctLastFactor]),
+		Subject:       subject,
+		Username:      m[acctUsername],
+		PasswordHash:  m[acctPasswordHash],
+		Email:         m[acctEmail],
+		Phone:         m[acctPhone],
+		Name:          m[acctName],
+		TOTPSecret:    m[acctTOTPSecret],
+		EmailMFA:      m[acctEmailMFA] == "1",
+		LastFactor:    authn.Factor(m[acctLastFactor]),
+		RecoveryCodes: int(recovery.Val()),
 	}, nil
 }
 

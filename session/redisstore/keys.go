@@ -61,6 +61,29 @@ const (
 	acctLastFactor   = "last_factor"
 )
 
+// recovery is the SET of an account's unused recovery-code hashes. No TTL:
+// an enrollment persists like the account, whose tag it shares.
+func (k keys) recovery(sub string) string { return k.prefix + "{user:" + sub + "}:recovery" }
+
+// otp is a one-time code sent by SMS or email, a HASH (otpHash, otpWrong)
+// bound to a browser session and a purpose; it shares the session's tag.
+// TTL: the code's lifetime (minutes).
+func (k keys) otp(sessionID, purpose string) string {
+	return k.prefix + "{sess:" + sessionID + "}:otp:" + purpose
+}
+
+// Field names of the otp hash; scripts.go spells them too.
+const (
+	otpHash  = "h"
+	otpWrong = "wrong"
+)
+
+// otpCooldown marks that a code was just sent for (session, purpose), a
+// STRING. TTL: the resend cooldown (seconds).
+func (k keys) otpCooldown(sessionID, purpose string) string {
+	return k.otp(sessionID, purpose) + ":cooldown"
+}
+
 // username maps a lowercased username to its subject, a STRING. No TTL:
 // it lives as long as the account. It is not tagged: it is written once,
 // with SET NX, before the account, so it need not share the account's slot.

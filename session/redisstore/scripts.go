@@ -135,3 +135,41 @@ local n = tonumber(redis.call('GET', KEYS[1]))
 if n and n > 0 then return redis.call('DECR', KEYS[1]) end
 return 0
 `)
+
+// scriptSetRecovery replaces an account's recovery codes. KEYS[1]
+// account, KEYS[2] recovery set; ARGV the hashes. Returns nil when there
+// is no account (nothing is written).
+var scriptSetRecovery = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+redis.call('DEL', KEYS[2])
+if #ARGV > 0 then redis.call('SADD', KEYS[2], unpack(ARGV)) end
+return 1
+`)
+
+// scriptPutOTP stores a code unless the last one's cooldown runs.
+// KEYS[1] code, KEYS[2] cooldown; ARGV[1] hash, ARGV[2] ttl (ms), ARGV[3]
+// cooldown (ms). Returns 1 when stored, 0 during the cooldown.
+var scriptPutOTP = redis.NewScript(`
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'h', ARGV[1], 'wrong', 0)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
+return 1
+`)
+
+// scriptUseOTP consumes a code when the hash matches; a mismatch counts,
+// and the code is deleted at the limit. KEYS[1] code; ARGV[1] hash,
+// ARGV[2] max mismatches. Returns 1 when consumed, 0 otherwise.
+var scriptUseOTP = redis.NewScript(`
+local h = redis.call('HGET', KEYS[1], 'h')
+if not h then return 0 end
+if h == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+if redis.call('HINCRBY', KEYS[1], 'wrong', 1) >= tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1])
+end
+return 0
+`)

@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		{"BudgetConcurrent", testBudgetConcurrent},
 		{"BudgetWindow", testBudgetWindow},
 	}
+	tests = append(tests, factorTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -334,7 +335,7 @@ func testSeedAccount(t *testing.T, s session.Store) {
 	assertAccount(t, got, first)
 
 	// Seeding again updates the fields but keeps the subject, and keeps
-	// the TOTP secret when the seed has none.
+	// the TOTP secret and the phone when the seed has none.
 	again := &session.Account{
 		Subject:      newID(),
 		Username:     name,
@@ -347,7 +348,7 @@ func testSeedAccount(t *testing.T, s session.Store) {
 		t.Fatalf("SeedAccount(again): %v", err)
 	}
 	want := *again
-	want.Subject, want.TOTPSecret = first.Subject, first.TOTPSecret
+	want.Subject, want.TOTPSecret, want.Phone = first.Subject, first.TOTPSecret, first.Phone
 	assertAccount(t, got, &want)
 	if _, err := s.GetAccount(ctx, again.Subject); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("GetAccount(subject of the second seed) error = %v, want ErrNotFound", err)

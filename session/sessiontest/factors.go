@@ -1,0 +1,213 @@
+package sessiontest
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stepup-dev/stepup/session"
+)
+
+// factorTests cover the stores of the SMS, email and recovery-code
+// factors (PhoneStore, RecoveryStore, OTPStore).
+var factorTests = []struct {
+	name string
+	fn   func(t *testing.T, s session.Store)
+}{
+	{"SetPhone", testSetPhone},
+	{"RecoveryCodes", testRecoveryCodes},
+	{"RecoveryCodeConcurrent", testRecoveryCodeConcurrent},
+	{"OTP", testOTP},
+	{"OTPCooldownAndExpiry", testOTPCooldownAndExpiry},
+	{"OTPConcurrent", testOTPConcurrent},
+}
+
+func testSetPhone(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	a, err := s.SeedAccount(ctx, &session.Account{Subject: newID(), Username: "dave-" + newID(), Phone: "+15555550100"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Phone != "+15555550100" {
+		t.Fatalf("seeded phone = %q", a.Phone)
+	}
+	if err := s.SetPhone(ctx, a.Subject, "+15555550199"); err != nil {
+		t.Fatalf("SetPhone: %v", err)
+	}
+	// A seed without a phone keeps the one the user enrolled.
+	got, err := s.SeedAccount(ctx, &session.Account{Subject: a.Subject, Username: a.Username})
+	if err != nil || got.Phone != "+15555550199" {
+		t.Fatalf("after a seed without phone: %+v, %v; want the enrolled phone", got, err)
+	}
+	if err := s.SetPhone(ctx, newID(), "+15555550100"); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("SetPhone(unknown) = %v, want ErrNotFound", err)
+	}
+}
+
+func testRecoveryCodes(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	a, err := s.SeedAccount(ctx, &session.Account{Subject: newID(), Username: "erin-" + newID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.RecoveryCodes != 0 {
+		t.Fatalf("fresh account has %d recovery codes", a.RecoveryCodes)
+	}
+	if err := s.SetRecoveryCodes(ctx, a.Subject, []string{"h1", "h2", "h3"}); err != nil {
+		t.Fatalf("SetRecoveryCodes: %v", err)
+	}
+	if n, err := s.CountRecoveryCodes(ctx, a.Subject); err != nil || n != 3 {
+		t.Fatalf("CountRecoveryCodes = %d, %v; want 3", n, err)
+	}
+	for _, c := range []struct {
+		hash string
+		want bool
+	}{{"h2", true}, {"h2", false}, {"nope", false}, {"h1", true}} {
+		if got, err := s.UseRecoveryCode(ctx, a.Subject, c.hash); err != nil || got != c.want {
+			t.Errorf("UseRecoveryCode(%s) = %v, %v; want %v", c.hash, got, err, c.want)
+		}
+	}
+	if got, err := s.GetAccount(ctx, a.Subject); err != nil || got.RecoveryCodes != 1 {
+		t.Fatalf("GetAccount().RecoveryCodes = %+v, %v; want 1", got, err)
+	}
+	// A new set replaces the old one whole.
+	if err := s.SetRecoveryCodes(ctx, a.Subject, []string{"n1", "n2"}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.UseRecoveryCode(ctx, a.Subject, "h3"); ok {
+		t.Error("a code of the replaced set still worked")
+	}
+	if n, _ := s.CountRecoveryCodes(ctx, a.Subject); n != 2 {
+		t.Errorf("after replacing: %d codes, want 2", n)
+	}
+	// Codes are per user.
+	other, err := s.SeedAccount(ctx, &session.Account{Subject: newID(), Username: "frank-" + newID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.UseRecoveryCode(ctx, other.Subject, "n1"); ok {
+		t.Error("another user's code hash worked")
+	}
+	// No account, no codes: nothing is written.
+	ghost := newID()
+	if err := s.SetRecoveryCodes(ctx, ghost, []string{"g"}); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("SetRecoveryCodes(unknown) = %v, want ErrNotFound", err)
+	}
+	if n, _ := s.CountRecoveryCodes(ctx, ghost); n != 0 {
+		t.Errorf("an unknown subject has %d codes", n)
+	}
+}
+
+func testRecoveryCodeConcurrent(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	a, err := s.SeedAccount(ctx, &session.Account{Subject: newID(), Username: "gina-" + newID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetRecoveryCodes(ctx, a.Subject, []string{"only"}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	oks := make([]bool, n)
+	errs := make([]error, n)
+	race(n, func(i int) { oks[i], errs[i] = s.UseRecoveryCode(ctx, a.Subject, "only") })
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if c := count(oks, true); c != 1 {
+		t.Fatalf("%d of %d concurrent uses of one recovery code succeeded, want 1", c, n)
+	}
+}
+
+func testOTP(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	sid, other := newID(), newID()
+	if ok, err := s.HasOTP(ctx, sid, "login:sms"); err != nil || ok {
+		t.Fatalf("HasOTP before any = %v, %v", ok, err)
+	}
+	if ok, err := s.PutOTP(ctx, sid, "login:sms", "hash-1", ttl, time.Millisecond); err != nil || !ok {
+		t.Fatalf("PutOTP = %v, %v", ok, err)
+	}
+	if ok, _ := s.HasOTP(ctx, sid, "login:sms"); !ok {
+		t.Fatal("HasOTP after PutOTP = false")
+	}
+	// Bound to the session and the purpose.
+	for _, c := range []struct{ sid, purpose string }{{other, "login:sms"}, {sid, "login:email"}, {sid, "enroll:sms"}} {
+		if ok, err := s.UseOTP(ctx, c.sid, c.purpose, "hash-1", 5); err != nil || ok {
+			t.Errorf("UseOTP(%s, %s) of another binding = %v, %v", c.sid, c.purpose, ok, err)
+		}
+	}
+	if ok, err := s.UseOTP(ctx, sid, "login:sms", "wrong", 5); err != nil || ok {
+		t.Fatalf("UseOTP(wrong) = %v, %v", ok, err)
+	}
+	if ok, err := s.UseOTP(ctx, sid, "login:sms", "hash-1", 5); err != nil || !ok {
+		t.Fatalf("UseOTP(right) = %v, %v", ok, err)
+	}
+	if ok, _ := s.UseOTP(ctx, sid, "login:sms", "hash-1", 5); ok {
+		t.Fatal("a code was used twice")
+	}
+	if ok, _ := s.HasOTP(ctx, sid, "login:sms"); ok {
+		t.Fatal("HasOTP after use = true")
+	}
+
+	// The maxWrong-th mismatch deletes the code: the right one fails after.
+	time.Sleep(5 * time.Millisecond) // past the 1 ms cooldown
+	if ok, err := s.PutOTP(ctx, sid, "login:sms", "hash-2", ttl, time.Millisecond); err != nil || !ok {
+		t.Fatalf("PutOTP after the cooldown = %v, %v", ok, err)
+	}
+	for range 3 {
+		if ok, _ := s.UseOTP(ctx, sid, "login:sms", "wrong", 3); ok {
+			t.Fatal("a wrong code was accepted")
+		}
+	}
+	if ok, _ := s.UseOTP(ctx, sid, "login:sms", "hash-2", 3); ok {
+		t.Fatal("the code still worked after maxWrong mismatches")
+	}
+}
+
+func testOTPCooldownAndExpiry(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	sid := newID()
+	if ok, err := s.PutOTP(ctx, sid, "login:email", "h1", shortTTL, shortTTL); err != nil || !ok {
+		t.Fatalf("PutOTP = %v, %v", ok, err)
+	}
+	// During the cooldown nothing is replaced.
+	if ok, err := s.PutOTP(ctx, sid, "login:email", "h2", ttl, shortTTL); err != nil || ok {
+		t.Fatalf("PutOTP during the cooldown = %v, %v; want false", ok, err)
+	}
+	if ok, _ := s.UseOTP(ctx, sid, "login:email", "h2", 5); ok {
+		t.Fatal("a code refused by the cooldown was stored")
+	}
+	// Another purpose has its own cooldown.
+	if ok, err := s.PutOTP(ctx, sid, "enroll:sms", "e1", ttl, shortTTL); err != nil || !ok {
+		t.Fatalf("PutOTP of another purpose = %v, %v", ok, err)
+	}
+	time.Sleep(afterShortTTL)
+	if ok, _ := s.UseOTP(ctx, sid, "login:email", "h1", 5); ok {
+		t.Fatal("an expired code was accepted")
+	}
+	if ok, err := s.PutOTP(ctx, sid, "login:email", "h3", ttl, shortTTL); err != nil || !ok {
+		t.Fatalf("PutOTP after the cooldown = %v, %v", ok, err)
+	}
+	if ok, _ := s.UseOTP(ctx, sid, "login:email", "h3", 5); !ok {
+		t.Fatal("the new code was refused")
+	}
+}
+
+func testOTPConcurrent(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	sid := newID()
+	if _, err := s.PutOTP(ctx, sid, "login:sms", "h", ttl, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	oks := make([]bool, n)
+	errs := make([]error, n)
+	race(n, func(i int) { oks[i], errs[i] = s.UseOTP(ctx, sid, "login:sms", "h", 5) })
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if c := count(oks, true); c != 1 {
+		t.Fatalf("%d of %d concurrent uses of one code succeeded, want 1", c, n)
+	}
+}
