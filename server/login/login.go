@@ -58,6 +58,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	post("/login/{id}/totp", h.totp)
 	post("/login/{id}/enroll/totp", h.enrollTOTP)
 	post("/login/{id}/cancel", h.cancel)
+	post("/login/{id}/recovery", h.recovery)
 	post(op.PathLogoutConfirm, h.logout)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static.FS)))
 }
@@ -390,16 +391,30 @@ func (h *Handler) totp(w http.ResponseWriter, r *http.Request) {
 
 // verified records a second-factor verification and moves on.
 func (h *Handler) verified(w http.ResponseWriter, r *http.Request, st *state, v authn.Verification) {
+	if h.record(w, r, st, v) {
+		h.proceed(w, r, st)
+	}
+}
+
+// record stores a second-factor verification in the session; when it
+// returns false it has answered.
+func (h *Handler) record(w http.ResponseWriter, r *http.Request, st *state, v authn.Verification) bool {
 	ctx := r.Context()
 	if err := h.p.Store().AddVerification(ctx, st.sess.ID, st.sess.Subject, v, h.p.SessionTTL(st.sess.CreatedAt)); err != nil {
 		h.storeFailure(w, r, err)
-		return
+		return false
 	}
 	st.sess.Verifications = upsert(st.sess.Verifications, v)
 	if err := h.p.Store().SetLastFactor(ctx, st.acct.Subject, v.Factor); err == nil {
 		st.acct.LastFactor = v.Factor
 	}
 	h.p.Audit(ctx, obs.EventStepUp, "factor", string(v.Factor), "sub", st.acct.Subject, "client_id", st.c.GetID())
+	return true
+}
+
+// proceed asks the policy what comes after a recorded verification.
+func (h *Handler) proceed(w http.ResponseWriter, r *http.Request, st *state) {
+	ctx := r.Context()
 	d := h.p.Decide(st.flow, st.c, st.sess, st.acct)
 	if d.Outcome == authn.OK {
 		h.p.Audit(ctx, obs.EventStepUpDone, "acr", d.ACR, "sub", st.acct.Subject, "client_id", st.c.GetID())
@@ -489,7 +504,19 @@ func (h *Handler) enrollTOTP(w http.ResponseWriter, r *http.Request) {
 	st.acct.TOTPSecret = st.flow.EnrollSecret
 	st.flow.EnrollSecret = ""
 	h.p.Audit(ctx, obs.EventEnrolled, "factor", "totp", "sub", st.acct.Subject, "client_id", st.c.GetID())
-	h.verified(w, r, st, authn.Verification{Factor: authn.TOTP, At: h.p.Now()})
+	h.enrolled(w, r, st, authn.Verification{Factor: authn.TOTP, At: h.p.Now()})
+}
+
+// enrolled records the verification that confirmed an enrollment, shows
+// new recovery codes once when the user has none, and moves on.
+func (h *Handler) enrolled(w http.ResponseWriter, r *http.Request, st *state, v authn.Verification) {
+	if !h.record(w, r, st, v) {
+		return
+	}
+	if h.offerRecoveryCodes(w, r, st) {
+		return
+	}
+	h.proceed(w, r, st)
 }
 
 // cancel ends the flow with what has been reached (voluntary), or with

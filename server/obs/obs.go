@@ -133,6 +133,7 @@ const (
 	EventRevoked        = "token.revoked"      // a token revoked by its client
 	EventThrottled      = "busy"               // refused because the password hashers were busy
 	EventStoreDown      = "store.unavailable"  // a request failed because Redis did not answer
+	EventRecoveryUsed   = "recovery.used"      // a recovery code spent (with how many are left)
 )
 
 // Auditor writes audit events and counts them.

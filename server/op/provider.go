@@ -20,6 +20,7 @@ import (
 
 	"github.com/stepup-dev/stepup/authn"
 	"github.com/stepup-dev/stepup/authn/password"
+	"github.com/stepup-dev/stepup/authn/recovery"
 	"github.com/stepup-dev/stepup/config"
 	"github.com/stepup-dev/stepup/server/obs"
 	"github.com/stepup-dev/stepup/session"
@@ -74,6 +75,7 @@ type Provider struct {
 	now        func() time.Time
 	pages      Pages
 	discovery  []byte
+	recovery   *recovery.Codes
 }
 
 // New builds a Provider from a validated configuration.
@@ -95,6 +97,7 @@ func New(o Options) (*Provider, error) {
 		audit:     o.Audit,
 		lockout:   cfg.MFA.Lockout,
 		now:       o.Now,
+		recovery:  recovery.New(o.Store),
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -177,6 +180,10 @@ func (p *Provider) Client(id string) (*Client, bool) {
 	return c, ok
 }
 
+// Recovery makes and checks the users' recovery codes (shown once,
+// stored hashed).
+func (p *Provider) Recovery() *recovery.Codes { return p.recovery }
+
 // FactorEnabled reports whether mfa.factors enables f.
 func (p *Provider) FactorEnabled(f authn.Factor) bool {
 	name := string(f)
@@ -235,6 +242,9 @@ func (p *Provider) PolicyAccount(a *session.Account) authn.Account {
 	}
 	if a.TOTPSecret != "" && p.FactorEnabled(authn.TOTP) {
 		acct.Enrolled = append(acct.Enrolled, authn.Enrollment{Factor: authn.TOTP})
+	}
+	if a.RecoveryCodes > 0 && p.FactorEnabled(authn.Recovery) {
+		acct.Enrolled = append(acct.Enrolled, authn.Enrollment{Factor: authn.Recovery})
 	}
 	return acct
 }
