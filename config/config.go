@@ -90,6 +90,14 @@ type WebAuthn struct {
 	RPName           string   `yaml:"rp_name"`
 	UserVerification string   `yaml:"user_verification"` // required | preferred | discouraged
 	HardwareAAGUIDs  []string `yaml:"hardware_aaguids"`
+	// AttestationRoots is a PEM file of CA certificates; when set, only an
+	// authenticator whose attestation chains to one of them is trusted as
+	// hardware (and, with HardwareAAGUIDs, is also one of those models).
+	AttestationRoots string `yaml:"attestation_roots"`
+	// SignCount is what a signature counter that did not increase (a
+	// possible cloned authenticator) does: refuse (default) or warn. Both
+	// write an audit event.
+	SignCount string `yaml:"sign_count"`
 }
 
 // Provider configures an SMS or email sender.

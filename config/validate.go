@@ -1,8 +1,10 @@
 package config
 
 import (
+	"crypto/x509"
 	"encoding/base32"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -102,6 +104,9 @@ func applyDefaults(c *Config, given map[string]bool) {
 	}
 	if unset("webauthn.user_verification", c.WebAuthn.UserVerification == "") {
 		c.WebAuthn.UserVerification = "preferred"
+	}
+	if unset("webauthn.sign_count", c.WebAuthn.SignCount == "") {
+		c.WebAuthn.SignCount = "refuse"
 	}
 	if unset("sms.provider", c.SMS.Provider == "") {
 		c.SMS.Provider = "log"
@@ -405,6 +410,12 @@ func (v *checker) webauthn(w *WebAuthn) {
 		v.add("webauthn.rp_name", "must not be empty")
 	}
 	v.oneOf("webauthn.user_verification", w.UserVerification, userVerification)
+	v.oneOf("webauthn.sign_count", w.SignCount, []string{"refuse", "warn"})
+	if w.AttestationRoots != "" {
+		if _, err := LoadCertPool(w.AttestationRoots); err != nil {
+			v.add("webauthn.attestation_roots", "%v", err)
+		}
+	}
 	for i, a := range w.HardwareAAGUIDs {
 		if !isUUID(a) {
 			v.add(fmt.Sprintf("webauthn.hardware_aaguids[%d]", i), "%q is not a UUID (like cb69481e-8ff7-4039-93ec-0a2729a154a8)", a)
@@ -804,4 +815,35 @@ func phcProblem(s string) string {
 		return fmt.Sprintf("argon2id hash is %d bytes; must be 16..64", len(key))
 	}
 	return ""
+}
+
+// LoadCertPool reads a PEM file of CA certificates (webauthn.
+// attestation_roots); a file without a certificate is an error.
+func LoadCertPool(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	n := 0
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%q: certificate %d: %w", path, n+1, err)
+		}
+		pool.AddCert(c)
+		n++
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%q holds no PEM certificate", path)
+	}
+	return pool, nil
 }

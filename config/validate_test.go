@@ -158,6 +158,9 @@ func TestValidateRules(t *testing.T) {
 		{"webauthn rp_name", func(c *Config) { c.WebAuthn.RPName = "" }, []string{"webauthn.rp_name"}},
 		{"webauthn user_verification", func(c *Config) { c.WebAuthn.UserVerification = "always" }, []string{"webauthn.user_verification"}},
 		{"webauthn user_verification required", func(c *Config) { c.WebAuthn.UserVerification = "required" }, nil},
+		{"webauthn sign_count", func(c *Config) { c.WebAuthn.SignCount = "ignore" }, []string{"webauthn.sign_count"}},
+		{"webauthn sign_count warn", func(c *Config) { c.WebAuthn.SignCount = "warn" }, nil},
+		{"webauthn attestation_roots missing", func(c *Config) { c.WebAuthn.AttestationRoots = "/nonexistent/roots.pem" }, []string{"webauthn.attestation_roots"}},
 		{"webauthn user_verification discouraged", func(c *Config) { c.WebAuthn.UserVerification = "discouraged" }, nil},
 		{"webauthn aaguid", func(c *Config) {
 			c.WebAuthn.HardwareAAGUIDs = []string{"cb69481e-8ff7-4039-93ec-0a2729a154a8", "cb69481e8ff7403993ec0a2729a154a8"}

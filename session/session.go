@@ -49,6 +49,16 @@ type Account struct {
 	// RecoveryCodes is the number of unused recovery codes (see
 	// RecoveryStore); GetAccount fills it, SeedAccount ignores it.
 	RecoveryCodes int
+	// Passkeys are the account's WebAuthn credentials, sorted by ID. Each
+	// Data is the record authn/passkey encodes; the store keeps it opaque.
+	Passkeys []StoredPasskey
+}
+
+// StoredPasskey is one WebAuthn credential record of an account.
+type StoredPasskey struct {
+	// ID is the credential id, base64url without padding.
+	ID   string
+	Data []byte
 }
 
 // Grant is one token family: everything issued from one authorization code
@@ -156,6 +166,26 @@ type OTPStore interface {
 	// HasOTP reports whether an unused, unexpired code exists for
 	// (sessionID, purpose).
 	HasOTP(ctx context.Context, sessionID, purpose string) (bool, error)
+}
+
+// PasskeyStore keeps the WebAuthn credentials of accounts (persistent, like
+// accounts) and the challenges of ceremonies in progress.
+type PasskeyStore interface {
+	// PutPasskey adds or replaces a credential of an existing account;
+	// ErrNotFound when the account does not exist.
+	PutPasskey(ctx context.Context, subject string, p StoredPasskey) error
+	// UpdatePasskey replaces a credential only if it still exists (a
+	// credential removed meanwhile stays removed); ErrNotFound otherwise.
+	UpdatePasskey(ctx context.Context, subject string, p StoredPasskey) error
+	// DeletePasskey removes a credential; ErrNotFound when there is none.
+	DeletePasskey(ctx context.Context, subject, id string) error
+	// PutChallenge stores the state of a WebAuthn ceremony under its
+	// challenge for ttl.
+	PutChallenge(ctx context.Context, challenge string, data []byte, ttl time.Duration) error
+	// TakeChallenge consumes a challenge atomically (GETDEL): of concurrent
+	// calls exactly one gets the data; the others, and any later call, get
+	// ErrNotFound.
+	TakeChallenge(ctx context.Context, challenge string) ([]byte, error)
 }
 
 // FlowStore keeps pending authorization requests (opaque payloads).
@@ -274,6 +304,7 @@ type Store interface {
 	PhoneStore
 	RecoveryStore
 	OTPStore
+	PasskeyStore
 	FlowStore
 	CodeStore
 	GrantStore

@@ -5,7 +5,7 @@ package static
 
 import "embed"
 
-// FS holds style.css.
+// FS holds style.css and passkey.js (the WebAuthn ceremonies).
 //
-//go:embed *.css
+//go:embed *.css *.js
 var FS embed.FS

@@ -33,6 +33,69 @@ type LoginData struct {
 	// CancelAction, when set, shows a cancel form (data-action="cancel")
 	// that posts csrf_token there.
 	CancelAction string
+	// Passkey, when set, offers passwordless sign-in: a data-action=
+	// "passkey" button, and conditional UI on the username input
+	// (autocomplete="username webauthn").
+	Passkey *Ceremony
+}
+
+// Ceremony is what static/passkey.js needs to run a WebAuthn ceremony:
+// the JSON endpoints that begin and finish it. The CSRF token goes in the
+// X-CSRF-Token header.
+type Ceremony struct {
+	Begin  string
+	Finish string
+	// Kind is "get" (assertion) or "create" (registration).
+	Kind string
+}
+
+// WebAuthnData is the data of the passkey step-up page (PageWebAuthn):
+// a form with data-factor="webauthn" whose data-action="passkey" button
+// runs the assertion.
+type WebAuthnData struct {
+	Page
+	Ceremony     Ceremony
+	Alternatives []FactorLink
+	CancelAction string
+	Step         string
+}
+
+// PasskeyRow is one passkey on the account page.
+type PasskeyRow struct {
+	ID, Name, Created, LastUsed string
+	// Synced: backed up by a passkey provider; UV: verifies the user;
+	// Hardware: attested as trusted hardware.
+	Synced, UV, Hardware       bool
+	RenameAction, RemoveAction string
+}
+
+// SessionRow is one session on the account page.
+type SessionRow struct {
+	Created, LastSeen, Clients, Methods string
+	Current                             bool
+	RevokeAction                        string
+}
+
+// AccountData is the data of the account security page (PageAccount).
+type AccountData struct {
+	Page
+	Username, Name string
+	// Notice confirms what was just done (role="status").
+	Notice string
+	// Fresh: the session was verified recently enough to change factors;
+	// otherwise VerifyAction asks for that first.
+	Fresh        bool
+	VerifyAction string
+	HasPassword  bool
+	// TOTPOn: authenticator apps are enabled; TOTP: one is set up.
+	TOTPOn, TOTP bool
+	TOTPAction   string
+	TOTPRemove   string
+	// PasskeysOn: passkeys can be used here.
+	PasskeysOn                  bool
+	PasskeyBegin, PasskeyFinish string
+	Passkeys                    []PasskeyRow
+	Sessions                    []SessionRow
 }
 
 // FactorLink offers another enrolled factor on a code page.
@@ -74,6 +137,12 @@ type EnrollTOTPData struct {
 	// CancelAction, when set, shows a skip control (data-action="cancel");
 	// "" means enrollment cannot be skipped.
 	CancelAction string
+	// CancelLink makes the cancel control a link to CancelAction (the
+	// account page) instead of a form.
+	CancelLink bool
+	// Pending, when set, is posted back as the hidden input "pending"
+	// (the sealed secret of an /account setup).
+	Pending string
 }
 
 // InfoData is the data of a page that only informs (PageInfo), such as

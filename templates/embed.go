@@ -40,6 +40,8 @@ const (
 	PageInfo       = "info"        // InfoData
 	PageError      = "error"       // ErrorData
 	PageLogout     = "logout"      // LogoutData
+	PageWebAuthn   = "webauthn"    // WebAuthnData
+	PageAccount    = "account"     // AccountData
 )
 
 const layoutFile = "layout.html"

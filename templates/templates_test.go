@@ -129,12 +129,25 @@ func samples() map[string]func(Page) any {
 		PageLogout: func(p Page) any {
 			return LogoutData{Page: p, Action: "/logout", ClientID: "spa", PostLogoutURI: "https://rp.example.com/bye", State: "st-1"}
 		},
+		PageWebAuthn: func(p Page) any {
+			return WebAuthnData{Page: p, Ceremony: Ceremony{Kind: "get", Begin: "/w/begin", Finish: "/w/finish"},
+				Alternatives: []FactorLink{{Factor: "totp", Label: "Authenticator app", URL: "/step/totp"}},
+				CancelAction: "/step/cancel", Step: "Step-up required."}
+		},
+		PageAccount: func(p Page) any {
+			return AccountData{Page: p, Username: "alice", Name: "Alice", Notice: "Done.", VerifyAction: "/account/verify",
+				HasPassword: true, TOTPOn: true, TOTP: true, TOTPAction: "/account/totp/new", TOTPRemove: "/account/totp/remove",
+				PasskeysOn: true, PasskeyBegin: "/account/passkeys/begin", PasskeyFinish: "/account/passkeys/finish",
+				Passkeys: []PasskeyRow{{ID: "cred1", Name: "YubiKey", Created: "2026-01-01", UV: true, Hardware: true,
+					RenameAction: "/account/passkeys/cred1/rename", RemoveAction: "/account/passkeys/cred1/remove"}},
+				Sessions: []SessionRow{{Created: "2026-01-01", LastSeen: "2026-01-02", Current: true, RevokeAction: "/account/sessions/h/revoke"}}}
+		},
 	}
 }
 
 func TestEveryTemplateParses(t *testing.T) {
 	r := newTestRenderer(t)
-	want := []string{PageCode, PageEnrollTOTP, PageError, PageInfo, PageLogin, PageLogout}
+	want := []string{PageAccount, PageCode, PageEnrollTOTP, PageError, PageInfo, PageLogin, PageLogout, PageWebAuthn}
 	if got := r.Pages(); !slices.Equal(got, want) {
 		t.Errorf("Pages() = %v, want %v", got, want)
 	}
@@ -198,7 +211,17 @@ func TestCommonStructure(t *testing.T) {
 				t.Errorf("%s: stylesheet links = %v", name, css)
 			}
 			// No external resources, no inline script or style (CSP).
-			for _, bad := range []string{"<script", "style=", "<style", "@import", "//fonts.", "cdn"} {
+			// The only script is the ceremony code of static/, with no
+			// inline body.
+			for _, tg := range tags(body, "script") {
+				if !regexp.MustCompile(`^/static/passkey\.js\?v=[0-9a-f]{12}$`).MatchString(tg.attrs["src"]) {
+					t.Errorf("%s: script %v is not static/passkey.js", name, tg.attrs)
+				}
+			}
+			if strings.Count(body, "<script") != strings.Count(body, "></script>") {
+				t.Errorf("%s: inline script", name)
+			}
+			for _, bad := range []string{"style=", "<style", "@import", "//fonts.", "cdn"} {
 				if strings.Contains(body, bad) {
 					t.Errorf("%s: body contains %q", name, bad)
 				}
@@ -527,5 +550,36 @@ func BenchmarkRenderLogin(b *testing.B) {
 	data := LoginData{Page: page(""), Action: "/login", Username: "alice", CancelAction: "/cancel"}
 	for b.Loop() {
 		r.Render(httptest.NewRecorder(), 200, PageLogin, data)
+	}
+}
+
+// TestPasskeyHooks checks the WebAuthn hooks of PRODUCT.md §5: a
+// data-action="passkey" control on the login page (with conditional UI on
+// the username input), on the webauthn step-up form (data-factor=
+// "webauthn") and on /account; the ceremony script comes from /static.
+func TestPasskeyHooks(t *testing.T) {
+	r := newTestRenderer(t)
+	_, body := render(t, r, 200, PageLogin, LoginData{Page: page(""), Action: "/login/submit",
+		Passkey: &Ceremony{Kind: "get", Begin: "/b", Finish: "/f"}})
+	for _, want := range []string{`autocomplete="username webauthn"`, `data-action="passkey"`, `data-begin="/b"`, `data-csrf="csrf-TOKEN-123"`, `<script src="/static/passkey.js?v=`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("login page with passkeys lacks %s:\n%s", want, body)
+		}
+	}
+	_, body = render(t, r, 200, PageLogin, LoginData{Page: page(""), Action: "/login/submit"})
+	if strings.Contains(body, "webauthn") || strings.Contains(body, `data-action="passkey"`) || strings.Contains(body, "<script") {
+		t.Errorf("login page without passkeys offers them:\n%s", body)
+	}
+	_, body = render(t, r, 200, PageWebAuthn, samples()[PageWebAuthn](page("")))
+	for _, want := range []string{`data-factor="webauthn"`, `data-action="passkey"`, `data-action="cancel"`, `data-factor="totp"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("webauthn page lacks %s", want)
+		}
+	}
+	_, body = render(t, r, 200, PageAccount, samples()[PageAccount](page("")))
+	for _, want := range []string{`data-ceremony="create"`, `data-action="passkey"`, `data-action="remove"`, `data-action="rename"`, `data-action="revoke"`, `data-action="verify"`, `data-action="totp"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("account page lacks %s", want)
+		}
 	}
 }

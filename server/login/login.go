@@ -60,6 +60,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	post("/login/{id}/cancel", h.cancel)
 	post("/login/{id}/recovery", h.recovery)
 	post(op.PathLogoutConfirm, h.logout)
+	h.registerPasskeys(mux, cop)
+	h.registerAccount(mux, cop, post)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static.FS)))
 }
 
@@ -183,6 +185,7 @@ func (h *Handler) renderFactor(w http.ResponseWriter, r *http.Request, st *state
 			Action:       h.flowURL(st.flow, "/password"),
 			Username:     username,
 			CancelAction: cancel,
+			Passkey:      h.loginPasskey(st),
 		})
 		return
 	}
@@ -195,6 +198,10 @@ func (h *Handler) renderFactor(w http.ResponseWriter, r *http.Request, st *state
 	step := "Confirm it's you"
 	if d.Target != "" {
 		step = "Additional verification is required to continue to " + st.c.Name() + "."
+	}
+	if factor == authn.WebAuthn {
+		h.renderWebAuthn(w, r, st, alts, step, status, errMsg)
+		return
 	}
 	h.pages.Render(w, status, "code", templates.CodeData{
 		Page:         h.page(w, r, st, factorLabel(factor), errMsg),

@@ -134,6 +134,12 @@ const (
 	EventThrottled      = "busy"               // refused because the password hashers were busy
 	EventStoreDown      = "store.unavailable"  // a request failed because Redis did not answer
 	EventRecoveryUsed   = "recovery.used"      // a recovery code spent (with how many are left)
+
+	EventPasskeyClone    = "webauthn.clone_suspected" // a passkey's signature counter did not increase
+	EventFactorRemoved   = "factor.removed"           // a user removed a factor on /account
+	EventFactorRenamed   = "factor.renamed"           // a user renamed a passkey on /account
+	EventSessionRevoked  = "session.revoked"          // a user ended one of their sessions on /account
+	EventAccountVerified = "account.verified"         // a verification for /account completed
 )
 
 // Auditor writes audit events and counts them.
@@ -152,7 +158,7 @@ func NewAuditor(log *slog.Logger, m *Metrics) *Auditor { return &Auditor{log: lo
 func (a *Auditor) Event(ctx context.Context, name string, attrs ...any) {
 	level := slog.LevelInfo
 	switch name {
-	case EventLockout, EventLocked, EventCodeReplay, EventRefreshReuse, EventStoreDown:
+	case EventLockout, EventLocked, EventCodeReplay, EventRefreshReuse, EventStoreDown, EventPasskeyClone:
 		level = slog.LevelWarn
 	}
 	a.log.Log(ctx, level, "audit", append([]any{"event", name}, attrs...)...)

@@ -126,6 +126,9 @@ func (p *Provider) decodeFlow(b []byte) (*Flow, *Client, error) {
 	if err := json.Unmarshal(b, &f); err != nil {
 		return nil, nil, session.ErrNotFound
 	}
+	if f.Account {
+		return &f, p.account, nil
+	}
 	c, ok := p.clients[f.ClientID]
 	if !ok { // the client was removed from the configuration meanwhile
 		return nil, nil, session.ErrNotFound
@@ -137,6 +140,10 @@ func (p *Provider) decodeFlow(b []byte) (*Flow, *Client, error) {
 // OAuth error, on the redirect URI.
 func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, f *Flow, c *Client, sess *session.Session, d authn.Decision) {
 	ctx := r.Context()
+	if f.Account {
+		p.finishAccount(w, r, f, sess, d)
+		return
+	}
 	if d.Outcome != authn.OK {
 		code, desc := d.Error, d.Description
 		if d.Outcome != authn.Fail || code == "" {

@@ -39,6 +39,10 @@ type Flow struct {
 	// EnrollSecret is the TOTP secret offered for enrollment in this flow,
 	// until a code confirms it.
 	EnrollSecret string `json:"enroll_secret,omitempty"`
+	// Account marks a verification for stepup's own pages (/account):
+	// it ends by returning to ReturnTo, never with a code.
+	Account  bool   `json:"account,omitempty"`
+	ReturnTo string `json:"return_to,omitempty"`
 }
 
 // authError is an OAuth error answered to the client's redirect URI.

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/stepup-dev/stepup/authn"
+	"github.com/stepup-dev/stepup/authn/passkey"
 	"github.com/stepup-dev/stepup/authn/password"
 	"github.com/stepup-dev/stepup/authn/recovery"
 	"github.com/stepup-dev/stepup/config"
@@ -76,6 +77,13 @@ type Provider struct {
 	pages      Pages
 	discovery  []byte
 	recovery   *recovery.Codes
+	// passkeys is the WebAuthn relying party; nil when webauthn is not in
+	// mfa.factors or the issuer's host cannot be an RP ID.
+	passkeys *passkey.RP
+	// account is the built-in client of stepup's own pages (/account).
+	account *Client
+	// mfaFloor: some client's min_acr is multi-factor.
+	mfaFloor bool
 }
 
 // New builds a Provider from a validated configuration.
@@ -122,6 +130,10 @@ func New(o Options) (*Provider, error) {
 	for _, c := range cfg.Clients {
 		p.clients[c.ID] = newClient(c, authn.Unenrolled(cfg.MFA.Unenrolled))
 	}
+	if err := p.setUpPasskeys(cfg); err != nil {
+		return nil, err
+	}
+	p.setUpAccount(cfg)
 	var err error
 	if p.discovery, err = p.discoveryDocument(); err != nil {
 		return nil, fmt.Errorf("discovery document: %w", err)
@@ -246,6 +258,7 @@ func (p *Provider) PolicyAccount(a *session.Account) authn.Account {
 	if a.RecoveryCodes > 0 && p.FactorEnabled(authn.Recovery) {
 		acct.Enrolled = append(acct.Enrolled, authn.Enrollment{Factor: authn.Recovery})
 	}
+	acct.Enrolled = append(acct.Enrolled, p.passkeyEnrollments(a)...)
 	return acct
 }
 

@@ -57,14 +57,16 @@ func (s *Store) SeedAccount(ctx context.Context, a *session.Account) (*session.A
 }
 
 // GetAccount returns the account of subject with the number of its
-// recovery codes: HGETALL and SCARD in one pipeline.
+// recovery codes and its passkeys: HGETALL, SCARD and HGETALL in one
+// pipeline.
 func (s *Store) GetAccount(ctx context.Context, subject string) (*session.Account, error) {
 	const op = "get account"
-	var acct *redis.MapStringStringCmd
+	var acct, pks *redis.MapStringStringCmd
 	var recovery *redis.IntCmd
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		acct = p.HGetAll(ctx, s.k.account(subject))
 		recovery = p.SCard(ctx, s.k.recovery(subject))
+		pks = p.HGetAll(ctx, s.k.passkeys(subject))
 		return nil
 	})
 	if err != nil {
@@ -85,6 +87,7 @@ func (s *Store) GetAccount(ctx context.Context, subject string) (*session.Accoun
 		EmailMFA:      m[acctEmailMFA] == "1",
 		LastFactor:    authn.Factor(m[acctLastFactor]),
 		RecoveryCodes: int(recovery.Val()),
+		Passkeys:      parsePasskeys(pks.Val()),
 	}, nil
 }
 

@@ -84,6 +84,16 @@ func (k keys) otpCooldown(sessionID, purpose string) string {
 	return k.otp(sessionID, purpose) + ":cooldown"
 }
 
+// passkeys are an account's WebAuthn credentials, a HASH of credential id
+// (base64url) → record (opaque bytes). No TTL: enrollments persist. It
+// shares the user's tag so a script can check the account beside it.
+func (k keys) passkeys(sub string) string { return k.prefix + "{user:" + sub + "}:passkeys" }
+
+// challenge is the state of a WebAuthn ceremony in progress, a STRING
+// keyed by its challenge and consumed with GETDEL. TTL: the caller's
+// (minutes).
+func (k keys) challenge(c string) string { return k.prefix + "webauthn:" + c }
+
 // username maps a lowercased username to its subject, a STRING. No TTL:
 // it lives as long as the account. It is not tagged: it is written once,
 // with SET NX, before the account, so it need not share the account's slot.

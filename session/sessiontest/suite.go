@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -50,6 +51,9 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		{"Budget", testBudget},
 		{"BudgetConcurrent", testBudgetConcurrent},
 		{"BudgetWindow", testBudgetWindow},
+		{"Passkeys", testPasskeys},
+		{"Challenge", testChallenge},
+		{"ChallengeConcurrent", testChallengeConcurrent},
 	}
 	tests = append(tests, factorTests...)
 	for _, tt := range tests {
@@ -954,7 +958,7 @@ func equalVerifications(a, b []authn.Verification) bool {
 
 func assertAccount(t *testing.T, got, want *session.Account) {
 	t.Helper()
-	if *got != *want {
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("account = %+v\nwant %+v", got, want)
 	}
 }
@@ -982,4 +986,102 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+func testPasskeys(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	pk := session.StoredPasskey{ID: "cred-b", Data: binary}
+	if err := s.PutPasskey(ctx, "nobody-"+newID(), pk); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("PutPasskey on a missing account = %v, want ErrNotFound", err)
+	}
+	a, err := s.SeedAccount(ctx, &session.Account{Subject: "sub-" + newID(), Username: "pk-" + newID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Passkeys) != 0 {
+		t.Fatalf("new account has passkeys %v", a.Passkeys)
+	}
+	if err := s.UpdatePasskey(ctx, a.Subject, pk); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("UpdatePasskey of a missing credential = %v, want ErrNotFound", err)
+	}
+	if err := s.PutPasskey(ctx, a.Subject, pk); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutPasskey(ctx, a.Subject, session.StoredPasskey{ID: "cred-a", Data: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdatePasskey(ctx, a.Subject, session.StoredPasskey{ID: "cred-a", Data: []byte("a2")}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetAccount(ctx, a.Subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []session.StoredPasskey{{ID: "cred-a", Data: []byte("a2")}, pk}
+	if !reflect.DeepEqual(got.Passkeys, want) {
+		t.Fatalf("passkeys = %v, want %v (sorted by id)", got.Passkeys, want)
+	}
+	if err := s.DeletePasskey(ctx, a.Subject, "cred-a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeletePasskey(ctx, a.Subject, "cred-a"); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("second DeletePasskey = %v, want ErrNotFound", err)
+	}
+	// A sign-count write racing with the removal must not bring it back.
+	if err := s.UpdatePasskey(ctx, a.Subject, session.StoredPasskey{ID: "cred-a", Data: []byte("a3")}); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("UpdatePasskey after delete = %v, want ErrNotFound", err)
+	}
+	got, err = s.GetAccount(ctx, a.Subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Passkeys, []session.StoredPasskey{pk}) {
+		t.Fatalf("passkeys after delete = %v", got.Passkeys)
+	}
+}
+
+func testChallenge(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	c := "chal-" + newID()
+	if _, err := s.TakeChallenge(ctx, c); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("TakeChallenge of nothing = %v, want ErrNotFound", err)
+	}
+	if err := s.PutChallenge(ctx, c, binary, ttl); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.TakeChallenge(ctx, c)
+	if err != nil || !bytes.Equal(got, binary) {
+		t.Fatalf("TakeChallenge = %q, %v", got, err)
+	}
+	if _, err := s.TakeChallenge(ctx, c); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("second TakeChallenge = %v, want ErrNotFound", err)
+	}
+	short := "chal-" + newID()
+	if err := s.PutChallenge(ctx, short, binary, shortTTL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(afterShortTTL)
+	if _, err := s.TakeChallenge(ctx, short); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("TakeChallenge after its TTL = %v, want ErrNotFound", err)
+	}
+}
+
+func testChallengeConcurrent(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	c := "chal-" + newID()
+	if err := s.PutChallenge(ctx, c, []byte("state"), ttl); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	won := 0
+	race(16, func(int) {
+		if b, err := s.TakeChallenge(ctx, c); err == nil && string(b) == "state" {
+			mu.Lock()
+			won++
+			mu.Unlock()
+		}
+	})
+	if won != 1 {
+		t.Fatalf("%d of 16 concurrent TakeChallenge calls got the challenge, want exactly 1", won)
+	}
 }

@@ -1,0 +1,520 @@
+package login
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"html/template"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stepup-dev/stepup/authn"
+	"github.com/stepup-dev/stepup/authn/passkey"
+	"github.com/stepup-dev/stepup/authn/totp"
+	"github.com/stepup-dev/stepup/server/obs"
+	"github.com/stepup-dev/stepup/server/op"
+	"github.com/stepup-dev/stepup/session"
+	"github.com/stepup-dev/stepup/templates"
+)
+
+// The account security page (/account): a signed-in user sees and manages
+// their factors and sessions. Looking needs a session; every change of a
+// factor needs a verification within op.AccountFreshness (at the
+// multi-factor level when the user has a second factor), which the page
+// asks for through the same hosted pages as any relying party.
+
+func (h *Handler) registerAccount(mux *http.ServeMux, cop *http.CrossOriginProtection, post func(string, http.HandlerFunc)) {
+	mux.HandleFunc("GET "+op.PathAccount, h.account)
+	post(op.PathAccount+"/verify", h.accountVerify)
+	post(op.PathAccount+"/passkeys/{cred}/rename", h.accountRenamePasskey)
+	post(op.PathAccount+"/passkeys/{cred}/remove", h.accountRemovePasskey)
+	post(op.PathAccount+"/totp/new", h.accountNewTOTP)
+	post(op.PathAccount+"/totp", h.accountConfirmTOTP)
+	post(op.PathAccount+"/totp/remove", h.accountRemoveTOTP)
+	post(op.PathAccount+"/sessions/{handle}/revoke", h.accountRevokeSession)
+	mux.Handle("POST "+op.PathAccount+"/passkeys/begin", cop.Handler(h.requireCSRFHeader(h.accountPasskeyBegin)))
+	mux.Handle("POST "+op.PathAccount+"/passkeys/finish", cop.Handler(h.requireCSRFHeader(h.accountPasskeyFinish)))
+}
+
+// accountState loads the signed-in session and account; without one it
+// answers itself (GET: sign in first; POST: back to the page).
+func (h *Handler) accountState(w http.ResponseWriter, r *http.Request) (*session.Session, *session.Account, bool) {
+	sess, err := h.p.CurrentSession(r)
+	if err != nil {
+		h.p.Unavailable(w, r, err)
+		return nil, nil, false
+	}
+	var acct *session.Account
+	if sess != nil {
+		if acct, err = h.p.LoadAccount(r.Context(), sess); err != nil {
+			h.p.Unavailable(w, r, err)
+			return nil, nil, false
+		}
+	}
+	if sess == nil || acct == nil {
+		if r.Method != http.MethodGet {
+			http.Redirect(w, r, op.PathAccount, http.StatusSeeOther)
+			return nil, nil, false
+		}
+		if r.URL.Query().Get("verify") == "cancelled" {
+			h.pages.Render(w, http.StatusOK, "info", templates.InfoData{
+				Page:        templates.Page{Title: "Not signed in"},
+				Message:     "You did not sign in.",
+				ContinueURL: op.PathAccount,
+			})
+			return nil, nil, false
+		}
+		u, err := h.p.StartAccountVerification(r.Context(), nil, op.PathAccount, false)
+		if err != nil {
+			h.p.Unavailable(w, r, err)
+			return nil, nil, false
+		}
+		http.Redirect(w, r, u, http.StatusFound)
+		return nil, nil, false
+	}
+	return sess, acct, true
+}
+
+// requireFresh sends the user to verify again when the session's latest
+// verification is too old to change a factor; it returns false then.
+func (h *Handler) requireFresh(w http.ResponseWriter, r *http.Request, sess *session.Session, acct *session.Account) bool {
+	if h.p.AccountFresh(sess, acct) {
+		return true
+	}
+	u, err := h.p.StartAccountVerification(r.Context(), acct, op.PathAccount, true)
+	if err != nil {
+		h.p.Unavailable(w, r, err)
+		return false
+	}
+	http.Redirect(w, r, u, http.StatusSeeOther)
+	return false
+}
+
+func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
+	sess, acct, ok := h.accountState(w, r)
+	if !ok {
+		return
+	}
+	notice := ""
+	errMsg := ""
+	switch r.URL.Query().Get("done") {
+	case "passkey":
+		notice = "Your passkey was added."
+	case "renamed":
+		notice = "Your passkey was renamed."
+	case "removed":
+		notice = "The sign-in method was removed."
+	case "totp":
+		notice = "Your authenticator app is set up."
+	case "revoked":
+		notice = "The session was signed out."
+	}
+	if r.URL.Query().Get("verify") == "cancelled" {
+		errMsg = "The verification did not complete, so nothing was changed."
+	}
+	h.renderAccount(w, r, sess, acct, http.StatusOK, notice, errMsg)
+}
+
+// sessionHandle names a session on the page without revealing its id (a
+// bearer secret).
+func (h *Handler) sessionHandle(id string) string {
+	mac := hmac.New(sha256.New, h.csrfKey)
+	mac.Write([]byte("session-handle\x00" + id))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:12])
+}
+
+func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, sess *session.Session, acct *session.Account, status int, notice, errMsg string) {
+	ctx := r.Context()
+	pg := h.page(w, r, nil, "Account security", errMsg)
+	data := templates.AccountData{
+		Page:         pg,
+		Username:     acct.Username,
+		Name:         acct.Name,
+		Notice:       notice,
+		Fresh:        h.p.AccountFresh(sess, acct),
+		VerifyAction: op.PathAccount + "/verify",
+		HasPassword:  acct.PasswordHash != "",
+		TOTPOn:       h.p.FactorEnabled(authn.TOTP),
+		TOTP:         acct.TOTPSecret != "",
+		TOTPAction:   op.PathAccount + "/totp/new",
+		TOTPRemove:   op.PathAccount + "/totp/remove",
+	}
+	if h.passkeysOn() {
+		data.PasskeysOn = true
+		data.PasskeyBegin = op.PathAccount + "/passkeys/begin"
+		data.PasskeyFinish = op.PathAccount + "/passkeys/finish"
+		for _, c := range h.p.PasskeyCredentials(acct) {
+			row := templates.PasskeyRow{
+				ID:           c.ID(),
+				Name:         c.Name,
+				Created:      fmtTime(c.CreatedAt),
+				LastUsed:     fmtTime(c.LastUsedAt),
+				Synced:       c.Synced(),
+				UV:           c.UV,
+				Hardware:     c.Hardware,
+				RenameAction: op.PathAccount + "/passkeys/" + c.ID() + "/rename",
+				RemoveAction: op.PathAccount + "/passkeys/" + c.ID() + "/remove",
+			}
+			data.Passkeys = append(data.Passkeys, row)
+		}
+	}
+	list, err := h.p.Store().ListSessions(ctx, acct.Subject)
+	if err != nil {
+		h.p.Unavailable(w, r, err)
+		return
+	}
+	slices.SortFunc(list, func(a, b *session.Session) int { return b.LastSeenAt.Compare(a.LastSeenAt) })
+	for _, s := range list {
+		var methods []string
+		for _, v := range s.Verifications {
+			methods = append(methods, factorLabel(v.Factor))
+		}
+		data.Sessions = append(data.Sessions, templates.SessionRow{
+			Created:      fmtTime(s.CreatedAt),
+			LastSeen:     fmtTime(s.LastSeenAt),
+			Clients:      strings.Join(s.ClientIDs, ", "),
+			Methods:      strings.Join(methods, ", "),
+			Current:      s.ID == sess.ID,
+			RevokeAction: op.PathAccount + "/sessions/" + h.sessionHandle(s.ID) + "/revoke",
+		})
+	}
+	h.pages.Render(w, status, "account", data)
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// accountVerify starts a fresh verification for changing factors.
+func (h *Handler) accountVerify(w http.ResponseWriter, r *http.Request) {
+	sess, acct, ok := h.accountState(w, r)
+	if !ok {
+		return
+	}
+	if h.requireFresh(w, r, sess, acct) {
+		http.Redirect(w, r, op.PathAccount, http.StatusSeeOther)
+	}
+}
+
+// refuseLastFactor answers 409 when removing one second factor would leave
+// none while a client floor or mfa.login: always needs one.
+func (h *Handler) refuseLastFactor(w http.ResponseWriter, r *http.Request, sess *session.Session, acct *session.Account) bool {
+	if !h.p.NeedsSecondFactor() || len(h.p.PolicyAccount(acct).Enrolled) > 1 {
+		return false
+	}
+	h.renderAccount(w, r, sess, acct, http.StatusConflict, "",
+		"This is your last second factor, and signing in here requires one. Add another sign-in method before you remove it.")
+	return true
+}
+
+func (h *Handler) findPasskey(acct *session.Account, id string) *passkey.Credential {
+	for _, c := range h.p.PasskeyCredentials(acct) {
+		if c.ID() == id {
+			return c
+		}
+	}
+	return nil
+}
+
+func (h *Handler) accountRenamePasskey(w http.ResponseWriter, r *http.Request) {
+	sess, acct, ok := h.accountState(w, r)
+	if !ok || !h.requireFresh(w, r, sess, acct) {
+		return
+	}
+	c := h.findPasskey(acct, r.PathValue("cred"))
+	name := passkey.CleanName(r.PostFormValue("name"))
+	if c == nil || name == "" {
+		h.renderAccount(w, r, sess, acct, http.StatusBadRequest, "", "Give the passkey a name.")
+		return
+	}
+	c.Name = name
+	rec, err := c.Encode()
+	if err == nil {
+		err = h.p.Store().UpdatePasskey(r.Context(), acct.Subject, session.StoredPasskey{ID: c.ID(), Data: rec})
+	}
+	if err != nil && !errors.Is(err, session.ErrNotFound) {
+		h.p.Unavailable(w, r, err)
+		return
+	}
+	h.p.Audit(r.Context(), obs.EventFactorRenamed, "factor", "webauthn", "sub", acct.Subject, "credential", c.ID())
+	http.Redirect(w, r, op.PathAccount+"?done=renamed", http.StatusSeeOther)
+}
+
+func (h *Handler) accountRemovePasskey(w http.ResponseWriter, r *http.Request) {
+	sess, acct, ok := h.accountState(w, r)
+	if !ok || !h.requireFresh(w, r, sess, acct) {
+		return
+	}
+	c := h.findPasskey(acct, r.PathValue("cred"))
+	if c == nil {
+		http.Redirect(w, r, op.PathAccount, http.StatusSeeOther)
+		return
+	}
+	if h.refuseLastFactor(w, r, sess, acct) {
+		return
+	}
+	if err := h.p.Store().DeletePasskey(r.Context(), acct.Subject, c.ID()); err != nil && !errors.Is(err, session.ErrNotFound) {
+		h.p.Unavailable(w, r, err)
+		return
+	}
+	h.p.Audit(r.Context(), obs.EventFactorRemoved, "factor", "webauthn", "sub", acct.Subject, "credential", c.ID())
+	http.Redirect(w, r, op.PathAccount+"?done=removed", http.StatusSeeOther)
+}
+
+func (h *Handler) accountRemoveTOTP(w http.ResponseWriter, r *http.Request) {
+	sess, acct, ok := h.accountState(w, r)
+	if !ok || !h.requireFresh(w, r, sess, acct) {
+		return
+	}
+	if acct.TOTPSecret == "" {
+		http.Redirect(w, r, op.PathAccount, http.StatusSeeOther)
+		return
+	}
+	if h.refuseLastFactor(w, r, sess, acct) {
+		return
+	}
+	if err := h.p.Store().SetTOTPSecret(r.Context(), acct.Subject, ""); err != nil {
+		h.p.Unavailable(w, r, err)
+		return
+	}
+	h.p.Audit(r.Context(), obs.EventFactorRemoved, "factor", "totp", "sub", acct.Subject)
+	http.Redirect(w, r, op.PathAccount+"?done=removed", http.StatusSeeOther)
+}
+
+// pendingTOTP seals a TOTP secret offered on /account into the form, bound
+// to the session and valid for the freshness window, so nothing is stored
+// until a code confirms it.
+func (h *Handler) pendingTOTP(sid, secret string, exp time.Time) string {
+	e := strconv.FormatInt(exp.Unix(), 10)
+	return secret + "." + e + "." + h.pendingMAC(sid, secret, e)
+}
+
+func (h *Handler) pendingMAC(sid, secret, exp string) string {
+	mac := hmac.New(sha256.New, h.csrfKey)
+	mac.Write([]byte("totp-pending\x00" + sid + "\x00" + secret + "\x00" + exp))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// openPendingTOTP returns the sealed secret, or "" when the seal is not
+// this session's or has expired.
+func (h *Handler) openPendingTOTP(sid, sealed string) string {
+	parts := strings.Split(sealed, ".")
+	if len(parts) != 3 || !hmac.Equal([]byte(parts[2]), []byte(h.pendingMAC(sid, parts[0], parts[1]))) {
+		return ""
+	}
+	exp, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil || h.p.Now().After(time.Unix(exp, 0)) {
+		return ""
+	}
+	return parts[0]
+}
+
+func (h *Handler) accountNewTOTP(w http.ResponseWriter, r *http.Request) {
+	sess, acct, ok := h.accountState(w, r)
+	if !ok || !h.requireFresh(w, r, sess, acct) {
+		return
+	}
+	if !h.p.FactorEnabled(authn.TOTP) {
+		http.Redirect(w, r, op.PathAccount, http.StatusSeeOther)
+		return
+	}
+	secret, err := totp.NewSecret()
+	if err != nil {
+		h.Error(w, r, http.StatusInternalServerError, "An authenticator app cannot be set up right now.")
+		return
+	}
+	h.renderAccountTOTP(w, r, sess, acct, h.pendingTOTP(sess.ID, secret, h.p.Now().Add(op.AccountFreshness)), secret, http.StatusOK, "")
+}
+
+func (h *Handler) renderAccountTOTP(w http.ResponseWriter, r *http.Request, sess *session.Session, acct *session.Account, sealed, secret string, status int, errMsg string) {
+	png, err := totp.QRPNG(totp.URI(issuerLabel(h.p.Issuer()), acct.Username, secret), 200)
+	if err != nil {
+		h.Error(w, r, http.StatusInternalServerError, "An authenticator app cannot be set up right now.")
+		return
+	}
+	title := "Set up an authenticator app"
+	if acct.TOTPSecret != "" {
+		title = "Replace your authenticator app"
+	}
+	h.pages.Render(w, status, "enroll_totp", templates.EnrollTOTPData{
+		Page:         h.page(w, r, nil, title, errMsg),
+		Action:       op.PathAccount + "/totp",
+		Secret:       secret,
+		QRDataURI:    template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png)),
+		CancelAction: op.PathAccount,
+		CancelLink:   true,
+		Pending:      sealed,
+	})
+}
+
+func (h *Handler) accountConfirmTOTP(w http.ResponseWriter, r *http.Request) {
+	sess, acct, ok := h.accountState(w, r)
+	if !ok || !h.requireFresh(w, r, sess, acct) {
+		return
+	}
+	sealed := r.PostFormValue("pending")
+	secret := h.openPendingTOTP(sess.ID, sealed)
+	if secret == "" {
+		h.renderAccount(w, r, sess, acct, http.StatusBadRequest, "", "That setup has expired. Start again.")
+		return
+	}
+	ctx := r.Context()
+	try, ok := h.reserve(w, r, acct.Subject, "", func(status int, msg string) {
+		h.renderAccountTOTP(w, r, sess, acct, sealed, secret, status, msg)
+	})
+	if !ok {
+		return
+	}
+	good, err := h.checkTOTP(ctx, acct.Subject, secret, r.PostFormValue("code"))
+	if err != nil {
+		h.p.Unavailable(w, r, err)
+		return
+	}
+	if !good {
+		try.failed()
+		h.p.Audit(ctx, obs.EventEnrollFailed, "reason", "bad_code", "factor", "totp", "sub", acct.Subject)
+		h.renderAccountTOTP(w, r, sess, acct, sealed, secret, http.StatusUnauthorized, "That code is not valid. Check the time on your device and try the next code.")
+		return
+	}
+	try.succeeded()
+	if err := h.p.Store().SetTOTPSecret(ctx, acct.Subject, secret); err != nil {
+		h.p.Unavailable(w, r, err)
+		return
+	}
+	h.p.Audit(ctx, obs.EventEnrolled, "factor", "totp", "sub", acct.Subject, "where", "account")
+	// The confirming code is a verification of the new factor.
+	v := authn.Verification{Factor: authn.TOTP, At: h.p.Now()}
+	if err := h.p.Store().AddVerification(ctx, sess.ID, sess.Subject, v, h.p.SessionTTL(sess.CreatedAt)); err != nil && !errors.Is(err, session.ErrNotFound) {
+		h.p.Unavailable(w, r, err)
+		return
+	}
+	http.Redirect(w, r, op.PathAccount+"?done=totp", http.StatusSeeOther)
+}
+
+func (h *Handler) accountRevokeSession(w http.ResponseWriter, r *http.Request) {
+	sess, acct, ok := h.accountState(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	list, err := h.p.Store().ListSessions(ctx, acct.Subject)
+	if err != nil {
+		h.p.Unavailable(w, r, err)
+		return
+	}
+	for _, s := range list {
+		if s.Subject != acct.Subject || !hmacEqual(h.sessionHandle(s.ID), r.PathValue("handle")) {
+			continue
+		}
+		if err := h.p.Store().DeleteSession(ctx, s.ID); err != nil {
+			h.p.Unavailable(w, r, err)
+			return
+		}
+		h.p.Audit(ctx, obs.EventSessionRevoked, "sub", acct.Subject, "current", s.ID == sess.ID)
+		if s.ID == sess.ID {
+			h.p.Sessions().Clear(w)
+			h.LoggedOut(w, r)
+			return
+		}
+		break
+	}
+	http.Redirect(w, r, op.PathAccount+"?done=revoked", http.StatusSeeOther)
+}
+
+// accountPasskeyBegin starts registering a passkey for the signed-in
+// user; a stale session is sent to verify first ({"redirect": …}).
+func (h *Handler) accountPasskeyBegin(w http.ResponseWriter, r *http.Request) {
+	if !h.passkeysOn() {
+		writeJSON(w, http.StatusNotFound, ceremonyAnswer{Error: "Passkeys are not available here."})
+		return
+	}
+	sess, acct, ok := h.accountJSON(w, r)
+	if !ok {
+		return
+	}
+	options, cer, err := h.p.Passkeys().BeginRegistration(h.p.PasskeyUser(acct), h.binding(r, "account:"+acct.Subject))
+	if err != nil {
+		h.p.Log().ErrorContext(r.Context(), "passkey registration begin failed", "err", err)
+		writeJSON(w, http.StatusInternalServerError, ceremonyAnswer{Error: "Passkeys cannot be added right now."})
+		return
+	}
+	_ = sess
+	if err := h.saveCeremony(r, cer); err != nil {
+		h.unavailableJSON(w, r, err)
+		return
+	}
+	writeOptions(w, options)
+}
+
+// accountJSON is accountState and requireFresh for the JSON endpoints.
+func (h *Handler) accountJSON(w http.ResponseWriter, r *http.Request) (*session.Session, *session.Account, bool) {
+	sess, err := h.p.CurrentSession(r)
+	if err != nil {
+		h.unavailableJSON(w, r, err)
+		return nil, nil, false
+	}
+	var acct *session.Account
+	if sess != nil {
+		if acct, err = h.p.LoadAccount(r.Context(), sess); err != nil {
+			h.unavailableJSON(w, r, err)
+			return nil, nil, false
+		}
+	}
+	if sess == nil || acct == nil {
+		writeJSON(w, http.StatusUnauthorized, ceremonyAnswer{Error: "You are signed out.", Redirect: op.PathAccount})
+		return nil, nil, false
+	}
+	if !h.p.AccountFresh(sess, acct) {
+		u, err := h.p.StartAccountVerification(r.Context(), acct, op.PathAccount, true)
+		if err != nil {
+			h.unavailableJSON(w, r, err)
+			return nil, nil, false
+		}
+		writeJSON(w, http.StatusUnauthorized, ceremonyAnswer{Error: "Confirm it's you first.", Redirect: u})
+		return nil, nil, false
+	}
+	return sess, acct, true
+}
+
+// accountPasskeyFinish verifies and stores a new passkey. Registering is
+// not a verification: the session gains nothing from it (PRODUCT.md §3).
+func (h *Handler) accountPasskeyFinish(w http.ResponseWriter, r *http.Request) {
+	if !h.passkeysOn() {
+		writeJSON(w, http.StatusNotFound, ceremonyAnswer{Error: "Passkeys are not available here."})
+		return
+	}
+	_, acct, ok := h.accountJSON(w, r)
+	if !ok {
+		return
+	}
+	body, cer, ok := h.takeCeremony(w, r, "account:"+acct.Subject)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	c, err := h.p.Passkeys().FinishRegistration(h.p.PasskeyUser(acct), cer, body, r.URL.Query().Get("name"), h.p.Now())
+	if err != nil {
+		h.p.Audit(ctx, obs.EventEnrollFailed, "reason", "bad_attestation", "factor", "webauthn", "sub", acct.Subject)
+		h.p.Log().InfoContext(ctx, "passkey registration refused", "err", err)
+		writeJSON(w, http.StatusBadRequest, ceremonyAnswer{Error: "This passkey could not be added. Try again."})
+		return
+	}
+	rec, err := c.Encode()
+	if err == nil {
+		err = h.p.Store().PutPasskey(ctx, acct.Subject, session.StoredPasskey{ID: c.ID(), Data: rec})
+	}
+	if err != nil {
+		h.unavailableJSON(w, r, err)
+		return
+	}
+	h.p.Audit(ctx, obs.EventEnrolled, "factor", "webauthn", "sub", acct.Subject, "credential", c.ID(),
+		"aaguid", c.AAGUID(), "uv", c.UV, "hardware", c.Hardware, "synced", c.Synced(), "attestation", c.WebAuthn.AttestationFormat)
+	writeJSON(w, http.StatusOK, ceremonyAnswer{Redirect: op.PathAccount + "?done=passkey"})
+}

@@ -1,0 +1,335 @@
+package login
+
+import (
+	"crypto/hmac"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/stepup-dev/stepup/authn"
+	"github.com/stepup-dev/stepup/authn/passkey"
+	"github.com/stepup-dev/stepup/server/obs"
+	"github.com/stepup-dev/stepup/server/op"
+	"github.com/stepup-dev/stepup/session"
+	"github.com/stepup-dev/stepup/templates"
+)
+
+// The WebAuthn ceremonies are JSON endpoints called by static/passkey.js:
+// begin answers the options for navigator.credentials, finish takes the
+// PublicKeyCredential back and answers where to go next. They are POSTs
+// guarded like the forms: cross-origin protection, and the CSRF token in
+// the X-CSRF-Token header (the body is the credential).
+
+// registerPasskeys adds the ceremony endpoints of the sign-in flow.
+func (h *Handler) registerPasskeys(mux *http.ServeMux, cop *http.CrossOriginProtection) {
+	mux.Handle("POST /login/{id}/webauthn/begin", cop.Handler(h.requireCSRFHeader(h.passkeyBegin)))
+	mux.Handle("POST /login/{id}/webauthn/finish", cop.Handler(h.requireCSRFHeader(h.passkeyFinish)))
+}
+
+// requireCSRFHeader is requireCSRF for the JSON endpoints.
+func (h *Handler) requireCSRFHeader(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sid := h.p.Sessions().ID(r)
+		got := r.Header.Get("X-CSRF-Token")
+		if sid == "" || got == "" || !hmacEqual(got, h.csrfToken(sid)) {
+			writeJSON(w, http.StatusForbidden, ceremonyAnswer{Error: "This page has expired. Reload it and try again."})
+			return
+		}
+		next(w, r)
+	}
+}
+
+// ceremonyAnswer is what the JSON endpoints answer: Redirect to go on,
+// or Error to show in the page's alert.
+type ceremonyAnswer struct {
+	Redirect string `json:"redirect,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeOptions(w http.ResponseWriter, options []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(options)
+}
+
+// binding ties a ceremony to the browser and the page that began it.
+func (h *Handler) binding(r *http.Request, place string) string {
+	return place + "\x00" + h.p.Sessions().ID(r)
+}
+
+// saveCeremony keeps a ceremony under its challenge until its finish.
+func (h *Handler) saveCeremony(r *http.Request, cer *passkey.Ceremony) error {
+	b, err := json.Marshal(cer)
+	if err != nil {
+		return err
+	}
+	return h.p.Store().PutChallenge(r.Context(), cer.Challenge(), b, h.p.Passkeys().Timeout())
+}
+
+// takeCeremony reads the credential from the body and consumes the
+// ceremony it answers. ok is false when it has answered.
+func (h *Handler) takeCeremony(w http.ResponseWriter, r *http.Request, place string) (body []byte, cer *passkey.Ceremony, ok bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, passkey.MaxResponseSize))
+	if err != nil {
+		writeJSON(w, http.StatusRequestEntityTooLarge, ceremonyAnswer{Error: "The answer of the authenticator is too large."})
+		return nil, nil, false
+	}
+	challenge, err := passkey.ChallengeOf(body)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, ceremonyAnswer{Error: "The answer of the authenticator is malformed."})
+		return nil, nil, false
+	}
+	b, err := h.p.Store().TakeChallenge(r.Context(), challenge)
+	if errors.Is(err, session.ErrNotFound) {
+		writeJSON(w, http.StatusBadRequest, ceremonyAnswer{Error: "This request has expired or was already used. Try again."})
+		return nil, nil, false
+	} else if err != nil {
+		h.unavailableJSON(w, r, err)
+		return nil, nil, false
+	}
+	cer = new(passkey.Ceremony)
+	if err := json.Unmarshal(b, cer); err != nil || cer.Binding != h.binding(r, place) {
+		// Consumed anyway: a ceremony answered from elsewhere is spent.
+		writeJSON(w, http.StatusBadRequest, ceremonyAnswer{Error: "This request was not started on this page. Try again."})
+		return nil, nil, false
+	}
+	return body, cer, true
+}
+
+func (h *Handler) unavailableJSON(w http.ResponseWriter, r *http.Request, err error) {
+	h.p.Audit(r.Context(), obs.EventStoreDown, "path", r.URL.Path, "err", err.Error(), "reason", "store_unavailable")
+	w.Header().Set("Retry-After", "5")
+	writeJSON(w, http.StatusServiceUnavailable, ceremonyAnswer{Error: "The sign-in service is temporarily unavailable. Please try again in a moment."})
+}
+
+// passkeysOn reports whether passkeys can be used at all.
+func (h *Handler) passkeysOn() bool {
+	return h.p.Passkeys() != nil && h.p.FactorEnabled(authn.WebAuthn)
+}
+
+// passkeyBegin starts an assertion in a sign-in flow: for the signed-in
+// user's own credentials (a step-up), or a discoverable one (passwordless
+// sign-in; ?mediation=conditional for the autofill of the login page).
+func (h *Handler) passkeyBegin(w http.ResponseWriter, r *http.Request) {
+	if !h.passkeysOn() {
+		writeJSON(w, http.StatusNotFound, ceremonyAnswer{Error: "Passkeys are not available here."})
+		return
+	}
+	st, ok := h.loadJSON(w, r)
+	if !ok {
+		return
+	}
+	place := "flow:" + st.flow.ID
+	var options []byte
+	var cer *passkey.Ceremony
+	var err error
+	if st.sess != nil && st.acct != nil && len(st.acct.Passkeys) > 0 && r.URL.Query().Get("mediation") != "conditional" {
+		options, cer, err = h.p.Passkeys().BeginLogin(h.p.PasskeyUser(st.acct), h.binding(r, place))
+	} else {
+		options, cer, err = h.p.Passkeys().BeginDiscoverable(h.binding(r, place), r.URL.Query().Get("mediation") == "conditional")
+	}
+	if err != nil {
+		h.p.Log().ErrorContext(r.Context(), "passkey begin failed", "err", err)
+		writeJSON(w, http.StatusInternalServerError, ceremonyAnswer{Error: "Passkeys cannot be used right now."})
+		return
+	}
+	if err := h.saveCeremony(r, cer); err != nil {
+		h.unavailableJSON(w, r, err)
+		return
+	}
+	writeOptions(w, options)
+}
+
+// loadJSON is load for the JSON endpoints.
+func (h *Handler) loadJSON(w http.ResponseWriter, r *http.Request) (*state, bool) {
+	f, c, sess, err := h.p.FlowAndSession(r, r.PathValue("id"))
+	if errors.Is(err, session.ErrNotFound) {
+		writeJSON(w, http.StatusBadRequest, ceremonyAnswer{Error: "This sign-in has expired or was already completed. Go back to the application and start again."})
+		return nil, false
+	} else if err != nil {
+		h.unavailableJSON(w, r, err)
+		return nil, false
+	}
+	acct, err := h.p.LoadAccount(r.Context(), sess)
+	if err != nil {
+		h.unavailableJSON(w, r, err)
+		return nil, false
+	}
+	return &state{flow: f, c: c, sess: sess, acct: acct}, true
+}
+
+// lookupUser loads an account as WebAuthn sees it.
+func (h *Handler) lookupUser(r *http.Request, found **session.Account) passkey.Lookup {
+	return func(subject string) (*passkey.User, error) {
+		a, err := h.p.Store().GetAccount(r.Context(), subject)
+		if err != nil {
+			return nil, err
+		}
+		*found = a
+		return h.p.PasskeyUser(a), nil
+	}
+}
+
+// passkeyFinish verifies an assertion of a sign-in flow and records it in
+// the browser's session: a passwordless sign-in starts the session, a
+// step-up adds to it.
+func (h *Handler) passkeyFinish(w http.ResponseWriter, r *http.Request) {
+	if !h.passkeysOn() {
+		writeJSON(w, http.StatusNotFound, ceremonyAnswer{Error: "Passkeys are not available here."})
+		return
+	}
+	st, ok := h.loadJSON(w, r)
+	if !ok {
+		return
+	}
+	body, cer, ok := h.takeCeremony(w, r, "flow:"+st.flow.ID)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	a, err := passkey.ParseAssertion(body)
+	if err != nil || cer.Kind == passkey.KindRegister {
+		writeJSON(w, http.StatusBadRequest, ceremonyAnswer{Error: "The answer of the authenticator is malformed."})
+		return
+	}
+	claimed := cer.Subject
+	if claimed == "" {
+		claimed = a.ClaimedSubject()
+	}
+	// Every factor shares the user's one budget (PRODUCT.md §3 Lockout).
+	try, ok := h.reserve(w, r, claimed, claimed, func(status int, msg string) {
+		writeJSON(w, status, ceremonyAnswer{Error: msg})
+	})
+	if !ok {
+		return
+	}
+	var acct *session.Account
+	now := h.p.Now()
+	res, err := h.p.Passkeys().FinishLogin(h.lookupUser(r, &acct), cer, a, now)
+	if res != nil && res.Clone {
+		h.p.Audit(ctx, obs.EventPasskeyClone, "sub", res.Subject, "credential", res.Credential.ID(), "refused", errors.Is(err, passkey.ErrPossibleClone))
+	}
+	if err != nil {
+		if errors.Is(err, session.ErrUnavailable) {
+			try.succeeded()
+			h.unavailableJSON(w, r, err)
+			return
+		}
+		try.failed()
+		event := obs.EventStepUpFailed
+		if cer.Kind == passkey.KindDiscover {
+			event = obs.EventLoginFailed
+		}
+		h.p.Audit(ctx, event, "reason", "bad_assertion", "factor", "webauthn", "sub", claimed, "client_id", st.c.GetID())
+		h.p.Log().InfoContext(ctx, "passkey assertion refused", "err", err)
+		msg := "This passkey was not accepted. Try again, or use another way to sign in."
+		if errors.Is(err, passkey.ErrPossibleClone) {
+			msg = "This security key was refused because it may have been copied. Use another way to sign in and check your security keys."
+		}
+		writeJSON(w, http.StatusUnauthorized, ceremonyAnswer{Error: msg})
+		return
+	}
+	try.succeeded()
+	rec, err := res.Credential.Encode()
+	if err == nil {
+		err = h.p.Store().UpdatePasskey(ctx, res.Subject, session.StoredPasskey{ID: res.Credential.ID(), Data: rec})
+	}
+	if errors.Is(err, session.ErrNotFound) {
+		// Removed while the ceremony ran: it proves nothing any more.
+		writeJSON(w, http.StatusUnauthorized, ceremonyAnswer{Error: "This passkey was removed from your account."})
+		return
+	} else if err != nil {
+		h.unavailableJSON(w, r, err)
+		return
+	}
+	v := res.Verification(now)
+	if err := h.recordPasskey(w, r, st, acct, v); err != nil {
+		if errors.Is(err, session.ErrNotFound) {
+			h.p.Sessions().Clear(w)
+			writeJSON(w, http.StatusUnauthorized, ceremonyAnswer{Error: "Your session ended. Sign in again.", Redirect: op.PathLoginPrefix + st.flow.ID})
+			return
+		}
+		h.unavailableJSON(w, r, err)
+		return
+	}
+	d := h.p.Decide(st.flow, st.c, st.sess, st.acct)
+	if d.Outcome == authn.OK && !st.flow.Account {
+		h.p.Audit(ctx, obs.EventStepUpDone, "acr", d.ACR, "sub", st.acct.Subject, "client_id", st.c.GetID())
+	}
+	if !v.UV && d.Outcome == authn.Need && d.Need[0] == authn.WebAuthn {
+		// Recorded (it proves possession), but what is asked for needs the
+		// authenticator to verify the user.
+		writeJSON(w, http.StatusUnauthorized, ceremonyAnswer{Error: "This security key did not verify you with a PIN or biometric, which this sign-in needs. Use a passkey or security key that does."})
+		return
+	}
+	writeJSON(w, http.StatusOK, ceremonyAnswer{Redirect: op.PathLoginPrefix + st.flow.ID})
+}
+
+// recordPasskey puts a verified assertion into the browser's session: a
+// new session when nobody (or someone else) is signed in on it.
+func (h *Handler) recordPasskey(w http.ResponseWriter, r *http.Request, st *state, acct *session.Account, v authn.Verification) error {
+	ctx := r.Context()
+	if st.sess != nil && st.sess.Subject == acct.Subject {
+		if err := h.p.Store().AddVerification(ctx, st.sess.ID, st.sess.Subject, v, h.p.SessionTTL(st.sess.CreatedAt)); err != nil {
+			return err
+		}
+		st.sess.Verifications = upsert(st.sess.Verifications, v)
+		h.p.Audit(ctx, obs.EventStepUp, "factor", string(v.Factor), "uv", v.UV, "sub", acct.Subject, "client_id", st.c.GetID())
+	} else {
+		if st.sess != nil {
+			_ = h.p.Store().DeleteSession(ctx, st.sess.ID)
+		}
+		now := v.At
+		s := &session.Session{ID: session.NewID(), Subject: acct.Subject, CreatedAt: now, LastSeenAt: now, Verifications: []authn.Verification{v}}
+		if err := h.p.Store().CreateSession(ctx, s, h.p.SessionTTL(now)); err != nil {
+			return err
+		}
+		if err := h.p.Sessions().Set(w, s.ID); err != nil {
+			return err
+		}
+		st.sess = s
+		h.p.Audit(ctx, obs.EventLogin, "factor", string(v.Factor), "uv", v.UV, "sub", acct.Subject, "client_id", st.c.GetID())
+	}
+	if err := h.p.Store().SetLastFactor(ctx, acct.Subject, authn.WebAuthn); err == nil {
+		acct.LastFactor = authn.WebAuthn
+	}
+	st.acct = acct
+	return nil
+}
+
+func hmacEqual(a, b string) bool { return hmac.Equal([]byte(a), []byte(b)) }
+
+// loginPasskey offers passwordless sign-in on the login page.
+func (h *Handler) loginPasskey(st *state) *templates.Ceremony {
+	if !h.passkeysOn() {
+		return nil
+	}
+	return &templates.Ceremony{
+		Kind:   "get",
+		Begin:  h.flowURL(st.flow, "/webauthn/begin"),
+		Finish: h.flowURL(st.flow, "/webauthn/finish"),
+	}
+}
+
+// renderWebAuthn shows the passkey step-up form.
+func (h *Handler) renderWebAuthn(w http.ResponseWriter, r *http.Request, st *state, alts []templates.FactorLink, step string, status int, errMsg string) {
+	h.pages.Render(w, status, "webauthn", templates.WebAuthnData{
+		Page: h.page(w, r, st, factorLabel(authn.WebAuthn), errMsg),
+		Ceremony: templates.Ceremony{
+			Kind:   "get",
+			Begin:  h.flowURL(st.flow, "/webauthn/begin"),
+			Finish: h.flowURL(st.flow, "/webauthn/finish"),
+		},
+		Alternatives: alts,
+		CancelAction: h.flowURL(st.flow, "/cancel"),
+		Step:         step,
+	})
+}
