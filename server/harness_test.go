@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -80,6 +82,9 @@ type envOptions struct {
 	// open, when set, replaces the sessiontest backend.
 	open    func() session.Store
 	metrics *obs.Metrics
+	// localhost names the issuer http://localhost:<port> instead of the
+	// IP: WebAuthn refuses an IP address as RP ID.
+	localhost bool
 }
 
 // baseConfig: alice has a password and TOTP, bob only a password.
@@ -126,6 +131,10 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 	mutate := o.mutate
 	ts := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + ts.Listener.Addr().String()
+	if o.localhost {
+		_, port, _ := net.SplitHostPort(ts.Listener.Addr().String())
+		issuer = "http://localhost:" + port
+	}
 	cfg, err := config.Parse([]byte(strings.ReplaceAll(baseConfig, "ISSUER", issuer)), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -321,7 +330,12 @@ func formRequest(p *page, form *html.Node, values map[string]string) *http.Reque
 func (b *browser) login(p *page, user, pass string) *page {
 	b.t.Helper()
 	f := p.form(b.t, hasAttr("autocomplete", "current-password"))
-	if len(find(f, hasAttr("autocomplete", "username"))) != 1 {
+	// "username", or "username webauthn" when passkeys offer conditional UI.
+	isUsername := func(n *html.Node) bool {
+		v, _ := attr(n, "autocomplete")
+		return slices.Contains(strings.Fields(v), "username")
+	}
+	if len(find(f, isUsername)) != 1 {
 		b.t.Fatalf("login form has no autocomplete=username input")
 	}
 	return b.submit(p, f, map[string]string{"username": user, "password": pass})

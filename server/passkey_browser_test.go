@@ -1,0 +1,405 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/webauthn"
+	"github.com/chromedp/chromedp"
+
+	"github.com/stepup-dev/stepup/config"
+)
+
+// These tests drive a real Chromium through the hosted pages with the
+// DevTools virtual authenticator (WebAuthn.addVirtualAuthenticator). They
+// skip only when no Chromium binary is found and CI is not set; under
+// CI=true a missing browser fails them.
+
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{os.Getenv("STEPUP_TEST_CHROMIUM"), "chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if name == "" {
+			continue
+		}
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("no Chromium binary found (chromium, chromium-browser, google-chrome); CI must run the browser tests")
+	}
+	t.Skip("no Chromium binary found (chromium, chromium-browser, google-chrome): skipping the real-browser WebAuthn tests")
+	return ""
+}
+
+// callback is a relying party's redirect URI that records what it got.
+type callback struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	got []url.Values
+}
+
+func newCallback(t *testing.T) *callback {
+	cb := &callback{}
+	cb.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cb.mu.Lock()
+		cb.got = append(cb.got, r.URL.Query())
+		cb.mu.Unlock()
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, "<!doctype html><title>rp</title><p id=rp>back at the relying party</p>")
+	}))
+	t.Cleanup(cb.srv.Close)
+	return cb
+}
+
+func (cb *callback) url() string { return cb.srv.URL + "/cb" }
+
+func (cb *callback) last(t *testing.T) rpResult {
+	t.Helper()
+	cb.mu.Lock()
+	defer cb.mu.Unlock()
+	if len(cb.got) == 0 {
+		t.Fatal("the relying party got no redirect")
+	}
+	q := cb.got[len(cb.got)-1]
+	return rpResult{code: q.Get("code"), state: q.Get("state"), iss: q.Get("iss"), err: q.Get("error"), desc: q.Get("error_description")}
+}
+
+// browserEnv is an issuer on localhost with a public client "web" whose
+// redirect URI is cb, and a Chromium tab with a virtual authenticator.
+type browserEnv struct {
+	*env
+	cb   *callback
+	ctx  context.Context
+	auth webauthn.AuthenticatorID
+}
+
+func newBrowserEnv(t *testing.T, uv bool, mutate func(*config.Config)) *browserEnv {
+	t.Helper()
+	path := chromiumPath(t)
+	cb := newCallback(t)
+	e := newEnvWith(t, envOptions{localhost: true, mutate: func(c *config.Config) {
+		c.Clients = append(c.Clients, config.Client{
+			ID: "web", Public: true, RedirectURIs: []string{cb.url()},
+			GrantTypes: []string{"authorization_code", "refresh_token"},
+		})
+		if mutate != nil {
+			mutate(c)
+		}
+	}})
+	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
+		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.Headless,
+		chromedp.WindowSize(900, 1000), chromedp.Flag("disable-gpu", true))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelA)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(cancelT)
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("starting Chromium %s: %v", path, err)
+	}
+	if _, err := chromedp.Call(ctx, webauthn.Enable, webauthn.EnableParams{}); err != nil {
+		t.Fatalf("WebAuthn.enable: %v", err)
+	}
+	res, err := chromedp.Call(ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{
+		Options: &webauthn.VirtualAuthenticatorOptions{
+			Protocol:            webauthn.AuthenticatorProtocolCtap2,
+			Ctap2version:        webauthn.Ctap2versionCtap21,
+			Transport:           webauthn.AuthenticatorTransportInternal,
+			HasResidentKey:      true,
+			HasUserVerification: uv,
+			IsUserVerified:      uv,
+			// The zero value would be false, and every ceremony would wait
+			// for a touch that never comes.
+			AutomaticPresenceSimulation: true,
+		},
+	})
+	if err != nil {
+		t.Fatalf("WebAuthn.addVirtualAuthenticator: %v", err)
+	}
+	return &browserEnv{env: e, cb: cb, ctx: ctx, auth: res.AuthenticatorID}
+}
+
+func (b *browserEnv) navigate(u string) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, chromedp.Navigate(u)); err != nil {
+		b.t.Fatalf("navigate %s: %v", u, err)
+	}
+}
+
+// eval runs js in the page.
+func eval[T any](b *browserEnv, js string) T {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("evaluate %s: %v", js, err)
+	}
+	return v
+}
+
+// waitFor polls js (a boolean expression) until it holds.
+func (b *browserEnv) waitFor(what, js string) {
+	b.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		v, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](js))
+		if err == nil && v {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	href, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`location.href`))
+	body, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+	b.t.Fatalf("waiting for %s: not reached; at %s:\n%s", what, href, excerpt(body))
+}
+
+func (b *browserEnv) onPath(path string) {
+	b.t.Helper()
+	b.waitFor("page "+path, fmt.Sprintf(`document.readyState === "complete" && location.pathname.startsWith(%q)`, path))
+}
+
+// click clicks the element sel once it exists, the page has loaded and,
+// inside a ceremony, static/passkey.js is ready.
+func (b *browserEnv) click(sel string) {
+	b.t.Helper()
+	b.waitFor(sel, fmt.Sprintf(`(() => { const el = document.querySelector(%q); if (!el || document.readyState !== "complete") return false;
+		const box = el.closest("[data-ceremony]"); return !box || box.hasAttribute("data-passkey-ready"); })()`, sel))
+	eval[bool](b, fmt.Sprintf(`(document.querySelector(%q).click(), true)`, sel))
+}
+
+// fill sets an input's value.
+func (b *browserEnv) fill(sel, value string) {
+	b.t.Helper()
+	b.waitFor(sel, fmt.Sprintf(`!!document.querySelector(%q)`, sel))
+	eval[bool](b, fmt.Sprintf(`(document.querySelector(%q).value = %q, true)`, sel, value))
+}
+
+// signIn fills the username/password form and submits it. The virtual
+// authenticator answers the login page's conditional request (autofill)
+// at once, where a person would have to pick the passkey: presence is
+// switched off meanwhile, so this is a password sign-in.
+func (b *browserEnv) signIn(user, pass string) {
+	b.t.Helper()
+	b.presence(false)
+	b.fill(`input[autocomplete~="username"]`, user)
+	b.fill(`input[autocomplete="current-password"]`, pass)
+	b.submitAndWait(`input[autocomplete="current-password"]`)
+	b.presence(true)
+}
+
+// submitAndWait submits the form of sel and waits for the next page.
+func (b *browserEnv) submitAndWait(sel string) {
+	b.t.Helper()
+	eval[bool](b, fmt.Sprintf(`(window.__stepupOld = true, document.querySelector(%q).form.submit(), true)`, sel))
+	b.waitFor("the next page", `!window.__stepupOld && document.readyState === "complete"`)
+}
+
+func (b *browserEnv) presence(on bool) {
+	b.t.Helper()
+	if _, err := chromedp.Call(b.ctx, webauthn.SetAutomaticPresenceSimulation, webauthn.SetAutomaticPresenceSimulationParams{AuthenticatorID: b.auth, Enabled: on}); err != nil {
+		b.t.Fatalf("WebAuthn.setAutomaticPresenceSimulation: %v", err)
+	}
+}
+
+// screenshot saves the page to docs/screenshots/name (when
+// STEPUP_SCREENSHOTS is set, so ordinary runs leave the tree alone).
+func (b *browserEnv) screenshot(name string) {
+	b.t.Helper()
+	dir := os.Getenv("STEPUP_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func (b *browserEnv) clearCookies() {
+	b.t.Helper()
+	if _, err := chromedp.Call(b.ctx, network.ClearBrowserCookies, cdp.Empty{}); err != nil {
+		b.t.Fatalf("clearing cookies: %v", err)
+	}
+}
+
+// credentials returns the virtual authenticator's credentials.
+func (b *browserEnv) credentials() []*webauthn.Credential {
+	b.t.Helper()
+	res, err := chromedp.Call(b.ctx, webauthn.GetCredentials, webauthn.GetCredentialsParams{AuthenticatorID: b.auth})
+	if err != nil {
+		b.t.Fatalf("WebAuthn.getCredentials: %v", err)
+	}
+	return res.Credentials
+}
+
+// enrollOnAccount signs user in on /account (answering a TOTP step-up
+// when the page asks to confirm it's them) and adds a passkey named name.
+func (b *browserEnv) enrollOnAccount(user, pass, totpSecret, name string) {
+	b.t.Helper()
+	b.navigate(b.issuer + "/account")
+	b.onPath("/login/")
+	b.screenshot("login.png")
+	b.signIn(user, pass)
+	b.onPath("/account")
+	b.waitFor("account page", `!!document.querySelector('[data-ceremony="create"]')`)
+	before := len(b.credentials())
+	b.fill(`[data-passkey-name-input]`, name)
+	b.click(`[data-ceremony="create"] [data-action="passkey"]`)
+	if totpSecret != "" {
+		// A password alone is not fresh enough to change the factors of
+		// a user with a second factor: the page asks for it first.
+		b.onPath("/login/")
+		b.waitFor("the TOTP form", `!!document.querySelector('form[data-factor="totp"]')`)
+		b.fill(`input[autocomplete="one-time-code"]`, b.totpCode(totpSecret))
+		b.submitAndWait(`form[data-factor="totp"] input[autocomplete="one-time-code"]`)
+		b.onPath("/account")
+		b.waitFor("account page", `!!document.querySelector('[data-ceremony="create"]')`)
+		b.fill(`[data-passkey-name-input]`, name)
+		b.click(`[data-ceremony="create"] [data-action="passkey"]`)
+	}
+	b.waitFor("the new passkey on /account", fmt.Sprintf(`location.search.includes("done=passkey") && [...document.querySelectorAll("[data-passkey-name]")].some(e => e.textContent === %q)`, name))
+	if got := len(b.credentials()); got != before+1 {
+		b.t.Fatalf("the authenticator holds %d credentials, want %d", got, before+1)
+	}
+}
+
+// authorize runs an authorization request of the "web" client in the
+// browser up to the login page, or straight to the relying party.
+func (b *browserEnv) authorize(params map[string]string) (*rp, authReq) {
+	b.t.Helper()
+	r := b.rp("web", "")
+	r.cfg.RedirectURL = b.cb.url()
+	a := r.authURL(params)
+	b.navigate(a.url)
+	return r, a
+}
+
+func (b *browserEnv) atRP() {
+	b.t.Helper()
+	b.waitFor("the relying party", fmt.Sprintf(`location.href.startsWith(%q)`, b.cb.url()))
+}
+
+func hasAll(list []string, want ...string) bool {
+	for _, w := range want {
+		if !slices.Contains(list, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestBrowserPasskeyPasswordless: enroll a passkey on /account, sign out,
+// sign in with the passkey alone, and get an ID token at phr with amr hwk
+// and mfa (PRODUCT.md §2: a passkey with user verification is
+// multi-factor and phishing resistant on its own).
+func TestBrowserPasskeyPasswordless(t *testing.T) {
+	b := newBrowserEnv(t, true, nil)
+	b.enrollOnAccount("bob", bobPass, "", "Laptop")
+	b.screenshot("account.png")
+
+	// Sign out from the account page ("this browser").
+	b.click(`[data-current] [data-action="revoke"]`)
+	b.waitFor("signed out", `document.body.innerText.includes("You are signed out")`)
+
+	r, a := b.authorize(map[string]string{"acr_values": "phr"})
+	b.onPath("/login/")
+	b.waitFor("conditional UI hook", `document.querySelector('input[autocomplete~="username"]').autocomplete.includes("webauthn")`)
+	b.click(`[data-action="passkey"]`)
+	b.atRP()
+	tk := r.mustExchange(a, b.cb.last(t))
+	if tk.claims.ACR != "phr" || !hasAll(tk.claims.AMR, "hwk", "user", "mfa") || slices.Contains(tk.claims.AMR, "pwd") {
+		t.Fatalf("passwordless sign-in: acr %q amr %v, want phr with hwk, user, mfa and no pwd", tk.claims.ACR, tk.claims.AMR)
+	}
+	if tk.claims.AuthTime == 0 {
+		t.Error("no auth_time")
+	}
+}
+
+// TestBrowserPasskeyStepUp: from a password session, a request for phr
+// opens the passkey form; one assertion with user verification reaches
+// phr. Registering needed a fresh second factor first (alice has TOTP).
+func TestBrowserPasskeyStepUp(t *testing.T) {
+	b := newBrowserEnv(t, true, nil)
+	b.enrollOnAccount("alice", alicePass, aliceTOTP, "Phone")
+
+	b.clearCookies()
+	r, a := b.authorize(nil)
+	b.onPath("/login/")
+	b.signIn("alice", alicePass)
+	b.atRP()
+	tk := r.mustExchange(a, b.cb.last(t))
+	if tk.claims.ACR != oneFA {
+		t.Fatalf("password sign-in: acr %q, want %s", tk.claims.ACR, oneFA)
+	}
+
+	r, a = b.authorize(map[string]string{"acr_values": "phr"})
+	b.onPath("/login/")
+	b.waitFor("the passkey step-up form", `!!document.querySelector('form[data-factor="webauthn"] [data-action="passkey"]')`)
+	b.click(`form[data-factor="webauthn"] [data-action="passkey"]`)
+	b.atRP()
+	tk = r.mustExchange(a, b.cb.last(t))
+	if tk.claims.ACR != "phr" || !hasAll(tk.claims.AMR, "pwd", "hwk", "user", "mfa") {
+		t.Fatalf("step-up to phr: acr %q amr %v, want phr with pwd, hwk, user, mfa", tk.claims.ACR, tk.claims.AMR)
+	}
+
+	// The factor choice: a multi-factor step-up opens on the factor used
+	// last (the passkey) and offers the authenticator app beside it.
+	b.clearCookies()
+	r, a = b.authorize(map[string]string{"acr_values": mfaACR})
+	b.onPath("/login/")
+	b.signIn("alice", alicePass)
+	b.onPath("/login/")
+	b.waitFor("the factor choice", `!!document.querySelector('form[data-factor="webauthn"]') && !!document.querySelector('a[data-factor="totp"]')`)
+	b.screenshot("factor-choice.png")
+	b.click(`form[data-factor="webauthn"] [data-action="passkey"]`)
+	b.atRP()
+	tk = r.mustExchange(a, b.cb.last(t))
+	if tk.claims.ACR != mfaACR || !hasAll(tk.claims.AMR, "pwd", "hwk", "mfa") {
+		t.Fatalf("multi-factor step-up: acr %q amr %v", tk.claims.ACR, tk.claims.AMR)
+	}
+}
+
+// TestBrowserPasskeyWithoutUV: a security key that cannot verify the
+// user is a second factor (password + key = multi-factor) but never
+// phr; an essential phr request fails with
+// unmet_authentication_requirements.
+func TestBrowserPasskeyWithoutUV(t *testing.T) {
+	b := newBrowserEnv(t, false, nil)
+	b.enrollOnAccount("bob", bobPass, "", "Old key")
+
+	b.clearCookies()
+	r, a := b.authorize(map[string]string{"acr_values": "phr " + mfaACR})
+	b.onPath("/login/")
+	b.signIn("bob", bobPass)
+	b.onPath("/login/")
+	b.waitFor("the passkey step-up form", `!!document.querySelector('form[data-factor="webauthn"] [data-action="passkey"]')`)
+	b.click(`form[data-factor="webauthn"] [data-action="passkey"]`)
+	b.atRP()
+	tk := r.mustExchange(a, b.cb.last(t))
+	if tk.claims.ACR != mfaACR || !hasAll(tk.claims.AMR, "pwd", "hwk", "mfa") {
+		t.Fatalf("password + key without UV: acr %q amr %v, want %s with pwd, hwk, mfa", tk.claims.ACR, tk.claims.AMR, mfaACR)
+	}
+
+	_, a = b.authorize(map[string]string{"claims": `{"id_token":{"acr":{"essential":true,"values":["phr"]}}}`})
+	b.atRP()
+	if res := b.cb.last(t); res.err != "unmet_authentication_requirements" || res.code != "" || res.state != a.state {
+		t.Fatalf("essential phr with a key without UV: %+v, want unmet_authentication_requirements", res)
+	}
+}
+
