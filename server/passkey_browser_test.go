@@ -402,4 +402,3 @@ func TestBrowserPasskeyWithoutUV(t *testing.T) {
 		t.Fatalf("essential phr with a key without UV: %+v, want unmet_authentication_requirements", res)
 	}
 }
-
