@@ -44,16 +44,20 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-// callback is a relying party's redirect URI that records what it got.
-type callback struct {
+// rpCallbackServer is a relying party's redirect URI that records what it got.
+type rpCallbackServer struct {
 	srv *httptest.Server
 	mu  sync.Mutex
 	got []url.Values
 }
 
-func newCallback(t *testing.T) *callback {
-	cb := &callback{}
+func newRPCallbackServer(t *testing.T) *rpCallbackServer {
+	cb := &rpCallbackServer{}
 	cb.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/cb" { // the browser also asks for /favicon.ico
+			http.NotFound(w, r)
+			return
+		}
 		cb.mu.Lock()
 		cb.got = append(cb.got, r.URL.Query())
 		cb.mu.Unlock()
@@ -64,9 +68,9 @@ func newCallback(t *testing.T) *callback {
 	return cb
 }
 
-func (cb *callback) url() string { return cb.srv.URL + "/cb" }
+func (cb *rpCallbackServer) url() string { return cb.srv.URL + "/cb" }
 
-func (cb *callback) last(t *testing.T) rpResult {
+func (cb *rpCallbackServer) last(t *testing.T) rpResult {
 	t.Helper()
 	cb.mu.Lock()
 	defer cb.mu.Unlock()
@@ -81,7 +85,7 @@ func (cb *callback) last(t *testing.T) rpResult {
 // redirect URI is cb, and a Chromium tab with a virtual authenticator.
 type browserEnv struct {
 	*env
-	cb   *callback
+	cb   *rpCallbackServer
 	ctx  context.Context
 	auth webauthn.AuthenticatorID
 }
@@ -89,7 +93,7 @@ type browserEnv struct {
 func newBrowserEnv(t *testing.T, uv bool, mutate func(*config.Config)) *browserEnv {
 	t.Helper()
 	path := chromiumPath(t)
-	cb := newCallback(t)
+	cb := newRPCallbackServer(t)
 	e := newEnvWith(t, envOptions{localhost: true, mutate: func(c *config.Config) {
 		c.Clients = append(c.Clients, config.Client{
 			ID: "web", Public: true, RedirectURIs: []string{cb.url()},
