@@ -55,6 +55,15 @@ func NewBackend(t testing.TB) *Backend {
 	return b
 }
 
+// NewBackendOn returns a Backend on the real Redis that cfg describes (a
+// topology of StartCluster or StartSentinel), keys purged when t ends.
+func NewBackendOn(t testing.TB, cfg config.Redis) *Backend {
+	t.Helper()
+	b := &Backend{prefix: "stepuptest:" + randomHex(6) + ":", cfg: cfg}
+	t.Cleanup(func() { b.purge(t) })
+	return b
+}
+
 // realRedis returns the Redis of the environment; empty for none.
 func realRedis() config.Redis {
 	if u := os.Getenv(EnvRedisURL); u != "" {
