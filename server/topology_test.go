@@ -21,6 +21,7 @@ import (
 	"golang.org/x/net/html"
 	"golang.org/x/oauth2"
 
+	"github.com/stepup-dev/stepup/config"
 	"github.com/stepup-dev/stepup/session"
 	"github.com/stepup-dev/stepup/session/redisstore"
 	"github.com/stepup-dev/stepup/session/sessiontest"
@@ -34,7 +35,11 @@ import (
 func topologyEnv(t *testing.T, b *sessiontest.Backend) *env {
 	t.Helper()
 	redisstore.LogTo(slog.New(slog.DiscardHandler)) // go-redis narrates every Sentinel lookup
-	return newEnvWith(t, envOptions{open: func() session.Store { return b.Store(t) }})
+	return newEnvWith(t, envOptions{open: func() session.Store { return b.Store(t) }, mutate: func(c *config.Config) {
+		for i := range loadUsers {
+			c.Users = append(c.Users, config.User{Username: fmt.Sprintf("load%d", i), Password: bobPass})
+		}
+	}})
 }
 
 // The full login, step-up, SSO and refresh flows on each topology, with
@@ -122,9 +127,9 @@ func TestFlowsOnTopologies(t *testing.T) {
 // (anything else: a 200 with wrong claims, a 500, a 4xx, a dropped
 // connection).
 type load struct {
-	e   *env
-	r   *rp
-	sub string // bob's subject
+	e    *env
+	r    *rp
+	subs map[string]string // username → subject
 
 	// ok counts successes of the operations that use the store (all but
 	// client_credentials, which needs none).
@@ -136,6 +141,7 @@ type load struct {
 
 // vuser is a browser of the load, its session and its refresh token.
 type vuser struct {
+	user     string
 	c        *http.Client
 	authTime int64
 	refresh  string
@@ -143,21 +149,33 @@ type vuser struct {
 
 var errUnavailable = errors.New("503")
 
+// loadUsers is the number of users of the load, one per worker: a user
+// signing in from four browsers at once through a failover would have
+// the attempts that were counted before it and never refunded (the store
+// was gone) add up to a lockout, which is the abuse budget doing its job.
+const loadUsers = 4
+
 func newLoad(t *testing.T, e *env) *load {
 	// The public client: its refresh tokens rotate (a script on the
 	// grant's slot), a confidential client's do not.
-	l := &load{e: e, r: e.rp("spa", "")}
-	// bob signs in once to learn his subject.
-	v := l.newVU()
-	if err := l.login(context.Background(), v); err != nil {
+	l := &load{e: e, r: e.rp("spa", ""), subs: map[string]string{}}
+	for i := range loadUsers {
+		name := fmt.Sprintf("load%d", i)
+		a, err := e.store().AccountByUsername(t.Context(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.subs[name] = a.Subject
+	}
+	if err := l.login(context.Background(), l.newVU("load0")); err != nil {
 		t.Fatalf("first login: %v", err)
 	}
 	return l
 }
 
-func (l *load) newVU() *vuser {
+func (l *load) newVU(user string) *vuser {
 	jar, _ := cookiejar.New(nil)
-	return &vuser{c: &http.Client{Jar: jar, Timeout: 20 * time.Second,
+	return &vuser{user: user, c: &http.Client{Jar: jar, Timeout: 20 * time.Second,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if strings.HasPrefix(req.URL.String(), rpCallback) {
 				return http.ErrUseLastResponse
@@ -180,7 +198,7 @@ func (l *load) do(v *vuser, req *http.Request) (*http.Response, string, error) {
 	return resp, string(body), nil
 }
 
-// login runs a password login for bob in v, checks the ID token, and
+// login runs a password login for v's user, checks the ID token, and
 // marks v acknowledged.
 func (l *load) login(ctx context.Context, v *vuser) error {
 	a := l.r.authURL(nil)
@@ -203,7 +221,7 @@ func (l *load) login(ctx context.Context, v *vuser) error {
 	if form == nil {
 		return fmt.Errorf("authorize: no login form:\n%s", excerpt(body))
 	}
-	resp, _, err = l.do(v, formRequest(p, form, map[string]string{"username": "bob", "password": bobPass}).WithContext(ctx))
+	resp, _, err = l.do(v, formRequest(p, form, map[string]string{"username": v.user, "password": bobPass}).WithContext(ctx))
 	if err != nil {
 		return err
 	}
@@ -211,7 +229,7 @@ func (l *load) login(ctx context.Context, v *vuser) error {
 	if err != nil {
 		return err
 	}
-	if err := l.check(tk, 0); err != nil {
+	if err := l.check(v, tk, 0); err != nil {
 		return err
 	}
 	v.authTime, v.refresh = tk.claims.AuthTime, tk.tok.RefreshToken
@@ -237,7 +255,7 @@ func (l *load) sso(ctx context.Context, v *vuser) error {
 	if err != nil {
 		return err
 	}
-	return l.check(tk, v.authTime)
+	return l.check(v, tk, v.authTime)
 }
 
 var errSessionLost = errors.New("session lost: the login page was shown to a signed-in browser")
@@ -258,7 +276,7 @@ func (l *load) refresh(ctx context.Context, v *vuser) error {
 	if err != nil {
 		return err
 	}
-	if err := l.check(tk, v.authTime); err != nil {
+	if err := l.check(v, tk, v.authTime); err != nil {
 		return err
 	}
 	v.refresh = tok.RefreshToken
@@ -318,14 +336,12 @@ func tokenErr(err error) error {
 	return err
 }
 
-// check: bob, 1fa by password, and (when known) the auth_time of the login.
-func (l *load) check(tk *tokens, authTime int64) error {
+// check: v's user, 1fa by password, and (when known) the auth_time of
+// the login.
+func (l *load) check(v *vuser, tk *tokens, authTime int64) error {
 	c := tk.claims
-	if l.sub == "" {
-		l.sub = c.Sub
-	}
-	if c.Sub != l.sub || c.ACR != oneFA || !slices.Equal(c.AMR, []string{"pwd"}) || c.AuthTime == 0 || (authTime != 0 && c.AuthTime != authTime) {
-		return fmt.Errorf("wrong claims: %+v (bob is %s, auth_time %d)", c, l.sub, authTime)
+	if c.Sub != l.subs[v.user] || c.ACR != oneFA || !slices.Equal(c.AMR, []string{"pwd"}) || c.AuthTime == 0 || (authTime != 0 && c.AuthTime != authTime) {
+		return fmt.Errorf("wrong claims: %+v (%s is %s, auth_time %d)", c, v.user, l.subs[v.user], authTime)
 	}
 	return nil
 }
@@ -359,7 +375,7 @@ func (l *load) run(ctx context.Context, workers int) *sync.WaitGroup {
 				switch {
 				case len(mine) == 0 || i%4 == 0:
 					what = "login"
-					v := l.newVU()
+					v := l.newVU(fmt.Sprintf("load%d", w%loadUsers))
 					if err = l.login(ctx, v); err == nil {
 						mine = append(mine, v)
 					}
