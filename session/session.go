@@ -296,10 +296,49 @@ type LimitStore interface {
 	Refund(ctx context.Context, bs ...Budget) error
 }
 
+// StepUpGrant records that a user proved a factor for one action, for
+// the step-up grants API (PropelAuth's model): a client later asks
+// whether the grant holds for that user and action.
+type StepUpGrant struct {
+	Subject  string
+	Action   string
+	ClientID string // the client that created it; only it may use it
+	// OneTime grants are deleted by the first successful use.
+	OneTime   bool
+	ExpiresAt time.Time
+}
+
+// StepUpGrantStore keeps step-up grants, keyed by a hash of the grant.
+type StepUpGrantStore interface {
+	// PutStepUpGrant stores g until g.ExpiresAt.
+	PutStepUpGrant(ctx context.Context, hash string, g *StepUpGrant) error
+	// UseStepUpGrant reports whether the grant exists for exactly this
+	// subject, action and client and has not expired at now, deleting a
+	// one-time grant in the same atomic step (of concurrent uses, exactly
+	// one succeeds). A grant that does not match is left untouched.
+	UseStepUpGrant(ctx context.Context, hash, subject, action, clientID string, now time.Time) (bool, error)
+}
+
+// AdminStore holds the operator's levers on sessions and accounts.
+type AdminStore interface {
+	// ReplaceVerifications sets the verifications of a session of sub to
+	// exactly vs, atomically, keeping its TTL (ErrNotFound when there is
+	// no such session). Used to drop an elevation.
+	ReplaceVerifications(ctx context.Context, id, sub string, vs []authn.Verification) error
+	// LockAccount locks an account until UnlockAccount: every Reserve of
+	// its user budget then answers over the limit, so every attempt to
+	// prove a factor is refused (ErrNotFound without an account).
+	LockAccount(ctx context.Context, subject string) error
+	// UnlockAccount lifts a lock and resets the user's failure budget.
+	UnlockAccount(ctx context.Context, subject string) error
+}
+
 // Store is everything stepup keeps. session/redisstore implements it.
 type Store interface {
 	SessionStore
 	LimitStore
+	StepUpGrantStore
+	AdminStore
 	AccountStore
 	PhoneStore
 	RecoveryStore

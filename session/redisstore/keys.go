@@ -59,6 +59,7 @@ const (
 	acctTOTPSecret   = "totp_secret"
 	acctEmailMFA     = "email_mfa" // "1" or "0"
 	acctLastFactor   = "last_factor"
+	acctLocked       = "locked" // "1" while an operator has locked the account; scripts.go spells it too
 )
 
 // recovery is the SET of an account's unused recovery-code hashes. No TTL:
@@ -154,6 +155,10 @@ func (k keys) budget(kind, id string) string {
 	}
 	return k.prefix + "fail:" + kind + ":" + id
 }
+
+// stepUpGrant is a step-up grant, a HASH (sub, action, client, once, exp),
+// keyed by the grant's hash. TTL: until the grant expires.
+func (k keys) stepUpGrant(hash string) string { return k.prefix + "{sgrant:" + hash + "}" }
 
 // all matches every key of the store, for Purge.
 func (k keys) all() string { return escapeGlob(k.prefix) + "*" }

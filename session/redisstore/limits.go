@@ -26,7 +26,11 @@ func (s *Store) Reserve(ctx context.Context, window time.Duration, bs ...session
 			if b.Max < 1 {
 				return fmt.Errorf("budget %s has no limit", b.Kind)
 			}
-			cmds[i] = scriptReserve.Eval(ctx, p, []string{s.k.budget(string(b.Kind), b.ID)}, millis(window), b.Max)
+			keys := []string{s.k.budget(string(b.Kind), b.ID)}
+			if b.Kind == session.BudgetUser {
+				keys = append(keys, s.k.account(b.ID))
+			}
+			cmds[i] = scriptReserve.Eval(ctx, p, keys, millis(window), b.Max)
 		}
 		return nil
 	})

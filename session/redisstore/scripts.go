@@ -119,8 +119,13 @@ return 2
 // scriptReserve counts an attempt. The first attempt of a window sets its
 // expiry, and so does the one that reaches the limit, so a lockout lasts a
 // whole window. KEYS[1] budget; ARGV[1] window (ms), ARGV[2] limit.
-// Returns the count.
+// KEYS[2], for a user budget, is the user's account (same hash tag): while
+// an operator has locked it, nothing is counted and the answer is one
+// over the limit. Returns the count.
 var scriptReserve = redis.NewScript(`
+if KEYS[2] and redis.call('HGET', KEYS[2], 'locked') == '1' then
+  return tonumber(ARGV[2]) + 1
+end
 local n = redis.call('INCR', KEYS[1])
 if n == 1 or n == tonumber(ARGV[2]) or redis.call('PTTL', KEYS[1]) < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
@@ -172,4 +177,39 @@ if redis.call('HINCRBY', KEYS[1], 'wrong', 1) >= tonumber(ARGV[2]) then
   redis.call('DEL', KEYS[1])
 end
 return 0
+`)
+// scriptUseStepUpGrant checks a step-up grant against the subject, action
+// and client asking, and deletes a one-time grant in the same step. A
+// grant that does not match is left alone.
+// Expiry is checked against the caller's clock as well as by the TTL.
+// KEYS[1] grant; ARGV[1] subject, ARGV[2] action, ARGV[3] client,
+// ARGV[4] now (unix ms). Returns 1 when the grant holds, 0 otherwise.
+var scriptUseStepUpGrant = redis.NewScript(`
+local g = redis.call('HMGET', KEYS[1], 'sub', 'action', 'client', 'once', 'exp')
+if g[1] ~= ARGV[1] or g[2] ~= ARGV[2] or g[3] ~= ARGV[3] then return 0 end
+if tonumber(g[5]) <= tonumber(ARGV[4]) then return 0 end
+if g[4] == '1' then redis.call('DEL', KEYS[1]) end
+return 1
+`)
+
+// scriptReplaceVerifications sets a session's verification fields to
+// exactly the given ones, keeping the TTL; nothing happens when the
+// session is gone or is another subject's.
+// KEYS[1] session; ARGV[1] subject, then field, value pairs.
+// Returns 1, or nil when there is no such session.
+var scriptReplaceVerifications = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'sub') ~= ARGV[1] then return nil end
+for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(f, 1, 2) == 'v:' then redis.call('HDEL', KEYS[1], f) end
+end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+`)
+
+// scriptLockAccount marks an existing account locked.
+// KEYS[1] account. Returns 1, or nil when there is no such account.
+var scriptLockAccount = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+redis.call('HSET', KEYS[1], 'locked', '1')
+return 1
 `)

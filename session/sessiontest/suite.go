@@ -54,6 +54,10 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		{"Passkeys", testPasskeys},
 		{"Challenge", testChallenge},
 		{"ChallengeConcurrent", testChallengeConcurrent},
+		{"StepUpGrant", testStepUpGrant},
+		{"StepUpGrantConcurrent", testStepUpGrantConcurrent},
+		{"ReplaceVerifications", testReplaceVerifications},
+		{"LockAccount", testLockAccount},
 	}
 	tests = append(tests, factorTests...)
 	for _, tt := range tests {
@@ -1083,5 +1087,148 @@ func testChallengeConcurrent(t *testing.T, s session.Store) {
 	})
 	if won != 1 {
 		t.Fatalf("%d of 16 concurrent TakeChallenge calls got the challenge, want exactly 1", won)
+	}
+}
+
+func testStepUpGrant(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	now := time.Now()
+	sub, hash := newID(), newID()
+	g := &session.StepUpGrant{Subject: sub, Action: "withdraw", ClientID: "bank", OneTime: false, ExpiresAt: now.Add(time.Minute)}
+	if err := s.PutStepUpGrant(ctx, hash, g); err != nil {
+		t.Fatal(err)
+	}
+	use := func(hash, sub, action, client string, at time.Time) bool {
+		t.Helper()
+		ok, err := s.UseStepUpGrant(ctx, hash, sub, action, client, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	// Mismatches fail and leave the grant alone.
+	for _, m := range [][3]string{{newID(), "withdraw", "bank"}, {sub, "transfer", "bank"}, {sub, "withdraw", "other"}} {
+		if use(hash, m[0], m[1], m[2], now) {
+			t.Fatalf("grant used with %v", m)
+		}
+	}
+	if use(newID(), sub, "withdraw", "bank", now) {
+		t.Fatal("an unknown grant was accepted")
+	}
+	// A time-based grant holds until it expires, however often it is used.
+	for range 3 {
+		if !use(hash, sub, "withdraw", "bank", now) {
+			t.Fatal("time-based grant refused before expiry")
+		}
+	}
+	if use(hash, sub, "withdraw", "bank", now.Add(time.Minute)) {
+		t.Fatal("time-based grant accepted at its expiry")
+	}
+	// A one-time grant survives mismatches and holds exactly once.
+	once := newID()
+	g.OneTime = true
+	if err := s.PutStepUpGrant(ctx, once, g); err != nil {
+		t.Fatal(err)
+	}
+	if use(once, sub, "transfer", "bank", now) || !use(once, sub, "withdraw", "bank", now) || use(once, sub, "withdraw", "bank", now) {
+		t.Fatal("one-time grant: want refused for another action, then one success, then refused")
+	}
+	if err := s.PutStepUpGrant(ctx, newID(), &session.StepUpGrant{Subject: sub, ExpiresAt: time.Now().Add(-time.Second)}); err == nil {
+		t.Error("a grant that has already expired was stored")
+	}
+}
+
+func testStepUpGrantConcurrent(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	hash, sub := newID(), newID()
+	if err := s.PutStepUpGrant(ctx, hash, &session.StepUpGrant{Subject: sub, Action: "a", ClientID: "c", OneTime: true, ExpiresAt: time.Now().Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for range n {
+		wg.Go(func() {
+			ok, err := s.UseStepUpGrant(ctx, hash, sub, "a", "c", time.Now())
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d of %d concurrent uses of a one-time grant succeeded, want 1", wins, n)
+	}
+}
+
+func testReplaceVerifications(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	now := time.Now().Truncate(time.Millisecond)
+	sess := &session.Session{ID: newID(), Subject: newID(), CreatedAt: now, LastSeenAt: now, Verifications: []authn.Verification{
+		{Factor: authn.Password, At: now}, {Factor: authn.TOTP, At: now.Add(time.Second)}, {Factor: authn.WebAuthn, At: now, UV: true},
+	}}
+	if err := s.CreateSession(ctx, sess, ttl); err != nil {
+		t.Fatal(err)
+	}
+	keep := []authn.Verification{{Factor: authn.Password, At: now}}
+	if err := s.ReplaceVerifications(ctx, sess.ID, "someone-else", nil); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("ReplaceVerifications for another subject: %v, want ErrNotFound", err)
+	}
+	if err := s.ReplaceVerifications(ctx, sess.ID, sess.Subject, keep); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetSession(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Verifications) != 1 || got.Verifications[0].Factor != authn.Password || !got.Verifications[0].At.Equal(now) {
+		t.Fatalf("verifications after replace: %+v", got.Verifications)
+	}
+	if err := s.ReplaceVerifications(ctx, newID(), sess.Subject, keep); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("ReplaceVerifications of a missing session: %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetSession(ctx, sess.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testLockAccount(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	a, err := s.SeedAccount(ctx, &session.Account{Subject: newID(), Username: "locked-" + newID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := session.Budget{Kind: session.BudgetUser, ID: a.Subject, Max: 3}
+	ip := session.Budget{Kind: session.BudgetIP, ID: "198.51.100.1-" + newID(), Max: 10}
+	if got, err := s.Reserve(ctx, ttl, b); err != nil || got[0] != 1 {
+		t.Fatalf("Reserve before lock = %v, %v", got, err)
+	}
+	if err := s.LockAccount(ctx, a.Subject); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		got, err := s.Reserve(ctx, ttl, b, ip)
+		if err != nil || got[0] <= b.Max || got[1] != 1 {
+			t.Fatalf("Reserve while locked = %v, %v; want the user over its limit and the ip counted once", got, err)
+		}
+		if err := s.Refund(ctx, ip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.UnlockAccount(ctx, a.Subject); err != nil {
+		t.Fatal(err)
+	}
+	// Unlocking also forgets the failures counted before.
+	if got, err := s.Reserve(ctx, ttl, b); err != nil || got[0] != 1 {
+		t.Fatalf("Reserve after unlock = %v, %v; want [1]", got, err)
+	}
+	if err := s.LockAccount(ctx, newID()); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("LockAccount without an account: %v, want ErrNotFound", err)
 	}
 }
