@@ -140,6 +140,17 @@ const (
 	EventFactorRenamed   = "factor.renamed"           // a user renamed a passkey on /account
 	EventSessionRevoked  = "session.revoked"          // a user ended one of their sessions on /account
 	EventAccountVerified = "account.verified"         // a verification for /account completed
+
+	// The JSON APIs under /api/v1/ (server/api).
+	EventAPIAuthFailed       = "api.auth_failed"         // a bearer token refused (invalid, or lacking the scope)
+	EventGrantIssued         = "grant.issued"            // a step-up grant created after a verified factor
+	EventGrantUsed           = "grant.used"              // a step-up grant verified (a one-time grant consumed)
+	EventGrantRefused        = "grant.refused"           // a step-up grant not found for that user and action
+	EventAPISessionStarted   = "api.session_started"     // an API authentication session started
+	EventAdminSessionRevoked = "admin.session_revoked"   // an operator ended a session
+	EventElevationDropped    = "admin.elevation_dropped" // an operator dropped a session to 1fa
+	EventAccountLocked       = "admin.account_locked"    // an operator locked an account
+	EventAccountUnlocked     = "admin.account_unlocked"  // an operator unlocked an account
 )
 
 // Auditor writes audit events and counts them.
