@@ -16,6 +16,7 @@ import (
 
 	"github.com/stepup-dev/stepup/authn/password"
 	"github.com/stepup-dev/stepup/config"
+	"github.com/stepup-dev/stepup/server/api"
 	"github.com/stepup-dev/stepup/server/login"
 	"github.com/stepup-dev/stepup/server/obs"
 	"github.com/stepup-dev/stepup/server/op"
@@ -96,6 +97,7 @@ func New(ctx context.Context, cfg *config.Config, store session.Store, o Options
 	}
 	mux := http.NewServeMux()
 	login.New(p, pages, csrfKey).Register(mux)
+	api.New(p).Register(mux)
 	ph := p.Handler()
 	for _, path := range []string{op.PathDiscovery, op.PathJWKS, op.PathAuthorize, op.PathEndSession, op.PathToken, op.PathIntrospect, op.PathUserinfo, op.PathRevoke} {
 		mux.Handle(path, ph)
