@@ -104,7 +104,7 @@ func (h *Handler) endSessions(ctx context.Context, c *caller, sub string) error 
 		if err := h.p.Store().DeleteSession(ctx, s.ID); err != nil {
 			return err
 		}
-		h.p.Audit(ctx, obs.EventSessionRevoked, "sub", sub, "client_id", c.client.GetID())
+		h.p.Audit(ctx, obs.EventAdminSessionRevoked, "sub", sub, "client_id", c.client.GetID())
 	}
 	return nil
 }
@@ -124,7 +124,7 @@ func (h *Handler) revokeSession(w http.ResponseWriter, r *http.Request) {
 		h.storeFailure(w, r, err, errSessionGone)
 		return
 	}
-	h.p.Audit(r.Context(), obs.EventSessionRevoked, "sub", s.Subject, "client_id", c.client.GetID())
+	h.p.Audit(r.Context(), obs.EventAdminSessionRevoked, "sub", s.Subject, "client_id", c.client.GetID())
 	w.WriteHeader(http.StatusNoContent)
 }
 

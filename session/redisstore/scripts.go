@@ -178,6 +178,7 @@ if redis.call('HINCRBY', KEYS[1], 'wrong', 1) >= tonumber(ARGV[2]) then
 end
 return 0
 `)
+
 // scriptUseStepUpGrant checks a step-up grant against the subject, action
 // and client asking, and deletes a one-time grant in the same step. A
 // grant that does not match is left alone.
