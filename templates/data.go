@@ -91,6 +91,11 @@ type AccountData struct {
 	TOTPOn, TOTP bool
 	TOTPAction   string
 	TOTPRemove   string
+	// RecoveryOn: recovery codes are enabled; RecoveryLeft unused codes
+	// remain; RecoveryAction makes a new set (shown once).
+	RecoveryOn     bool
+	RecoveryLeft   int
+	RecoveryAction string
 	// PasskeysOn: passkeys can be used here.
 	PasskeysOn                  bool
 	PasskeyBegin, PasskeyFinish string

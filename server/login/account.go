@@ -36,6 +36,7 @@ func (h *Handler) registerAccount(mux *http.ServeMux, cop *http.CrossOriginProte
 	post(op.PathAccount+"/totp", h.accountConfirmTOTP)
 	post(op.PathAccount+"/totp/remove", h.accountRemoveTOTP)
 	post(op.PathAccount+"/sessions/{handle}/revoke", h.accountRevokeSession)
+	post(op.PathAccount+"/recovery", h.accountRecoveryCodes)
 	mux.Handle("POST "+op.PathAccount+"/passkeys/begin", cop.Handler(h.requireCSRFHeader(h.accountPasskeyBegin)))
 	mux.Handle("POST "+op.PathAccount+"/passkeys/finish", cop.Handler(h.requireCSRFHeader(h.accountPasskeyFinish)))
 }
@@ -143,6 +144,11 @@ func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, sess *se
 		TOTPAction:   op.PathAccount + "/totp/new",
 		TOTPRemove:   op.PathAccount + "/totp/remove",
 	}
+	if h.p.FactorEnabled(authn.Recovery) {
+		data.RecoveryOn = true
+		data.RecoveryLeft = acct.RecoveryCodes
+		data.RecoveryAction = op.PathAccount + "/recovery"
+	}
 	if h.passkeysOn() {
 		data.PasskeysOn = true
 		data.PasskeyBegin = op.PathAccount + "/passkeys/begin"
@@ -205,8 +211,17 @@ func (h *Handler) accountVerify(w http.ResponseWriter, r *http.Request) {
 
 // refuseLastFactor answers 409 when removing one second factor would leave
 // none while a client floor or mfa.login: always needs one.
+//
+// Recovery codes do not count: they are the way back in when the other
+// factors are lost, not a factor to sign in with every day.
 func (h *Handler) refuseLastFactor(w http.ResponseWriter, r *http.Request, sess *session.Session, acct *session.Account) bool {
-	if !h.p.NeedsSecondFactor() || len(h.p.PolicyAccount(acct).Enrolled) > 1 {
+	n := 0
+	for _, en := range h.p.PolicyAccount(acct).Enrolled {
+		if en.Factor != authn.Recovery {
+			n++
+		}
+	}
+	if !h.p.NeedsSecondFactor() || n > 1 {
 		return false
 	}
 	h.renderAccount(w, r, sess, acct, http.StatusConflict, "",
@@ -517,4 +532,30 @@ func (h *Handler) accountPasskeyFinish(w http.ResponseWriter, r *http.Request) {
 	h.p.Audit(ctx, obs.EventEnrolled, "factor", "webauthn", "sub", acct.Subject, "credential", c.ID(),
 		"aaguid", c.AAGUID(), "uv", c.UV, "hardware", c.Hardware, "synced", c.Synced(), "attestation", c.WebAuthn.AttestationFormat)
 	writeJSON(w, http.StatusOK, ceremonyAnswer{Redirect: op.PathAccount + "?done=passkey"})
+}
+
+// accountRecoveryCodes makes a new set of recovery codes, replacing the
+// old ones, and shows it once.
+func (h *Handler) accountRecoveryCodes(w http.ResponseWriter, r *http.Request) {
+	sess, acct, ok := h.accountState(w, r)
+	if !ok || !h.requireFresh(w, r, sess, acct) {
+		return
+	}
+	if !h.p.FactorEnabled(authn.Recovery) {
+		http.Redirect(w, r, op.PathAccount, http.StatusSeeOther)
+		return
+	}
+	ctx := r.Context()
+	codes, err := h.p.Recovery().Generate(ctx, acct.Subject)
+	if err != nil {
+		h.p.Unavailable(w, r, err)
+		return
+	}
+	h.p.Audit(ctx, obs.EventEnrolled, "factor", "recovery", "sub", acct.Subject, "where", "account", "replaced", acct.RecoveryCodes)
+	h.pages.Render(w, http.StatusOK, "info", templates.InfoData{
+		Page:          h.page(w, r, nil, "Save your recovery codes", ""),
+		Message:       "Each of these codes signs you in once if you lose your other sign-in methods. Keep them somewhere safe: they are shown only now, and your old codes no longer work.",
+		RecoveryCodes: codes,
+		ContinueURL:   op.PathAccount,
+	})
 }
