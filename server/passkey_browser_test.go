@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,7 +21,9 @@ import (
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
+	"github.com/stepup-dev/stepup/authn/passkey"
 	"github.com/stepup-dev/stepup/config"
+	"github.com/stepup-dev/stepup/session"
 )
 
 // These tests drive a real Chromium through the hosted pages with the
@@ -88,13 +92,16 @@ type browserEnv struct {
 	cb   *rpCallbackServer
 	ctx  context.Context
 	auth webauthn.AuthenticatorID
+	// log holds the server's JSON log (audit events).
+	log *syncBuffer
 }
 
 func newBrowserEnv(t *testing.T, uv bool, mutate func(*config.Config)) *browserEnv {
 	t.Helper()
 	path := chromiumPath(t)
 	cb := newRPCallbackServer(t)
-	e := newEnvWith(t, envOptions{localhost: true, mutate: func(c *config.Config) {
+	logs := &syncBuffer{}
+	e := newEnvWith(t, envOptions{localhost: true, log: slog.New(slog.NewJSONHandler(logs, nil)), mutate: func(c *config.Config) {
 		c.Clients = append(c.Clients, config.Client{
 			ID: "web", Public: true, RedirectURIs: []string{cb.url()},
 			GrantTypes: []string{"authorization_code", "refresh_token"},
@@ -134,7 +141,7 @@ func newBrowserEnv(t *testing.T, uv bool, mutate func(*config.Config)) *browserE
 	if err != nil {
 		t.Fatalf("WebAuthn.addVirtualAuthenticator: %v", err)
 	}
-	return &browserEnv{env: e, cb: cb, ctx: ctx, auth: res.AuthenticatorID}
+	return &browserEnv{env: e, cb: cb, ctx: ctx, auth: res.AuthenticatorID, log: logs}
 }
 
 func (b *browserEnv) navigate(u string) {
@@ -332,6 +339,36 @@ func TestBrowserPasskeyPasswordless(t *testing.T) {
 	}
 	if tk.claims.AuthTime == 0 {
 		t.Error("no auth_time")
+	}
+
+	// A signature counter that did not grow means a possible clone: the
+	// assertion is refused (webauthn.sign_count: refuse, the default) and
+	// reported in the audit log.
+	ctx := t.Context()
+	st := b.store()
+	acct, err := st.AccountByUsername(ctx, "bob")
+	if err != nil || len(acct.Passkeys) != 1 {
+		t.Fatalf("bob's passkeys: %v, %v", acct, err)
+	}
+	c, err := passkey.Decode(acct.Passkeys[0].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Name != "Laptop" || !c.UV || c.LastUsedAt.IsZero() || c.WebAuthn.Authenticator.SignCount == 0 {
+		t.Errorf("stored passkey: name %q uv %v last used %v sign count %d", c.Name, c.UV, c.LastUsedAt, c.WebAuthn.Authenticator.SignCount)
+	}
+	c.WebAuthn.Authenticator.SignCount = 1 << 30
+	rec, _ := c.Encode()
+	if err := st.UpdatePasskey(ctx, acct.Subject, session.StoredPasskey{ID: c.ID(), Data: rec}); err != nil {
+		t.Fatal(err)
+	}
+	b.clearCookies()
+	b.authorize(map[string]string{"acr_values": "phr"})
+	b.onPath("/login/")
+	b.click(`[data-action="passkey"]`)
+	b.waitFor("the refusal", `!!document.querySelector('[data-passkey-error]') && document.querySelector('[data-passkey-error]').textContent.includes("copied")`)
+	if !strings.Contains(b.log.String(), `"event":"webauthn.clone_suspected"`) {
+		t.Error("no webauthn.clone_suspected audit event")
 	}
 }
 
