@@ -21,7 +21,7 @@ const benchRedirectURI = "http://127.0.0.1:9/cb"
 // writeConfig writes DIR/stepup.yaml (PRODUCT.md §4) for a stepupd
 // listening on the issuer's 127.0.0.1 port, and DIR/bench-secrets.json
 // with the plain secrets the bench signs in with.
-func writeConfig(dir, issuer, redisURL, alg string, n int) error {
+func writeConfig(dir, issuer, redisURL, redisAddrs, alg string, n int) error {
 	u, err := url.Parse(issuer)
 	if err != nil || u.Scheme != "http" || u.Port() == "" || (u.Path != "" && u.Path != "/") {
 		return fmt.Errorf("-issuer %q: want http://127.0.0.1:PORT", issuer)
@@ -62,7 +62,13 @@ func writeConfig(dir, issuer, redisURL, alg string, n int) error {
 issuer: %s
 listen: %q
 `, dir, issuer, alg, n, n, issuer, u.Host)
-	if redisURL != "" {
+	switch {
+	case redisAddrs != "":
+		fmt.Fprintf(&b, "redis:\n  addrs:\n")
+		for _, a := range strings.Split(redisAddrs, ",") {
+			fmt.Fprintf(&b, "    - %q\n", a)
+		}
+	case redisURL != "":
 		fmt.Fprintf(&b, "redis:\n  url: %q\n", redisURL)
 	}
 	fmt.Fprintf(&b, `keys:

@@ -168,6 +168,12 @@ func (b *bench) postToken(ctx context.Context, step, id, secret string, form url
 // always when check is set), verifies the ID token's signature, issuer,
 // audience, expiry and nonce with go-oidc.
 func (b *bench) exchange(ctx context.Context, code string, a authReq, check func(idClaims) error) error {
+	_, err := b.exchangeTok(ctx, code, a, check)
+	return err
+}
+
+// exchangeTok is exchange that also returns the token response.
+func (b *bench) exchangeTok(ctx context.Context, code string, a authReq, check func(idClaims) error) (map[string]any, error) {
 	tok, err := b.postToken(ctx, "token", b.clientID, b.clientSecret, url.Values{
 		"grant_type":    {"authorization_code"},
 		"code":          {code},
@@ -175,31 +181,33 @@ func (b *bench) exchange(ctx context.Context, code string, a authReq, check func
 		"code_verifier": {a.verifier},
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	raw, _ := tok["id_token"].(string)
 	if raw == "" {
-		return stepErr("token", "no id_token", "token response without id_token")
+		return nil, stepErr("token", "no id_token", "token response without id_token")
 	}
 	n := b.exchanges.Add(1)
 	if check == nil && (b.verifyEvery <= 0 || n%b.verifyEvery != 0) {
-		return nil
+		return tok, nil
 	}
 	idt, err := b.verifier.Verify(b.verifyCtx, raw)
 	if err != nil {
-		return stepErr("id_token", "invalid", "%v", err)
+		return nil, stepErr("id_token", "invalid", "%v", err)
 	}
 	var c idClaims
 	if err := idt.Claims(&c); err != nil {
-		return stepErr("id_token", "claims", "%v", err)
+		return nil, stepErr("id_token", "claims", "%v", err)
 	}
 	if c.Nonce != a.nonce {
-		return stepErr("id_token", "nonce mismatch", "nonce %q, want %q", c.Nonce, a.nonce)
+		return nil, stepErr("id_token", "nonce mismatch", "nonce %q, want %q", c.Nonce, a.nonce)
 	}
 	if check != nil {
-		return check(c)
+		if err := check(c); err != nil {
+			return nil, err
+		}
 	}
-	return nil
+	return tok, nil
 }
 
 // passwordLogin runs /authorize → hosted login page → POST the form found

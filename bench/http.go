@@ -51,9 +51,13 @@ func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return t.next.RoundTrip(r)
 }
 
-func newTransport(conns int) *countingTransport {
+func newTransport(conns int, lb *balancer) *countingTransport {
+	dial := loopbackDial
+	if lb != nil {
+		dial = lb.dial
+	}
 	return &countingTransport{next: &http.Transport{
-		DialContext: loopbackDial,
+		DialContext: dial,
 		// Every virtual user shares the pool; without enough idle slots
 		// the client would close and reopen connections, measuring TCP
 		// setup and exhausting ephemeral ports instead of the server.
@@ -277,4 +281,31 @@ func excerpt(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
+}
+
+// balancer spreads the connections to the issuer's host:port over several
+// stepupd instances (-backends), as a TCP load balancer would: each new
+// connection goes to the next instance, and one that refuses the
+// connection (stopped, restarting) is skipped for the next. A request
+// already sent to an instance that dies is not retried: the bench counts
+// it as the error a user behind a real balancer would see.
+type balancer struct {
+	front    string // host:port of the issuer
+	backends []string
+	next     atomic.Uint64
+}
+
+func (lb *balancer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if addr != lb.front {
+		return loopbackDial(ctx, network, addr)
+	}
+	start := lb.next.Add(1)
+	var err error
+	for i := range uint64(len(lb.backends)) {
+		var c net.Conn
+		if c, err = loopbackDial(ctx, network, lb.backends[(start+i)%uint64(len(lb.backends))]); err == nil {
+			return c, nil
+		}
+	}
+	return nil, err
 }

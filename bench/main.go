@@ -70,7 +70,7 @@ func run() error {
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	issuer := fs.String("issuer", "http://127.0.0.1:8080", "issuer of the running server (loopback only); -target zitadel defaults to http://localhost:9998/")
 	target := fs.String("target", "stepup", "stepup | zitadel (the zitadel/oidc v3 example server)")
-	mode := fs.String("mode", "all", "comma list of "+strings.Join(allModes, ",")+", or all")
+	mode := fs.String("mode", "all", "comma list of "+strings.Join(allModes, ",")+", or all; or soak (mixed traffic with a time series, see bench/soak.sh)")
 	duration := fs.Duration("duration", 10*time.Second, "timed phase of each mode")
 	conc := fs.Int("concurrency", 32, "workers (virtual users) per mode")
 	loginConc := fs.Int("login-concurrency", 8, "workers for the login mode and for setting up password sessions; stepupd runs one argon2id hash per core and lets 4 per core wait (10 on 2 cores), beyond that it answers 503 busy")
@@ -94,6 +94,11 @@ func run() error {
 	redisAddr := fs.String("redis", "", "host:port of stepupd's Redis (loopback): report Redis commands per op (stepupd's own round-trip count is read from its /metrics)")
 	mdHeaderOnly := fs.Bool("md-header", false, "print the header of the -md table and exit")
 	freePort := fs.Bool("free-port", false, "print a free TCP port on 127.0.0.1 and exit (for run.sh)")
+	backends := fs.String("backends", "", "comma list of host:port of stepupd instances serving -issuer: connections to the issuer are spread over them, skipping one that refuses (a client-side TCP load balancer)")
+	redisAddrs := fs.String("redis-addrs", "", "with -write-config: redis.addrs (comma list: Cluster seeds) instead of -redis-url")
+	sample := fs.Duration("sample", 5*time.Second, "soak: length of one line of the time series")
+	pidFiles := fs.String("pidfiles", "", "soak: comma list of files holding the pid of each stepupd instance, re-read at every sample (instances restart); their RSS is reported")
+	redisMem := fs.String("redis-mem", "", "soak: comma list of host:port of Redis nodes whose used_memory (summed) is reported")
 	_ = fs.Parse(os.Args[1:])
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -115,7 +120,7 @@ func run() error {
 		if n <= 0 {
 			n = 1000
 		}
-		return writeConfig(*writeDir, *issuer, *redisURL, *alg, n)
+		return writeConfig(*writeDir, *issuer, *redisURL, *redisAddrs, *alg, n)
 	}
 
 	b := &bench{target: *target, verifyEvery: *verifyEvery, warmup: *warmup, redisAddr: *redisAddr}
@@ -196,11 +201,26 @@ func run() error {
 		*label = *target
 	}
 
-	modes, err := parseModes(*mode)
-	if err != nil {
-		return err
+	soak := *mode == "soak"
+	var modes []string
+	if !soak {
+		var err error
+		if modes, err = parseModes(*mode); err != nil {
+			return err
+		}
 	}
-	b.tr = newTransport(2*max(*conc, *loginConc) + 16)
+	var lb *balancer
+	if *backends != "" {
+		u, err := url.Parse(b.issuer)
+		if err != nil || u.Port() == "" {
+			return fmt.Errorf("-backends needs an issuer with a port, got %q", b.issuer)
+		}
+		lb = &balancer{front: u.Host, backends: strings.Split(*backends, ",")}
+		if strings.EqualFold(u.Hostname(), "localhost") {
+			lb.front = "127.0.0.1:" + u.Port()
+		}
+	}
+	b.tr = newTransport(2*max(*conc, *loginConc)+16, lb)
 	b.api = &http.Client{Transport: b.tr, Timeout: 30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
@@ -212,6 +232,16 @@ func run() error {
 	fmt.Printf("# %s at %s: authorize %s, token %s, jwks %s; %d user(s); duration %s\n",
 		b.target, b.issuer, b.authEndpoint, b.tokenEndpoint, b.jwksURI, len(b.users), *duration)
 
+	if soak {
+		cfg := soakConfig{duration: *duration, sample: *sample, conc: *conc}
+		if *pidFiles != "" {
+			cfg.pidFiles = strings.Split(*pidFiles, ",")
+		}
+		if *redisMem != "" {
+			cfg.redisNodes = strings.Split(*redisMem, ",")
+		}
+		return b.soak(ctx, cfg)
+	}
 	for _, m := range modes {
 		if ctx.Err() != nil {
 			break
