@@ -120,13 +120,17 @@ func (s *Store) setAccountField(ctx context.Context, op, subject, field, value s
 }
 
 // UseTOTPStep claims a TOTP time step for subject with one SET NX, so two
-// instances verifying the same code at once accept it once.
+// instances verifying the same code at once accept it once. It is sent
+// once (processOnce): a re-sent SET NX would refuse the code it claimed.
 func (s *Store) UseTOTPStep(ctx context.Context, subject string, step int64, ttl time.Duration) (bool, error) {
 	const op = "use totp step"
 	if err := checkTTL(op, ttl); err != nil {
 		return false, err
 	}
-	ok, err := s.c.SetNX(ctx, s.k.totpStep(subject, step), "1", ttl).Result()
+	key := s.k.totpStep(subject, step)
+	ok, err := processOnce(ctx, s.c, func() *redis.BoolCmd {
+		return redis.NewBoolCmd(ctx, "set", key, "1", "px", millis(ttl), "nx")
+	}).Result()
 	if err != nil {
 		return false, fail(op, err)
 	}

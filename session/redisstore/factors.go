@@ -71,13 +71,13 @@ func (s *Store) PutOTP(ctx context.Context, sessionID, purpose, hash string, ttl
 
 // UseOTP implements session.OTPStore in one script: compare, then delete
 // or count the mismatch. The script is not idempotent (a mismatch
-// counts), so it is sent by Script.Run, never re-sent in a pipeline.
+// counts), so it is sent once (evalOnce), never re-sent in a pipeline.
 func (s *Store) UseOTP(ctx context.Context, sessionID, purpose, hash string, maxWrong int) (bool, error) {
 	const op = "use otp"
 	if maxWrong < 1 {
 		return false, fmt.Errorf("redisstore: %s: maxWrong %d must be at least 1", op, maxWrong)
 	}
-	n, err := scriptUseOTP.Run(ctx, s.c, []string{s.k.otp(sessionID, purpose)}, hash, maxWrong).Int()
+	n, err := s.evalOnce(ctx, scriptUseOTP, []string{s.k.otp(sessionID, purpose)}, hash, maxWrong).Int()
 	if err != nil {
 		return false, fail(op, err)
 	}

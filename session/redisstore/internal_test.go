@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -284,5 +285,117 @@ func TestPipelinedScriptsSurviveAnEmptyScriptCache(t *testing.T) {
 	flush()
 	if n, err := s.Reserve(ctx, time.Minute, session.Budget{Kind: session.BudgetUser, ID: "u", Max: 3}); err != nil || n[0] != 1 {
 		t.Fatalf("Reserve after SCRIPT FLUSH: %v, %v", n, err)
+	}
+}
+
+// sentHook records, for every command the client sends, its name and
+// whether go-redis may re-send it on its own.
+type sentHook struct {
+	mu   sync.Mutex
+	sent []sentCmd
+}
+
+type sentCmd struct {
+	name    string
+	noRetry bool
+}
+
+func (h *sentHook) add(cmds ...redis.Cmder) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range cmds {
+		h.sent = append(h.sent, sentCmd{c.Name(), c.NoRetry()})
+	}
+}
+
+func (h *sentHook) take() []sentCmd {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := h.sent
+	h.sent = nil
+	return out
+}
+
+func (h *sentHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *sentHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.add(cmd); return next(ctx, cmd) }
+}
+func (h *sentHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.add(cmds...); return next(ctx, cmds) }
+}
+
+// The operations that must run at most once are sent as commands
+// go-redis never re-sends by itself (once.go: its ClusterClient would
+// after a lost reply), also after SCRIPT FLUSH, when the script is sent
+// whole; and they still work.
+func TestOnceOperationsAreNeverResent(t *testing.T) {
+	s := openEmbedded(t)
+	h := &sentHook{}
+	s.c.AddHook(h)
+	ctx := t.Context()
+	if err := s.PutCode(ctx, "c", "g", []byte("x"), time.Minute, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutGrant(ctx, &session.Grant{ID: "g", ClientID: "app", Subject: "u", RefreshHash: "r1", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.PutOTP(ctx, "s", "email", "h", time.Minute, time.Second); err != nil || !ok {
+		t.Fatalf("PutOTP: %v %v", ok, err)
+	}
+	h.take()
+	budget := session.Budget{Kind: session.BudgetUser, ID: "u", Max: 3}
+	for _, flushFirst := range []bool{false, true} {
+		ops := map[string]func() error{
+			"TakeCode": func() error {
+				_, _, err := s.TakeCode(ctx, "c")
+				return err
+			},
+			"RotateRefresh": func() error {
+				_, err := s.RotateRefresh(ctx, "g", "r1", "r2")
+				return err
+			},
+			"UseOTP": func() error {
+				_, err := s.UseOTP(ctx, "s", "email", "wrong", 5)
+				return err
+			},
+			"UseTOTPStep": func() error {
+				_, err := s.UseTOTPStep(ctx, "u", time.Now().Unix(), time.Minute)
+				return err
+			},
+			"Reserve": func() error {
+				_, err := s.Reserve(ctx, time.Minute, budget)
+				return err
+			},
+			"Refund": func() error { return s.Refund(ctx, budget) },
+		}
+		for name, op := range ops {
+			if flushFirst {
+				if err := s.c.ScriptFlush(ctx).Err(); err != nil {
+					t.Fatal(err)
+				}
+				h.take()
+			}
+			if err := op(); err != nil {
+				t.Fatalf("%s (script cache flushed: %v): %v", name, flushFirst, err)
+			}
+			sent := h.take()
+			if len(sent) == 0 {
+				t.Fatalf("%s sent nothing", name)
+			}
+			for _, c := range sent {
+				if !c.noRetry {
+					t.Errorf("%s (script cache flushed: %v) sent %s, which go-redis may re-send", name, flushFirst, c.name)
+				}
+			}
+		}
+	}
+	// What they did, once each: the code was taken once (then it is a
+	// replay), the refresh rotated once, one attempt counted and refunded
+	// per round.
+	if data, grant, err := s.TakeCode(ctx, "c"); err != nil || data != nil || grant != "g" {
+		t.Fatalf("TakeCode after two takes: %q %q %v", data, grant, err)
+	}
+	if g, err := s.GetGrant(ctx, "g"); err == nil {
+		t.Fatalf("grant after a reused refresh token: %+v", g)
 	}
 }

@@ -14,7 +14,7 @@ import (
 // hash slots (the user's budget shares the user's tag), so they are
 // counted by one pipeline of single-key scripts: one round trip. The
 // scripts are sent whole (EVAL), not by SHA with a retry as pipeScripts
-// does: an INCR must never run twice.
+// does, and as noRetry commands (once.go): an INCR must never run twice.
 func (s *Store) Reserve(ctx context.Context, window time.Duration, bs ...session.Budget) ([]int64, error) {
 	const op = "reserve attempt"
 	if err := checkTTL(op, window); err != nil {
@@ -30,7 +30,8 @@ func (s *Store) Reserve(ctx context.Context, window time.Duration, bs ...session
 			if b.Kind == session.BudgetUser {
 				keys = append(keys, s.k.account(b.ID))
 			}
-			cmds[i] = scriptReserve.Eval(ctx, p, keys, millis(window), b.Max)
+			cmds[i] = evalCmd(ctx, "eval", scriptSources[scriptReserve], keys, millis(window), b.Max)
+			_ = p.Process(ctx, noRetry{cmds[i]})
 		}
 		return nil
 	})
@@ -50,7 +51,7 @@ func (s *Store) Reserve(ctx context.Context, window time.Duration, bs ...session
 func (s *Store) Refund(ctx context.Context, bs ...session.Budget) error {
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, b := range bs {
-			scriptRefund.Eval(ctx, p, []string{s.k.budget(string(b.Kind), b.ID)})
+			_ = p.Process(ctx, noRetry{evalCmd(ctx, "eval", scriptSources[scriptRefund], []string{s.k.budget(string(b.Kind), b.ID)})})
 		}
 		return nil
 	})

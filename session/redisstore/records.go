@@ -56,7 +56,7 @@ func (s *Store) PutCode(ctx context.Context, codeHash, grantID string, data []by
 // grant id to revoke.
 func (s *Store) TakeCode(ctx context.Context, codeHash string) ([]byte, string, error) {
 	const op = "take code"
-	res, err := scriptTakeCode.Run(ctx, s.c,
+	res, err := s.evalOnce(ctx, scriptTakeCode,
 		[]string{s.k.code(codeHash), s.k.codeGrant(codeHash)}).Slice()
 	if err != nil {
 		return nil, "", fail(op, err)
@@ -133,7 +133,7 @@ func (s *Store) GetGrant(ctx context.Context, id string) (*session.Grant, error)
 // the grant when oldHash is not current (refresh-token reuse).
 func (s *Store) RotateRefresh(ctx context.Context, id, oldHash, newHash string) (session.RotateResult, error) {
 	const op = "rotate refresh"
-	n, err := scriptRotateRefresh.Run(ctx, s.c, []string{s.k.grant(id)}, oldHash, newHash).Int()
+	n, err := s.evalOnce(ctx, scriptRotateRefresh, []string{s.k.grant(id)}, oldHash, newHash).Int()
 	if err != nil {
 		return 0, fail(op, err)
 	}

@@ -84,7 +84,7 @@ return 1
 // marker (a replay); nil when neither exists.
 // KEYS[1] code, KEYS[2] spent marker. Returns {"data", payload} or
 // {"spent", grant id}.
-var scriptTakeCode = redis.NewScript(`
+var scriptTakeCode = newOnceScript(`
 local data = redis.call('GET', KEYS[1])
 if data then
   redis.call('DEL', KEYS[1])
@@ -106,7 +106,7 @@ const (
 // presented one is current; otherwise the presented token is an old one
 // being reused, so the whole grant is deleted.
 // KEYS[1] grant; ARGV[1] presented hash, ARGV[2] new hash.
-var scriptRotateRefresh = redis.NewScript(`
+var scriptRotateRefresh = newOnceScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 3 end
 if redis.call('HGET', KEYS[1], 'rt') == ARGV[1] then
   redis.call('HSET', KEYS[1], 'rt', ARGV[2])
@@ -122,7 +122,7 @@ return 2
 // KEYS[2], for a user budget, is the user's account (same hash tag): while
 // an operator has locked it, nothing is counted and the answer is one
 // over the limit. Returns the count.
-var scriptReserve = redis.NewScript(`
+var scriptReserve = newOnceScript(`
 if KEYS[2] and redis.call('HGET', KEYS[2], 'locked') == '1' then
   return tonumber(ARGV[2]) + 1
 end
@@ -135,7 +135,7 @@ return n
 
 // scriptRefund takes an attempt back, only inside a live window (a DECR on
 // a missing key would create one without a TTL). KEYS[1] budget.
-var scriptRefund = redis.NewScript(`
+var scriptRefund = newOnceScript(`
 local n = tonumber(redis.call('GET', KEYS[1]))
 if n and n > 0 then return redis.call('DECR', KEYS[1]) end
 return 0
@@ -166,7 +166,7 @@ return 1
 // scriptUseOTP consumes a code when the hash matches; a mismatch counts,
 // and the code is deleted at the limit. KEYS[1] code; ARGV[1] hash,
 // ARGV[2] max mismatches. Returns 1 when consumed, 0 otherwise.
-var scriptUseOTP = redis.NewScript(`
+var scriptUseOTP = newOnceScript(`
 local h = redis.call('HGET', KEYS[1], 'h')
 if not h then return 0 end
 if h == ARGV[1] then
