@@ -340,6 +340,14 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request) {
 	if scope == "" {
 		scope = "openid"
 	}
+	scopes := c.client.AllowedScopes(strings.Fields(scope))
+	if !c.tok.ClientCredentials() {
+		// A user's token continues its session, not its grant's reach: the
+		// code gets no scope the token lacks (an access token that a
+		// resource server saw must not become offline_access or wider
+		// claims without the user).
+		scopes = slices.DeleteFunc(scopes, func(s string) bool { return !slices.Contains(c.tok.Scopes, s) })
+	}
 	d := h.p.NativeDecision(c.client, strings.Fields(req.ACRValues), maxAge, sess.Verifications, acct, as.Start)
 	if d.Outcome != authn.OK {
 		desc := d.Description
@@ -358,7 +366,7 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request) {
 	}
 	code, err := h.p.IssueNativeCode(ctx, op.NativeCode{
 		Client: c.client, Session: sess, Decision: d, CodeChallenge: req.CodeChallenge,
-		RedirectURI: req.RedirectURI, Scopes: c.client.AllowedScopes(strings.Fields(scope)), Nonce: req.Nonce,
+		RedirectURI: req.RedirectURI, Scopes: scopes, Nonce: req.Nonce,
 	})
 	if err != nil {
 		if errors.Is(err, session.ErrUnavailable) {
