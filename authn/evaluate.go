@@ -2,6 +2,7 @@ package authn
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -404,7 +405,28 @@ func (e *evaluation) plan(i int, allowEnroll bool) ([]step, bool) {
 			cats |= categories(f, true)
 		}
 	}
-	return steps, true
+	return e.vouchBeforeEnrolling(fresh, steps), true
+}
+
+// vouchBeforeEnrolling puts a verification of one of the user's existing
+// second factors before the first enrollment of a plan, unless one is
+// already fresh or planned. Enrolling is a change of the account's factors:
+// without this, someone who knows only the password of an account with
+// TOTP could register their own passkey when a client asks for phr, get
+// phr at once and keep a credential that alone is multi-factor. /account
+// asks for the same before any change. Users without a second factor
+// enroll right after the password, as before.
+func (e *evaluation) vouchBeforeEnrolling(fresh []Verification, steps []step) []step {
+	first := slices.IndexFunc(steps, func(s step) bool { return s.enroll })
+	if first < 0 || len(e.avail) == 0 {
+		return steps
+	}
+	if slices.ContainsFunc(fresh, func(v Verification) bool { return v.Factor != Password }) ||
+		slices.ContainsFunc(steps[:first], func(s step) bool { return s.factor != Password }) {
+		return steps
+	}
+	vouch := e.secondFactor(func(Enrollment) bool { return true })
+	return slices.Insert(steps, first, vouch)
 }
 
 // has reports whether some available second factor passes ok.
