@@ -437,9 +437,62 @@ func TestBrowserPasskeyWithoutUV(t *testing.T) {
 		t.Fatalf("password + key without UV: acr %q amr %v, want %s with pwd, hwk, mfa", tk.claims.ACR, tk.claims.AMR, mfaACR)
 	}
 
-	_, a = b.authorize(map[string]string{"claims": `{"id_token":{"acr":{"essential":true,"values":["phr"]}}}`})
+	// Essential phr: the key cannot give it, so the only way is a new
+	// passkey; without a page (prompt=none) that is unmet at once, and a
+	// user who skips creating one gets unmet too.
+	essential := `{"id_token":{"acr":{"essential":true,"values":["phr"]}}}`
+	_, a = b.authorize(map[string]string{"claims": essential, "prompt": "none"})
 	b.atRP()
 	if res := b.cb.last(t); res.err != "unmet_authentication_requirements" || res.code != "" || res.state != a.state {
-		t.Fatalf("essential phr with a key without UV: %+v, want unmet_authentication_requirements", res)
+		t.Fatalf("essential phr, prompt=none, with a key without UV: %+v, want unmet_authentication_requirements", res)
+	}
+	_, a = b.authorize(map[string]string{"claims": essential})
+	b.waitFor("the offer to create a passkey", `!!document.querySelector('[data-ceremony="create"]')`)
+	b.submitAndWait(`[data-action="cancel"]`)
+	b.atRP()
+	if res := b.cb.last(t); res.err != "unmet_authentication_requirements" || res.code != "" || res.state != a.state {
+		t.Fatalf("essential phr, passkey creation skipped: %+v, want unmet_authentication_requirements", res)
+	}
+}
+
+// TestBrowserPasskeyEnrollInFlow: a user without a passkey whom a relying
+// party asks for phr creates one in the flow; registering proves nothing
+// by itself, so the flow then asks for an assertion, which reaches phr.
+// Later the authenticator answers without user verification (UV=0): that
+// assertion is recorded as possession only, the page says so, and the
+// request completes at the multi-factor level, never phr.
+func TestBrowserPasskeyEnrollInFlow(t *testing.T) {
+	b := newBrowserEnv(t, true, nil)
+	r, a := b.authorize(map[string]string{"acr_values": "phr"})
+	b.onPath("/login/")
+	b.signIn("bob", bobPass)
+	b.waitFor("the passkey enrollment", `!!document.querySelector('[data-ceremony="create"] [data-action="passkey"]') && !!document.querySelector('[data-action="cancel"]')`)
+	b.fill(`[data-passkey-name-input]`, "Work laptop")
+	b.click(`[data-ceremony="create"] [data-action="passkey"]`)
+	b.waitFor("the assertion after registering", `!!document.querySelector('form[data-factor="webauthn"] [data-action="passkey"]')`)
+	if !strings.Contains(b.log.String(), `"event":"enroll.succeeded","factor":"webauthn"`) {
+		t.Error("no enroll.succeeded audit event for the passkey")
+	}
+	b.click(`form[data-factor="webauthn"] [data-action="passkey"]`)
+	b.atRP()
+	tk := r.mustExchange(a, b.cb.last(t))
+	if tk.claims.ACR != "phr" || !hasAll(tk.claims.AMR, "pwd", "hwk", "user", "mfa") {
+		t.Fatalf("phr through an in-flow passkey: acr %q amr %v", tk.claims.ACR, tk.claims.AMR)
+	}
+
+	badUV := true
+	if _, err := chromedp.Call(b.ctx, webauthn.SetResponseOverrideBits, webauthn.SetResponseOverrideBitsParams{AuthenticatorID: b.auth, IsBadUV: &badUV}); err != nil {
+		t.Fatalf("WebAuthn.setResponseOverrideBits: %v", err)
+	}
+	r, a = b.authorize(map[string]string{"acr_values": "phr", "prompt": "login"})
+	b.onPath("/login/")
+	b.signIn("bob", bobPass)
+	b.click(`form[data-factor="webauthn"] [data-action="passkey"]`)
+	b.waitFor("the UV refusal", `!!document.querySelector('[data-passkey-error]') && document.querySelector('[data-passkey-error]').textContent.includes("did not verify you")`)
+	b.submitAndWait(`[data-action="cancel"]`)
+	b.atRP()
+	tk = r.mustExchange(a, b.cb.last(t))
+	if tk.claims.ACR != mfaACR || !hasAll(tk.claims.AMR, "pwd", "hwk", "mfa") {
+		t.Fatalf("after an assertion without UV: acr %q amr %v, want %s (never phr)", tk.claims.ACR, tk.claims.AMR, mfaACR)
 	}
 }

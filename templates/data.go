@@ -60,6 +60,17 @@ type WebAuthnData struct {
 	Step         string
 }
 
+// EnrollPasskeyData is the data of the in-flow passkey registration page
+// (PageEnrollPasskey): a data-action="passkey" button that creates one,
+// and a skip control (data-action="cancel") when enrollment may be
+// skipped.
+type EnrollPasskeyData struct {
+	Page
+	Ceremony     Ceremony
+	CancelAction string
+	Step         string
+}
+
 // PasskeyRow is one passkey on the account page.
 type PasskeyRow struct {
 	ID, Name, Created, LastUsed string

@@ -34,14 +34,15 @@ var FS embed.FS
 
 // The pages, by the name Render takes, and the data type each expects.
 const (
-	PageLogin      = "login"       // LoginData
-	PageCode       = "code"        // CodeData
-	PageEnrollTOTP = "enroll_totp" // EnrollTOTPData
-	PageInfo       = "info"        // InfoData
-	PageError      = "error"       // ErrorData
-	PageLogout     = "logout"      // LogoutData
-	PageWebAuthn   = "webauthn"    // WebAuthnData
-	PageAccount    = "account"     // AccountData
+	PageLogin         = "login"          // LoginData
+	PageCode          = "code"           // CodeData
+	PageEnrollTOTP    = "enroll_totp"    // EnrollTOTPData
+	PageInfo          = "info"           // InfoData
+	PageError         = "error"          // ErrorData
+	PageLogout        = "logout"         // LogoutData
+	PageWebAuthn      = "webauthn"       // WebAuthnData
+	PageAccount       = "account"        // AccountData
+	PageEnrollPasskey = "enroll_passkey" // EnrollPasskeyData
 )
 
 const layoutFile = "layout.html"

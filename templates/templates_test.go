@@ -134,6 +134,10 @@ func samples() map[string]func(Page) any {
 				Alternatives: []FactorLink{{Factor: "totp", Label: "Authenticator app", URL: "/step/totp"}},
 				CancelAction: "/step/cancel", Step: "Step-up required."}
 		},
+		PageEnrollPasskey: func(p Page) any {
+			return EnrollPasskeyData{Page: p, Ceremony: Ceremony{Kind: "create", Begin: "/e/begin", Finish: "/e/finish"},
+				CancelAction: "/step/cancel", Step: "Acme asks for a passkey."}
+		},
 		PageAccount: func(p Page) any {
 			return AccountData{Page: p, Username: "alice", Name: "Alice", Notice: "Done.", VerifyAction: "/account/verify",
 				HasPassword: true, TOTPOn: true, TOTP: true, TOTPAction: "/account/totp/new", TOTPRemove: "/account/totp/remove",
@@ -148,7 +152,7 @@ func samples() map[string]func(Page) any {
 
 func TestEveryTemplateParses(t *testing.T) {
 	r := newTestRenderer(t)
-	want := []string{PageAccount, PageCode, PageEnrollTOTP, PageError, PageInfo, PageLogin, PageLogout, PageWebAuthn}
+	want := []string{PageAccount, PageCode, PageEnrollPasskey, PageEnrollTOTP, PageError, PageInfo, PageLogin, PageLogout, PageWebAuthn}
 	if got := r.Pages(); !slices.Equal(got, want) {
 		t.Errorf("Pages() = %v, want %v", got, want)
 	}

@@ -432,6 +432,10 @@ func (h *Handler) proceed(w http.ResponseWriter, r *http.Request, st *state) {
 // renderEnroll offers TOTP enrollment; the secret is kept in the flow
 // until a code confirms it.
 func (h *Handler) renderEnroll(w http.ResponseWriter, r *http.Request, st *state, d authn.Decision, status int, errMsg string) {
+	if d.EnrollFactor == authn.WebAuthn && st.acct != nil && h.passkeysOn() {
+		h.renderEnrollPasskey(w, r, st, d, status, errMsg)
+		return
+	}
 	if d.EnrollFactor != authn.TOTP || st.acct == nil {
 		h.Error(w, r, http.StatusInternalServerError, "This sign-in cannot continue.")
 		return

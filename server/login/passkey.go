@@ -25,6 +25,8 @@ import (
 func (h *Handler) registerPasskeys(mux *http.ServeMux, cop *http.CrossOriginProtection) {
 	mux.Handle("POST /login/{id}/webauthn/begin", cop.Handler(h.requireCSRFHeader(h.passkeyBegin)))
 	mux.Handle("POST /login/{id}/webauthn/finish", cop.Handler(h.requireCSRFHeader(h.passkeyFinish)))
+	mux.Handle("POST /login/{id}/enroll/webauthn/begin", cop.Handler(h.requireCSRFHeader(h.enrollPasskeyBegin)))
+	mux.Handle("POST /login/{id}/enroll/webauthn/finish", cop.Handler(h.requireCSRFHeader(h.enrollPasskeyFinish)))
 }
 
 // requireCSRFHeader is requireCSRF for the JSON endpoints.
@@ -332,4 +334,91 @@ func (h *Handler) renderWebAuthn(w http.ResponseWriter, r *http.Request, st *sta
 		CancelAction: h.flowURL(st.flow, "/cancel"),
 		Step:         step,
 	})
+}
+
+// renderEnrollPasskey offers to register a passkey in the flow, when the
+// level asked for needs one the user does not have.
+func (h *Handler) renderEnrollPasskey(w http.ResponseWriter, r *http.Request, st *state, d authn.Decision, status int, errMsg string) {
+	data := templates.EnrollPasskeyData{
+		Page: h.page(w, r, st, "Create a passkey", errMsg),
+		Ceremony: templates.Ceremony{
+			Kind:   "create",
+			Begin:  h.flowURL(st.flow, "/enroll/webauthn/begin"),
+			Finish: h.flowURL(st.flow, "/enroll/webauthn/finish"),
+		},
+		Step: st.c.Name() + " asks for a phishing-resistant sign-in. Create a passkey on this device or a security key; you will use it right away.",
+	}
+	if d.Skippable {
+		data.CancelAction = h.flowURL(st.flow, "/cancel")
+	}
+	h.pages.Render(w, status, "enroll_passkey", data)
+}
+
+// enrolling loads the flow for an in-flow registration and checks that
+// the policy asks for one; ok is false when it has answered.
+func (h *Handler) enrolling(w http.ResponseWriter, r *http.Request) (*state, bool) {
+	if !h.passkeysOn() {
+		writeJSON(w, http.StatusNotFound, ceremonyAnswer{Error: "Passkeys are not available here."})
+		return nil, false
+	}
+	st, ok := h.loadJSON(w, r)
+	if !ok {
+		return nil, false
+	}
+	d := h.p.Decide(st.flow, st.c, st.sess, st.acct)
+	if st.sess == nil || st.acct == nil || d.Outcome != authn.Enroll || d.EnrollFactor != authn.WebAuthn {
+		writeJSON(w, http.StatusConflict, ceremonyAnswer{Error: "There is nothing to set up here any more.", Redirect: op.PathLoginPrefix + st.flow.ID})
+		return nil, false
+	}
+	return st, true
+}
+
+func (h *Handler) enrollPasskeyBegin(w http.ResponseWriter, r *http.Request) {
+	st, ok := h.enrolling(w, r)
+	if !ok {
+		return
+	}
+	options, cer, err := h.p.Passkeys().BeginRegistration(h.p.PasskeyUser(st.acct), h.binding(r, "enroll:"+st.flow.ID))
+	if err != nil {
+		h.p.Log().ErrorContext(r.Context(), "passkey registration begin failed", "err", err)
+		writeJSON(w, http.StatusInternalServerError, ceremonyAnswer{Error: "Passkeys cannot be created right now."})
+		return
+	}
+	if err := h.saveCeremony(r, cer); err != nil {
+		h.unavailableJSON(w, r, err)
+		return
+	}
+	writeOptions(w, options)
+}
+
+// enrollPasskeyFinish stores the new passkey. Registering is not a
+// verification (PRODUCT.md §3): the flow goes on to ask for an assertion.
+func (h *Handler) enrollPasskeyFinish(w http.ResponseWriter, r *http.Request) {
+	st, ok := h.enrolling(w, r)
+	if !ok {
+		return
+	}
+	body, cer, ok := h.takeCeremony(w, r, "enroll:"+st.flow.ID)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	c, err := h.p.Passkeys().FinishRegistration(h.p.PasskeyUser(st.acct), cer, body, r.URL.Query().Get("name"), h.p.Now())
+	if err != nil {
+		h.p.Audit(ctx, obs.EventEnrollFailed, "reason", "bad_attestation", "factor", "webauthn", "sub", st.acct.Subject, "client_id", st.c.GetID())
+		h.p.Log().InfoContext(ctx, "passkey registration refused", "err", err)
+		writeJSON(w, http.StatusBadRequest, ceremonyAnswer{Error: "This passkey could not be created. Try again."})
+		return
+	}
+	rec, err := c.Encode()
+	if err == nil {
+		err = h.p.Store().PutPasskey(ctx, st.acct.Subject, session.StoredPasskey{ID: c.ID(), Data: rec})
+	}
+	if err != nil {
+		h.unavailableJSON(w, r, err)
+		return
+	}
+	h.p.Audit(ctx, obs.EventEnrolled, "factor", "webauthn", "sub", st.acct.Subject, "client_id", st.c.GetID(), "credential", c.ID(),
+		"aaguid", c.AAGUID(), "uv", c.UV, "hardware", c.Hardware, "synced", c.Synced(), "attestation", c.WebAuthn.AttestationFormat)
+	writeJSON(w, http.StatusOK, ceremonyAnswer{Redirect: op.PathLoginPrefix + st.flow.ID})
 }

@@ -55,6 +55,9 @@ func (p *Provider) setUpPasskeys(cfg *config.Config) error {
 		return err
 	}
 	p.passkeys = rp
+	// The hosted flow can register a passkey when a level needs one
+	// (phr); the flow then asks for an assertion with it.
+	p.enrollable = append(p.enrollable, authn.WebAuthn)
 	return nil
 }
 
