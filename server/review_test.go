@@ -1,11 +1,15 @@
 package server_test
 
 import (
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/stepup-dev/stepup/config"
 )
 
 // Review findings: regression tests for what an adversarial review found
@@ -37,5 +41,38 @@ func TestNativeCompletionCannotWidenTheTokensScopes(t *testing.T) {
 	got := strings.Fields(scope)
 	if slices.Contains(got, "offline_access") || slices.Contains(got, "email") || !slices.Contains(got, "openid") {
 		t.Fatalf("a user token of scope %q completed into scope %q", first.tok.Extra("scope"), scope)
+	}
+}
+
+// A user with a second factor who signed in with the password alone may
+// look at /account but not change a factor: the change asks for the
+// multi-factor level first and nothing is removed meanwhile. (The
+// existing /account tests accept either answer at that point.)
+func TestAccountChangeNeedsTheSecondFactorNotJustThePassword(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.Clients = c.Clients[:2] }) // no floor: removal is allowed once fresh
+	b := e.browser()
+	p := b.accountPage("alice", alicePass)
+	p = b.action(p, "remove-totp", nil)
+	if !strings.Contains(p.url.Path, "/login/") || !p.has(hasAttr("data-factor", "totp")) {
+		t.Fatalf("removing TOTP with a password-only session: at %s (status %d), want the TOTP step-up", p.url, p.status)
+	}
+	acct, err := e.store().AccountByUsername(t.Context(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acct.TOTPSecret == "" {
+		t.Fatal("TOTP was removed with the password alone")
+	}
+	p = b.action(b.get(e.issuer+"/account"), "recovery-codes", nil)
+	if len(find(p.doc, hasKey("data-recovery-code"))) != 0 || !strings.Contains(p.url.Path, "/login/") {
+		t.Fatalf("recovery codes made with a password-only session (at %s)", p.url)
+	}
+	e.clock.Advance(time.Minute)
+	p = b.code(p, "totp", e.totpCode(aliceTOTP))
+	if p.url.Path != "/account" {
+		t.Fatalf("after the TOTP step-up: at %s", p.url)
+	}
+	if p = b.action(p, "remove-totp", nil); p.status != http.StatusOK || !strings.Contains(p.body, "removed") {
+		t.Fatalf("removing TOTP once fresh: status %d at %s:\n%s", p.status, p.url, excerpt(p.body))
 	}
 }
