@@ -15,6 +15,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/stepup-dev/stepup/authn/recovery"
 	"github.com/stepup-dev/stepup/config"
 )
 
@@ -298,7 +299,7 @@ func TestNativeAuthenticationBackend(t *testing.T) {
 	e.api("POST", "/api/v1/authn/sessions", tok, map[string]any{"username": "alice", "bind_ip": true}).want(t, "bind without address", 400, "invalid_request")
 	start := e.api("POST", "/api/v1/authn/sessions", tok, map[string]any{"username": "alice", "bind_ip": true}, ip...).want(t, "start", 201, "")
 	id := start.str("id")
-	if start.str("user_id") != alice || start.str("acr") != "" || start.body["ip_bound"] != true || !sameSet(toStrings(start.body["factors"]), []string{"password", "totp"}) {
+	if start.str("user_id") != alice || start.str("acr") != "" || start.body["ip_bound"] != true || !sameSet(toStrings(start.body["factors"]), []string{"password", "totp"}) /* no recovery codes yet */ {
 		t.Fatalf("new session: %v", start.body)
 	}
 	path := "/api/v1/authn/sessions/" + id
@@ -353,6 +354,21 @@ func TestNativeAuthenticationBackend(t *testing.T) {
 	if status, body := e.exchangeCode("bank", bankSecret, code, verifier); status != 400 || body["error"] != "invalid_grant" {
 		t.Fatalf("replayed code: %d %v", status, body)
 	}
+
+	// Recovery codes are a factor too, each usable once.
+	id = e.api("POST", "/api/v1/authn/sessions", tok, map[string]any{"user_id": alice}).want(t, "start 3", 201, "").str("id")
+	path = "/api/v1/authn/sessions/" + id
+	e.api("POST", path+"/verify", tok, map[string]any{"factor": "recovery", "code": "aaaa-bbbb"}).want(t, "no recovery codes yet", 400, "user_not_enrolled")
+	codes, err := recovery.New(e.store()).Generate(context.Background(), alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.api("POST", path+"/verify", tok, map[string]any{"factor": "password", "password": alicePass}).want(t, "password 3", 200, "")
+	st = e.api("POST", path+"/verify", tok, map[string]any{"factor": "recovery", "code": codes[0]}).want(t, "recovery", 200, "")
+	if st.str("acr") != mfaACR || !sameSet(toStrings(st.body["amr"]), []string{"pwd", "otp", "mfa"}) {
+		t.Fatalf("after a recovery code: %v", st.body)
+	}
+	e.api("POST", path+"/verify", tok, map[string]any{"factor": "recovery", "code": codes[0]}).want(t, "recovery code reused", 400, "invalid_code")
 }
 
 // A native app holding a user's 1fa access token steps up through the

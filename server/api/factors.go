@@ -58,6 +58,16 @@ func defaultFactors() map[string]factor {
 			},
 			badCode: errInvalidCode, badDesc: "the code is not valid (a code can be used only once)",
 		},
+		"recovery": {
+			kind: authn.Recovery,
+			enrolled: func(p *op.Provider, a *session.Account) bool {
+				return a.RecoveryCodes > 0 && p.FactorEnabled(authn.Recovery)
+			},
+			check: func(ctx context.Context, p *op.Provider, a *session.Account, pr proof) (bool, error) {
+				return p.Recovery().Consume(ctx, a.Subject, pr.Code)
+			},
+			badCode: errInvalidCode, badDesc: "the recovery code is not valid (each code can be used only once)",
+		},
 	}
 }
 
