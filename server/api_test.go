@@ -17,6 +17,8 @@ import (
 
 	"github.com/stepup-dev/stepup/authn/recovery"
 	"github.com/stepup-dev/stepup/config"
+	"github.com/stepup-dev/stepup/session"
+	"github.com/stepup-dev/stepup/session/redisstore"
 )
 
 // apiEnv: bank may use every API; "floor" (confidential) has no API scope.
@@ -421,4 +423,57 @@ func TestNativeStepUpWithUserToken(t *testing.T) {
 	// The browser's session is elevated too: SSO at mfa without a page.
 	a := r.authURL(map[string]string{"acr_values": mfaACR})
 	wantClaims(t, r.mustExchange(a, b.get(a.url).result(t)), mfaACR, []string{"pwd", "otp", "mfa"})
+}
+
+// The APIs during a real Redis outage: 503 temporarily_unavailable,
+// nothing written (no failure counted, no grant, no lock), and service
+// resumes by itself.
+func TestAPIDuringRedisOutage(t *testing.T) {
+	rp0 := startRedis(t)
+	var stores []*redisstore.Store
+	t.Cleanup(func() {
+		for _, s := range stores {
+			s.Close()
+		}
+	})
+	open := func() session.Store {
+		s, err := redisstore.Open(config.Redis{URL: rp0.url()}, redisstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stores = append(stores, s)
+		return s
+	}
+	e := newEnvWith(t, envOptions{open: open, mutate: func(c *config.Config) {
+		for i := range c.Clients {
+			if c.Clients[i].ID == "bank" {
+				c.Clients[i].Scopes = []string{"stepup:grants", "stepup:admin", "stepup:authn"}
+			}
+		}
+	}})
+	alice := e.subject("alice")
+	grants := e.ccToken("bank", bankSecret, "stepup:grants")
+	admin := e.ccToken("bank", bankSecret, "stepup:admin")
+	authnTok := e.ccToken("bank", bankSecret, "stepup:authn")
+	ask := func() apiResp {
+		return e.api("POST", "/api/v1/step-up/verify-totp", grants, map[string]any{
+			"user_id": alice, "action_type": "a", "code": e.totpCode(aliceTOTP), "grant_type": "ONE_TIME_USE", "valid_for_seconds": 60})
+	}
+
+	rp0.stop()
+	ask().want(t, "verify-totp during the outage", 503, "temporarily_unavailable")
+	e.api("POST", "/api/v1/step-up/verify-grant", grants, map[string]any{"user_id": alice, "action_type": "a", "grant": "g"}).want(t, "verify-grant", 503, "temporarily_unavailable")
+	e.api("POST", "/api/v1/users/"+alice+"/lock", admin, nil).want(t, "lock", 503, "temporarily_unavailable")
+	e.api("POST", "/api/v1/authn/sessions", authnTok, map[string]any{"user_id": alice}).want(t, "start", 503, "temporarily_unavailable")
+
+	rp0.start()
+	eventually(t, "the API answers again", func() bool { return ask().status == 200 })
+	// Nothing was counted or locked during the outage: four wrong codes
+	// still leave one attempt before the lockout.
+	for range 4 {
+		e.api("POST", "/api/v1/step-up/verify-totp", grants, map[string]any{
+			"user_id": alice, "action_type": "a", "code": "000000", "grant_type": "ONE_TIME_USE", "valid_for_seconds": 60}).want(t, "wrong code", 400, "invalid_code")
+	}
+	e.clock.Advance(30 * time.Second)
+	ask().want(t, "the fifth attempt", 200, "")
 }
