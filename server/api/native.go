@@ -369,6 +369,11 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request) {
 		RedirectURI: req.RedirectURI, Scopes: scopes, Nonce: req.Nonce,
 	})
 	if err != nil {
+		// The handle is put back, so the caller can complete once the
+		// store answers again.
+		if serr := h.saveHandle(context.WithoutCancel(ctx), handle, as); serr != nil {
+			h.p.Log().WarnContext(ctx, "restoring an API session handle failed", "err", serr)
+		}
 		if errors.Is(err, session.ErrUnavailable) {
 			h.storeFailure(w, r, err, "")
 			return
