@@ -249,7 +249,16 @@ func TestAdminAPI(t *testing.T) {
 	// Lock: the right password is refused (429) on the hosted pages and
 	// the API alike, and sessions end; unlock lifts it.
 	signIn(t, e, b, r, nil, "alice", alicePass)
+	grantsTok := e.ccToken("bank", bankSecret, "stepup:grants")
+	e.clock.Advance(30 * time.Second)
+	grant := e.api("POST", "/api/v1/step-up/verify-totp", grantsTok, map[string]any{
+		"user_id": alice, "action_type": "pay", "code": e.totpCode(aliceTOTP), "grant_type": "ONE_TIME_USE", "valid_for_seconds": 600}).want(t, "grant before the lock", 200, "").str("step_up_grant")
+	useGrant := func() apiResp {
+		return e.api("POST", "/api/v1/step-up/verify-grant", grantsTok, map[string]any{"user_id": alice, "action_type": "pay", "grant": grant})
+	}
 	e.api("POST", "/api/v1/users/"+alice+"/lock", admin, nil).want(t, "lock", 204, "")
+	useGrant().want(t, "a locked user's grant", 404, "grant_not_found")
+	e.api("POST", "/api/v1/authn/sessions", e.ccToken("bank", bankSecret, "stepup:authn"), map[string]any{"user_id": alice}).want(t, "API session while locked", 403, "user_locked")
 	if n := len(list()); n != 0 {
 		t.Fatalf("%d sessions after lock", n)
 	}
@@ -258,6 +267,7 @@ func TestAdminAPI(t *testing.T) {
 	e.api("POST", "/api/v1/step-up/verify-totp", e.ccToken("bank", bankSecret, "stepup:grants"), map[string]any{
 		"user_id": alice, "action_type": "a", "code": e.totpCode(aliceTOTP), "grant_type": "ONE_TIME_USE", "valid_for_seconds": 60}).want(t, "grant while locked", 429, "rate_limited")
 	e.api("POST", "/api/v1/users/"+alice+"/unlock", admin, nil).want(t, "unlock", 204, "")
+	useGrant().want(t, "the one-time grant was not consumed while locked", 200, "")
 	a = r.authURL(nil)
 	wantClaims(t, r.mustExchange(a, b.login(b.get(a.url), "alice", alicePass).result(t)), oneFA, []string{"pwd"})
 	e.api("POST", "/api/v1/users/nobody/lock", admin, nil).want(t, "lock unknown", 404, "user_not_found")
@@ -407,7 +417,15 @@ func TestNativeStepUpWithUserToken(t *testing.T) {
 	if start.str("acr") != mfaACR {
 		t.Fatalf("the browser session is now multi-factor: %v", start.body)
 	}
-	code = e.api("POST", "/api/v1/authn/sessions/"+start.str("id")+"/complete", tok, map[string]any{"code_challenge": oauth2.S256ChallengeFromVerifier(verifier), "code_challenge_method": "S256", "redirect_uri": rpCallback}).
+	// A user's token alone mints nothing: every resource server of the
+	// client sees it. The user proves a factor in the new session first.
+	path = "/api/v1/authn/sessions/" + start.str("id")
+	e.api("POST", path+"/complete", tok, map[string]any{"code_challenge": oauth2.S256ChallengeFromVerifier(verifier), "code_challenge_method": "S256", "redirect_uri": rpCallback}).
+		want(t, "complete without a factor of its own", 400, "unmet_authentication_requirements")
+	e.clock.Advance(30 * time.Second)
+	e.api("POST", path+"/verify", tok, map[string]any{"factor": "totp", "code": e.totpCode(aliceTOTP)}).want(t, "totp again", 200, "")
+	totpAt = e.clock.Now().Unix()
+	code = e.api("POST", path+"/complete", tok, map[string]any{"code_challenge": oauth2.S256ChallengeFromVerifier(verifier), "code_challenge_method": "S256", "redirect_uri": rpCallback}).
 		want(t, "complete again", 200, "").str("code")
 	status, body = e.postForm("/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {verifier}, "client_id": {"spa"}, "redirect_uri": {rpCallback}}, "", "")
 	if status != 200 {

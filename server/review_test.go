@@ -29,6 +29,8 @@ func TestNativeCompletionCannotWidenTheTokensScopes(t *testing.T) {
 	}
 	tok := first.tok.AccessToken
 	start := e.api("POST", "/api/v1/authn/sessions", tok, map[string]any{}).want(t, "start with a user token", 201, "")
+	// A user's token completes only after a factor verified in its session.
+	e.api("POST", "/api/v1/authn/sessions/"+start.str("id")+"/verify", tok, map[string]any{"factor": "totp", "code": e.totpCode(aliceTOTP)}).want(t, "totp", 200, "")
 	verifier := oauth2.GenerateVerifier()
 	code := e.api("POST", "/api/v1/authn/sessions/"+start.str("id")+"/complete", tok, map[string]any{
 		"code_challenge": oauth2.S256ChallengeFromVerifier(verifier), "code_challenge_method": "S256",

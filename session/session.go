@@ -46,6 +46,9 @@ type Account struct {
 	TOTPSecret   string // base32; "" when TOTP is not enrolled
 	EmailMFA     bool
 	LastFactor   authn.Factor
+	// Locked is set while an operator has locked the account (see
+	// AdminStore.LockAccount); GetAccount fills it, SeedAccount ignores it.
+	Locked bool
 	// RecoveryCodes is the number of unused recovery codes (see
 	// RecoveryStore); GetAccount fills it, SeedAccount ignores it.
 	RecoveryCodes int

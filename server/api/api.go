@@ -89,6 +89,7 @@ const (
 	errUserNotFound   = "user_not_found"
 	errSessionGone    = "session_not_found"
 	errIPMismatch     = "ip_mismatch"
+	errLocked         = "user_locked"
 	errUnavailable    = "temporarily_unavailable"
 	errBusy           = "busy"
 )

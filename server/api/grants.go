@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"time"
 
@@ -113,14 +114,22 @@ func (h *Handler) verifyGrant(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, errInvalidRequest, "user_id, action_type and grant are required")
 		return
 	}
-	ok, err := h.p.Store().UseStepUpGrant(r.Context(), hashGrant(req.Grant), req.UserID, req.ActionType, c.client.GetID(), h.p.Now())
-	if err != nil {
+	// A locked account's grants do not hold (and are not consumed).
+	acct, err := h.p.Store().GetAccount(r.Context(), req.UserID)
+	if err != nil && !errors.Is(err, session.ErrNotFound) {
 		h.storeFailure(w, r, err, "")
 		return
 	}
+	ok = false
+	if acct != nil && !acct.Locked {
+		if ok, err = h.p.Store().UseStepUpGrant(r.Context(), hashGrant(req.Grant), req.UserID, req.ActionType, c.client.GetID(), h.p.Now()); err != nil {
+			h.storeFailure(w, r, err, "")
+			return
+		}
+	}
 	if !ok {
 		h.p.Audit(r.Context(), obs.EventGrantRefused, "sub", req.UserID, "client_id", c.client.GetID(), "action", req.ActionType)
-		fail(w, http.StatusNotFound, errGrantNotFound, "no valid grant for this user and action (unknown, expired, used, or for another user or action)")
+		fail(w, http.StatusNotFound, errGrantNotFound, "no valid grant for this user and action (unknown, expired, used, for another user or action, or the user is locked)")
 		return
 	}
 	h.p.Audit(r.Context(), obs.EventGrantUsed, "sub", req.UserID, "client_id", c.client.GetID(), "action", req.ActionType)

@@ -119,6 +119,10 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if acct.Locked {
+		fail(w, http.StatusForbidden, errLocked, "the account is locked")
+		return
+	}
 	if sess == nil {
 		sess = &session.Session{ID: session.NewID(), Subject: acct.Subject, CreatedAt: now, LastSeenAt: now}
 		if err := h.p.Store().CreateSession(ctx, sess, h.p.SessionTTL(now)); err != nil {
@@ -347,6 +351,17 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request) {
 		// resource server saw must not become offline_access or wider
 		// claims without the user).
 		scopes = slices.DeleteFunc(scopes, func(s string) bool { return !slices.Contains(c.tok.Scopes, s) })
+	}
+	if acct.Locked {
+		fail(w, http.StatusForbidden, errLocked, "the account is locked")
+		return
+	}
+	if as.UserToken && !slices.ContainsFunc(sess.Verifications, func(v authn.Verification) bool { return !v.At.Before(as.Start) }) {
+		// A user's access token is seen by every resource server of its
+		// client: on its own it must not mint new tokens. The user proves
+		// a factor in this session first.
+		fail(w, http.StatusBadRequest, authn.ErrUnmetRequirements, "a session started with a user's token needs a factor verified in it before it completes")
+		return
 	}
 	d := h.p.NativeDecision(c.client, strings.Fields(req.ACRValues), maxAge, sess.Verifications, acct, as.Start)
 	if d.Outcome != authn.OK {

@@ -86,6 +86,7 @@ func (s *Store) GetAccount(ctx context.Context, subject string) (*session.Accoun
 		TOTPSecret:    m[acctTOTPSecret],
 		EmailMFA:      m[acctEmailMFA] == "1",
 		LastFactor:    authn.Factor(m[acctLastFactor]),
+		Locked:        m[acctLocked] == "1",
 		RecoveryCodes: int(recovery.Val()),
 		Passkeys:      parsePasskeys(pks.Val()),
 	}, nil

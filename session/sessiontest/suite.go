@@ -1212,6 +1212,9 @@ func testLockAccount(t *testing.T, s session.Store) {
 	if err := s.LockAccount(ctx, a.Subject); err != nil {
 		t.Fatal(err)
 	}
+	if got, err := s.GetAccount(ctx, a.Subject); err != nil || !got.Locked {
+		t.Fatalf("GetAccount after LockAccount: locked %v, %v", got != nil && got.Locked, err)
+	}
 	for range 2 {
 		got, err := s.Reserve(ctx, ttl, b, ip)
 		if err != nil || got[0] <= b.Max || got[1] != 1 {
@@ -1223,6 +1226,9 @@ func testLockAccount(t *testing.T, s session.Store) {
 	}
 	if err := s.UnlockAccount(ctx, a.Subject); err != nil {
 		t.Fatal(err)
+	}
+	if got, err := s.GetAccount(ctx, a.Subject); err != nil || got.Locked {
+		t.Fatalf("GetAccount after UnlockAccount: %+v, %v", got, err)
 	}
 	// Unlocking also forgets the failures counted before.
 	if got, err := s.Reserve(ctx, ttl, b); err != nil || got[0] != 1 {
