@@ -49,7 +49,8 @@ type bench struct {
 	verifyCtx                   context.Context
 	pids                        []string // server processes to account CPU to
 	warmup                      bool
-	redisAddr                   string // stepupd's Redis, to count commands per op
+	redisAddr                   string   // stepupd's Redis, to count commands per op
+	backends                    []string // -backends: the instances behind the issuer
 }
 
 // discover reads the provider's metadata and prepares the verifier, so a

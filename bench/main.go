@@ -216,6 +216,7 @@ func run() error {
 			return fmt.Errorf("-backends needs an issuer with a port, got %q", b.issuer)
 		}
 		lb = &balancer{front: u.Host, backends: strings.Split(*backends, ",")}
+		b.backends = lb.backends
 		if strings.EqualFold(u.Hostname(), "localhost") {
 			lb.front = "127.0.0.1:" + u.Port()
 		}

@@ -187,7 +187,30 @@ func (b *bench) storeTrips() float64 {
 		return -1
 	}
 	c := &http.Client{Transport: b.tr.next, Timeout: 5 * time.Second} // not counted as the op's requests
-	resp, err := c.Get(strings.TrimSuffix(b.issuer, "/") + "/metrics")
+	// Behind -backends each instance counts its own: sum them, asking each
+	// by its address (through the balancer one scrape would reach one
+	// instance at random).
+	urls := []string{strings.TrimSuffix(b.issuer, "/") + "/metrics"}
+	if len(b.backends) > 0 {
+		urls = urls[:0]
+		for _, a := range b.backends {
+			urls = append(urls, "http://"+a+"/metrics")
+		}
+	}
+	total := 0.0
+	for _, u := range urls {
+		n := scrapeTrips(c, u)
+		if n < 0 {
+			return -1
+		}
+		total += n
+	}
+	return total
+}
+
+// scrapeTrips reads stepup_store_round_trips_total from one /metrics.
+func scrapeTrips(c *http.Client, u string) float64 {
+	resp, err := c.Get(u)
 	if err != nil {
 		return -1
 	}

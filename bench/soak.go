@@ -203,7 +203,9 @@ loop:
 			break loop
 		}
 	}
-	printWindow(time.Now())
+	if now := time.Now(); now.Sub(last) > time.Second {
+		printWindow(now)
+	}
 
 	// Every acknowledged session must still be there.
 	fmt.Fprintf(os.Stderr, "  checking %d acknowledged sessions…\n", len(acked))
