@@ -496,3 +496,47 @@ func TestBrowserPasskeyEnrollInFlow(t *testing.T) {
 		t.Fatalf("after an assertion without UV: acr %q amr %v, want %s (never phr)", tk.claims.ACR, tk.claims.AMR, mfaACR)
 	}
 }
+
+// chromeVirtualAAGUID is the AAGUID of Chromium's virtual authenticator,
+// which attests with a packed statement and a certificate.
+const chromeVirtualAAGUID = "01020304-0506-0708-0102-030405060708"
+
+// TestBrowserPasskeyHardware: phrh only when the operator trusts the
+// authenticator's attested model; otherwise the same passkey stops at phr.
+func TestBrowserPasskeyHardware(t *testing.T) {
+	for _, trusted := range []bool{false, true} {
+		t.Run(fmt.Sprintf("trusted=%v", trusted), func(t *testing.T) {
+			b := newBrowserEnv(t, true, func(c *config.Config) {
+				if trusted {
+					c.WebAuthn.HardwareAAGUIDs = []string{chromeVirtualAAGUID}
+				}
+			})
+			b.enrollOnAccount("bob", bobPass, "", "Key")
+			acct, err := b.store().AccountByUsername(t.Context(), "bob")
+			if err != nil || len(acct.Passkeys) != 1 {
+				t.Fatalf("bob's passkeys: %v", err)
+			}
+			c, err := passkey.Decode(acct.Passkeys[0].Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("registered: format %q, AAGUID %s, hardware %v", c.WebAuthn.AttestationFormat, c.AAGUID(), c.Hardware)
+			if c.Hardware != trusted {
+				t.Fatalf("hardware = %v, want %v", c.Hardware, trusted)
+			}
+			b.clearCookies()
+			r, a := b.authorize(map[string]string{"acr_values": "phrh phr"})
+			b.onPath("/login/")
+			b.click(`[data-action="passkey"]`)
+			b.atRP()
+			tk := r.mustExchange(a, b.cb.last(t))
+			want := "phr"
+			if trusted {
+				want = "phrh"
+			}
+			if tk.claims.ACR != want || !hasAll(tk.claims.AMR, "hwk", "user", "mfa") {
+				t.Fatalf("acr %q amr %v, want %s", tk.claims.ACR, tk.claims.AMR, want)
+			}
+		})
+	}
+}
