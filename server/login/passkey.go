@@ -204,7 +204,7 @@ func (h *Handler) passkeyFinish(w http.ResponseWriter, r *http.Request) {
 	}
 	claimed := cer.Subject
 	if claimed == "" {
-		claimed = a.ClaimedSubject()
+		claimed = plausibleSubject(a.ClaimedSubject())
 	}
 	// Every factor shares the user's one budget (PRODUCT.md §3 Lockout).
 	try, ok := h.reserve(w, r, claimed, claimed, func(status int, msg string) {
@@ -421,4 +421,20 @@ func (h *Handler) enrollPasskeyFinish(w http.ResponseWriter, r *http.Request) {
 	h.p.Audit(ctx, obs.EventEnrolled, "factor", "webauthn", "sub", st.acct.Subject, "client_id", st.c.GetID(), "credential", c.ID(),
 		"aaguid", c.AAGUID(), "uv", c.UV, "hardware", c.Hardware, "synced", c.Synced(), "attestation", c.WebAuthn.AttestationFormat)
 	writeJSON(w, http.StatusOK, ceremonyAnswer{Redirect: op.PathLoginPrefix + st.flow.ID})
+}
+
+// plausibleSubject returns a user handle that could be one of our subjects
+// (printable, no Redis hash-tag braces, at most 64 bytes), else "": an
+// unverified handle names the budget an attempt is counted against, and
+// must not shape a store key.
+func plausibleSubject(s string) string {
+	if len(s) == 0 || len(s) > 64 {
+		return ""
+	}
+	for _, r := range s {
+		if r <= ' ' || r > '~' || r == '{' || r == '}' {
+			return ""
+		}
+	}
+	return s
 }
