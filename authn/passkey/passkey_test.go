@@ -26,7 +26,7 @@ type vectors struct {
 	CA             string                       `json:"ca"`
 }
 
-func loadVectors(t *testing.T) vectors {
+func loadVectors(t testing.TB) vectors {
 	t.Helper()
 	b, err := os.ReadFile("testdata/spec-vectors.json")
 	if err != nil {
@@ -39,7 +39,7 @@ func loadVectors(t *testing.T) vectors {
 	return v
 }
 
-func unhex(t *testing.T, s string) []byte {
+func unhex(t testing.TB, s string) []byte {
 	t.Helper()
 	b, err := hex.DecodeString(s)
 	if err != nil {
@@ -55,7 +55,7 @@ const subject = "3f1c0d8e9a7b6c5d4e3f2a1b0c9d8e7f"
 // The AAGUID of the §16.7 packed attestation (full, with x5c).
 const packedAAGUID = "876ca4f5-2071-c3e9-b255-09ef2cdf7ed6"
 
-func newRP(t *testing.T, c Config) *RP {
+func newRP(t testing.TB, c Config) *RP {
 	t.Helper()
 	c.Issuer = "https://example.org"
 	rp, err := New(c)
@@ -65,7 +65,7 @@ func newRP(t *testing.T, c Config) *RP {
 	return rp
 }
 
-func registrationBody(t *testing.T, v map[string]string) []byte {
+func registrationBody(t testing.TB, v map[string]string) []byte {
 	t.Helper()
 	id := unhex(t, v["credentialID"])
 	b, _ := json.Marshal(map[string]any{
@@ -79,7 +79,7 @@ func registrationBody(t *testing.T, v map[string]string) []byte {
 	return b
 }
 
-func assertionBody(t *testing.T, v map[string]string) []byte {
+func assertionBody(t testing.TB, v map[string]string) []byte {
 	t.Helper()
 	id := unhex(t, v["credentialID"])
 	b, _ := json.Marshal(map[string]any{
@@ -94,7 +94,7 @@ func assertionBody(t *testing.T, v map[string]string) []byte {
 	return b
 }
 
-func ceremony(t *testing.T, kind, challengeHex string, allowed ...[]byte) *Ceremony {
+func ceremony(t testing.TB, kind, challengeHex string, allowed ...[]byte) *Ceremony {
 	t.Helper()
 	return &Ceremony{Kind: kind, Subject: subject, Binding: "test", Data: webauthn.SessionData{
 		Challenge:            b64(unhex(t, challengeHex)),
@@ -106,7 +106,7 @@ func ceremony(t *testing.T, kind, challengeHex string, allowed ...[]byte) *Cerem
 	}}
 }
 
-func register(t *testing.T, rp *RP, v map[string]string) (*Credential, error) {
+func register(t testing.TB, rp *RP, v map[string]string) (*Credential, error) {
 	t.Helper()
 	u := &User{Subject: subject, Name: "alice"}
 	return rp.FinishRegistration(u, ceremony(t, KindRegister, v["challenge"]), registrationBody(t, v), "  My\tkey\n ", time.Unix(1700000000, 0))
