@@ -214,17 +214,18 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 
 // claims are the RFC 9068 §2.2 claims, plus acr, amr and auth_time.
 type claims struct {
-	Issuer   string   `json:"iss"`
-	Subject  string   `json:"sub"`
-	Audience audience `json:"aud"`
-	Expiry   *int64   `json:"exp"`
-	IssuedAt *int64   `json:"iat"`
-	JTI      string   `json:"jti"`
-	ClientID string   `json:"client_id"`
-	Scope    string   `json:"scope"`
-	ACR      string   `json:"acr"`
-	AMR      []string `json:"amr"`
-	AuthTime *int64   `json:"auth_time"`
+	Issuer    string   `json:"iss"`
+	Subject   string   `json:"sub"`
+	Audience  audience `json:"aud"`
+	Expiry    *int64   `json:"exp"`
+	IssuedAt  *int64   `json:"iat"`
+	NotBefore *int64   `json:"nbf"`
+	JTI       string   `json:"jti"`
+	ClientID  string   `json:"client_id"`
+	Scope     string   `json:"scope"`
+	ACR       string   `json:"acr"`
+	AMR       []string `json:"amr"`
+	AuthTime  *int64   `json:"auth_time"`
 }
 
 // Validate checks a JWT access token (RFC 9068 §4): header typ at+jwt,
@@ -274,6 +275,9 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Token, error) {
 	iat := time.Unix(*c.IssuedAt, 0)
 	if iat.After(now.Add(v.cfg.Leeway)) {
 		return nil, v.invalid("the access token is issued in the future", nil)
+	}
+	if c.NotBefore != nil && time.Unix(*c.NotBefore, 0).After(now.Add(v.cfg.Leeway)) {
+		return nil, v.invalid("the access token is not valid yet", nil)
 	}
 	t := &Token{
 		Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience, ClientID: c.ClientID,

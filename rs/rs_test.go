@@ -96,6 +96,7 @@ func TestValidate(t *testing.T) {
 		{"other audience", is.sign(t, "at+jwt", "k1", is.claims(func(c map[string]any) { c["aud"] = []string{"x"} })), "not meant for this resource"},
 		{"expired", is.sign(t, "at+jwt", "k1", is.claims(func(c map[string]any) { c["exp"] = time.Now().Unix() - 1 })), "expired"},
 		{"issued in the future", is.sign(t, "at+jwt", "k1", is.claims(func(c map[string]any) { c["iat"] = time.Now().Unix() + 120 })), "future"},
+		{"RFC 7519 §4.1.5 nbf in the future", is.sign(t, "at+jwt", "k1", is.claims(func(c map[string]any) { c["nbf"] = time.Now().Unix() + 120 })), "not valid yet"},
 		{"RFC 9068 §2.2 no jti", is.sign(t, "at+jwt", "k1", is.claims(func(c map[string]any) { delete(c, "jti") })), "required claim"},
 		{"RFC 9068 §2.2 no client_id", is.sign(t, "at+jwt", "k1", is.claims(func(c map[string]any) { delete(c, "client_id") })), "required claim"},
 		{"RFC 9068 §2.2 no exp", is.sign(t, "at+jwt", "k1", is.claims(func(c map[string]any) { delete(c, "exp") })), "required claim"},
