@@ -171,6 +171,26 @@ func TestGrantsAPI(t *testing.T) {
 	e.clock.Advance(61 * time.Second)
 	check(alice, "export", tb).want(t, "expired time-based grant", 404, "grant_not_found")
 
+	// Other factors through verify-factor: a password re-entry, a
+	// recovery code (each once); verify-totp takes a code only.
+	factorGrant := func(body map[string]any) apiResp {
+		body["user_id"], body["action_type"], body["grant_type"], body["valid_for_seconds"] = bob, "close-account", "ONE_TIME_USE", 60
+		return e.api("POST", "/api/v1/step-up/verify-factor", grants, body)
+	}
+	factorGrant(map[string]any{"factor": "password", "password": "wrong"}).want(t, "wrong password", 400, "invalid_credentials")
+	pg := factorGrant(map[string]any{"factor": "password", "password": bobPass}).want(t, "password grant", 200, "").str("step_up_grant")
+	check(bob, "close-account", pg).want(t, "password grant holds", 200, "")
+	factorGrant(map[string]any{"factor": "recovery", "code": "x"}).want(t, "bob has no recovery codes", 400, "user_not_enrolled")
+	factorGrant(map[string]any{"factor": "sms", "code": "x"}).want(t, "not a grant factor", 400, "invalid_request")
+	codes, err := recovery.New(e.store()).Generate(context.Background(), bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	factorGrant(map[string]any{"factor": "recovery", "code": codes[1]}).want(t, "recovery grant", 200, "")
+	factorGrant(map[string]any{"factor": "recovery", "code": codes[1]}).want(t, "recovery code reused", 400, "invalid_code")
+	e.api("POST", "/api/v1/step-up/verify-totp", grants, map[string]any{"user_id": bob, "action_type": "a", "factor": "password", "password": bobPass, "grant_type": "ONE_TIME_USE", "valid_for_seconds": 60}).
+		want(t, "verify-totp with a password", 400, "invalid_request")
+
 	// Wrong codes use the user's one budget (5; the replay above was the
 	// first failure): the sixth attempt is 429 even with the right code,
 	// and the hosted pages are locked too.

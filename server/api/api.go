@@ -61,6 +61,7 @@ func New(p *op.Provider) *Handler {
 // Register adds the routes to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/step-up/verify-totp", h.verifyTOTP)
+	mux.HandleFunc("POST /api/v1/step-up/verify-factor", h.verifyGrantFactor)
 	mux.HandleFunc("POST /api/v1/step-up/verify-grant", h.verifyGrant)
 
 	mux.HandleFunc("GET /api/v1/users/{user_id}/sessions", h.listSessions)

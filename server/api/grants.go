@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/stepup-dev/stepup/server/obs"
@@ -31,6 +33,9 @@ type verifyTOTPRequest struct {
 	Code            string `json:"code"`
 	GrantType       string `json:"grant_type"`
 	ValidForSeconds int64  `json:"valid_for_seconds"`
+	// Factor and Password are for verify-factor only.
+	Factor   string `json:"factor,omitempty"`
+	Password string `json:"password,omitempty"`
 }
 
 type verifyTOTPResponse struct {
@@ -40,7 +45,19 @@ type verifyTOTPResponse struct {
 
 // verifyTOTP is POST /api/v1/step-up/verify-totp: verify the user's TOTP
 // code for an action and create a grant for it.
-func (h *Handler) verifyTOTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) verifyTOTP(w http.ResponseWriter, r *http.Request) { h.grant(w, r, "totp") }
+
+// verifyGrantFactor is POST /api/v1/step-up/verify-factor: the same for
+// any factor the API can check without sending anything ("factor":
+// "totp", "recovery" or "password").
+func (h *Handler) verifyGrantFactor(w http.ResponseWriter, r *http.Request) { h.grant(w, r, "") }
+
+// grantFactors are the factors a step-up grant may rest on.
+var grantFactors = []string{"password", "recovery", "totp"}
+
+// grant verifies a factor (fixed, or "" for the body's) and creates a
+// step-up grant.
+func (h *Handler) grant(w http.ResponseWriter, r *http.Request, fixed string) {
 	c, ok := h.authenticate(w, r, ScopeGrants, false)
 	if !ok {
 		return
@@ -49,7 +66,17 @@ func (h *Handler) verifyTOTP(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
+	name := fixed
+	if fixed == "" {
+		name = req.Factor
+	}
 	switch {
+	case fixed != "" && (req.Factor != "" || req.Password != ""):
+		fail(w, http.StatusBadRequest, errInvalidRequest, "verify-totp takes a code only; use verify-factor for other factors")
+		return
+	case !slices.Contains(grantFactors, name):
+		fail(w, http.StatusBadRequest, errInvalidRequest, "factor must be one of "+strings.Join(grantFactors, ", "))
+		return
 	case req.UserID == "" || len(req.UserID) > maxActionLen:
 		fail(w, http.StatusBadRequest, errInvalidRequest, "user_id is required")
 		return
@@ -73,12 +100,12 @@ func (h *Handler) verifyTOTP(w http.ResponseWriter, r *http.Request) {
 		h.storeFailure(w, r, err, errUserNotFound)
 		return
 	}
-	f := h.factors["totp"]
+	f := h.factors[name]
 	if !f.enrolled(h.p, acct) {
-		fail(w, http.StatusBadRequest, errNotEnrolled, "the user has no TOTP factor")
+		fail(w, http.StatusBadRequest, errNotEnrolled, "the user has no "+name+" factor")
 		return
 	}
-	if !h.verify(w, r, c, f, acct, ip, proof{Code: req.Code}) {
+	if !h.verify(w, r, c, f, acct, ip, proof{Code: req.Code, Password: req.Password}) {
 		return
 	}
 	grant := randomToken()
@@ -88,7 +115,7 @@ func (h *Handler) verifyTOTP(w http.ResponseWriter, r *http.Request) {
 		h.storeFailure(w, r, err, "")
 		return
 	}
-	h.p.Audit(r.Context(), obs.EventGrantIssued, "sub", acct.Subject, "client_id", c.client.GetID(), "action", req.ActionType, "grant_type", req.GrantType, "factor", "totp")
+	h.p.Audit(r.Context(), obs.EventGrantIssued, "sub", acct.Subject, "client_id", c.client.GetID(), "action", req.ActionType, "grant_type", req.GrantType, "factor", name)
 	writeJSON(w, http.StatusOK, verifyTOTPResponse{StepUpGrant: grant, ExpiresAt: exp.Unix()})
 }
 
