@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -76,5 +77,38 @@ func TestAccountChangeNeedsTheSecondFactorNotJustThePassword(t *testing.T) {
 	}
 	if p = b.action(p, "remove-totp", nil); p.status != http.StatusOK || !strings.Contains(p.body, "removed") {
 		t.Fatalf("removing TOTP once fresh: status %d at %s:\n%s", p.status, p.url, excerpt(p.body))
+	}
+}
+
+// An operator's lock stops token issuance for the user: the sessions end
+// (online refresh tokens with them), and an offline_access refresh token
+// is refused too while the lock holds; after unlock it works again.
+func TestAdminLockStopsOfflineRefresh(t *testing.T) {
+	e := apiEnv(t)
+	b, r := e.browser(), e.rp("spa", "")
+	r.cfg.Scopes = append(r.cfg.Scopes, "offline_access")
+	first := signIn(t, e, b, r, nil, "alice", alicePass)
+	rt := first.tok.RefreshToken
+	if rt == "" {
+		t.Fatal("no refresh token for offline_access")
+	}
+	refresh := func(tok string) (int, map[string]any) {
+		return e.postForm("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok}, "client_id": {"spa"}}, "", "")
+	}
+	status, body := refresh(rt)
+	if status != http.StatusOK {
+		t.Fatalf("refresh before the lock: %d %v", status, body)
+	}
+	rt, _ = body["refresh_token"].(string)
+
+	admin := e.ccToken("bank", bankSecret, "stepup:admin")
+	alice := e.subject("alice")
+	e.api("POST", "/api/v1/users/"+alice+"/lock", admin, nil).want(t, "lock", http.StatusNoContent, "")
+	if status, body := refresh(rt); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Fatalf("offline refresh of a locked account: %d %v, want 400 invalid_grant", status, body["error"])
+	}
+	e.api("POST", "/api/v1/users/"+alice+"/unlock", admin, nil).want(t, "unlock", http.StatusNoContent, "")
+	if status, body := refresh(rt); status != http.StatusOK {
+		t.Fatalf("offline refresh after unlock: %d %v", status, body["error"])
 	}
 }

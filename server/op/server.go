@@ -211,6 +211,14 @@ func (s *tokenServer) RefreshToken(ctx context.Context, r *zop.ClientRequest[oid
 	if err := json.Unmarshal(g.Data, &gd); err != nil {
 		return nil, oidc.ErrServerError().WithParent(err)
 	}
+	// An operator's lock stops token issuance: online grants end with the
+	// sessions the lock deletes, offline ones are refused here.
+	if a, err := s.p.store.GetAccount(ctx, g.Subject); err == nil && a.Locked {
+		s.p.Audit(ctx, obs.EventLocked, "budget", "account", "client_id", c.GetID(), "sub", g.Subject, "reason", "refresh")
+		return nil, invalidGrant("the account is locked")
+	} else if err != nil && !errors.Is(err, session.ErrNotFound) {
+		return nil, storeError(err)
+	}
 	presented := hashSecret(token)
 	if !g.Offline {
 		// An online grant lives as long as the browser session.
