@@ -46,6 +46,12 @@ func (p *Provider) setUpPasskeys(cfg *config.Config) error {
 		}
 		pc.Roots = roots
 	}
+	if len(cfg.WebAuthn.HardwareAAGUIDs) > 0 && pc.Roots == nil {
+		// Without roots the attestation certificate is not anchored: an
+		// authenticator (or software posing as one) can sign its own and
+		// claim a listed model.
+		p.log.Warn("webauthn.hardware_aaguids without webauthn.attestation_roots: phrh rests on the authenticator's own claim of its model; configure attestation_roots to anchor it")
+	}
 	rp, err := passkey.New(pc)
 	if errors.Is(err, passkey.ErrNoRPID) {
 		p.log.Warn("passkeys are off: the issuer's host is an IP address; use a host name (localhost for development)", "issuer", cfg.Issuer)
