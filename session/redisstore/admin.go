@@ -32,9 +32,11 @@ func (s *Store) PutStepUpGrant(ctx context.Context, hash string, g *session.Step
 }
 
 // UseStepUpGrant implements session.StepUpGrantStore with one script, so
-// a one-time grant used concurrently succeeds exactly once.
+// a one-time grant used concurrently succeeds exactly once. It is sent
+// once (evalOnce): a re-sent script would find its own deletion and refuse
+// the grant it just accepted.
 func (s *Store) UseStepUpGrant(ctx context.Context, hash, subject, action, clientID string, now time.Time) (bool, error) {
-	n, err := scriptUseStepUpGrant.Run(ctx, s.c, []string{s.k.stepUpGrant(hash)}, subject, action, clientID, now.UnixMilli()).Int()
+	n, err := s.evalOnce(ctx, scriptUseStepUpGrant, []string{s.k.stepUpGrant(hash)}, subject, action, clientID, now.UnixMilli()).Int()
 	if err != nil {
 		return false, fail("use step-up grant", err)
 	}

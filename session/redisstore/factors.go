@@ -30,9 +30,11 @@ func (s *Store) SetRecoveryCodes(ctx context.Context, subject string, hashes []s
 }
 
 // UseRecoveryCode implements session.RecoveryStore with one SREM, which
-// removes a member for exactly one of concurrent callers.
+// removes a member for exactly one of concurrent callers. It is sent once
+// (processOnce): a re-sent SREM would refuse the code it just removed.
 func (s *Store) UseRecoveryCode(ctx context.Context, subject, hash string) (bool, error) {
-	n, err := s.c.SRem(ctx, s.k.recovery(subject), hash).Result()
+	key := s.k.recovery(subject)
+	n, err := processOnce(ctx, s.c, func() *redis.IntCmd { return redis.NewIntCmd(ctx, "srem", key, hash) }).Result()
 	if err != nil {
 		return false, fail("use recovery code", err)
 	}

@@ -81,7 +81,10 @@ func (s *Store) TakeChallenge(ctx context.Context, challenge string) ([]byte, er
 	if challenge == "" {
 		return nil, fail(op, redis.Nil)
 	}
-	b, err := s.c.GetDel(ctx, s.k.challenge(challenge)).Bytes()
+	// Sent once (processOnce): a re-sent GETDEL would find nothing and
+	// refuse the ceremony it just consumed.
+	key := s.k.challenge(challenge)
+	b, err := processOnce(ctx, s.c, func() *redis.StringCmd { return redis.NewStringCmd(ctx, "getdel", key) }).Bytes()
 	if err != nil {
 		return nil, fail(op, err)
 	}
