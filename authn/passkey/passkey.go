@@ -196,11 +196,6 @@ func Decode(b []byte) (*Credential, error) {
 	return &c, nil
 }
 
-// Enrollment is what the policy knows of the credential.
-func (c *Credential) Enrollment() authn.Enrollment {
-	return authn.Enrollment{Factor: authn.WebAuthn, UV: c.UV, Hardware: c.UV && c.Hardware}
-}
-
 // User is an account as WebAuthn sees it. Its user handle is the subject:
 // a random identifier that reveals nothing about the person.
 type User struct {
@@ -310,7 +305,7 @@ func (rp *RP) FinishRegistration(u *User, cer *Ceremony, body []byte, name strin
 		UV:        parsed.Response.AttestationObject.AuthData.Flags.HasUserVerified(),
 		CreatedAt: now,
 	}
-	c.Hardware = rp.trustedHardware(wc.Authenticator.AAGUID, wc.AttestationFormat, x5c(parsed.Response.AttestationObject.AttStatement))
+	c.Hardware = rp.trustedHardware(wc.Authenticator.AAGUID, wc.AttestationFormat, x5c(parsed.Response.AttestationObject.AttStatement), now)
 	if c.Name == "" {
 		c.Name = defaultName(c)
 	}
@@ -358,6 +353,9 @@ type Result struct {
 	Credential *Credential
 	// UV: this assertion verified the user.
 	UV bool
+	// Hardware: the credential is trusted as hardware under the current
+	// configuration (RP.Hardware).
+	Hardware bool
 	// Clone: the signature counter did not increase.
 	Clone bool
 }
@@ -367,7 +365,7 @@ type Result struct {
 // UV flag, and hardware only if it also came from a credential whose
 // attestation was trusted as hardware.
 func (r *Result) Verification(now time.Time) authn.Verification {
-	return authn.Verification{Factor: authn.WebAuthn, At: now, UV: r.UV, Hardware: r.UV && r.Credential.Hardware}
+	return authn.Verification{Factor: authn.WebAuthn, At: now, UV: r.UV, Hardware: r.UV && r.Hardware}
 }
 
 // Lookup returns the user with a subject (for a discoverable assertion,
@@ -432,7 +430,7 @@ func (rp *RP) FinishLogin(lookup Lookup, cer *Ceremony, a *Assertion, now time.T
 	c.WebAuthn = *wc
 	c.LastUsedAt = now
 	c.UV = c.UV || flags.HasUserVerified()
-	res := &Result{Subject: u.Subject, Credential: &c, UV: flags.HasUserVerified(), Clone: wc.Authenticator.CloneWarning}
+	res := &Result{Subject: u.Subject, Credential: &c, UV: flags.HasUserVerified(), Hardware: rp.Hardware(&c), Clone: wc.Authenticator.CloneWarning}
 	// The warning is about this assertion; do not carry it forever.
 	c.WebAuthn.Authenticator.CloneWarning = false
 	if res.Clone && rp.refuseClones {

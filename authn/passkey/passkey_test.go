@@ -109,7 +109,7 @@ func ceremony(t testing.TB, kind, challengeHex string, allowed ...[]byte) *Cerem
 func register(t testing.TB, rp *RP, v map[string]string) (*Credential, error) {
 	t.Helper()
 	u := &User{Subject: subject, Name: "alice"}
-	return rp.FinishRegistration(u, ceremony(t, KindRegister, v["challenge"]), registrationBody(t, v), "  My\tkey\n ", time.Unix(1700000000, 0))
+	return rp.FinishRegistration(u, ceremony(t, KindRegister, v["challenge"]), registrationBody(t, v), "  My\tkey\n ", time.Unix(1750000000, 0)) // after the vectors' certificates begin (2024)
 }
 
 // TestRegistrationHardwareTrust: §16.7 (packed, x5c), §16.3 (packed self
@@ -189,7 +189,7 @@ func TestAssertionAMR(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			now := time.Unix(1700000100, 0)
+			now := time.Unix(1750000100, 0)
 			res, err := rp.FinishLogin(func(sub string) (*User, error) {
 				if sub != subject {
 					t.Fatalf("lookup of %q", sub)
@@ -313,5 +313,61 @@ func TestChallengeOf(t *testing.T) {
 		if c, err := ChallengeOf([]byte(bad)); err == nil {
 			t.Errorf("ChallengeOf(%s) = %q, want an error", bad, c)
 		}
+	}
+}
+
+// TestHardwareFollowsConfiguration: trust is judged again at each
+// assertion, so an operator who stops trusting a model or a root takes
+// phrh away from credentials registered before.
+func TestHardwareFollowsConfiguration(t *testing.T) {
+	v := loadVectors(t)
+	ca, err := x509.ParseCertificate(unhex(t, v.CA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	c, err := register(t, newRP(t, Config{Roots: roots, HardwareAAGUIDs: []string{packedAAGUID}}), v.Registration["PackedES256WithMDS"])
+	if err != nil || !c.Hardware {
+		t.Fatalf("registered as hardware: %v, %v", c, err)
+	}
+	// Through the store and back.
+	b, _ := c.Encode()
+	if c, err = Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want bool
+	}{
+		{"same configuration", Config{Roots: roots, HardwareAAGUIDs: []string{packedAAGUID}}, true},
+		{"root only", Config{Roots: roots}, true},
+		{"nothing trusted any more", Config{}, false},
+		{"model removed from the list", Config{HardwareAAGUIDs: []string{"df850e09-db6a-fbdf-ab51-697791506cfc"}}, false},
+		{"root replaced", Config{Roots: x509.NewCertPool(), HardwareAAGUIDs: []string{packedAAGUID}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rp := newRP(t, tc.cfg)
+			if got := rp.Hardware(c); got != tc.want {
+				t.Errorf("Hardware = %v, want %v", got, tc.want)
+			}
+			if got := rp.Enrollment(c).Hardware; got != tc.want {
+				t.Errorf("Enrollment().Hardware = %v, want %v", got, tc.want)
+			}
+			u := &User{Subject: subject, Credentials: []*Credential{c}}
+			a, err := ParseAssertion(assertionBody(t, v.Authentication["PackedES256Full"]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := rp.FinishLogin(func(string) (*User, error) { return u, nil },
+				ceremony(t, KindLogin, v.Authentication["PackedES256Full"]["challenge"], c.WebAuthn.ID), a, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := res.Verification(time.Now()).Hardware; got != tc.want {
+				t.Errorf("assertion Hardware = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

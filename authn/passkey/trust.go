@@ -3,8 +3,13 @@ package passkey
 import (
 	"crypto/x509"
 	"slices"
+	"time"
 
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
 	"github.com/google/uuid"
+
+	"github.com/stepup-dev/stepup/authn"
 )
 
 // trustedHardware decides whether a new credential counts as hardware
@@ -19,7 +24,7 @@ import (
 //   - With hardware_aaguids, the AAGUID must be listed. Without roots the
 //     model claim is then as good as the authenticator's certificate, which
 //     is not anchored: the operator chose to trust the list.
-func (rp *RP) trustedHardware(aaguid []byte, format string, chain [][]byte) bool {
+func (rp *RP) trustedHardware(aaguid []byte, format string, chain [][]byte, at time.Time) bool {
 	if !rp.TrustsHardware() || format == "" || format == "none" || len(chain) == 0 {
 		return false
 	}
@@ -50,6 +55,9 @@ func (rp *RP) trustedHardware(aaguid []byte, format string, chain [][]byte) bool
 		// Attestation certificates carry no extended key usage of their
 		// own (WebAuthn §8.2.1 lists what they must carry).
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+		// Judged as of the registration: an attestation certificate that
+		// expires later does not make the authenticator less genuine.
+		CurrentTime: at,
 	})
 	return err == nil
 }
@@ -70,4 +78,25 @@ func x5c(stmt map[string]any) [][]byte {
 		out = append(out, der)
 	}
 	return out
+}
+
+// Hardware reports whether the credential is trusted as hardware under
+// the configuration in force now: it was at registration, and its stored
+// attestation still passes the current hardware_aaguids and roots. An
+// operator who removes a model or a root takes phrh away from credentials
+// registered before.
+func (rp *RP) Hardware(c *Credential) bool {
+	if !c.Hardware || !rp.TrustsHardware() {
+		return false
+	}
+	var obj protocol.AttestationObject
+	if err := webauthncbor.Unmarshal(c.WebAuthn.Attestation.Object, &obj); err != nil {
+		return false
+	}
+	return rp.trustedHardware(c.WebAuthn.Authenticator.AAGUID, obj.Format, x5c(obj.AttStatement), c.CreatedAt)
+}
+
+// Enrollment is what the policy knows of the credential now.
+func (rp *RP) Enrollment(c *Credential) authn.Enrollment {
+	return authn.Enrollment{Factor: authn.WebAuthn, UV: c.UV, Hardware: c.UV && rp.Hardware(c)}
 }

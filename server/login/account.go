@@ -161,7 +161,7 @@ func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, sess *se
 				LastUsed:     fmtTime(c.LastUsedAt),
 				Synced:       c.Synced(),
 				UV:           c.UV,
-				Hardware:     c.Hardware,
+				Hardware:     h.p.Passkeys().Hardware(c),
 				RenameAction: op.PathAccount + "/passkeys/" + c.ID() + "/rename",
 				RemoveAction: op.PathAccount + "/passkeys/" + c.ID() + "/remove",
 			}

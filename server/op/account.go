@@ -96,7 +96,7 @@ func (p *Provider) passkeyEnrollments(a *session.Account) []authn.Enrollment {
 	}
 	var out []authn.Enrollment
 	for _, c := range p.PasskeyCredentials(a) {
-		out = append(out, c.Enrollment())
+		out = append(out, p.passkeys.Enrollment(c))
 	}
 	return out
 }
