@@ -28,7 +28,7 @@ import (
 
 // EnvTopologies, when set to anything, runs the tests on real Cluster and
 // Sentinel deployments; with it set, a missing binary fails the test
-// instead of skipping it.
+// instead of skipping it. Under CI (CI set) they always run.
 const EnvTopologies = "STEPUP_TEST_TOPOLOGIES"
 
 // EnvPorts is the range "LOW-HIGH" of TCP ports the topologies may use.
@@ -37,18 +37,18 @@ const EnvPorts = "STEPUP_TEST_REDIS_PORTS"
 // MasterName is the name the Sentinels monitor the primary under.
 const MasterName = "stepup"
 
-// RequireTopologies skips t unless EnvTopologies is set, and returns the
-// paths of the named binaries (failing t when one is missing).
+// RequireTopologies skips t unless EnvTopologies (or CI) is set, and
+// returns the paths of the named binaries (failing t when one is missing).
 func RequireTopologies(t testing.TB, bins ...string) map[string]string {
 	t.Helper()
-	if os.Getenv(EnvTopologies) == "" {
+	if os.Getenv(EnvTopologies) == "" && os.Getenv("CI") == "" {
 		t.Skip(EnvTopologies + " is not set: real Redis Cluster/Sentinel tests skipped")
 	}
 	out := map[string]string{}
 	for _, b := range bins {
 		p, err := exec.LookPath(b)
 		if err != nil {
-			t.Fatalf("%s is set but %s is not installed (apt-get install redis-server redis-sentinel)", EnvTopologies, b)
+			t.Fatalf("%s or CI is set but %s is not installed (apt-get install redis-server redis-sentinel)", EnvTopologies, b)
 		}
 		out[b] = p
 	}
