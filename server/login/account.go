@@ -450,7 +450,7 @@ func (h *Handler) accountPasskeyBegin(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, ceremonyAnswer{Error: "Passkeys are not available here."})
 		return
 	}
-	sess, acct, ok := h.accountJSON(w, r)
+	acct, ok := h.accountJSON(w, r)
 	if !ok {
 		return
 	}
@@ -460,7 +460,6 @@ func (h *Handler) accountPasskeyBegin(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, ceremonyAnswer{Error: "Passkeys cannot be added right now."})
 		return
 	}
-	_ = sess
 	if err := h.saveCeremony(r, cer); err != nil {
 		h.unavailableJSON(w, r, err)
 		return
@@ -468,34 +467,35 @@ func (h *Handler) accountPasskeyBegin(w http.ResponseWriter, r *http.Request) {
 	writeOptions(w, options)
 }
 
-// accountJSON is accountState and requireFresh for the JSON endpoints.
-func (h *Handler) accountJSON(w http.ResponseWriter, r *http.Request) (*session.Session, *session.Account, bool) {
+// accountJSON is accountState and requireFresh for the JSON endpoints: the
+// signed-in, freshly verified account, or false when it has answered.
+func (h *Handler) accountJSON(w http.ResponseWriter, r *http.Request) (*session.Account, bool) {
 	sess, err := h.p.CurrentSession(r)
 	if err != nil {
 		h.unavailableJSON(w, r, err)
-		return nil, nil, false
+		return nil, false
 	}
 	var acct *session.Account
 	if sess != nil {
 		if acct, err = h.p.LoadAccount(r.Context(), sess); err != nil {
 			h.unavailableJSON(w, r, err)
-			return nil, nil, false
+			return nil, false
 		}
 	}
 	if sess == nil || acct == nil {
 		writeJSON(w, http.StatusUnauthorized, ceremonyAnswer{Error: "You are signed out.", Redirect: op.PathAccount})
-		return nil, nil, false
+		return nil, false
 	}
 	if !h.p.AccountFresh(sess, acct) {
 		u, err := h.p.StartAccountVerification(r.Context(), acct, op.PathAccount, true)
 		if err != nil {
 			h.unavailableJSON(w, r, err)
-			return nil, nil, false
+			return nil, false
 		}
 		writeJSON(w, http.StatusUnauthorized, ceremonyAnswer{Error: "Confirm it's you first.", Redirect: u})
-		return nil, nil, false
+		return nil, false
 	}
-	return sess, acct, true
+	return acct, true
 }
 
 // accountPasskeyFinish verifies and stores a new passkey. Registering is
@@ -505,7 +505,7 @@ func (h *Handler) accountPasskeyFinish(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, ceremonyAnswer{Error: "Passkeys are not available here."})
 		return
 	}
-	_, acct, ok := h.accountJSON(w, r)
+	acct, ok := h.accountJSON(w, r)
 	if !ok {
 		return
 	}
