@@ -18,6 +18,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
@@ -233,10 +234,18 @@ func (b *browserEnv) screenshot(name string) {
 	if dir == "" {
 		return
 	}
-	png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
+	// The whole page, beyond the viewport.
+	width := eval[float64](b, `document.documentElement.clientWidth`)
+	height := eval[float64](b, `Math.max(document.documentElement.scrollHeight, 400)`)
+	beyond, surface := true, true
+	shot, err := chromedp.Call(b.ctx, cdppage.CaptureScreenshot, cdppage.CaptureScreenshotParams{
+		Format: cdppage.CaptureScreenshotFormatPng, CaptureBeyondViewport: &beyond, FromSurface: &surface,
+		Clip: &cdppage.Viewport{Width: width, Height: height, Scale: 1},
+	})
 	if err != nil {
 		b.t.Fatalf("screenshot %s: %v", name, err)
 	}
+	png := shot.Data
 	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
 		b.t.Fatal(err)
 	}
