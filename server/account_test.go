@@ -7,9 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"golang.org/x/net/html"
 
+	"github.com/stepup-dev/stepup/authn/passkey"
 	"github.com/stepup-dev/stepup/config"
+	"github.com/stepup-dev/stepup/session"
 )
 
 // The account security page without JavaScript: TOTP, recovery codes,
@@ -220,5 +223,65 @@ func TestAccountRecoveryCodes(t *testing.T) {
 	tk := r.mustExchange(a, b.code(p, "recovery", textOf(codes[0])).result(t))
 	if tk.claims.ACR != mfaACR {
 		t.Fatalf("recovery code from /account: acr %q", tk.claims.ACR)
+	}
+}
+
+// TestAccountPasskeyRenameRemove: passkeys are renamed and removed with
+// plain forms on /account, after a fresh verification; the last second
+// factor stays while a client floor needs one.
+func TestAccountPasskeyRenameRemove(t *testing.T) {
+	e := newEnvWith(t, envOptions{localhost: true})
+	ctx := t.Context()
+	st := e.store()
+	alice, err := st.AccountByUsername(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &passkey.Credential{
+		WebAuthn:  webauthn.Credential{ID: []byte("credential-of-alice-0001"), PublicKey: []byte{0xa5, 0x01, 0x02}},
+		Name:      "Old phone",
+		UV:        true,
+		CreatedAt: e.clock.Now(),
+	}
+	rec, _ := c.Encode()
+	if err := st.PutPasskey(ctx, alice.Subject, session.StoredPasskey{ID: c.ID(), Data: rec}); err != nil {
+		t.Fatal(err)
+	}
+
+	b := e.browser()
+	p := b.accountPage("alice", alicePass)
+	if names := find(p.doc, hasKey("data-passkey-name")); len(names) != 1 || textOf(names[0]) != "Old phone" {
+		t.Fatalf("passkeys listed: %d:\n%s", len(names), excerpt(p.body))
+	}
+	rename := func(p *page, name string) *page {
+		return b.submit(p, p.form(t, hasAttr("data-action", "rename")), map[string]string{"name": name})
+	}
+	p = rename(p, "Phone")
+	// A password alone is not fresh enough: verify a second factor (the
+	// passkey is offered first; the authenticator app beside it).
+	if !strings.Contains(p.url.Path, "/login/") || !p.has(hasAttr("data-factor", "webauthn")) || !p.has(hasAttr("data-factor", "totp")) {
+		t.Fatalf("renaming with a password-only session: at %s, want the step-up with webauthn and totp:\n%s", p.url, excerpt(p.body))
+	}
+	p = b.get(p.url.String() + "?factor=totp")
+	p = b.code(p, "totp", e.totpCode(aliceTOTP))
+	if p.url.Path != "/account" {
+		t.Fatalf("after verifying: at %s", p.url)
+	}
+	p = rename(p, "  Work\tphone \x07")
+	if !strings.Contains(p.body, "Your passkey was renamed") || textOf(find(p.doc, hasKey("data-passkey-name"))[0]) != "Work phone" {
+		t.Fatalf("after renaming:\n%s", excerpt(p.body))
+	}
+
+	p = b.action(p, "remove", nil)
+	if !strings.Contains(p.body, "The sign-in method was removed") || p.has(hasKey("data-passkey-name")) {
+		t.Fatalf("after removing the passkey:\n%s", excerpt(p.body))
+	}
+	acct, err := st.AccountByUsername(ctx, "alice")
+	if err != nil || len(acct.Passkeys) != 0 {
+		t.Fatalf("passkeys stored after removal: %v, %v", acct.Passkeys, err)
+	}
+	// TOTP is now the only second factor, and the "floor" client needs one.
+	if p = b.action(p, "remove-totp", nil); p.status != http.StatusConflict {
+		t.Fatalf("removing the last second factor: status %d", p.status)
 	}
 }
