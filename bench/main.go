@@ -24,6 +24,13 @@
 //	           single-use per user, and the multi-factor level then stays
 //	           satisfied for its max_age, so a second step-up would be SSO);
 //	           the mode ends early when the pool runs out.
+//	soak       (alone) mixed traffic — login, SSO, refresh, step-up,
+//	           client_credentials — with a time series every -sample and,
+//	           at the end, the count of acknowledged sessions lost; faults
+//	           are injected from outside (bench/soak.sh)
+//
+// -backends spreads the connections over several instances serving one
+// issuer; bench/scale.sh uses it for the 1/2/4-instance figures.
 //
 // See bench/README.md for what each figure means.
 package main
