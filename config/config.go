@@ -73,6 +73,20 @@ type MFA struct {
 	Unenrolled string   `yaml:"unenrolled"` // allow_skip | force_enroll | email_fallback
 	Factors    []string `yaml:"factors"`    // totp webauthn sms email recovery
 	Lockout    Lockout  `yaml:"lockout"`
+	Codes      Codes    `yaml:"codes"`
+}
+
+// Codes is the policy of the one-time codes sent by SMS and email: how
+// long one lives, how soon another may be asked for, and how many may be
+// sent in a window per user, per destination and per client IP (against
+// SMS pumping).
+type Codes struct {
+	TTL            Duration `yaml:"ttl"`             // default 5m
+	ResendCooldown Duration `yaml:"resend_cooldown"` // default 30s
+	SendWindow     Duration `yaml:"send_window"`     // default 1h
+	PerUser        int      `yaml:"per_user"`        // sends per user per window, default 10
+	PerDestination int      `yaml:"per_destination"` // sends per phone number or address per window, default 10
+	PerIP          int      `yaml:"per_ip"`          // sends per client IP per window, default 30
 }
 
 // Lockout is the per-user failure budget and the per-client-IP throttle

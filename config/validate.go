@@ -99,6 +99,23 @@ func applyDefaults(c *Config, given map[string]bool) {
 	if unset("mfa.lockout.ip_max_failures", c.MFA.Lockout.IPMaxFailures == 0) {
 		c.MFA.Lockout.IPMaxFailures = 100
 	}
+	codeDefaults := []struct {
+		key   string
+		unset bool
+		set   func()
+	}{
+		{"ttl", c.MFA.Codes.TTL == 0, func() { c.MFA.Codes.TTL = Duration(5 * time.Minute) }},
+		{"resend_cooldown", c.MFA.Codes.ResendCooldown == 0, func() { c.MFA.Codes.ResendCooldown = Duration(30 * time.Second) }},
+		{"send_window", c.MFA.Codes.SendWindow == 0, func() { c.MFA.Codes.SendWindow = Duration(time.Hour) }},
+		{"per_user", c.MFA.Codes.PerUser == 0, func() { c.MFA.Codes.PerUser = 10 }},
+		{"per_destination", c.MFA.Codes.PerDestination == 0, func() { c.MFA.Codes.PerDestination = 10 }},
+		{"per_ip", c.MFA.Codes.PerIP == 0, func() { c.MFA.Codes.PerIP = 30 }},
+	}
+	for _, d := range codeDefaults {
+		if unset("mfa.codes."+d.key, d.unset) {
+			d.set()
+		}
+	}
 	if unset("webauthn.rp_name", c.WebAuthn.RPName == "") {
 		c.WebAuthn.RPName = "stepup"
 	}
@@ -385,6 +402,24 @@ func (v *checker) mfa(m *MFA, levels []Level) {
 	}
 	if m.Lockout.Window <= 0 {
 		v.add("mfa.lockout.window", "%v must be positive", m.Lockout.Window)
+	}
+	cd := m.Codes
+	if cd.TTL < Duration(time.Second) {
+		v.add("mfa.codes.ttl", "%v must be at least 1s", cd.TTL)
+	}
+	if cd.ResendCooldown <= 0 || cd.ResendCooldown > cd.TTL {
+		v.add("mfa.codes.resend_cooldown", "%v must be positive and at most ttl (%v): a user must be able to ask for a new code once the old one has expired", cd.ResendCooldown, cd.TTL)
+	}
+	if cd.SendWindow <= 0 {
+		v.add("mfa.codes.send_window", "%v must be positive", cd.SendWindow)
+	}
+	for _, n := range []struct {
+		key string
+		n   int
+	}{{"per_user", cd.PerUser}, {"per_destination", cd.PerDestination}, {"per_ip", cd.PerIP}} {
+		if n.n < 1 {
+			v.add("mfa.codes."+n.key, "%d must be at least 1", n.n)
+		}
 	}
 	if m.Lockout.IPMaxFailures < m.Lockout.MaxFailures {
 		v.add("mfa.lockout.ip_max_failures", "%d must be at least max_failures (%d): one client IP may lock out at least one user", m.Lockout.IPMaxFailures, m.Lockout.MaxFailures)

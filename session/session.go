@@ -162,8 +162,8 @@ type OTPStore interface {
 	// code starts a new cooldown. Atomic.
 	PutOTP(ctx context.Context, sessionID, purpose, hash string, ttl, cooldown time.Duration) (bool, error)
 	// UseOTP consumes the code of (sessionID, purpose) if hash matches it
-	// and reports whether it did. Atomic: of concurrent uses exactly one
-	// gets true. A mismatch counts against the code, which is deleted at
+	// and reports whether it did; a used code ends its cooldown. Atomic: of
+	// concurrent uses exactly one gets true. A mismatch counts against the code, which is deleted at
 	// the maxWrong-th one.
 	UseOTP(ctx context.Context, sessionID, purpose, hash string, maxWrong int) (bool, error)
 	// HasOTP reports whether an unused, unexpired code exists for

@@ -79,7 +79,7 @@ func (s *Store) UseOTP(ctx context.Context, sessionID, purpose, hash string, max
 	if maxWrong < 1 {
 		return false, fmt.Errorf("redisstore: %s: maxWrong %d must be at least 1", op, maxWrong)
 	}
-	n, err := s.evalOnce(ctx, scriptUseOTP, []string{s.k.otp(sessionID, purpose)}, hash, maxWrong).Int()
+	n, err := s.evalOnce(ctx, scriptUseOTP, []string{s.k.otp(sessionID, purpose), s.k.otpCooldown(sessionID, purpose)}, hash, maxWrong).Int()
 	if err != nil {
 		return false, fail(op, err)
 	}

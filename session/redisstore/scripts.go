@@ -163,14 +163,15 @@ redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
 return 1
 `)
 
-// scriptUseOTP consumes a code when the hash matches; a mismatch counts,
-// and the code is deleted at the limit. KEYS[1] code; ARGV[1] hash,
-// ARGV[2] max mismatches. Returns 1 when consumed, 0 otherwise.
+// scriptUseOTP consumes a code when the hash matches, ending its resend
+// cooldown too (it has served); a mismatch counts, and the code is deleted
+// at the limit. KEYS[1] code, KEYS[2] cooldown; ARGV[1] hash, ARGV[2] max
+// mismatches. Returns 1 when consumed, 0 otherwise.
 var scriptUseOTP = newOnceScript(`
 local h = redis.call('HGET', KEYS[1], 'h')
 if not h then return 0 end
 if h == ARGV[1] then
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[2])
   return 1
 end
 if redis.call('HINCRBY', KEYS[1], 'wrong', 1) >= tonumber(ARGV[2]) then
