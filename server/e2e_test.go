@@ -184,8 +184,10 @@ func TestPromptNone(t *testing.T) {
 }
 
 func TestEssentialUnreachableAndVoluntaryHonest(t *testing.T) {
-	// Nothing can be enrolled in the flow, and bob has no second factor.
-	e := newEnv(t, func(c *config.Config) { c.MFA.Factors = []string{"sms"}; c.Users[0].TOTPSecret = "" })
+	// Nothing can be enrolled in the flow, and bob has no second factor:
+	// email is enabled, but bob did not turn email codes on and the policy
+	// is not email_fallback.
+	e := newEnv(t, func(c *config.Config) { c.MFA.Factors = []string{"email"}; c.Users[0].TOTPSecret = "" })
 	b, r := e.browser(), e.rp("spa", "")
 	signIn(t, e, b, r, nil, "bob", bobPass)
 

@@ -12,10 +12,12 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/stepup-dev/stepup/authn/password"
 	"github.com/stepup-dev/stepup/config"
+	"github.com/stepup-dev/stepup/notify/senders"
 	"github.com/stepup-dev/stepup/server/api"
 	"github.com/stepup-dev/stepup/server/login"
 	"github.com/stepup-dev/stepup/server/obs"
@@ -73,6 +75,23 @@ func New(ctx context.Context, cfg *config.Config, store session.Store, o Options
 	if err != nil {
 		return nil, err
 	}
+	otpKey, err := sharedSecret(ctx, store, "otp", 32)
+	if err != nil {
+		return nil, err
+	}
+	smsSender, err := senders.SMS(cfg.SMS, log)
+	if err != nil {
+		return nil, err
+	}
+	emailSender, err := senders.Email(cfg.Email, log)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range []struct{ factor, provider string }{{"sms", cfg.SMS.Provider}, {"email", cfg.Email.Provider}} {
+		if c.provider == "log" && slices.Contains(cfg.MFA.Factors, c.factor) {
+			log.Warn("the "+c.factor+" provider is log: one-time codes are written to the log instead of being sent (development only)", "factor", c.factor)
+		}
+	}
 	metrics := o.Metrics
 	if metrics == nil {
 		metrics = obs.NewMetrics()
@@ -91,6 +110,9 @@ func New(ctx context.Context, cfg *config.Config, store session.Store, o Options
 		Log:    log,
 		Audit:  obs.NewAuditor(log, metrics),
 		Now:    o.Now,
+		OTPKey: otpKey,
+		SMS:    smsSender,
+		Email:  emailSender,
 	})
 	if err != nil {
 		return nil, err

@@ -138,6 +138,9 @@ type CodeData struct {
 	CancelAction string
 	// Step explains a step-up ("Step-up required for Acme Bank: …").
 	Step string
+	// ResendAction, when set (SMS and email codes), shows a form
+	// (data-action="resend") that asks for a new code.
+	ResendAction string
 }
 
 // EnrollTOTPData is the data of the authenticator-app enrollment page
@@ -159,6 +162,30 @@ type EnrollTOTPData struct {
 	// Pending, when set, is posted back as the hidden input "pending"
 	// (the sealed secret of an /account setup).
 	Pending string
+	// Alternatives are the other factors the user may enroll instead,
+	// each a link carrying data-enroll.
+	Alternatives []FactorLink
+}
+
+// EnrollPhoneData is the data of the phone enrollment page
+// (PageEnrollPhone): first a form for the number (data-enroll="sms"),
+// then, once a code was texted to it, the code form (data-factor="sms").
+type EnrollPhoneData struct {
+	Page
+	// PhoneAction is where the number form posts phone and csrf_token.
+	PhoneAction string
+	// Phone is the number being verified; "" shows the number form.
+	Phone string
+	// CodeAction is where the code form posts code and csrf_token.
+	CodeAction string
+	// ResendAction, when set, shows a form (data-action="resend") that
+	// texts a new code.
+	ResendAction string
+	// CancelAction, when set, shows a skip control (data-action="cancel").
+	CancelAction string
+	// Alternatives are the other factors the user may enroll instead,
+	// each a link carrying data-enroll.
+	Alternatives []FactorLink
 }
 
 // InfoData is the data of a page that only informs (PageInfo), such as

@@ -43,6 +43,7 @@ const (
 	PageWebAuthn      = "webauthn"       // WebAuthnData
 	PageAccount       = "account"        // AccountData
 	PageEnrollPasskey = "enroll_passkey" // EnrollPasskeyData
+	PageEnrollPhone   = "enroll_phone"   // EnrollPhoneData
 )
 
 const layoutFile = "layout.html"

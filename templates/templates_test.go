@@ -119,6 +119,11 @@ func samples() map[string]func(Page) any {
 			return EnrollTOTPData{Page: p, Action: "/enroll/totp", Secret: "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
 				QRDataURI: "data:image/png;base64,iVBORw0KGgo=", CancelAction: "/enroll/skip"}
 		},
+		PageEnrollPhone: func(p Page) any {
+			return EnrollPhoneData{Page: p, PhoneAction: "/enroll/phone", Phone: "+15555550100", CodeAction: "/enroll/sms",
+				ResendAction: "/resend/enroll-sms", CancelAction: "/enroll/skip",
+				Alternatives: []FactorLink{{Factor: "totp", Label: "An authenticator app", URL: "/enroll?f=totp"}}}
+		},
 		PageInfo: func(p Page) any {
 			return InfoData{Page: p, Message: "Store these codes safely.",
 				RecoveryCodes: []string{"abcd-efgh", "ijkl-mnop"}, ContinueURL: "/continue"}
@@ -152,7 +157,7 @@ func samples() map[string]func(Page) any {
 
 func TestEveryTemplateParses(t *testing.T) {
 	r := newTestRenderer(t)
-	want := []string{PageAccount, PageCode, PageEnrollPasskey, PageEnrollTOTP, PageError, PageInfo, PageLogin, PageLogout, PageWebAuthn}
+	want := []string{PageAccount, PageCode, PageEnrollPasskey, PageEnrollPhone, PageEnrollTOTP, PageError, PageInfo, PageLogin, PageLogout, PageWebAuthn}
 	if got := r.Pages(); !slices.Equal(got, want) {
 		t.Errorf("Pages() = %v, want %v", got, want)
 	}
@@ -343,9 +348,11 @@ func TestUserInputIsEscaped(t *testing.T) {
 		PageCode: CodeData{Page: p, Factor: "totp", Action: "/c", Hint: evil, Step: evil,
 			Alternatives: []FactorLink{{Factor: evil, Label: evil, URL: "javascript:alert(1)"}}},
 		PageEnrollTOTP: EnrollTOTPData{Page: p, Action: "/e", Secret: evil},
-		PageInfo:       InfoData{Page: p, Message: evil, RecoveryCodes: []string{evil}, ContinueURL: "javascript:alert(1)"},
-		PageError:      ErrorData{Page: p, Message: evil},
-		PageLogout:     LogoutData{Page: p, Action: "/logout", ClientID: evil, PostLogoutURI: evil, State: evil},
+		PageEnrollPhone: EnrollPhoneData{Page: p, PhoneAction: "/p", Phone: evil, CodeAction: "/c",
+			Alternatives: []FactorLink{{Factor: evil, Label: evil, URL: "javascript:alert(1)"}}},
+		PageInfo:   InfoData{Page: p, Message: evil, RecoveryCodes: []string{evil}, ContinueURL: "javascript:alert(1)"},
+		PageError:  ErrorData{Page: p, Message: evil},
+		PageLogout: LogoutData{Page: p, Action: "/logout", ClientID: evil, PostLogoutURI: evil, State: evil},
 	}
 	for name, data := range cases {
 		w, body := render(t, r, 200, name, data)

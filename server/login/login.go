@@ -59,6 +59,11 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	post("/login/{id}/enroll/totp", h.enrollTOTP)
 	post("/login/{id}/cancel", h.cancel)
 	post("/login/{id}/recovery", h.recovery)
+	post("/login/{id}/sms", h.verifyCode(authn.SMS))
+	post("/login/{id}/email", h.verifyCode(authn.Email))
+	post("/login/{id}/resend/{factor}", h.resend)
+	post("/login/{id}/enroll/phone", h.enrollPhone)
+	post("/login/{id}/enroll/sms", h.enrollSMS)
 	post(op.PathLogoutConfirm, h.logout)
 	h.registerPasskeys(mux, cop)
 	h.registerAccount(mux, cop, post)
@@ -154,11 +159,19 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
 	case authn.OK, authn.Fail:
 		h.p.Finish(w, r, st.flow, st.c, st.sess, d)
 	case authn.Enroll:
+		if h.enrollChoice(r, st, d) == authn.SMS {
+			h.renderEnrollPhone(w, r, st, d, http.StatusOK, "")
+			return
+		}
 		h.renderEnroll(w, r, st, d, http.StatusOK, "")
 	default:
 		factor := d.Need[0]
 		if want := authn.Factor(r.URL.Query().Get("factor")); want != "" && slices.Contains(d.Alternatives, want) {
 			factor = want
+		}
+		if factor == authn.SMS || factor == authn.Email {
+			h.showCode(w, r, st, d, factor)
+			return
 		}
 		h.renderFactor(w, r, st, d, factor, http.StatusOK, "")
 	}
@@ -203,7 +216,7 @@ func (h *Handler) renderFactor(w http.ResponseWriter, r *http.Request, st *state
 		h.renderWebAuthn(w, r, st, alts, step, status, errMsg)
 		return
 	}
-	h.pages.Render(w, status, "code", templates.CodeData{
+	data := templates.CodeData{
 		Page:         h.page(w, r, st, factorLabel(factor), errMsg),
 		Factor:       string(factor),
 		Action:       h.flowURL(st.flow, "/"+string(factor)),
@@ -211,7 +224,16 @@ func (h *Handler) renderFactor(w http.ResponseWriter, r *http.Request, st *state
 		Alternatives: alts,
 		CancelAction: cancel,
 		Step:         step,
-	})
+	}
+	switch factor {
+	case authn.SMS:
+		data.Hint = "We texted a 6-digit code to " + maskPhone(destination(st.acct, factor)) + "."
+		data.ResendAction = h.flowURL(st.flow, "/resend/sms")
+	case authn.Email:
+		data.Hint = "We emailed a 6-digit code to " + maskEmail(destination(st.acct, factor)) + "."
+		data.ResendAction = h.flowURL(st.flow, "/resend/email")
+	}
+	h.pages.Render(w, status, "code", data)
 }
 
 func factorLabel(f authn.Factor) string {
@@ -231,8 +253,11 @@ func factorLabel(f authn.Factor) string {
 }
 
 func factorHint(f authn.Factor) string {
-	if f == authn.TOTP {
+	switch f {
+	case authn.TOTP:
 		return "Enter the 6-digit code shown by your authenticator app."
+	case authn.Recovery:
+		return "Enter one of the recovery codes you saved. Each works once."
 	}
 	return ""
 }
@@ -436,7 +461,7 @@ func (h *Handler) renderEnroll(w http.ResponseWriter, r *http.Request, st *state
 		h.renderEnrollPasskey(w, r, st, d, status, errMsg)
 		return
 	}
-	if d.EnrollFactor != authn.TOTP || st.acct == nil {
+	if !h.enrollAllowed(d, authn.TOTP) || st.acct == nil {
 		h.Error(w, r, http.StatusInternalServerError, "This sign-in cannot continue.")
 		return
 	}
@@ -459,10 +484,11 @@ func (h *Handler) renderEnroll(w http.ResponseWriter, r *http.Request, st *state
 		return
 	}
 	data := templates.EnrollTOTPData{
-		Page:      h.page(w, r, st, "Set up an authenticator app", errMsg),
-		Action:    h.flowURL(st.flow, "/enroll/totp"),
-		Secret:    st.flow.EnrollSecret,
-		QRDataURI: template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png)),
+		Page:         h.page(w, r, st, "Set up an authenticator app", errMsg),
+		Action:       h.flowURL(st.flow, "/enroll/totp"),
+		Secret:       st.flow.EnrollSecret,
+		QRDataURI:    template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png)),
+		Alternatives: h.enrollLinks(st, d, authn.TOTP),
 	}
 	if d.Skippable {
 		data.CancelAction = h.flowURL(st.flow, "/cancel")
@@ -485,7 +511,7 @@ func (h *Handler) enrollTOTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := h.p.Decide(st.flow, st.c, st.sess, st.acct)
-	if d.Outcome != authn.Enroll || d.EnrollFactor != authn.TOTP || st.flow.EnrollSecret == "" {
+	if !h.enrollAllowed(d, authn.TOTP) || st.flow.EnrollSecret == "" {
 		http.Redirect(w, r, h.flowURL(st.flow, ""), http.StatusSeeOther)
 		return
 	}

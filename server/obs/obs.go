@@ -34,6 +34,7 @@ type Metrics struct {
 	tokens      *prometheus.CounterVec
 	storeErrors prometheus.Counter
 	storeTrips  prometheus.Counter
+	codesSent   *prometheus.CounterVec
 }
 
 // NewMetrics registers stepup's collectors, with the Go runtime and
@@ -79,7 +80,10 @@ func NewMetrics() *Metrics {
 	m.storeTrips = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "stepup_store_round_trips_total", Help: "Redis commands and pipelines sent (one network round trip each).",
 	})
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.events, m.logins, m.stepUps, m.failures, m.lockouts, m.refused, m.enrollments, m.tokens, m.storeErrors, m.storeTrips} {
+	m.codesSent = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stepup_codes_sent_total", Help: "One-time codes handed to the SMS or email provider, by factor and result (sent, failed).",
+	}, []string{"factor", "result"})
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.events, m.logins, m.stepUps, m.failures, m.lockouts, m.refused, m.enrollments, m.tokens, m.storeErrors, m.storeTrips, m.codesSent} {
 		f(c)
 	}
 	f(collectors.NewGoCollector())
@@ -151,6 +155,10 @@ const (
 	EventElevationDropped    = "admin.elevation_dropped" // an operator dropped a session to 1fa
 	EventAccountLocked       = "admin.account_locked"    // an operator locked an account
 	EventAccountUnlocked     = "admin.account_unlocked"  // an operator unlocked an account
+
+	// SMS and email codes.
+	EventCodeSent       = "code.sent"        // a one-time code sent by SMS or email (factor, purpose)
+	EventCodeSendFailed = "code.send_failed" // the SMS or email provider refused or did not answer
 )
 
 // Auditor writes audit events and counts them.
@@ -169,7 +177,7 @@ func NewAuditor(log *slog.Logger, m *Metrics) *Auditor { return &Auditor{log: lo
 func (a *Auditor) Event(ctx context.Context, name string, attrs ...any) {
 	level := slog.LevelInfo
 	switch name {
-	case EventLockout, EventLocked, EventCodeReplay, EventRefreshReuse, EventStoreDown, EventPasskeyClone:
+	case EventLockout, EventLocked, EventCodeReplay, EventRefreshReuse, EventStoreDown, EventPasskeyClone, EventCodeSendFailed:
 		level = slog.LevelWarn
 	}
 	a.log.Log(ctx, level, "audit", append([]any{"event", name}, attrs...)...)
@@ -195,6 +203,10 @@ func (a *Auditor) Event(ctx context.Context, name string, attrs ...any) {
 		m.enrollments.WithLabelValues(attr(attrs, "factor")).Inc()
 	case EventToken:
 		m.tokens.WithLabelValues(attr(attrs, "grant_type")).Inc()
+	case EventCodeSent:
+		m.codesSent.WithLabelValues(attr(attrs, "factor"), "sent").Inc()
+	case EventCodeSendFailed:
+		m.codesSent.WithLabelValues(attr(attrs, "factor"), "failed").Inc()
 	}
 }
 

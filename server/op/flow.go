@@ -43,6 +43,9 @@ type Flow struct {
 	// it ends by returning to ReturnTo, never with a code.
 	Account  bool   `json:"account,omitempty"`
 	ReturnTo string `json:"return_to,omitempty"`
+	// EnrollPhone is the number a code was texted to for phone
+	// enrollment in this flow, until that code confirms it.
+	EnrollPhone string `json:"enroll_phone,omitempty"`
 }
 
 // authError is an OAuth error answered to the client's redirect URI.

@@ -19,10 +19,12 @@ import (
 	"time"
 
 	"github.com/stepup-dev/stepup/authn"
+	"github.com/stepup-dev/stepup/authn/otpcode"
 	"github.com/stepup-dev/stepup/authn/passkey"
 	"github.com/stepup-dev/stepup/authn/password"
 	"github.com/stepup-dev/stepup/authn/recovery"
 	"github.com/stepup-dev/stepup/config"
+	"github.com/stepup-dev/stepup/notify"
 	"github.com/stepup-dev/stepup/server/obs"
 	"github.com/stepup-dev/stepup/session"
 )
@@ -52,6 +54,11 @@ type Options struct {
 	Audit *obs.Auditor
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OTPKey keys the hashes of SMS and email codes; every instance must
+	// use the same one (at least 32 bytes).
+	OTPKey []byte
+	// SMS and Email deliver one-time codes.
+	SMS, Email notify.Sender
 }
 
 // Provider is the OpenID provider.
@@ -83,29 +90,39 @@ type Provider struct {
 	// account is the built-in client of stepup's own pages (/account).
 	account *Client
 	// mfaFloor: some client's min_acr is multi-factor.
-	mfaFloor bool
+	mfaFloor   bool
+	codes      *otpcode.Codes
+	codePolicy config.Codes
+	sms, email notify.Sender
 }
 
 // New builds a Provider from a validated configuration.
 func New(o Options) (*Provider, error) {
 	cfg := o.Config
 	p := &Provider{
-		issuer:    strings.TrimRight(cfg.Issuer, "/"),
-		ladder:    Ladder(cfg.Levels),
-		mfaAlways: cfg.MFA.Login == "always",
-		factors:   cfg.MFA.Factors,
-		idle:      cfg.Session.IdleTimeout.D(),
-		absolute:  cfg.Session.AbsoluteTimeout.D(),
-		clients:   map[string]*Client{},
-		store:     o.Store,
-		keys:      o.Keys,
-		sessions:  o.Sessions,
-		hashes:    o.Hashes,
-		log:       o.Log,
-		audit:     o.Audit,
-		lockout:   cfg.MFA.Lockout,
-		now:       o.Now,
-		recovery:  recovery.New(o.Store),
+		issuer:     strings.TrimRight(cfg.Issuer, "/"),
+		ladder:     Ladder(cfg.Levels),
+		mfaAlways:  cfg.MFA.Login == "always",
+		factors:    cfg.MFA.Factors,
+		idle:       cfg.Session.IdleTimeout.D(),
+		absolute:   cfg.Session.AbsoluteTimeout.D(),
+		clients:    map[string]*Client{},
+		store:      o.Store,
+		keys:       o.Keys,
+		sessions:   o.Sessions,
+		hashes:     o.Hashes,
+		log:        o.Log,
+		audit:      o.Audit,
+		lockout:    cfg.MFA.Lockout,
+		now:        o.Now,
+		recovery:   recovery.New(o.Store),
+		codePolicy: cfg.MFA.Codes,
+		sms:        o.SMS,
+		email:      o.Email,
+	}
+	var err error
+	if p.codes, err = otpcode.New(o.Store, o.OTPKey, cfg.MFA.Codes.TTL.D(), cfg.MFA.Codes.ResendCooldown.D()); err != nil {
+		return nil, err
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -123,9 +140,13 @@ func New(o Options) (*Provider, error) {
 	if p.audit == nil {
 		p.audit = obs.NewAuditor(p.log, obs.NewMetrics())
 	}
-	// TOTP is the factor the hosted flow can enroll.
+	// The factors the hosted flow can enroll, strongest first: TOTP, and
+	// a phone verified by SMS.
 	if slices.Contains(cfg.MFA.Factors, "totp") {
-		p.enrollable = []authn.Factor{authn.TOTP}
+		p.enrollable = append(p.enrollable, authn.TOTP)
+	}
+	if slices.Contains(cfg.MFA.Factors, "sms") && p.sms != nil {
+		p.enrollable = append(p.enrollable, authn.SMS)
 	}
 	for _, c := range cfg.Clients {
 		p.clients[c.ID] = newClient(c, authn.Unenrolled(cfg.MFA.Unenrolled))
@@ -134,7 +155,6 @@ func New(o Options) (*Provider, error) {
 		return nil, err
 	}
 	p.setUpAccount(cfg)
-	var err error
 	if p.discovery, err = p.discoveryDocument(); err != nil {
 		return nil, fmt.Errorf("discovery document: %w", err)
 	}
@@ -196,6 +216,28 @@ func (p *Provider) Client(id string) (*Client, bool) {
 // stored hashed).
 func (p *Provider) Recovery() *recovery.Codes { return p.recovery }
 
+// Codes issues and verifies the one-time codes sent by SMS and email.
+func (p *Provider) Codes() *otpcode.Codes { return p.codes }
+
+// CodePolicy is mfa.codes: lifetimes and send caps.
+func (p *Provider) CodePolicy() config.Codes { return p.codePolicy }
+
+// Sender returns the sender of one-time codes for f (SMS or Email), nil
+// for other factors.
+func (p *Provider) Sender(f authn.Factor) notify.Sender {
+	switch f {
+	case authn.SMS:
+		return p.sms
+	case authn.Email:
+		return p.email
+	}
+	return nil
+}
+
+// Enrollable lists the factors the hosted flow can enroll, in the order
+// they are offered.
+func (p *Provider) Enrollable() []authn.Factor { return p.enrollable }
+
 // FactorEnabled reports whether mfa.factors enables f.
 func (p *Provider) FactorEnabled(f authn.Factor) bool {
 	name := string(f)
@@ -254,6 +296,18 @@ func (p *Provider) PolicyAccount(a *session.Account) authn.Account {
 	}
 	if a.TOTPSecret != "" && p.FactorEnabled(authn.TOTP) {
 		acct.Enrolled = append(acct.Enrolled, authn.Enrollment{Factor: authn.TOTP})
+	}
+	// A stored phone is a verified one (session.PhoneStore).
+	if a.Phone != "" && p.FactorEnabled(authn.SMS) && p.sms != nil {
+		acct.Enrolled = append(acct.Enrolled, authn.Enrollment{Factor: authn.SMS})
+	}
+	// Email counts as a factor only when the user turned email codes on,
+	// or under email_fallback (authn adds it then from HasEmail).
+	if a.Email != "" && p.FactorEnabled(authn.Email) && p.email != nil {
+		acct.HasEmail = true
+		if a.EmailMFA {
+			acct.Enrolled = append(acct.Enrolled, authn.Enrollment{Factor: authn.Email})
+		}
 	}
 	if a.RecoveryCodes > 0 && p.FactorEnabled(authn.Recovery) {
 		acct.Enrolled = append(acct.Enrolled, authn.Enrollment{Factor: authn.Recovery})
