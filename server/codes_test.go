@@ -2,18 +2,21 @@ package server_test
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/net/html"
 
 	"github.com/stepup-dev/stepup/config"
+	"github.com/stepup-dev/stepup/server/obs"
 )
 
 const (
@@ -28,11 +31,17 @@ type inbox struct {
 	srv  *httptest.Server
 	mu   sync.Mutex
 	msgs []map[string]string
+	// down makes the receiver answer 502 (a provider outage).
+	down atomic.Bool
 }
 
 func newInbox(t *testing.T) *inbox {
 	in := &inbox{t: t}
 	in.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if in.down.Load() {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
 		var m map[string]string
 		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" || json.NewDecoder(r.Body).Decode(&m) != nil {
 			t.Errorf("webhook got %s %q", r.Method, r.Header.Get("Content-Type"))
@@ -470,5 +479,122 @@ func TestSendCaps(t *testing.T) {
 				t.Fatal("the capped number was texted")
 			}
 		}
+	}
+}
+
+// Audit events and metrics of codes; the log holds no SMS or recovery
+// code (the webhook provider is used, not the log provider).
+func TestCodeEventsMetricsNoCodeInLog(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	in := newInbox(t)
+	e := newEnvWith(t, envOptions{mutate: withCodes(in), log: log, metrics: obs.NewMetrics()})
+	var sixDigit []string
+
+	// bob enrolls a phone (force_enroll) and gets recovery codes.
+	b, r := e.browser(), e.rp("forced", "")
+	a := r.authURL(map[string]string{"acr_values": mfaACR})
+	p := b.get(b.login(b.get(a.url), "bob", bobPass).url.String() + "?enroll=sms")
+	p = b.submit(p, p.form(t, hasAttr("autocomplete", "tel")), map[string]string{"phone": "+15555550177"})
+	enrollCode := in.last("+15555550177")
+	p, recovery := b.shownRecoveryCodes(b.code(p, "sms", enrollCode))
+	r.mustExchange(a, p.result(t))
+	sixDigit = append(sixDigit, enrollCode)
+
+	// carol: a wrong SMS code, then the right one.
+	b2, r2 := e.browser(), e.rp("spa", "")
+	a = r2.authURL(map[string]string{"acr_values": mfaACR})
+	p = b2.login(b2.get(a.url), "carol", carolPass)
+	code := in.last(carolPhone)
+	sixDigit = append(sixDigit, code)
+	b2.code(p, "sms", "999999")
+	r2.mustExchange(a, b2.code(p, "sms", code).result(t))
+
+	// bob again, with a recovery code; then the provider is down.
+	b3 := e.browser()
+	a = r.authURL(map[string]string{"acr_values": mfaACR})
+	p = b3.login(b3.get(a.url), "bob", bobPass)
+	sixDigit = append(sixDigit, in.last("+15555550177"))
+	p = b3.get(p.url.String() + "?factor=recovery")
+	r.mustExchange(a, b3.code(p, "recovery", recovery[2]).result(t))
+	in.down.Store(true)
+	b4 := e.browser()
+	p = b4.login(b4.get(r2.authURL(map[string]string{"acr_values": mfaACR}).url), "carol", carolPass)
+	wantAlert(t, p, http.StatusServiceUnavailable, "provider down")
+
+	logs := buf.String()
+	for line := range strings.SplitSeq(strings.TrimSpace(logs), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		for k, v := range rec {
+			str, ok := v.(string)
+			if !ok {
+				continue
+			}
+			if codeIn(str, sixDigit) {
+				t.Errorf("log field %s holds an SMS code: %q", k, str)
+			}
+			for _, rc := range recovery {
+				if strings.Contains(str, rc) {
+					t.Errorf("log field %s holds a recovery code: %q", k, str)
+				}
+			}
+		}
+	}
+	for _, ev := range []string{obs.EventCodeSent, obs.EventCodeSendFailed, obs.EventRecoveryUsed, obs.EventEnrolled, obs.EventStepUpFailed} {
+		if !strings.Contains(logs, `"event":"`+ev+`"`) {
+			t.Errorf("no audit event %s", ev)
+		}
+	}
+	m := scrape(t, e)
+	for name, want := range map[string]float64{
+		`stepup_codes_sent_total{factor="sms",result="sent"}`:   3,
+		`stepup_codes_sent_total{factor="sms",result="failed"}`: 1,
+		`stepup_enrollments_total{factor="sms"}`:                1,
+		`stepup_enrollments_total{factor="recovery"}`:           1,
+		`stepup_failures_total{reason="bad_code"}`:              1,
+		`stepup_audit_events_total{event="recovery.used"}`:      1,
+	} {
+		if got := m[name]; got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// mfa.factors turns factors off: without sms a verified phone is no
+// factor and no phone is offered for enrollment.
+func TestFactorsDisableSMS(t *testing.T) {
+	in := newInbox(t)
+	e := newEnv(t, withCodes(in, func(c *config.Config) { c.MFA.Factors = []string{"totp", "email", "recovery"} }))
+	b, r := e.browser(), e.rp("spa", "")
+	a := r.authURL(map[string]string{"acr_values": mfaACR})
+	p := b.login(b.get(a.url), "carol", carolPass)
+	if codeForm(p, "sms") || len(find(p.doc, hasAttr("data-enroll", "sms"))) != 0 || len(find(p.doc, hasAttr("data-totp-secret", ""))) != 1 {
+		t.Fatalf("with sms off: want TOTP enrollment only:\n%s", excerpt(p.body))
+	}
+	if in.count(carolPhone) != 0 {
+		t.Fatal("a text was sent with sms off")
+	}
+}
+
+// mfa.login: always makes every login multi-factor (essential).
+func TestMFALoginAlways(t *testing.T) {
+	in := newInbox(t)
+	e := newEnv(t, withCodes(in, func(c *config.Config) { c.MFA.Login = "always" }))
+	b, r := e.browser(), e.rp("spa", "")
+	a := r.authURL(map[string]string{"acr_values": oneFA})
+	p := b.login(b.get(a.url), "carol", carolPass)
+	if p.loc != nil {
+		t.Fatal("mfa.login always completed after the password")
+	}
+	wantClaims(t, r.mustExchange(a, b.code(p, "sms", in.last(carolPhone)).result(t)), mfaACR, []string{"pwd", "sms", "mfa"})
+	// Skipping the enrollment cannot lower an essential level.
+	b2 := e.browser()
+	a = r.authURL(nil)
+	p = b2.login(b2.get(a.url), "bob", bobPass)
+	if res := b2.cancel(p).result(t); res.err != "unmet_authentication_requirements" {
+		t.Fatalf("skipping under mfa.login always: %+v", res)
 	}
 }
