@@ -15,7 +15,7 @@ func (h *Handler) recovery(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if st.sess == nil || st.acct == nil || st.acct.RecoveryCodes == 0 || !h.p.FactorEnabled(authn.Recovery) {
+	if st.sess == nil || st.acct == nil || !offered(h.p.Decide(st.flow, st.c, st.sess, st.acct), authn.Recovery) {
 		http.Redirect(w, r, h.flowURL(st.flow, ""), http.StatusSeeOther)
 		return
 	}
