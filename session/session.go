@@ -19,6 +19,10 @@ import (
 // ErrNotFound is returned when a record does not exist (or has expired).
 var ErrNotFound = errors.New("not found")
 
+// ErrFlowEnded is returned by IssueCode when the flow it would end is
+// already gone.
+var ErrFlowEnded = errors.New("flow already ended")
+
 // ErrUnavailable wraps store failures (Redis unreachable, timeouts); the
 // HTTP layer answers 503 for it.
 var ErrUnavailable = errors.New("store unavailable")
@@ -214,9 +218,13 @@ type CodeStore interface {
 	TakeCode(ctx context.Context, codeHash string) (data []byte, replayedGrant string, err error)
 	// IssueCode is PutCode, Touch of the session the code was issued for,
 	// and DeleteFlow of the flow it ends (flowID may be ""), in one round
-	// trip. err says whether the code was stored; the touch and the flow
-	// deletion are bookkeeping, reported in bookkeeping and never undoing
-	// the code.
+	// trip. err says whether the code was stored; the touch and a failed
+	// flow deletion are bookkeeping, reported in bookkeeping and never
+	// undoing the code. The deletion is also the claim of the flow: when
+	// flowID names a flow that no longer exists (another request ended it
+	// first, or it expired), the code is removed again and err is
+	// ErrFlowEnded, so one authorization request yields one code however
+	// many requests race to finish it.
 	IssueCode(ctx context.Context, c Code, a Activity, flowID string) (bookkeeping, err error)
 }
 

@@ -267,7 +267,13 @@ func factorHint(f authn.Factor) string {
 func (h *Handler) failed(w http.ResponseWriter, r *http.Request, st *state, factor authn.Factor, status int, msg string) {
 	d := h.p.Decide(st.flow, st.c, st.sess, st.acct)
 	if d.Outcome != authn.Need {
-		h.next(w, r, st)
+		// The session moved on meanwhile (a concurrent submission of the
+		// same flow succeeded): a failed attempt still answers as one and
+		// never completes the flow, or one request would yield two codes.
+		h.pages.Render(w, status, "error", templates.ErrorData{
+			Page:    h.page(w, r, st, http.StatusText(status), msg),
+			Message: "This sign-in went on in another request. Go back to the application if it is not done.",
+		})
 		return
 	}
 	h.renderFactor(w, r, st, d, factor, status, msg)

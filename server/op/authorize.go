@@ -183,6 +183,12 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, f *Flow, c *Cl
 		session.Code{Hash: hashSecret(code), GrantID: cd.GrantID, Data: payload, TTL: codeLifetime, SpentTTL: codeSpentMemory},
 		session.Activity{SessionID: sess.ID, Subject: sess.Subject, ClientID: c.GetID(), At: p.now(), TTL: p.SessionTTL(sess.CreatedAt)},
 		f.ID)
+	if errors.Is(err, session.ErrFlowEnded) {
+		// Another request finished this flow first (a double submission):
+		// one authorization request gets one code.
+		p.pages.Error(w, r, http.StatusBadRequest, "This sign-in has already been completed. Go back to the application.")
+		return
+	}
 	if err != nil {
 		// The flow's deletion went with the code: put the flow back, so
 		// that the user can try again once the store answers.

@@ -240,23 +240,46 @@ func (s *Store) IssueCode(ctx context.Context, c session.Code, a session.Activit
 		client = prefixClient + a.ClientID
 	}
 	var code, touch *redis.Cmd
-	var del *redis.IntCmd
+	// Every DEL of the flow sent, in case pipeScripts sends the pipeline
+	// twice: the first may have claimed it.
+	var dels []*redis.IntCmd
 	// A pipeline that fails as a whole sets its error on every command,
 	// so the code's own reply says whether it was stored.
 	_ = s.pipeScripts(ctx, func(p redis.Pipeliner, run runScript) {
 		code = run(ctx, p, scriptPutCode, []string{s.k.code(c.Hash), s.k.codeGrant(c.Hash)}, c.Data, millis(c.TTL), c.GrantID, millis(c.SpentTTL))
 		touch = s.queueUpdate(ctx, p, run, scriptTouch, a.SessionID, a.Subject, a.TTL, unixNano(a.At), client)
 		if flowID != "" {
-			del = p.Del(ctx, s.k.flow(flowID))
+			dels = append(dels, p.Del(ctx, s.k.flow(flowID)))
 		}
 	})
 	if err := code.Err(); err != nil {
 		return nil, fail(op, err)
 	}
+	if len(dels) > 0 {
+		claimed, answered := false, false
+		var delErr error
+		for _, d := range dels {
+			if d.Err() != nil {
+				delErr = d.Err()
+				continue
+			}
+			answered = true
+			claimed = claimed || d.Val() == 1
+		}
+		if answered && !claimed {
+			// Another request ended the flow first: this code was never
+			// handed out; take it back (one slot: one DEL).
+			if err := s.c.Del(ctx, s.k.code(c.Hash), s.k.codeGrant(c.Hash)).Err(); err != nil {
+				return nil, fail(op+": take back", err)
+			}
+			return nil, fmt.Errorf("redisstore: %s: %w", op, session.ErrFlowEnded)
+		}
+		if !answered {
+			bookkeeping = fail(op+": drop flow", delErr)
+		}
+	}
 	if err := touch.Err(); err != nil {
 		bookkeeping = fail(op+": touch", err)
-	} else if del != nil && del.Err() != nil {
-		bookkeeping = fail(op+": drop flow", del.Err())
 	}
 	return bookkeeping, nil
 }

@@ -20,6 +20,7 @@ var factorTests = []struct {
 	{"OTP", testOTP},
 	{"OTPCooldownAndExpiry", testOTPCooldownAndExpiry},
 	{"OTPConcurrent", testOTPConcurrent},
+	{"IssueCodeClaimsFlow", testIssueCodeClaimsFlow},
 }
 
 func testSetPhone(t *testing.T, s session.Store) {
@@ -209,5 +210,48 @@ func testOTPConcurrent(t *testing.T, s session.Store) {
 	}
 	if c := count(oks, true); c != 1 {
 		t.Fatalf("%d of %d concurrent uses of one code succeeded, want 1", c, n)
+	}
+}
+
+// Of concurrent IssueCode calls ending one flow exactly one stores its
+// code; the others get ErrFlowEnded and leave no code behind.
+func testIssueCodeClaimsFlow(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	sess := newSession(newID())
+	mustCreate(t, s, sess, ttl)
+	flow := newID()
+	if err := s.PutFlow(ctx, flow, []byte("f"), ttl); err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	codes := make([]string, n)
+	errs := make([]error, n)
+	for i := range codes {
+		codes[i] = newID()
+	}
+	race(n, func(i int) {
+		_, errs[i] = s.IssueCode(ctx,
+			session.Code{Hash: codes[i], GrantID: "g", Data: []byte("c"), TTL: ttl, SpentTTL: ttl},
+			session.Activity{SessionID: sess.ID, Subject: sess.Subject, At: time.Now(), TTL: ttl}, flow)
+	})
+	won := 0
+	for i, err := range errs {
+		_, _, takeErr := s.TakeCode(ctx, codes[i])
+		switch {
+		case err == nil:
+			won++
+			if takeErr != nil {
+				t.Errorf("the winner's code is not stored: %v", takeErr)
+			}
+		case errors.Is(err, session.ErrFlowEnded):
+			if !errors.Is(takeErr, session.ErrNotFound) {
+				t.Errorf("a loser's code was left behind: %v", takeErr)
+			}
+		default:
+			t.Errorf("IssueCode: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d of %d concurrent IssueCode calls ended one flow, want 1", won, n)
 	}
 }
