@@ -18,6 +18,9 @@ import (
 type proof struct {
 	Password string
 	Code     string
+	// Session is the stepup session a sent code is bound to ("" outside
+	// an API authentication session).
+	Session string
 }
 
 // factor is one factor the APIs can verify. Adding a factor (SMS or
@@ -33,6 +36,10 @@ type factor struct {
 	check func(ctx context.Context, p *op.Provider, a *session.Account, pr proof) (bool, error)
 	// badCode is the error code of a wrong proof.
 	badCode, badDesc string
+	// purpose and to are set for factors proved by a code stepup sends
+	// (POST …/send): the code's purpose and the account's destination.
+	purpose string
+	to      func(*session.Account) string
 }
 
 func defaultFactors() map[string]factor {

@@ -262,7 +262,7 @@ func (h *Handler) verifyFactor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip, _ := h.endUserIP(r, c)
-	if !h.verify(w, r, c, f, acct, ip, proof{Password: req.Password, Code: req.Code}) {
+	if !h.verify(w, r, c, f, acct, ip, proof{Password: req.Password, Code: req.Code, Session: sess.ID}) {
 		return
 	}
 	ctx := r.Context()
