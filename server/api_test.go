@@ -341,7 +341,8 @@ func TestNativeAuthenticationBackend(t *testing.T) {
 		want(t, "complete with nothing verified", 400, "unmet_authentication_requirements")
 
 	e.api("POST", path+"/verify", tok, map[string]any{"factor": "password", "password": "wrong"}, ip...).want(t, "wrong password", 400, "invalid_credentials")
-	e.api("POST", path+"/verify", tok, map[string]any{"factor": "sms", "code": "1"}, ip...).want(t, "unknown factor", 400, "invalid_request")
+	e.api("POST", path+"/verify", tok, map[string]any{"factor": "fingerprint", "code": "1"}, ip...).want(t, "unknown factor", 400, "invalid_request")
+	e.api("POST", path+"/verify", tok, map[string]any{"factor": "sms", "code": "1"}, ip...).want(t, "alice has no phone", 400, "user_not_enrolled")
 	st := e.api("POST", path+"/verify", tok, map[string]any{"factor": "password", "password": alicePass}, ip...).want(t, "password", 200, "")
 	if st.str("acr") != oneFA || !sameSet(toStrings(st.body["amr"]), []string{"pwd"}) {
 		t.Fatalf("after the password: %v", st.body)

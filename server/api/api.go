@@ -55,7 +55,11 @@ type Handler struct {
 
 // New returns the API handler of p.
 func New(p *op.Provider) *Handler {
-	return &Handler{p: p, factors: defaultFactors()}
+	fs := defaultFactors()
+	for name, f := range codeFactors() {
+		fs[name] = f
+	}
+	return &Handler{p: p, factors: fs}
 }
 
 // Register adds the routes to mux.
@@ -73,6 +77,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 
 	mux.HandleFunc("POST /api/v1/authn/sessions", h.startSession)
 	mux.HandleFunc("GET /api/v1/authn/sessions/{id}", h.getSession)
+	mux.HandleFunc("POST /api/v1/authn/sessions/{id}/send", h.sendCode)
 	mux.HandleFunc("POST /api/v1/authn/sessions/{id}/verify", h.verifyFactor)
 	mux.HandleFunc("POST /api/v1/authn/sessions/{id}/complete", h.complete)
 }
