@@ -399,3 +399,44 @@ func TestOnceOperationsAreNeverResent(t *testing.T) {
 		t.Fatalf("grant after a reused refresh token: %+v", g)
 	}
 }
+
+// IssueCode's DEL of the flow is its claim on the flow: it goes out as a
+// command go-redis never re-sends by itself, and the claim still works.
+func TestIssueCodeClaimIsNeverResent(t *testing.T) {
+	s := openEmbedded(t)
+	h := &sentHook{}
+	s.c.AddHook(h)
+	ctx := t.Context()
+	t0 := time.Now()
+	if err := s.CreateSession(ctx, &session.Session{ID: "s", Subject: "u", CreatedAt: t0, LastSeenAt: t0}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutFlow(ctx, "f", []byte("{}"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	issue := func(hash string) error {
+		_, err := s.IssueCode(ctx,
+			session.Code{Hash: hash, GrantID: "g", Data: []byte("x"), TTL: time.Minute, SpentTTL: time.Minute},
+			session.Activity{SessionID: "s", Subject: "u", ClientID: "app", At: time.Now(), TTL: time.Minute}, "f")
+		return err
+	}
+	h.take()
+	if err := issue("c1"); err != nil {
+		t.Fatal(err)
+	}
+	dels := 0
+	for _, c := range h.take() {
+		if c.name == "del" {
+			dels++
+			if !c.noRetry {
+				t.Error("the flow's DEL may be re-sent by go-redis")
+			}
+		}
+	}
+	if dels == 0 {
+		t.Fatal("IssueCode sent no DEL of the flow")
+	}
+	if err := issue("c2"); !errors.Is(err, session.ErrFlowEnded) {
+		t.Fatalf("a second code for the same flow: %v, want ErrFlowEnded", err)
+	}
+}

@@ -249,7 +249,12 @@ func (s *Store) IssueCode(ctx context.Context, c session.Code, a session.Activit
 		code = run(ctx, p, scriptPutCode, []string{s.k.code(c.Hash), s.k.codeGrant(c.Hash)}, c.Data, millis(c.TTL), c.GrantID, millis(c.SpentTTL))
 		touch = s.queueUpdate(ctx, p, run, scriptTouch, a.SessionID, a.Subject, a.TTL, unixNano(a.At), client)
 		if flowID != "" {
-			dels = append(dels, p.Del(ctx, s.k.flow(flowID)))
+			// The DEL is the claim, so it is sent at most once (once.go):
+			// re-sent by go-redis's ClusterClient after a lost reply, it
+			// would answer 0 and the winner would take its own code back.
+			del := redis.NewIntCmd(ctx, "del", s.k.flow(flowID))
+			_ = p.Process(ctx, noRetry{del})
+			dels = append(dels, del)
 		}
 	})
 	if err := code.Err(); err != nil {
