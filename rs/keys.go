@@ -27,41 +27,89 @@ type metadata struct {
 
 // keyCache holds the issuer's keys by kid. It is refreshed when a token
 // names a kid it does not know (key rotation), at most once per
-// refreshEvery, and in any case once cacheFor has passed, so neither a
-// flood of tokens with made-up kids nor a stale cache after rotation can
-// last.
+// refreshEvery, and in the background once cacheFor has passed, so
+// neither a flood of tokens with made-up kids nor a stale cache after
+// rotation can last, and a slow or unreachable issuer never holds up
+// requests whose key is known.
 type keyCache struct {
 	keys    map[string]jose.JSONWebKey
 	fetched time.Time
+	// tried is the last fetch attempt, successful or not.
+	tried time.Time
+}
+
+// refresh fetches the issuer's metadata (when the JWKS URL or the ladder
+// is still unknown) and key set, unless another fetch just did. No
+// request lock is held over the network: fetches are serialised by
+// v.fetch, and the result is installed under v.mu.
+func (v *Validator) refresh(ctx context.Context) error {
+	v.fetch.Lock()
+	defer v.fetch.Unlock()
+	v.mu.Lock()
+	now := v.now()
+	if !v.cache.tried.IsZero() && now.Sub(v.cache.tried) < v.refreshEvery {
+		// Another request fetched (or failed to) moments ago.
+		err := v.lastErr
+		v.mu.Unlock()
+		return err
+	}
+	v.cache.tried = now
+	jwksURL, ladder := v.jwksURL, v.ladder
+	v.mu.Unlock()
+
+	keys, jwksURL, ladder, err := v.load(ctx, jwksURL, ladder)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.lastErr = err
+	if err != nil {
+		return err
+	}
+	v.jwksURL, v.ladder = jwksURL, ladder
+	v.cache.keys, v.cache.fetched = keys, v.now()
+	return nil
+}
+
+// refreshInBackground refreshes a stale cache without making anyone
+// wait; a refresh already running is enough.
+func (v *Validator) refreshInBackground() {
+	if !v.fetch.TryLock() {
+		return
+	}
+	v.fetch.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = v.refresh(ctx)
+	}()
 }
 
 // load fetches discovery (unless both the JWKS URL and the ladder are
-// configured) and the key set. The caller holds v.mu.
-func (v *Validator) load(ctx context.Context) error {
-	if v.jwksURL == "" || v.ladder == nil {
+// known) and the key set.
+func (v *Validator) load(ctx context.Context, jwksURL string, ladder []string) (map[string]jose.JSONWebKey, string, []string, error) {
+	if jwksURL == "" || ladder == nil {
 		var md metadata
 		if err := v.getJSON(ctx, v.cfg.Issuer+"/.well-known/openid-configuration", &md); err != nil {
-			return err
+			return nil, "", nil, err
 		}
 		if md.Issuer != v.cfg.Issuer {
-			return fmt.Errorf("rs: discovery names issuer %q, want %q", md.Issuer, v.cfg.Issuer)
+			return nil, "", nil, fmt.Errorf("rs: discovery names issuer %q, want %q", md.Issuer, v.cfg.Issuer)
 		}
-		if v.jwksURL == "" {
+		if jwksURL == "" {
 			if md.JWKSURI == "" {
-				return errors.New("rs: discovery has no jwks_uri")
+				return nil, "", nil, errors.New("rs: discovery has no jwks_uri")
 			}
-			v.jwksURL = md.JWKSURI
+			jwksURL = md.JWKSURI
 		}
-		if v.ladder == nil {
+		if ladder == nil {
 			if len(md.ACRs) == 0 {
-				return errors.New("rs: discovery lists no acr_values_supported; set Config.Levels")
+				return nil, "", nil, errors.New("rs: discovery lists no acr_values_supported; set Config.Levels")
 			}
-			v.ladder = md.ACRs
+			ladder = md.ACRs
 		}
 	}
 	var set jose.JSONWebKeySet
-	if err := v.getJSON(ctx, v.jwksURL, &set); err != nil {
-		return err
+	if err := v.getJSON(ctx, jwksURL, &set); err != nil {
+		return nil, "", nil, err
 	}
 	keys := make(map[string]jose.JSONWebKey, len(set.Keys))
 	for _, k := range set.Keys {
@@ -70,8 +118,7 @@ func (v *Validator) load(ctx context.Context) error {
 		}
 		keys[k.KeyID] = k
 	}
-	v.cache = keyCache{keys: keys, fetched: v.now()}
-	return nil
+	return keys, jwksURL, ladder, nil
 }
 
 func (v *Validator) getJSON(ctx context.Context, url string, out any) error {
@@ -94,29 +141,34 @@ func (v *Validator) getJSON(ctx context.Context, url string, out any) error {
 	return nil
 }
 
-// key returns the verification key for kid, refreshing the cache when kid
-// is unknown (rotation) or the cache is old. A kid that stays unknown is
-// not an outage: the token is simply not valid.
+// key returns the verification key for kid. A known key is served at
+// once (a stale cache is refreshed in the background); an unknown kid
+// (rotation) makes this request fetch the key set, at most once per
+// refreshEvery. A kid that stays unknown is not an outage: the token is
+// simply not valid.
 func (v *Validator) key(ctx context.Context, kid string) (jose.JSONWebKey, error) {
 	v.mu.Lock()
-	defer v.mu.Unlock()
-	now := v.now()
-	stale := v.cache.keys == nil || now.Sub(v.cache.fetched) >= v.cacheFor
-	_, known := v.lookup(kid)
-	if stale || (!known && now.Sub(v.cache.fetched) >= v.refreshEvery) {
-		if err := v.load(ctx); err != nil {
-			if v.cache.keys == nil {
-				return jose.JSONWebKey{}, fmt.Errorf("%w: %w", errKeysUnavailable, err)
-			}
-			// Keep serving with the keys we have; try again next time.
-			v.cache.fetched = now.Add(-v.cacheFor + v.refreshEvery)
+	k, known := v.lookup(kid)
+	stale := v.cache.keys == nil || v.now().Sub(v.cache.fetched) >= v.cacheFor
+	v.mu.Unlock()
+	if known {
+		if stale {
+			v.refreshInBackground()
 		}
+		return k, nil
 	}
-	k, ok := v.lookup(kid)
-	if !ok {
-		return jose.JSONWebKey{}, errUnknownKey
+	err := v.refresh(ctx)
+	v.mu.Lock()
+	k, known = v.lookup(kid)
+	empty := v.cache.keys == nil
+	v.mu.Unlock()
+	switch {
+	case known:
+		return k, nil
+	case empty && err != nil:
+		return jose.JSONWebKey{}, fmt.Errorf("%w: %w", errKeysUnavailable, err)
 	}
-	return k, nil
+	return jose.JSONWebKey{}, errUnknownKey
 }
 
 var errUnknownKey = errors.New("rs: the token's signing key is not in the issuer's key set")
@@ -139,11 +191,19 @@ func (v *Validator) lookup(kid string) (jose.JSONWebKey, bool) {
 // levels returns the acr ladder, loading it if needed.
 func (v *Validator) levels(ctx context.Context) ([]string, error) {
 	v.mu.Lock()
+	ladder := v.ladder
+	v.mu.Unlock()
+	if ladder != nil {
+		return ladder, nil
+	}
+	err := v.refresh(ctx)
+	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.ladder == nil {
-		if err := v.load(ctx); err != nil {
-			return nil, fmt.Errorf("%w: %w", errKeysUnavailable, err)
+		if err == nil {
+			err = errors.New("rs: the issuer's metadata is not loaded yet")
 		}
+		return nil, fmt.Errorf("%w: %w", errKeysUnavailable, err)
 	}
 	return v.ladder, nil
 }

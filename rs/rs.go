@@ -58,10 +58,14 @@ type Validator struct {
 	refreshEvery time.Duration
 	cacheFor     time.Duration
 
+	// fetch serialises fetches; mu guards the fields below and is never
+	// held over the network.
+	fetch   sync.Mutex
 	mu      sync.Mutex
 	jwksURL string
 	ladder  []string
 	cache   keyCache
+	lastErr error
 }
 
 // New returns a Validator. It does not contact the issuer: discovery and

@@ -224,3 +224,40 @@ func BenchmarkValidate(b *testing.B) {
 		}
 	}
 }
+
+// A stale key set is refreshed in the background: while the issuer is
+// down, tokens of known keys still validate (no request waits on it), and
+// once it is back the refresh happens.
+func TestStaleKeysRefreshInBackground(t *testing.T) {
+	is := newTestIssuer(t)
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	advance := func(d time.Duration) { now.Add(int64(d)) }
+	v, _ := rs.New(rs.Config{Issuer: is.ts.URL, Audience: "bank", Now: clock, CacheFor: time.Minute, Leeway: time.Hour})
+	tok := is.sign(t, "at+jwt", "k1", is.claims(nil))
+	ctx := context.Background()
+	if _, err := v.Validate(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	is.down.Store(true)
+	advance(2 * time.Minute)
+	for range 3 {
+		if _, err := v.Validate(ctx, tok); err != nil {
+			t.Fatalf("a known key while the issuer is down: %v", err)
+		}
+	}
+	is.down.Store(false)
+	before := is.fetches.Load()
+	advance(2 * time.Minute)
+	deadline := time.Now().Add(10 * time.Second)
+	for is.fetches.Load() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the stale key set was never refreshed")
+		}
+		if _, err := v.Validate(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
