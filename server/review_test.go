@@ -112,3 +112,46 @@ func TestAdminLockStopsOfflineRefresh(t *testing.T) {
 		t.Fatalf("offline refresh after unlock: %d %v", status, body["error"])
 	}
 }
+
+// PRODUCT.md §2: an email address is a factor only when the user turned
+// email codes on, or under the email_fallback policy. A code a user
+// entered for a client with email_fallback must not make a session
+// multi-factor for a client whose policy does not count email: single
+// sign-on would carry the fallback over to a client that requires a real
+// second factor.
+func TestEmailFallbackDoesNotCarryOverToOtherClients(t *testing.T) {
+	in := newInbox(t)
+	e := newEnv(t, withCodes(in))
+	const bobEmail = "bob@example.com"
+	b := e.browser()
+	fb := e.rp("fallback", "")
+	a := fb.authURL(map[string]string{"acr_values": mfaACR})
+	p := b.login(b.get(a.url), "bob", bobPass)
+	if !codeForm(p, "email") {
+		t.Fatalf("email_fallback did not ask for an email code:\n%s", excerpt(p.body))
+	}
+	p = b.code(p, "email", in.last(bobEmail))
+	wantClaims(t, fb.mustExchange(a, p.result(t)), mfaACR, []string{"pwd", "otp", "mfa"})
+
+	// Same browser, a client under allow_skip: the email code is no
+	// factor there. No multi-factor token without a page.
+	e.clock.Advance(time.Minute)
+	r := e.rp("spa", "")
+	a = r.authURL(map[string]string{"acr_values": mfaACR})
+	p = b.get(a.url)
+	if p.loc != nil {
+		res := p.result(t)
+		if res.code != "" {
+			tk := r.mustExchange(a, res)
+			if tk.claims.ACR == mfaACR {
+				t.Fatalf("spa (allow_skip) got %s with amr %v from an email_fallback code", tk.claims.ACR, tk.claims.AMR)
+			}
+		}
+		return
+	}
+	if p.status != http.StatusOK || codeForm(p, "email") {
+		t.Fatalf("spa step-up page: status %d, email offered=%v", p.status, codeForm(p, "email"))
+	}
+	// Skipping gives the honest lower level.
+	wantClaims(t, r.mustExchange(a, b.cancel(p).result(t)), oneFA, []string{"pwd"})
+}

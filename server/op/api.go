@@ -105,7 +105,7 @@ func (p *Provider) NativeDecision(c *Client, acrValues []string, maxAge *time.Du
 		Cancelled:    true,
 		Start:        start,
 	}
-	return p.ladder.Evaluate(req, verifs, p.PolicyAccount(acct), p.now())
+	return p.ladder.Evaluate(req, p.countable(verifs, c, acct), p.PolicyAccount(acct), p.now())
 }
 
 // NativeCode is an authorization code issued through the API.

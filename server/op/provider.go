@@ -325,7 +325,7 @@ func (p *Provider) Decide(f *Flow, c *Client, sess *session.Session, acct *sessi
 	} else {
 		acct = nil
 	}
-	return p.ladder.Evaluate(f.policyRequest(c, p.mfaAlways, hintOther), verifs, p.PolicyAccount(acct), p.now())
+	return p.ladder.Evaluate(f.policyRequest(c, p.mfaAlways, hintOther), p.countable(verifs, c, acct), p.PolicyAccount(acct), p.now())
 }
 
 // LoadAccount returns the session's account (nil without a session).
