@@ -1,10 +1,13 @@
 package server_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -154,4 +157,44 @@ func TestEmailFallbackDoesNotCarryOverToOtherClients(t *testing.T) {
 	}
 	// Skipping gives the honest lower level.
 	wantClaims(t, r.mustExchange(a, b.cancel(p).result(t)), oneFA, []string{"pwd"})
+}
+
+// One API authentication session, one code: completions racing on one
+// handle yield exactly one code (README: "the handle ends with its code").
+func TestNativeCompletionIsOnceUnderConcurrency(t *testing.T) {
+	e := apiEnv(t)
+	tok := e.ccToken("bank", bankSecret, "stepup:authn")
+	id := e.api("POST", "/api/v1/authn/sessions", tok, map[string]any{"username": "alice"}).want(t, "start", 201, "").str("id")
+	path := "/api/v1/authn/sessions/" + id
+	e.api("POST", path+"/verify", tok, map[string]any{"factor": "password", "password": alicePass}).want(t, "password", 200, "")
+	const n = 12
+	statuses := make(chan int, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			<-start
+			body, _ := json.Marshal(map[string]any{"code_challenge": oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier()), "code_challenge_method": "S256", "redirect_uri": rpCallback})
+			req, _ := http.NewRequest("POST", e.issuer+path+"/complete", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+tok)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(statuses)
+	got := map[int]int{}
+	for s := range statuses {
+		got[s]++
+	}
+	if got[http.StatusOK] != 1 || got[http.StatusOK]+got[http.StatusNotFound] != n {
+		t.Fatalf("concurrent completions of one handle: %v, want exactly one 200 and the rest 404", got)
+	}
 }

@@ -373,16 +373,17 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	// The handle ends first, so a later call finds nothing; the code
-	// itself is single use at the token endpoint.
-	if err := h.p.Store().DeleteFlow(ctx, handlePrefix+handle); err != nil {
-		h.storeFailure(w, r, err, errSessionGone)
-		return
-	}
+	// Storing the code ends the handle (IssueCode's claim of the flow), so
+	// of completions racing on one handle exactly one gets a code; the
+	// code itself is single use at the token endpoint.
 	code, err := h.p.IssueNativeCode(ctx, op.NativeCode{
 		Client: c.client, Session: sess, Decision: d, CodeChallenge: req.CodeChallenge,
-		RedirectURI: req.RedirectURI, Scopes: scopes, Nonce: req.Nonce,
+		RedirectURI: req.RedirectURI, Scopes: scopes, Nonce: req.Nonce, FlowID: handlePrefix + handle,
 	})
+	if errors.Is(err, session.ErrFlowEnded) {
+		fail(w, http.StatusNotFound, errSessionGone, "no such authentication session")
+		return
+	}
 	if err != nil {
 		// The handle is put back, so the caller can complete once the
 		// store answers again.

@@ -117,6 +117,10 @@ type NativeCode struct {
 	RedirectURI   string // a registered one; /token must repeat it
 	Scopes        []string
 	Nonce         string
+	// FlowID, when set, names the flow-store record the code ends: storing
+	// the code claims it, so of racing completions exactly one gets a code
+	// (the others get session.ErrFlowEnded).
+	FlowID string
 }
 
 // IssueNativeCode stores an authorization code for an API authentication
@@ -149,7 +153,7 @@ func (p *Provider) IssueNativeCode(ctx context.Context, n NativeCode) (string, e
 	bookkeeping, err := p.store.IssueCode(ctx,
 		session.Code{Hash: hashSecret(code), GrantID: cd.GrantID, Data: payload, TTL: codeLifetime, SpentTTL: codeSpentMemory},
 		session.Activity{SessionID: n.Session.ID, Subject: n.Session.Subject, ClientID: n.Client.GetID(), At: p.now(), TTL: p.SessionTTL(n.Session.CreatedAt)},
-		"")
+		n.FlowID)
 	if err != nil {
 		return "", err
 	}
