@@ -120,13 +120,18 @@ type SessionStore interface {
 type AccountStore interface {
 	// SeedAccount creates the account for a.Username if none exists (the
 	// subject is then a.Subject), or updates the existing one's password
-	// hash, email, name, email_mfa and — when not empty — phone and
-	// TOTP secret (a phone or TOTP the user enrolled stays). It returns the
-	// account as stored.
+	// hash, email, name and — when not empty — phone and TOTP secret (a
+	// phone or TOTP the user enrolled stays). a.EmailMFA true turns email
+	// codes on; false leaves the stored choice (the user's own switch on
+	// /account) as it is. It returns the account as stored.
 	SeedAccount(ctx context.Context, a *Account) (*Account, error)
 	GetAccount(ctx context.Context, subject string) (*Account, error)
 	AccountByUsername(ctx context.Context, username string) (*Account, error)
 	SetTOTPSecret(ctx context.Context, subject, secret string) error
+	// SetEmailMFA turns the account's email codes on or off as a second
+	// factor (the user's email_mfa switch); ErrNotFound when there is no
+	// such account. It never creates one.
+	SetEmailMFA(ctx context.Context, subject string, on bool) error
 	SetLastFactor(ctx context.Context, subject string, f authn.Factor) error
 	// UseTOTPStep records that subject used TOTP time step; false when that
 	// step was already used (replay). Atomic (SET NX).

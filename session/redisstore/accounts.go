@@ -38,7 +38,11 @@ func (s *Store) SeedAccount(ctx context.Context, a *session.Account) (*session.A
 		acctPasswordHash, a.PasswordHash,
 		acctEmail, a.Email,
 		acctName, a.Name,
-		acctEmailMFA, flag(a.EmailMFA),
+	}
+	// email_mfa: true in the seed turns email codes on; false means "not
+	// required here" and keeps the choice the user made on /account.
+	if a.EmailMFA {
+		fields = append(fields, acctEmailMFA, flag(true))
 	}
 	// An empty TOTP secret in the seed means "not configured here", not
 	// "unenroll": keep what the user enrolled.
@@ -105,6 +109,11 @@ func (s *Store) AccountByUsername(ctx context.Context, username string) (*sessio
 // account.
 func (s *Store) SetTOTPSecret(ctx context.Context, subject, secret string) error {
 	return s.setAccountField(ctx, "set totp secret", subject, acctTOTPSecret, secret)
+}
+
+// SetEmailMFA implements session.AccountStore.
+func (s *Store) SetEmailMFA(ctx context.Context, subject string, on bool) error {
+	return s.setAccountField(ctx, "set email mfa", subject, acctEmailMFA, flag(on))
 }
 
 // SetLastFactor records the factor the user last verified as second

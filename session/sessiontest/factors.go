@@ -15,6 +15,7 @@ var factorTests = []struct {
 	fn   func(t *testing.T, s session.Store)
 }{
 	{"SetPhone", testSetPhone},
+	{"SetEmailMFA", testSetEmailMFA},
 	{"RecoveryCodes", testRecoveryCodes},
 	{"RecoveryCodeConcurrent", testRecoveryCodeConcurrent},
 	{"OTP", testOTP},
@@ -42,6 +43,56 @@ func testSetPhone(t *testing.T, s session.Store) {
 	}
 	if err := s.SetPhone(ctx, newID(), "+15555550100"); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("SetPhone(unknown) = %v, want ErrNotFound", err)
+	}
+}
+
+// testSetEmailMFA: the user's own switch, which a seed without email_mfa
+// leaves alone and a seed with email_mfa: true turns on.
+func testSetEmailMFA(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	a, err := s.SeedAccount(ctx, &session.Account{Subject: newID(), Username: "fay-" + newID(), Email: "fay@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.EmailMFA {
+		t.Fatal("a new account seeded without email_mfa has email codes on")
+	}
+	check := func(step string, want bool) {
+		t.Helper()
+		got, err := s.GetAccount(ctx, a.Subject)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if got.EmailMFA != want || got.Email != "fay@example.com" || got.Username != a.Username {
+			t.Fatalf("%s: account %+v, want email_mfa %v and the rest unchanged", step, got, want)
+		}
+	}
+	if err := s.SetEmailMFA(ctx, a.Subject, true); err != nil {
+		t.Fatalf("SetEmailMFA(on): %v", err)
+	}
+	check("after turning it on", true)
+	if _, err := s.SeedAccount(ctx, &session.Account{Subject: newID(), Username: a.Username, Email: "fay@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	check("after a seed without email_mfa", true)
+	if err := s.SetEmailMFA(ctx, a.Subject, false); err != nil {
+		t.Fatalf("SetEmailMFA(off): %v", err)
+	}
+	check("after turning it off", false)
+	if _, err := s.SeedAccount(ctx, &session.Account{Subject: newID(), Username: a.Username, Email: "fay@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	check("after another seed without email_mfa", false)
+	if _, err := s.SeedAccount(ctx, &session.Account{Subject: newID(), Username: a.Username, Email: "fay@example.com", EmailMFA: true}); err != nil {
+		t.Fatal(err)
+	}
+	check("after a seed with email_mfa: true", true)
+	sub := newID()
+	if err := s.SetEmailMFA(ctx, sub, true); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("SetEmailMFA(unknown) = %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetAccount(ctx, sub); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("SetEmailMFA(unknown) created an account: %v", err)
 	}
 }
 

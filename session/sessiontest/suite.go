@@ -343,7 +343,8 @@ func testSeedAccount(t *testing.T, s session.Store) {
 	assertAccount(t, got, first)
 
 	// Seeding again updates the fields but keeps the subject, and keeps
-	// the TOTP secret and the phone when the seed has none.
+	// the TOTP secret and the phone when the seed has none, and email
+	// codes on when the seed does not turn them on.
 	again := &session.Account{
 		Subject:      newID(),
 		Username:     name,
@@ -356,7 +357,7 @@ func testSeedAccount(t *testing.T, s session.Store) {
 		t.Fatalf("SeedAccount(again): %v", err)
 	}
 	want := *again
-	want.Subject, want.TOTPSecret, want.Phone = first.Subject, first.TOTPSecret, first.Phone
+	want.Subject, want.TOTPSecret, want.Phone, want.EmailMFA = first.Subject, first.TOTPSecret, first.Phone, first.EmailMFA
 	assertAccount(t, got, &want)
 	if _, err := s.GetAccount(ctx, again.Subject); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("GetAccount(subject of the second seed) error = %v, want ErrNotFound", err)
