@@ -107,6 +107,23 @@ type AccountData struct {
 	RecoveryOn     bool
 	RecoveryLeft   int
 	RecoveryAction string
+	// EmailOn: email codes can be a factor here. Email is the (masked)
+	// address, "" when the account has none; EmailMFA: the user turned
+	// email codes on. EmailOnAction sends a code that confirms turning
+	// them on; EmailOffAction turns them off.
+	EmailOn                       bool
+	Email                         string
+	EmailMFA                      bool
+	EmailOnAction, EmailOffAction string
+	// EmailRequired: the configuration turns email codes on for this
+	// user (email_mfa: true), so there is no control to turn them off.
+	EmailRequired bool
+	// PhoneOn: SMS codes can be a factor here. Phone is the verified
+	// number (masked), "" for none; PhoneAction texts a code to a new
+	// number; PhoneRemove removes the number.
+	PhoneOn                  bool
+	Phone                    string
+	PhoneAction, PhoneRemove string
 	// PasskeysOn: passkeys can be used here.
 	PasskeysOn                  bool
 	PasskeyBegin, PasskeyFinish string
@@ -141,6 +158,12 @@ type CodeData struct {
 	// ResendAction, when set (SMS and email codes), shows a form
 	// (data-action="resend") that asks for a new code.
 	ResendAction string
+	// CancelLink makes the cancel control a link to CancelAction (the
+	// account page) instead of a form.
+	CancelLink bool
+	// Pending, when set, is posted back by the code and resend forms as
+	// the hidden input "pending".
+	Pending string
 }
 
 // EnrollTOTPData is the data of the authenticator-app enrollment page
@@ -183,6 +206,12 @@ type EnrollPhoneData struct {
 	ResendAction string
 	// CancelAction, when set, shows a skip control (data-action="cancel").
 	CancelAction string
+	// CancelLink makes the cancel control a link to CancelAction (the
+	// account page) instead of a form.
+	CancelLink bool
+	// Pending, when set, is posted back by the code and resend forms as
+	// the hidden input "pending" (the sealed number of an /account change).
+	Pending string
 	// Alternatives are the other factors the user may enroll instead,
 	// each a link carrying data-enroll.
 	Alternatives []FactorLink

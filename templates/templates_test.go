@@ -147,6 +147,8 @@ func samples() map[string]func(Page) any {
 			return AccountData{Page: p, Username: "alice", Name: "Alice", Notice: "Done.", VerifyAction: "/account/verify",
 				HasPassword: true, TOTPOn: true, TOTP: true, TOTPAction: "/account/totp/new", TOTPRemove: "/account/totp/remove",
 				RecoveryOn: true, RecoveryLeft: 3, RecoveryAction: "/account/recovery",
+				PhoneOn: true, Phone: "+1••••••0100", PhoneAction: "/account/phone", PhoneRemove: "/account/phone/remove",
+				EmailOn: true, Email: "a•••@example.com", EmailOnAction: "/account/email/on", EmailOffAction: "/account/email/off",
 				PasskeysOn: true, PasskeyBegin: "/account/passkeys/begin", PasskeyFinish: "/account/passkeys/finish",
 				Passkeys: []PasskeyRow{{ID: "cred1", Name: "YubiKey", Created: "2026-01-01", UV: true, Hardware: true,
 					RenameAction: "/account/passkeys/cred1/rename", RemoveAction: "/account/passkeys/cred1/remove"}},
@@ -589,7 +591,8 @@ func TestPasskeyHooks(t *testing.T) {
 		}
 	}
 	_, body = render(t, r, 200, PageAccount, samples()[PageAccount](page("")))
-	for _, want := range []string{`data-ceremony="create"`, `data-action="passkey"`, `data-action="remove"`, `data-action="rename"`, `data-action="revoke"`, `data-action="verify"`, `data-action="totp"`, `data-action="recovery-codes"`} {
+	for _, want := range []string{`data-ceremony="create"`, `data-action="passkey"`, `data-action="remove"`, `data-action="rename"`, `data-action="revoke"`, `data-action="verify"`, `data-action="totp"`, `data-action="recovery-codes"`,
+		`data-action="phone"`, `data-action="remove-phone"`, `data-phone=`, `data-action="email-on"`, `data-email-mfa="off"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("account page lacks %s", want)
 		}

@@ -37,6 +37,7 @@ func (h *Handler) registerAccount(mux *http.ServeMux, cop *http.CrossOriginProte
 	post(op.PathAccount+"/totp/remove", h.accountRemoveTOTP)
 	post(op.PathAccount+"/sessions/{handle}/revoke", h.accountRevokeSession)
 	post(op.PathAccount+"/recovery", h.accountRecoveryCodes)
+	h.registerAccountCodes(post)
 	mux.Handle("POST "+op.PathAccount+"/passkeys/begin", cop.Handler(h.requireCSRFHeader(h.accountPasskeyBegin)))
 	mux.Handle("POST "+op.PathAccount+"/passkeys/finish", cop.Handler(h.requireCSRFHeader(h.accountPasskeyFinish)))
 }
@@ -113,6 +114,12 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
 		notice = "Your authenticator app is set up."
 	case "revoked":
 		notice = "The session was signed out."
+	case "email-on":
+		notice = "Email codes are on."
+	case "email-off":
+		notice = "Email codes are off."
+	case "phone":
+		notice = "Your phone number is verified and set up."
 	}
 	if r.URL.Query().Get("verify") == "cancelled" {
 		errMsg = "The verification did not complete, so nothing was changed."
@@ -144,6 +151,7 @@ func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, sess *se
 		TOTPAction:   op.PathAccount + "/totp/new",
 		TOTPRemove:   op.PathAccount + "/totp/remove",
 	}
+	h.fillAccountCodes(&data, acct)
 	if h.p.FactorEnabled(authn.Recovery) {
 		data.RecoveryOn = true
 		data.RecoveryLeft = acct.RecoveryCodes

@@ -78,8 +78,13 @@ type problem struct {
 // send makes a code for (session, purpose, to), within the send caps and
 // the resend cooldown, and hands it to the factor's provider.
 func (h *Handler) send(r *http.Request, st *state, f authn.Factor, purpose, to string) *problem {
+	return h.sendCode(r, st.sess.ID, st.acct.Subject, st.c.GetID(), f, purpose, to)
+}
+
+// sendCode is send for the browser session sid of the user sub, on
+// behalf of clientID (the flow's client, or /account's).
+func (h *Handler) sendCode(r *http.Request, sid, sub, clientID string, f authn.Factor, purpose, to string) *problem {
 	ctx := r.Context()
-	sub := st.acct.Subject
 	sender := h.p.Sender(f)
 	if sender == nil || to == "" {
 		return &problem{status: http.StatusConflict, msg: msgSendFailed}
@@ -109,11 +114,11 @@ func (h *Handler) send(r *http.Request, st *state, f authn.Factor, purpose, to s
 	if len(over) > 0 {
 		refund(open...)
 		for _, b := range over {
-			h.p.Audit(ctx, obs.EventLocked, "budget", string(b.Kind), "factor", string(f), "sub", sub, "client_id", st.c.GetID())
+			h.p.Audit(ctx, obs.EventLocked, "budget", string(b.Kind), "factor", string(f), "sub", sub, "client_id", clientID)
 		}
 		return &problem{status: http.StatusTooManyRequests, msg: msgSendCapped, retryAfter: pol.SendWindow.D()}
 	}
-	code, err := h.p.Codes().Issue(ctx, otpcode.Binding{Session: st.sess.ID, Purpose: purpose, To: to})
+	code, err := h.p.Codes().Issue(ctx, otpcode.Binding{Session: sid, Purpose: purpose, To: to})
 	if errors.Is(err, otpcode.ErrCooldown) {
 		refund(budgets...)
 		wait := h.p.Codes().Cooldown()
@@ -140,10 +145,10 @@ func (h *Handler) send(r *http.Request, st *state, f authn.Factor, purpose, to s
 		// The code stays stored but undelivered; the user may ask for a
 		// new one after the cooldown. The send stays counted: a failing
 		// provider is no reason to lift the caps.
-		h.p.Audit(ctx, obs.EventCodeSendFailed, "factor", string(f), "purpose", purpose, "sub", sub, "client_id", st.c.GetID(), "err", err.Error())
+		h.p.Audit(ctx, obs.EventCodeSendFailed, "factor", string(f), "purpose", purpose, "sub", sub, "client_id", clientID, "err", err.Error())
 		return &problem{status: http.StatusServiceUnavailable, msg: msgSendFailed, retryAfter: h.p.Codes().Cooldown()}
 	}
-	h.p.Audit(ctx, obs.EventCodeSent, "factor", string(f), "purpose", purpose, "sub", sub, "client_id", st.c.GetID())
+	h.p.Audit(ctx, obs.EventCodeSent, "factor", string(f), "purpose", purpose, "sub", sub, "client_id", clientID)
 	return nil
 }
 

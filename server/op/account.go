@@ -113,6 +113,17 @@ func (p *Provider) setUpAccount(cfg *config.Config) {
 	}
 }
 
+// AccountClientID names /account where a client id is expected (audit
+// events of its changes).
+func (p *Provider) AccountClientID() string { return p.account.GetID() }
+
+// EmailMFARequired reports whether the configuration turns email codes
+// on for acct (users[].email_mfa: true): the seed turns them on again at
+// every start, so the user cannot turn them off on /account.
+func (p *Provider) EmailMFARequired(acct *session.Account) bool {
+	return acct != nil && p.emailRequired[strings.ToLower(acct.Username)]
+}
+
 // NeedsSecondFactor reports whether some client's floor or mfa.login:
 // always needs every user to keep a second factor, so the last one may
 // not be removed.

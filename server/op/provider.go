@@ -94,6 +94,9 @@ type Provider struct {
 	codes      *otpcode.Codes
 	codePolicy config.Codes
 	sms, email notify.Sender
+	// emailRequired: the users (lower-cased usernames) whose config says
+	// email_mfa: true, which every start turns on again.
+	emailRequired map[string]bool
 }
 
 // New builds a Provider from a validated configuration.
@@ -119,6 +122,14 @@ func New(o Options) (*Provider, error) {
 		codePolicy: cfg.MFA.Codes,
 		sms:        o.SMS,
 		email:      o.Email,
+	}
+	for _, u := range cfg.Users {
+		if u.EmailMFA {
+			if p.emailRequired == nil {
+				p.emailRequired = map[string]bool{}
+			}
+			p.emailRequired[strings.ToLower(u.Username)] = true
+		}
 	}
 	var err error
 	if p.codes, err = otpcode.New(o.Store, o.OTPKey, cfg.MFA.Codes.TTL.D(), cfg.MFA.Codes.ResendCooldown.D()); err != nil {
