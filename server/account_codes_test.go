@@ -182,6 +182,12 @@ func TestAccountEmailMFAOff(t *testing.T) {
 	}
 	sent := in.count(bobEmail)
 	r := e.rp("spa", "")
+	// The email code this session holds no longer counts, not even by
+	// single sign-on.
+	a0 := r.authURL(map[string]string{"acr_values": mfaACR})
+	if p0 := b.get(a0.url); p0.loc != nil || codeForm(p0, "email") {
+		t.Fatalf("after turning email off, the session's email code still met multi-factor (at %v)", p0.loc)
+	}
 	b2 := e.browser()
 	a := r.authURL(map[string]string{"acr_values": mfaACR})
 	p = b2.login(b2.get(a.url), "bob", bobPass)
