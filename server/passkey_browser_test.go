@@ -118,7 +118,7 @@ func newBrowserEnv(t *testing.T, uv bool, mutate func(*config.Config)) *browserE
 	t.Cleanup(cancelA)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(cancel)
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancelT := context.WithTimeout(ctx, 3*time.Minute)
 	t.Cleanup(cancelT)
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
 		t.Fatalf("starting Chromium %s: %v", path, err)
@@ -165,7 +165,7 @@ func eval[T any](b *browserEnv, js string) T {
 // waitFor polls js (a boolean expression) until it holds.
 func (b *browserEnv) waitFor(what, js string) {
 	b.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(45 * time.Second)
 	for time.Now().Before(deadline) {
 		v, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](js))
 		if err == nil && v {
