@@ -95,6 +95,8 @@ type browserEnv struct {
 	auth webauthn.AuthenticatorID
 	// log holds the server's JSON log (audit events).
 	log *syncBuffer
+	// noCond is the script that hides conditional mediation from pages.
+	noCond cdppage.ScriptIdentifier
 }
 
 func newBrowserEnv(t *testing.T, uv bool, mutate func(*config.Config)) *browserEnv {
@@ -142,7 +144,27 @@ func newBrowserEnv(t *testing.T, uv bool, mutate func(*config.Config)) *browserE
 	if err != nil {
 		t.Fatalf("WebAuthn.addVirtualAuthenticator: %v", err)
 	}
-	return &browserEnv{env: e, cb: cb, ctx: ctx, auth: res.AuthenticatorID, log: logs}
+	// The virtual authenticator answers a conditional (autofill) request at
+	// once, as if the user had picked the passkey from the list, so a page
+	// with conditional UI would sign in by itself while a test clicks its
+	// button. Tests click the buttons; TestBrowserPasskeyConditionalUI
+	// turns this off to test the autofill path on its own.
+	noCond, err := chromedp.Call(ctx, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `if (window.PublicKeyCredential) PublicKeyCredential.isConditionalMediationAvailable = () => Promise.resolve(false);`,
+	})
+	if err != nil {
+		t.Fatalf("Page.addScriptToEvaluateOnNewDocument: %v", err)
+	}
+	return &browserEnv{env: e, cb: cb, ctx: ctx, auth: res.AuthenticatorID, log: logs, noCond: noCond.Identifier}
+}
+
+// allowConditionalUI lets pages loaded from now on use conditional
+// mediation (passkeys offered in the username field's autofill).
+func (b *browserEnv) allowConditionalUI() {
+	b.t.Helper()
+	if _, err := chromedp.Call(b.ctx, cdppage.RemoveScriptToEvaluateOnNewDocument, cdppage.RemoveScriptToEvaluateOnNewDocumentParams{Identifier: b.noCond}); err != nil {
+		b.t.Fatalf("Page.removeScriptToEvaluateOnNewDocument: %v", err)
+	}
 }
 
 func (b *browserEnv) navigate(u string) {
@@ -378,6 +400,27 @@ func TestBrowserPasskeyPasswordless(t *testing.T) {
 	b.waitFor("the refusal", `!!document.querySelector('[data-passkey-error]') && document.querySelector('[data-passkey-error]').textContent.includes("copied")`)
 	if !strings.Contains(b.log.String(), `"event":"webauthn.clone_suspected"`) {
 		t.Error("no webauthn.clone_suspected audit event")
+	}
+}
+
+// TestBrowserPasskeyConditionalUI: the login page asks for a passkey
+// through the username field's autofill (conditional mediation) as soon as
+// it loads; choosing the passkey there signs in without any click on the
+// button, at phr, and exactly once.
+func TestBrowserPasskeyConditionalUI(t *testing.T) {
+	b := newBrowserEnv(t, true, nil)
+	b.enrollOnAccount("bob", bobPass, "", "Laptop")
+	b.clearCookies()
+	b.allowConditionalUI()
+	before := strings.Count(b.log.String(), `"event":"login.succeeded"`)
+	r, a := b.authorize(map[string]string{"acr_values": "phr"})
+	b.atRP()
+	tk := r.mustExchange(a, b.cb.last(t))
+	if tk.claims.ACR != "phr" || !hasAll(tk.claims.AMR, "hwk", "user", "mfa") || slices.Contains(tk.claims.AMR, "pwd") {
+		t.Fatalf("conditional UI sign-in: acr %q amr %v, want phr with hwk, user, mfa and no pwd", tk.claims.ACR, tk.claims.AMR)
+	}
+	if n := strings.Count(b.log.String(), `"event":"login.succeeded"`) - before; n != 1 {
+		t.Errorf("%d login.succeeded events for one autofill sign-in, want exactly 1", n)
 	}
 }
 

@@ -104,10 +104,17 @@
       var p = kind === "create" ? navigator.credentials.create(req) : navigator.credentials.get(req);
       return p.then(function (cred) {
         if (!cred) return null;
+        // A conditional request the button has since replaced must not
+        // finish too: one sign-in, one answer.
+        if (signal && signal.aborted) return null;
+        if (conditional) box.setAttribute("data-passkey-busy", "");
         var finish = box.getAttribute("data-finish");
         var nameInput = box.querySelector("[data-passkey-name-input]");
         if (nameInput && nameInput.value) finish += "?name=" + encodeURIComponent(nameInput.value);
-        return post(finish, csrf, encodeCredential(cred)).then(function (r) { answer(box, r); });
+        return post(finish, csrf, encodeCredential(cred)).then(function (r) {
+          answer(box, r);
+          if (!r.json.redirect) box.removeAttribute("data-passkey-busy");
+        });
       });
     }).catch(function (err) {
       if (err && err.name === "AbortError") return;
@@ -138,6 +145,8 @@
     }
     if (button) {
       button.addEventListener("click", function () {
+        // The autofill (conditional) sign-in is already finishing.
+        if (box.hasAttribute("data-passkey-busy")) return;
         if (pending) {
           pending.abort();
           pending = null;
