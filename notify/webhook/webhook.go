@@ -8,9 +8,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/stepup-dev/stepup/notify"
@@ -51,6 +53,12 @@ func (s *Sender) Send(ctx context.Context, m notify.Message) error {
 	}
 	resp, err := c.Do(req)
 	if err != nil {
+		// Without the URL: its query often holds the receiver's token, and
+		// the error goes to the audit log.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return fmt.Errorf("webhook: %s: %w", ue.Op, ue.Err)
+		}
 		return fmt.Errorf("webhook: %w", err)
 	}
 	defer resp.Body.Close()
