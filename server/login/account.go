@@ -311,25 +311,25 @@ func (h *Handler) accountRemoveTOTP(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, op.PathAccount+"?done=removed", http.StatusSeeOther)
 }
 
-// pendingTOTP seals a TOTP secret offered on /account into the form, bound
-// to the session and valid for the freshness window, so nothing is stored
-// until a code confirms it.
-func (h *Handler) pendingTOTP(sid, secret string, exp time.Time) string {
+// sealPending seals a value being confirmed on /account (a TOTP secret,
+// a phone number) into the form, bound to its purpose, the session and
+// the freshness window, so nothing is stored until a code confirms it.
+func (h *Handler) sealPending(purpose, sid, value string, exp time.Time) string {
 	e := strconv.FormatInt(exp.Unix(), 10)
-	return secret + "." + e + "." + h.pendingMAC(sid, secret, e)
+	return value + "." + e + "." + h.pendingMAC(purpose, sid, value, e)
 }
 
-func (h *Handler) pendingMAC(sid, secret, exp string) string {
+func (h *Handler) pendingMAC(purpose, sid, value, exp string) string {
 	mac := hmac.New(sha256.New, h.csrfKey)
-	mac.Write([]byte("totp-pending\x00" + sid + "\x00" + secret + "\x00" + exp))
+	mac.Write([]byte(purpose + "-pending\x00" + sid + "\x00" + value + "\x00" + exp))
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// openPendingTOTP returns the sealed secret, or "" when the seal is not
-// this session's or has expired.
-func (h *Handler) openPendingTOTP(sid, sealed string) string {
+// openPending returns the sealed value, or "" when the seal is not for
+// this purpose and session, or has expired.
+func (h *Handler) openPending(purpose, sid, sealed string) string {
 	parts := strings.Split(sealed, ".")
-	if len(parts) != 3 || !hmac.Equal([]byte(parts[2]), []byte(h.pendingMAC(sid, parts[0], parts[1]))) {
+	if len(parts) != 3 || !hmac.Equal([]byte(parts[2]), []byte(h.pendingMAC(purpose, sid, parts[0], parts[1]))) {
 		return ""
 	}
 	exp, err := strconv.ParseInt(parts[1], 10, 64)
@@ -353,7 +353,7 @@ func (h *Handler) accountNewTOTP(w http.ResponseWriter, r *http.Request) {
 		h.Error(w, r, http.StatusInternalServerError, "An authenticator app cannot be set up right now.")
 		return
 	}
-	h.renderAccountTOTP(w, r, sess, acct, h.pendingTOTP(sess.ID, secret, h.p.Now().Add(op.AccountFreshness)), secret, http.StatusOK, "")
+	h.renderAccountTOTP(w, r, sess, acct, h.sealPending("totp", sess.ID, secret, h.p.Now().Add(op.AccountFreshness)), secret, http.StatusOK, "")
 }
 
 func (h *Handler) renderAccountTOTP(w http.ResponseWriter, r *http.Request, sess *session.Session, acct *session.Account, sealed, secret string, status int, errMsg string) {
@@ -383,7 +383,7 @@ func (h *Handler) accountConfirmTOTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sealed := r.PostFormValue("pending")
-	secret := h.openPendingTOTP(sess.ID, sealed)
+	secret := h.openPending("totp", sess.ID, sealed)
 	if secret == "" {
 		h.renderAccount(w, r, sess, acct, http.StatusBadRequest, "", "That setup has expired. Start again.")
 		return

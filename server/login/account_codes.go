@@ -1,14 +1,8 @@
 package login
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"net/http"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/stepup-dev/stepup/authn"
 	"github.com/stepup-dev/stepup/authn/otpcode"
@@ -229,34 +223,6 @@ func (h *Handler) accountEmailOff(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, op.PathAccount+"?done=email-off", http.StatusSeeOther)
 }
 
-// pendingPhone seals a number being verified on /account into the form,
-// bound to the session and valid for the freshness window: nothing is
-// stored until the code texted to it comes back.
-func (h *Handler) pendingPhone(sid, phone string, exp time.Time) string {
-	e := strconv.FormatInt(exp.Unix(), 10)
-	return phone + "." + e + "." + h.phoneMAC(sid, phone, e)
-}
-
-func (h *Handler) phoneMAC(sid, phone, exp string) string {
-	mac := hmac.New(sha256.New, h.csrfKey)
-	mac.Write([]byte("phone-pending\x00" + sid + "\x00" + phone + "\x00" + exp))
-	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
-}
-
-// openPendingPhone returns the sealed number, or "" when the seal is not
-// this session's or has expired.
-func (h *Handler) openPendingPhone(sid, sealed string) string {
-	parts := strings.Split(sealed, ".")
-	if len(parts) != 3 || !hmac.Equal([]byte(parts[2]), []byte(h.phoneMAC(sid, parts[0], parts[1]))) {
-		return ""
-	}
-	exp, err := strconv.ParseInt(parts[1], 10, 64)
-	if err != nil || h.p.Now().After(time.Unix(exp, 0)) {
-		return ""
-	}
-	return parts[0]
-}
-
 // renderAccountPhone shows the number form (phone == "") or the code
 // form for the sealed number.
 func (h *Handler) renderAccountPhone(w http.ResponseWriter, r *http.Request, acct *session.Account, phone, sealed string, status int, errMsg string) {
@@ -299,7 +265,7 @@ func (h *Handler) accountPhone(w http.ResponseWriter, r *http.Request) {
 		h.renderAccountPhone(w, r, acct, "", "", http.StatusBadRequest, "This is already your number.")
 		return
 	}
-	sealed := h.pendingPhone(sess.ID, phone, h.p.Now().Add(op.AccountFreshness))
+	sealed := h.sealPending("phone", sess.ID, phone, h.p.Now().Add(op.AccountFreshness))
 	if !h.accountSend(w, r, sess, acct, authn.SMS, purposeAccountSMS, phone, func(status int, msg string) {
 		h.renderAccountPhone(w, r, acct, "", "", status, msg)
 	}) {
@@ -314,7 +280,7 @@ func (h *Handler) accountPhoneResend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sealed := r.PostFormValue("pending")
-	phone := h.openPendingPhone(sess.ID, sealed)
+	phone := h.openPending("phone", sess.ID, sealed)
 	if !h.codesOn(authn.SMS) || phone == "" {
 		h.renderAccount(w, r, sess, acct, http.StatusBadRequest, "", "That change has expired. Start again.")
 		return
@@ -333,7 +299,7 @@ func (h *Handler) accountPhoneConfirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sealed := r.PostFormValue("pending")
-	phone := h.openPendingPhone(sess.ID, sealed)
+	phone := h.openPending("phone", sess.ID, sealed)
 	if !h.codesOn(authn.SMS) || phone == "" {
 		h.renderAccount(w, r, sess, acct, http.StatusBadRequest, "", "That change has expired. Start again.")
 		return
