@@ -182,9 +182,15 @@ func TestAccountSessions(t *testing.T) {
 	if q := other.get(e.issuer + "/account"); q.url.Path != "/account" {
 		t.Fatal("a refused revoke signed the other browser out")
 	}
-	p = b.submit(p, target, nil)
+	listed := p
+	p = b.submit(listed, target, nil)
 	if !strings.Contains(p.body, "The session was signed out") || len(find(p.doc, hasAttr("data-action", "revoke"))) != 1 {
 		t.Fatalf("after revoking: %s", excerpt(p.body))
+	}
+	// The same form again: that session is gone, so nothing is said to be
+	// signed out and the page still lists this one.
+	if again := b.submit(listed, target, nil); again.status != http.StatusOK || strings.Contains(again.body, "The session was signed out") || len(find(again.doc, hasAttr("data-action", "revoke"))) != 1 {
+		t.Fatalf("revoking a session already gone: status %d: %s", again.status, excerpt(again.body))
 	}
 	if q := other.get(e.issuer + "/account"); !strings.Contains(q.url.Path, "/login/") {
 		t.Fatalf("the revoked browser still reaches /account (at %s)", q.url)

@@ -262,7 +262,12 @@ func (h *Handler) accountRenamePasskey(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = h.p.Store().UpdatePasskey(r.Context(), acct.Subject, session.StoredPasskey{ID: c.ID(), Data: rec})
 	}
-	if err != nil && !errors.Is(err, session.ErrNotFound) {
+	if errors.Is(err, session.ErrNotFound) {
+		// Removed meanwhile (another tab): nothing was renamed.
+		http.Redirect(w, r, op.PathAccount, http.StatusSeeOther)
+		return
+	}
+	if err != nil {
 		h.p.Unavailable(w, r, err)
 		return
 	}
@@ -397,6 +402,7 @@ func (h *Handler) accountConfirmTOTP(w http.ResponseWriter, r *http.Request) {
 	}
 	good, err := h.checkTOTP(ctx, acct.Subject, secret, r.PostFormValue("code"))
 	if err != nil {
+		try.succeeded() // nothing was checked: an outage is not a wrong code
 		h.p.Unavailable(w, r, err)
 		return
 	}
@@ -446,9 +452,12 @@ func (h *Handler) accountRevokeSession(w http.ResponseWriter, r *http.Request) {
 			h.LoggedOut(w, r)
 			return
 		}
-		break
+		http.Redirect(w, r, op.PathAccount+"?done=revoked", http.StatusSeeOther)
+		return
 	}
-	http.Redirect(w, r, op.PathAccount+"?done=revoked", http.StatusSeeOther)
+	// No session of this user has that handle (already gone): say nothing
+	// was signed out.
+	http.Redirect(w, r, op.PathAccount, http.StatusSeeOther)
 }
 
 // accountPasskeyBegin starts registering a passkey for the signed-in

@@ -414,6 +414,7 @@ func (h *Handler) totp(w http.ResponseWriter, r *http.Request) {
 	}
 	good, err := h.checkTOTP(ctx, st.acct.Subject, st.acct.TOTPSecret, r.PostFormValue("code"))
 	if err != nil {
+		try.succeeded() // nothing was checked: an outage is not a wrong code
 		h.p.Unavailable(w, r, err)
 		return
 	}
