@@ -198,3 +198,37 @@ func TestNativeCompletionIsOnceUnderConcurrency(t *testing.T) {
 		t.Fatalf("concurrent completions of one handle: %v, want exactly one 200 and the rest 404", got)
 	}
 }
+
+// The admin API's levels follow the same email rule as the tokens: an
+// email code entered under one client's email_fallback policy is no second
+// factor in an operator's view of the session (no client's fallback is
+// assumed there), so the session lists 1fa only.
+func TestAdminLevelsApplyTheEmailRule(t *testing.T) {
+	in := newInbox(t)
+	e := newEnv(t, withCodes(in, func(c *config.Config) {
+		for i := range c.Clients {
+			if c.Clients[i].ID == "bank" {
+				c.Clients[i].Scopes = []string{"stepup:admin"}
+			}
+		}
+	}))
+	b := e.browser()
+	fb := e.rp("fallback", "")
+	a := fb.authURL(map[string]string{"acr_values": mfaACR})
+	p := b.login(b.get(a.url), "bob", bobPass)
+	if !codeForm(p, "email") {
+		t.Fatalf("email_fallback did not ask for an email code:\n%s", excerpt(p.body))
+	}
+	p = b.code(p, "email", in.last("bob@example.com"))
+	wantClaims(t, fb.mustExchange(a, p.result(t)), mfaACR, []string{"pwd", "otp", "mfa"})
+
+	admin := e.ccToken("bank", bankSecret, "stepup:admin")
+	got := e.api("GET", "/api/v1/users/"+e.subject("bob")+"/sessions", admin, nil).want(t, "list", 200, "")
+	ss := got.body["sessions"].([]any)
+	if len(ss) != 1 {
+		t.Fatalf("sessions: %v", ss)
+	}
+	if lv := toStrings(ss[0].(map[string]any)["levels"]); !sameSet(lv, []string{oneFA}) {
+		t.Fatalf("levels of a session whose second factor is an email_fallback code: %v, want [%s]", lv, oneFA)
+	}
+}

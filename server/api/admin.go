@@ -60,10 +60,9 @@ func (h *Handler) listSessions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := []sessionInfo{}
-	now := h.p.Now()
 	for _, s := range ss {
 		info := sessionInfo{ID: s.ID, CreatedAt: s.CreatedAt.Unix(), LastSeenAt: s.LastSeenAt.Unix(),
-			Levels: h.p.Ladder().Satisfied(s.Verifications, now), ClientIDs: s.ClientIDs}
+			Levels: h.p.SatisfiedLevels(s.Verifications, nil, a), ClientIDs: s.ClientIDs}
 		if info.Levels == nil {
 			info.Levels = []string{}
 		}

@@ -404,13 +404,12 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request) {
 // writeState answers the session's state: the acr and amr a completion
 // would carry now, and every level it satisfies.
 func (h *Handler) writeState(w http.ResponseWriter, status int, handle string, as *apiSession, sess *session.Session, acct *session.Account, c *op.Client) {
-	now := h.p.Now()
 	st := sessionState{ID: handle, UserID: as.Subject, AMR: []string{}, Levels: []string{}, Factors: []string{},
 		IPBound: as.BoundIP != "", ExpiresAt: as.Start.Add(apiSessionLifetime).Unix()}
 	if d := h.p.NativeDecision(c, nil, nil, sess.Verifications, acct, as.Start); d.Outcome == authn.OK {
 		st.ACR, st.AMR, st.AuthTime = d.ACR, d.AMR, d.AuthTime.Unix()
 	}
-	if lv := h.p.Ladder().Satisfied(sess.Verifications, now); lv != nil {
+	if lv := h.p.SatisfiedLevels(sess.Verifications, c, acct); lv != nil {
 		st.Levels = lv
 	}
 	for _, n := range h.factorNames() {

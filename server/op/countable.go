@@ -19,8 +19,16 @@ func (p *Provider) countable(verifs []authn.Verification, c *Client, acct *sessi
 	if !slices.ContainsFunc(verifs, isEmail) {
 		return verifs
 	}
-	if p.FactorEnabled(authn.Email) && ((acct != nil && acct.EmailMFA) || c.Unenrolled() == authn.EmailFallback) {
+	if p.FactorEnabled(authn.Email) && ((acct != nil && acct.EmailMFA) || (c != nil && c.Unenrolled() == authn.EmailFallback)) {
 		return verifs
 	}
 	return slices.DeleteFunc(slices.Clone(verifs), isEmail)
+}
+
+// SatisfiedLevels returns the levels verifs satisfy now for client c, with
+// the email rule of countable. With no client (an operator's view of a
+// session) an email code counts only when the user turned email codes on:
+// no client's email_fallback policy is assumed.
+func (p *Provider) SatisfiedLevels(verifs []authn.Verification, c *Client, acct *session.Account) []string {
+	return p.ladder.Satisfied(p.countable(verifs, c, acct), p.now())
 }
