@@ -164,7 +164,7 @@ func TestGrantsAPI(t *testing.T) {
 	e.clock.Advance(30 * time.Second)
 	tb := ask(alice, "export", e.totpCode(aliceTOTP), "TIME_BASED", 60).want(t, "time-based", 200, "").str("step_up_grant")
 	for i := range 3 {
-		if got := check(alice, "export", tb); got.status != 200 || got.body["success"] != true {
+		if got := check(alice, "export", tb); got.status != 200 || got.body["success"] != true || got.body["factor"] != "totp" {
 			t.Fatalf("time-based use %d: %v", i, got.body)
 		}
 	}
@@ -179,7 +179,11 @@ func TestGrantsAPI(t *testing.T) {
 	}
 	factorGrant(map[string]any{"factor": "password", "password": "wrong"}).want(t, "wrong password", 400, "invalid_credentials")
 	pg := factorGrant(map[string]any{"factor": "password", "password": bobPass}).want(t, "password grant", 200, "").str("step_up_grant")
-	check(bob, "close-account", pg).want(t, "password grant holds", 200, "")
+	// verify-grant says what the grant rests on: a password re-entry is
+	// not an authenticator code.
+	if f := check(bob, "close-account", pg).want(t, "password grant holds", 200, "").str("factor"); f != "password" {
+		t.Fatalf("verify-grant of a password grant: factor %q, want password", f)
+	}
 	factorGrant(map[string]any{"factor": "recovery", "code": "x"}).want(t, "bob has no recovery codes", 400, "user_not_enrolled")
 	factorGrant(map[string]any{"factor": "sms", "code": "x"}).want(t, "not a grant factor", 400, "invalid_request")
 	codes, err := recovery.New(e.store()).Generate(context.Background(), bob)

@@ -322,6 +322,10 @@ type StepUpGrant struct {
 	// OneTime grants are deleted by the first successful use.
 	OneTime   bool
 	ExpiresAt time.Time
+	// Factor is what the grant rests on ("totp", "recovery", "password"),
+	// so that whoever checks it can tell a grant from a password re-entry
+	// from one from an authenticator app.
+	Factor string
 }
 
 // StepUpGrantStore keeps step-up grants, keyed by a hash of the grant.
@@ -332,7 +336,8 @@ type StepUpGrantStore interface {
 	// subject, action and client and has not expired at now, deleting a
 	// one-time grant in the same atomic step (of concurrent uses, exactly
 	// one succeeds). A grant that does not match is left untouched.
-	UseStepUpGrant(ctx context.Context, hash, subject, action, clientID string, now time.Time) (bool, error)
+	// It also returns the factor the grant rests on.
+	UseStepUpGrant(ctx context.Context, hash, subject, action, clientID string, now time.Time) (factor string, ok bool, err error)
 }
 
 // AdminStore holds the operator's levers on sessions and accounts.

@@ -110,13 +110,21 @@ func (h *Handler) grant(w http.ResponseWriter, r *http.Request, fixed string) {
 	}
 	grant := randomToken()
 	exp := h.p.Now().Add(time.Duration(req.ValidForSeconds) * time.Second)
-	g := &session.StepUpGrant{Subject: acct.Subject, Action: req.ActionType, ClientID: c.client.GetID(), OneTime: req.GrantType == grantOneTime, ExpiresAt: exp}
+	g := &session.StepUpGrant{Subject: acct.Subject, Action: req.ActionType, ClientID: c.client.GetID(), OneTime: req.GrantType == grantOneTime, ExpiresAt: exp, Factor: name}
 	if err := h.p.Store().PutStepUpGrant(r.Context(), hashGrant(grant), g); err != nil {
 		h.storeFailure(w, r, err, "")
 		return
 	}
 	h.p.Audit(r.Context(), obs.EventGrantIssued, "sub", acct.Subject, "client_id", c.client.GetID(), "action", req.ActionType, "grant_type", req.GrantType, "factor", name)
 	writeJSON(w, http.StatusOK, verifyTOTPResponse{StepUpGrant: grant, ExpiresAt: exp.Unix()})
+}
+
+// verifyGrantResponse says the grant holds, and what it rests on
+// ("totp", "recovery" or "password"), so a backend whose actions need
+// different proof can tell a password re-entry from an app code.
+type verifyGrantResponse struct {
+	Success bool   `json:"success"`
+	Factor  string `json:"factor"`
 }
 
 type verifyGrantRequest struct {
@@ -148,8 +156,9 @@ func (h *Handler) verifyGrant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ok = false
+	var factor string
 	if acct != nil && !acct.Locked {
-		if ok, err = h.p.Store().UseStepUpGrant(r.Context(), hashGrant(req.Grant), req.UserID, req.ActionType, c.client.GetID(), h.p.Now()); err != nil {
+		if factor, ok, err = h.p.Store().UseStepUpGrant(r.Context(), hashGrant(req.Grant), req.UserID, req.ActionType, c.client.GetID(), h.p.Now()); err != nil {
 			h.storeFailure(w, r, err, "")
 			return
 		}
@@ -159,8 +168,8 @@ func (h *Handler) verifyGrant(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, errGrantNotFound, "no valid grant for this user and action (unknown, expired, used, for another user or action, or the user is locked)")
 		return
 	}
-	h.p.Audit(r.Context(), obs.EventGrantUsed, "sub", req.UserID, "client_id", c.client.GetID(), "action", req.ActionType)
-	writeJSON(w, http.StatusOK, map[string]bool{"success": true})
+	h.p.Audit(r.Context(), obs.EventGrantUsed, "sub", req.UserID, "client_id", c.client.GetID(), "action", req.ActionType, "factor", factor)
+	writeJSON(w, http.StatusOK, verifyGrantResponse{Success: true, Factor: factor})
 }
 
 // randomToken is 32 random bytes, base64url.

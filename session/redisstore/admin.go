@@ -24,7 +24,7 @@ func (s *Store) PutStepUpGrant(ctx context.Context, hash string, g *session.Step
 	}
 	key := s.k.stepUpGrant(hash)
 	_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, key, "sub", g.Subject, "action", g.Action, "client", g.ClientID, "once", flag(g.OneTime), "exp", g.ExpiresAt.UnixMilli())
+		p.HSet(ctx, key, "sub", g.Subject, "action", g.Action, "client", g.ClientID, "once", flag(g.OneTime), "exp", g.ExpiresAt.UnixMilli(), "factor", g.Factor)
 		p.PExpire(ctx, key, ttl)
 		return nil
 	})
@@ -35,12 +35,15 @@ func (s *Store) PutStepUpGrant(ctx context.Context, hash string, g *session.Step
 // a one-time grant used concurrently succeeds exactly once. It is sent
 // once (evalOnce): a re-sent script would find its own deletion and refuse
 // the grant it just accepted.
-func (s *Store) UseStepUpGrant(ctx context.Context, hash, subject, action, clientID string, now time.Time) (bool, error) {
-	n, err := s.evalOnce(ctx, scriptUseStepUpGrant, []string{s.k.stepUpGrant(hash)}, subject, action, clientID, now.UnixMilli()).Int()
-	if err != nil {
-		return false, fail("use step-up grant", err)
+func (s *Store) UseStepUpGrant(ctx context.Context, hash, subject, action, clientID string, now time.Time) (string, bool, error) {
+	factor, err := s.evalOnce(ctx, scriptUseStepUpGrant, []string{s.k.stepUpGrant(hash)}, subject, action, clientID, now.UnixMilli()).Text()
+	if errors.Is(err, redis.Nil) {
+		return "", false, nil
 	}
-	return n == 1, nil
+	if err != nil {
+		return "", false, fail("use step-up grant", err)
+	}
+	return factor, true, nil
 }
 
 // ReplaceVerifications implements session.AdminStore.

@@ -32,7 +32,10 @@ func TestOneTimeConsumptionsAreNeverResent(t *testing.T) {
 	}
 	for _, flushFirst := range []bool{false, true} {
 		ops := map[string]func() (bool, error){
-			"UseStepUpGrant":  func() (bool, error) { return s.UseStepUpGrant(ctx, "gh", "u", "pay", "bank", time.Now()) },
+			"UseStepUpGrant": func() (bool, error) {
+				_, ok, err := s.UseStepUpGrant(ctx, "gh", "u", "pay", "bank", time.Now())
+				return ok, err
+			},
 			"UseRecoveryCode": func() (bool, error) { return s.UseRecoveryCode(ctx, "u", "r1") },
 			"TakeChallenge": func() (bool, error) {
 				b, err := s.TakeChallenge(ctx, "challenge-0123456789abcdef")

@@ -185,13 +185,14 @@ return 0
 // grant that does not match is left alone.
 // Expiry is checked against the caller's clock as well as by the TTL.
 // KEYS[1] grant; ARGV[1] subject, ARGV[2] action, ARGV[3] client,
-// ARGV[4] now (unix ms). Returns 1 when the grant holds, 0 otherwise.
+// ARGV[4] now (unix ms). Returns the factor the grant rests on when it
+// holds, nil otherwise.
 var scriptUseStepUpGrant = newOnceScript(`
-local g = redis.call('HMGET', KEYS[1], 'sub', 'action', 'client', 'once', 'exp')
-if g[1] ~= ARGV[1] or g[2] ~= ARGV[2] or g[3] ~= ARGV[3] then return 0 end
-if tonumber(g[5]) <= tonumber(ARGV[4]) then return 0 end
+local g = redis.call('HMGET', KEYS[1], 'sub', 'action', 'client', 'once', 'exp', 'factor')
+if g[1] ~= ARGV[1] or g[2] ~= ARGV[2] or g[3] ~= ARGV[3] then return false end
+if tonumber(g[5]) <= tonumber(ARGV[4]) then return false end
 if g[4] == '1' then redis.call('DEL', KEYS[1]) end
-return 1
+return g[6] or ''
 `)
 
 // scriptReplaceVerifications sets a session's verification fields to

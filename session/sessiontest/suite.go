@@ -1117,15 +1117,18 @@ func testStepUpGrant(t *testing.T, s session.Store) {
 	ctx := t.Context()
 	now := time.Now()
 	sub, hash := newID(), newID()
-	g := &session.StepUpGrant{Subject: sub, Action: "withdraw", ClientID: "bank", OneTime: false, ExpiresAt: now.Add(time.Minute)}
+	g := &session.StepUpGrant{Subject: sub, Action: "withdraw", ClientID: "bank", OneTime: false, ExpiresAt: now.Add(time.Minute), Factor: "totp"}
 	if err := s.PutStepUpGrant(ctx, hash, g); err != nil {
 		t.Fatal(err)
 	}
 	use := func(hash, sub, action, client string, at time.Time) bool {
 		t.Helper()
-		ok, err := s.UseStepUpGrant(ctx, hash, sub, action, client, at)
+		factor, ok, err := s.UseStepUpGrant(ctx, hash, sub, action, client, at)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if ok && factor != g.Factor {
+			t.Fatalf("UseStepUpGrant factor = %q, want %q", factor, g.Factor)
 		}
 		return ok
 	}
@@ -1173,7 +1176,7 @@ func testStepUpGrantConcurrent(t *testing.T, s session.Store) {
 	wins := 0
 	for range n {
 		wg.Go(func() {
-			ok, err := s.UseStepUpGrant(ctx, hash, sub, "a", "c", time.Now())
+			_, ok, err := s.UseStepUpGrant(ctx, hash, sub, "a", "c", time.Now())
 			if err != nil {
 				t.Error(err)
 			}
