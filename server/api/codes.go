@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/url"
@@ -91,37 +89,15 @@ func (h *Handler) sendCode(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	to := f.to(acct)
 	pol := h.p.CodePolicy()
-	sum := sha256.Sum256([]byte(to))
-	budgets := []session.Budget{
-		{Kind: session.BudgetSendUser, ID: acct.Subject, Max: int64(pol.PerUser)},
-		{Kind: session.BudgetSendTo, ID: hex.EncodeToString(sum[:16]), Max: int64(pol.PerDestination)},
-	}
-	if ip, _ := h.endUserIP(r, c); ip.IsValid() {
-		budgets = append(budgets, session.Budget{Kind: session.BudgetSendIP, ID: h.p.IPBudget(ip).ID, Max: int64(pol.PerIP)})
-	}
-	counts, err := h.p.Store().Reserve(ctx, pol.SendWindow.D(), budgets...)
+	ip, _ := h.endUserIP(r, c)
+	budgets := h.p.SendBudgets(acct.Subject, to, ip)
+	_, over, err := h.p.Reserve(ctx, pol.SendWindow.D(), budgets...)
 	if err != nil {
 		h.storeFailure(w, r, err, "")
 		return
 	}
-	refund := func(bs ...session.Budget) {
-		if len(bs) == 0 {
-			return
-		}
-		if err := h.p.Store().Refund(context.WithoutCancel(ctx), bs...); err != nil {
-			h.p.Log().WarnContext(ctx, "refunding a send failed", "err", err)
-		}
-	}
-	var over, open []session.Budget
-	for i, b := range budgets {
-		if counts[i] > b.Max {
-			over = append(over, b)
-		} else {
-			open = append(open, b)
-		}
-	}
+	refund := func(bs ...session.Budget) { h.p.Refund(ctx, bs...) }
 	if len(over) > 0 {
-		refund(open...)
 		for _, b := range over {
 			h.p.Audit(ctx, obs.EventLocked, "budget", string(b.Kind), "factor", string(f.kind), "sub", acct.Subject, "client_id", c.client.GetID(), "via", "api")
 		}

@@ -89,27 +89,12 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, c *caller, f fa
 	if ip.IsValid() {
 		budgets = append(budgets, h.p.IPBudget(ip))
 	}
-	counts, err := h.p.Store().Reserve(ctx, h.p.LockoutWindow(), budgets...)
+	counts, over, err := h.p.Reserve(ctx, h.p.LockoutWindow(), budgets...)
 	if err != nil {
 		h.storeFailure(w, r, err, "")
 		return false
 	}
-	var over, open []session.Budget
-	for i, b := range budgets {
-		if counts[i] > b.Max {
-			over = append(over, b)
-		} else {
-			open = append(open, b)
-		}
-	}
 	if len(over) > 0 {
-		// Nothing is checked: the budgets that were not exhausted get
-		// their count back.
-		if len(open) > 0 {
-			if err := h.p.Store().Refund(ctx, open...); err != nil {
-				h.p.Log().WarnContext(ctx, "refunding an attempt failed", "err", err)
-			}
-		}
 		for _, b := range over {
 			h.p.Audit(ctx, obs.EventLocked, "budget", string(b.Kind), "sub", acct.Subject, "client_id", c.client.GetID(), "via", "api")
 		}
@@ -119,10 +104,7 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, c *caller, f fa
 	}
 	ok, err := f.check(ctx, h.p, acct, pr)
 	if err != nil {
-		// Not checked: no failure to count.
-		if rerr := h.p.Store().Refund(context.WithoutCancel(ctx), budgets...); rerr != nil {
-			h.p.Log().WarnContext(ctx, "refunding an attempt failed", "err", rerr)
-		}
+		h.p.Refund(ctx, budgets...) // not checked: no failure to count
 		if errors.Is(err, password.ErrBusy) || ctx.Err() != nil {
 			h.p.Audit(ctx, obs.EventThrottled, "reason", "busy", "client_id", c.client.GetID(), "via", "api")
 			w.Header().Set("Retry-After", "1")
@@ -146,9 +128,7 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, c *caller, f fa
 		fail(w, http.StatusBadRequest, f.badCode, f.badDesc)
 		return false
 	}
-	if err := h.p.Store().Refund(context.WithoutCancel(ctx), budgets...); err != nil {
-		h.p.Log().WarnContext(ctx, "refunding an attempt failed", "err", err)
-	}
+	h.p.Refund(ctx, budgets...)
 	event := obs.EventStepUp
 	if f.kind == authn.Password {
 		event = obs.EventLogin

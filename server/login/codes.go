@@ -90,29 +90,13 @@ func (h *Handler) sendCode(r *http.Request, sid, sub, clientID string, f authn.F
 		return &problem{status: http.StatusConflict, msg: msgSendFailed}
 	}
 	pol := h.p.CodePolicy()
-	budgets := h.p.SendBudgets(r, sub, to)
-	counts, err := h.p.Store().Reserve(ctx, pol.SendWindow.D(), budgets...)
+	budgets := h.p.SendBudgets(sub, to, h.p.ClientIP(r))
+	_, over, err := h.p.Reserve(ctx, pol.SendWindow.D(), budgets...)
 	if err != nil {
 		return &problem{down: err}
 	}
-	var over, open []session.Budget
-	for i, b := range budgets {
-		if counts[i] > b.Max {
-			over = append(over, b)
-		} else {
-			open = append(open, b)
-		}
-	}
-	refund := func(bs ...session.Budget) {
-		if len(bs) == 0 {
-			return
-		}
-		if err := h.p.Store().Refund(context.WithoutCancel(ctx), bs...); err != nil {
-			h.p.Log().WarnContext(ctx, "refunding a send failed", "err", err)
-		}
-	}
+	refund := func(bs ...session.Budget) { h.p.Refund(ctx, bs...) }
 	if len(over) > 0 {
-		refund(open...)
 		for _, b := range over {
 			h.p.Audit(ctx, obs.EventLocked, "budget", string(b.Kind), "factor", string(f), "sub", sub, "client_id", clientID)
 		}

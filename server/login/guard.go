@@ -1,7 +1,6 @@
 package login
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 
@@ -29,31 +28,14 @@ const msgLocked = "Too many failed attempts. Wait a while before you try again."
 // the store is down (fail closed: no budget, no check).
 func (h *Handler) reserve(w http.ResponseWriter, r *http.Request, subject, username string, retry func(status int, msg string)) (*attempt, bool) {
 	a := &attempt{h: h, r: r, subject: subject, budgets: h.p.Budgets(r, subject, username)}
-	counts, err := h.p.Store().Reserve(r.Context(), h.p.LockoutWindow(), a.budgets...)
+	counts, over, err := h.p.Reserve(r.Context(), h.p.LockoutWindow(), a.budgets...)
 	if err != nil {
 		h.p.Unavailable(w, r, err)
 		return nil, false
 	}
 	a.counts = counts
-	var over []session.Budget
-	var open []session.Budget
-	for i, b := range a.budgets {
-		if counts[i] > b.Max {
-			over = append(over, b)
-		} else {
-			open = append(open, b)
-		}
-	}
 	if len(over) == 0 {
 		return a, true
-	}
-	// Nothing is checked, so the budgets that were not exhausted get
-	// their count back: a throttled address must not go on using up the
-	// budgets of the users it names.
-	if len(open) > 0 {
-		if err := h.p.Store().Refund(r.Context(), open...); err != nil {
-			h.p.Log().WarnContext(r.Context(), "refunding an attempt failed", "err", err)
-		}
 	}
 	for _, b := range over {
 		h.p.Audit(r.Context(), obs.EventLocked, "budget", string(b.Kind), "sub", subject, "ip", a.ip())
@@ -84,10 +66,5 @@ func (a *attempt) failed() {
 	}
 }
 
-// succeeded gives the attempt back: only failures use the budgets. If the
-// refund fails the attempt stays counted, which errs on the safe side.
-func (a *attempt) succeeded() {
-	if err := a.h.p.Store().Refund(context.WithoutCancel(a.r.Context()), a.budgets...); err != nil {
-		a.h.p.Log().WarnContext(a.r.Context(), "refunding an attempt failed", "err", err)
-	}
-}
+// succeeded gives the attempt back: only failures use the budgets.
+func (a *attempt) succeeded() { a.h.p.Refund(a.r.Context(), a.budgets...) }

@@ -75,14 +75,46 @@ func (p *Provider) Budgets(r *http.Request, subject, username string) []session.
 	}
 }
 
-// ipBudget is the per-client-IP budget of r (IPv6 per /64: one host
-// usually holds a whole /64).
-func (p *Provider) ipBudget(r *http.Request) session.Budget {
-	ip := p.ClientIP(r)
-	if ip.Is6() {
-		ip = netip.PrefixFrom(ip, 64).Masked().Addr()
+// ipBudget is the per-client-IP budget of r.
+func (p *Provider) ipBudget(r *http.Request) session.Budget { return p.IPBudget(p.ClientIP(r)) }
+
+// Reserve counts one attempt (or one send) against every budget in bs
+// for window, before anything is checked, so that concurrent attempts can
+// never check more than a budget allows. over lists the budgets that were
+// already exhausted; when there are any, nothing may be checked, and the
+// budgets that were not exhausted have been given their count back: a
+// throttled address must not go on using up the budgets of the users it
+// names. counts are the budgets' counts after this attempt, in bs's order.
+func (p *Provider) Reserve(ctx context.Context, window time.Duration, bs ...session.Budget) (counts []int64, over []session.Budget, err error) {
+	counts, err = p.store.Reserve(ctx, window, bs...)
+	if err != nil {
+		return nil, nil, err
 	}
-	return session.Budget{Kind: session.BudgetIP, ID: ip.String(), Max: int64(p.lockout.IPMaxFailures)}
+	var open []session.Budget
+	for i, b := range bs {
+		if counts[i] > b.Max {
+			over = append(over, b)
+		} else {
+			open = append(open, b)
+		}
+	}
+	if len(over) > 0 {
+		p.Refund(ctx, open...)
+	}
+	return counts, over, nil
+}
+
+// Refund gives an attempt back to bs: a success, or nothing was checked.
+// It runs even when the request has gone (the count was taken on its
+// behalf); if it fails the attempt stays counted, which errs on the safe
+// side.
+func (p *Provider) Refund(ctx context.Context, bs ...session.Budget) {
+	if len(bs) == 0 {
+		return
+	}
+	if err := p.store.Refund(context.WithoutCancel(ctx), bs...); err != nil {
+		p.log.WarnContext(ctx, "refunding an attempt failed", "err", err)
+	}
 }
 
 type ipBudgetKey struct{}
