@@ -274,15 +274,26 @@ func (h *Handler) accountPhone(w http.ResponseWriter, r *http.Request) {
 	h.renderAccountPhone(w, r, acct, phone, sealed, http.StatusOK, "")
 }
 
-func (h *Handler) accountPhoneResend(w http.ResponseWriter, r *http.Request) {
-	sess, acct, ok := h.accountState(w, r)
+// pendingPhone is the state of a step after the number form: a fresh
+// session, and the number sealed into the form. When it returns false it
+// has answered.
+func (h *Handler) pendingPhone(w http.ResponseWriter, r *http.Request) (sess *session.Session, acct *session.Account, phone, sealed string, ok bool) {
+	sess, acct, ok = h.accountState(w, r)
 	if !ok || !h.requireFresh(w, r, sess, acct) {
-		return
+		return nil, nil, "", "", false
 	}
-	sealed := r.PostFormValue("pending")
-	phone := h.openPending("phone", sess.ID, sealed)
+	sealed = r.PostFormValue("pending")
+	phone = h.openPending("phone", sess.ID, sealed)
 	if !h.codesOn(authn.SMS) || phone == "" {
 		h.renderAccount(w, r, sess, acct, http.StatusBadRequest, "", "That change has expired. Start again.")
+		return nil, nil, "", "", false
+	}
+	return sess, acct, phone, sealed, true
+}
+
+func (h *Handler) accountPhoneResend(w http.ResponseWriter, r *http.Request) {
+	sess, acct, phone, sealed, ok := h.pendingPhone(w, r)
+	if !ok {
 		return
 	}
 	retry := func(status int, msg string) { h.renderAccountPhone(w, r, acct, phone, sealed, status, msg) }
@@ -294,14 +305,8 @@ func (h *Handler) accountPhoneResend(w http.ResponseWriter, r *http.Request) {
 // accountPhoneConfirm stores the number the code was texted to: only now,
 // verified, does it become the account's phone (replacing the old one).
 func (h *Handler) accountPhoneConfirm(w http.ResponseWriter, r *http.Request) {
-	sess, acct, ok := h.accountState(w, r)
-	if !ok || !h.requireFresh(w, r, sess, acct) {
-		return
-	}
-	sealed := r.PostFormValue("pending")
-	phone := h.openPending("phone", sess.ID, sealed)
-	if !h.codesOn(authn.SMS) || phone == "" {
-		h.renderAccount(w, r, sess, acct, http.StatusBadRequest, "", "That change has expired. Start again.")
+	sess, acct, phone, sealed, ok := h.pendingPhone(w, r)
+	if !ok {
 		return
 	}
 	b := otpcode.Binding{Session: sess.ID, Purpose: purposeAccountSMS, To: phone}
