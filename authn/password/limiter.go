@@ -34,12 +34,12 @@ func NewLimiter(n int) *Limiter {
 	return &Limiter{slots: make(chan struct{}, n), maxWait: int64(queueFactor * n)}
 }
 
-// Verify is the package's Verify run in a slot. A malformed phc is reported
-// at once without taking a slot. It waits for a slot until ctx is done
+// Verify is the package's Verify run in a slot. A malformed hash is
+// reported at once without taking a slot. It waits for a slot until ctx is done
 // (returning ctx's error) and returns ErrBusy at once when the wait queue is
 // full.
-func (l *Limiter) Verify(ctx context.Context, phc, password string) (bool, error) {
-	h, err := parse(phc)
+func (l *Limiter) Verify(ctx context.Context, hash, password string) (bool, error) {
+	h, err := parseAny(hash)
 	if err != nil {
 		return false, err
 	}

@@ -7,6 +7,11 @@
 // travel with each hash, so raising DefaultParams later leaves existing
 // hashes verifiable.
 //
+// Verify also accepts hashes imported from other systems (bcrypt, argon2i,
+// passlib's PBKDF2 and scrypt, Django's PBKDF2; see CheckHash), each with
+// caps on its cost; NeedsRehash tells when a verified password's hash
+// should be replaced by a fresh argon2id one.
+//
 // One hash at the default parameters takes 64 MiB of memory and tens of
 // milliseconds of CPU. Servers must not run them unbounded: verify through a
 // Limiter, which turns a burst into fast ErrBusy answers instead of
@@ -51,11 +56,15 @@ const (
 	maxSaltLen   = 64
 	minKeyLen    = 16
 	maxKeyLen    = 64
+	// maxWork bounds memory × passes (KiB): about half a second of one
+	// core, so that no hash (an imported one included) makes a sign-in
+	// attempt cost seconds.
+	maxWork = 1 << 20
 )
 
-// ErrMalformedHash is wrapped by the errors of ParsePHC and Verify for a
-// string that is not an acceptable argon2id PHC hash.
-var ErrMalformedHash = errors.New("malformed argon2id hash")
+// ErrMalformedHash is wrapped by the errors of ParsePHC, CheckHash and
+// Verify for a string that is not an acceptable hash.
+var ErrMalformedHash = errors.New("malformed or unsupported password hash")
 
 // Hash hashes password with DefaultParams and a fresh random salt and
 // returns the PHC string.
@@ -88,11 +97,12 @@ func encode(p Params, salt, key []byte) string {
 		b64.EncodeToString(salt), b64.EncodeToString(key))
 }
 
-// Verify reports whether password matches the PHC string phc. The hash is
-// compared in constant time. A malformed or out-of-bounds phc is an error
-// (wrapping ErrMalformedHash), never a silent false.
-func Verify(phc, password string) (bool, error) {
-	h, err := parse(phc)
+// Verify reports whether password matches hash, an argon2id PHC string or
+// an imported format (CheckHash). The hash is compared in constant time. A
+// malformed, unsupported or out-of-bounds hash is an error (wrapping
+// ErrMalformedHash), never a silent false.
+func Verify(hash, password string) (bool, error) {
+	h, err := parseAny(hash)
 	if err != nil {
 		return false, err
 	}
@@ -100,8 +110,8 @@ func Verify(phc, password string) (bool, error) {
 }
 
 // ParsePHC checks that s is an argon2id (v=19) PHC string with parameters
-// within bounds: 1 ≤ t ≤ 10, 8·p KiB ≤ m ≤ 1 GiB, p ≥ 1, a salt of 8–64
-// bytes and a hash of 16–64 bytes. Configuration validation uses it to
+// within bounds: 1 ≤ t ≤ 10, 8·p KiB ≤ m ≤ 1 GiB, m·t ≤ 1 GiB, p ≥ 1, a
+// salt of 8–64 bytes and a hash of 16–64 bytes. Configuration validation uses it to
 // reject a bad password_hash or secret_hash at start-up.
 func ParsePHC(s string) error {
 	_, err := parse(s)
@@ -127,13 +137,16 @@ func DummyVerify(password string) {
 var b64 = base64.RawStdEncoding.Strict()
 
 type phcHash struct {
-	p    Params
-	salt []byte
-	key  []byte
+	variant string // FormatArgon2id or FormatArgon2i
+	p       Params
+	salt    []byte
+	key     []byte
 }
 
+func (h phcHash) format() string { return h.variant }
+
 func (h phcHash) matches(password string) bool {
-	key := argon2.IDKey([]byte(password), h.salt, h.p.Time, h.p.MemoryKiB, h.p.Threads, h.p.KeyLen)
+	key := argon2Key(h.variant, password, h.salt, h.p)
 	return subtle.ConstantTimeCompare(key, h.key) == 1
 }
 
@@ -149,17 +162,22 @@ func malformed(format string, args ...any) error {
 	return fmt.Errorf("password: %w: %s", ErrMalformedHash, fmt.Sprintf(format, args...))
 }
 
-// parse decodes a PHC string. The error never repeats the input: it is a
-// secret's hash.
+// parse decodes an argon2id PHC string. The error never repeats the
+// input: it is a secret's hash.
 func parse(s string) (phcHash, error) {
+	return parsePHC(s, FormatArgon2id)
+}
+
+// parsePHC decodes a PHC string of the argon2 variant given.
+func parsePHC(s, variant string) (phcHash, error) {
 	var h phcHash
 	// "", "argon2id", "v=19", "m=..,t=..,p=..", salt, hash
 	f := strings.Split(s, "$")
 	if len(f) != 6 || f[0] != "" {
 		return h, malformed("want 5 '$'-separated fields, got %d", len(f)-1)
 	}
-	if f[1] != "argon2id" {
-		return h, malformed("algorithm is not argon2id")
+	if f[1] != variant {
+		return h, malformed("algorithm is not %s", variant)
 	}
 	v, ok := strings.CutPrefix(f[2], "v=")
 	if !ok {
@@ -201,6 +219,7 @@ func parse(s string) (phcHash, error) {
 		return h, malformed("hash is not unpadded base64")
 	}
 	h = phcHash{
+		variant: variant,
 		p: Params{
 			MemoryKiB: uint32(vals[0]),
 			Time:      uint32(vals[1]),
@@ -238,6 +257,8 @@ func (p Params) validate() error {
 		return errors.New("parallelism p must be at least 1")
 	case p.MemoryKiB < 8*uint32(p.Threads) || p.MemoryKiB > maxMemoryKiB:
 		return fmt.Errorf("memory m=%d KiB outside %d..%d", p.MemoryKiB, 8*uint32(p.Threads), maxMemoryKiB)
+	case uint64(p.MemoryKiB)*uint64(p.Time) > maxWork:
+		return fmt.Errorf("memory × passes m·t = %d KiB above %d", uint64(p.MemoryKiB)*uint64(p.Time), maxWork)
 	case p.SaltLen < minSaltLen || p.SaltLen > maxSaltLen:
 		return fmt.Errorf("salt length %d outside %d..%d bytes", p.SaltLen, minSaltLen, maxSaltLen)
 	case p.KeyLen < minKeyLen || p.KeyLen > maxKeyLen:
