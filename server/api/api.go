@@ -8,7 +8,7 @@
 //     session ends in a PKCE-bound authorization code redeemed at
 //     /oauth/token;
 //   - the operator's admin API (scope stepup:admin): sessions, elevation,
-//     account locks.
+//     account locks, factor resets.
 //
 // Every call carries a bearer access token of this issuer; the grants and
 // admin APIs take only a client's own client_credentials token with the
@@ -74,6 +74,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/sessions/{id}/drop-elevation", h.dropElevation)
 	mux.HandleFunc("POST /api/v1/users/{user_id}/lock", h.lock)
 	mux.HandleFunc("POST /api/v1/users/{user_id}/unlock", h.unlock)
+	mux.HandleFunc("DELETE /api/v1/users/{user_id}/factors/{kind}", h.resetFactor)
 
 	mux.HandleFunc("POST /api/v1/authn/sessions", h.startSession)
 	mux.HandleFunc("GET /api/v1/authn/sessions/{id}", h.getSession)

@@ -155,6 +155,7 @@ const (
 	EventElevationDropped    = "admin.elevation_dropped" // an operator dropped a session to 1fa
 	EventAccountLocked       = "admin.account_locked"    // an operator locked an account
 	EventAccountUnlocked     = "admin.account_unlocked"  // an operator unlocked an account
+	EventAdminFactorReset    = "admin.factor_reset"      // an operator removed a kind of factor from an account
 
 	// SMS and email codes.
 	EventCodeSent       = "code.sent"        // a one-time code sent by SMS or email (factor, purpose)
