@@ -333,11 +333,11 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request) {
 	}
 	var maxAge *time.Duration
 	if req.MaxAge != nil {
-		if *req.MaxAge < 0 {
+		d, ok := op.MaxAge(*req.MaxAge)
+		if !ok {
 			fail(w, http.StatusBadRequest, errInvalidRequest, "max_age must not be negative")
 			return
 		}
-		d := time.Duration(*req.MaxAge) * time.Second
 		maxAge = &d
 	}
 	scope := req.Scope

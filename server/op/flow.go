@@ -2,6 +2,8 @@ package op
 
 import (
 	"encoding/json"
+	"errors"
+	"math"
 	"net/url"
 	"regexp"
 	"slices"
@@ -140,8 +142,8 @@ func parseFlow(form url.Values, c *Client, now time.Time) (*Flow, *authError) {
 		}
 	}
 	if v := form.Get("max_age"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
+		n, err := ParseMaxAge(v)
+		if err != nil {
 			return nil, errAuth(errInvalidRequest, "max_age must be a non-negative integer")
 		}
 		f.MaxAge = &n
@@ -207,10 +209,46 @@ func (f *Flow) policyRequest(c *Client, mfaAlways bool, hintOther bool) authn.Re
 		Start:            f.Start,
 	}
 	if f.MaxAge != nil {
-		d := time.Duration(*f.MaxAge) * time.Second
+		// A stored max_age is never negative (parseFlow); should one be,
+		// 0 asks for a fresh verification rather than none.
+		d, _ := MaxAge(*f.MaxAge)
 		r.MaxAge = &d
 	}
 	return r
+}
+
+// MaxAgeCeiling is the largest max_age, in seconds, that a time.Duration
+// holds (about 292 years). max_age is a number of seconds chosen by the
+// client (OIDC Core §3.1.2.1), and seconds × 10⁹ overflows int64 above
+// it: 9223372037 became a negative duration (no verification ever fresh
+// enough: the password page forever) and 9223372036854775807 became −1 s.
+// No session lives that long, so a larger max_age asks nothing more of a
+// session than this one: it is clamped, not refused.
+const MaxAgeCeiling = int64(math.MaxInt64 / int64(time.Second))
+
+// MaxAge is the duration of a max_age of seconds, clamped to
+// MaxAgeCeiling; ok is false for a negative one (OIDC Core §3.1.2.1 says
+// non-negative), which the caller refuses with invalid_request.
+func MaxAge(seconds int64) (d time.Duration, ok bool) {
+	if seconds < 0 {
+		return 0, false
+	}
+	return time.Duration(min(seconds, MaxAgeCeiling)) * time.Second, true
+}
+
+// ParseMaxAge reads the max_age parameter: decimal digits only (no sign,
+// no fraction, no spaces), clamped to MaxAgeCeiling — also when it does
+// not fit in an int64.
+func ParseMaxAge(v string) (int64, error) {
+	if v == "" || strings.TrimLeft(v, "0123456789") != "" {
+		return 0, errors.New("max_age is not a non-negative integer")
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n > MaxAgeCeiling {
+		// Only digits: the one error left is ErrRange, a number too large.
+		return MaxAgeCeiling, nil
+	}
+	return n, nil
 }
 
 const errInvalidRequest = "invalid_request"

@@ -164,7 +164,12 @@ func checkFlow(t *testing.T, form url.Values, c *Client, fl *Flow) {
 		if fl.MaxAge != nil {
 			t.Fatal("max_age set without the parameter")
 		}
-	} else if fl.MaxAge == nil || *fl.MaxAge < 0 || strconv.FormatInt(*fl.MaxAge, 10) != cmp.Or(strings.TrimLeft(strings.TrimLeft(v, "+-"), "0"), "0") {
+	} else if strings.TrimLeft(v, "0123456789") != "" {
+		t.Fatalf("max_age %q accepted: only digits are a non-negative integer", v)
+	} else if digits := cmp.Or(strings.TrimLeft(v, "0"), "0"); fl.MaxAge == nil || *fl.MaxAge < 0 || *fl.MaxAge > MaxAgeCeiling ||
+		(*fl.MaxAge < MaxAgeCeiling && strconv.FormatInt(*fl.MaxAge, 10) != digits) ||
+		(*fl.MaxAge == MaxAgeCeiling && len(digits) < len("9223372036")) {
+		// The value itself, or the ceiling for anything at or above it.
 		t.Fatalf("max_age %q → %v", v, fl.MaxAge)
 	}
 	if raw := form.Get("claims"); raw == "" {
