@@ -204,6 +204,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
+		// Every body is capped here, once: nothing stepup serves takes more
+		// (PRODUCT.md §13), and a handler parsing a form never reads 10 MB.
+		op.LimitBody(sw, r)
 		defer func() {
 			if v := recover(); v != nil {
 				if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {

@@ -181,13 +181,16 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, scope str
 	return &caller{tok: tok, client: c}, true
 }
 
-// maxBody bounds a request body.
-const maxBody = 64 << 10
-
 // decode reads a JSON body strictly (unknown fields are an error, so a
-// misspelt field never silently changes the meaning of a call).
+// misspelt field never silently changes the meaning of a call). The body
+// is capped at op.MaxBodyBytes (413 beyond).
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	if err := decodeJSON(io.LimitReader(r.Body, maxBody), v); err != nil {
+	op.LimitBody(w, r)
+	if err := decodeJSON(r.Body, v); err != nil {
+		if op.BodyTooLarge(err) {
+			fail(w, http.StatusRequestEntityTooLarge, errInvalidRequest, "the body is larger than "+strconv.Itoa(op.MaxBodyBytes)+" bytes")
+			return false
+		}
 		fail(w, http.StatusBadRequest, errInvalidRequest, "the body is not the expected JSON object: "+err.Error())
 		return false
 	}

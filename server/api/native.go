@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -331,6 +332,17 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, errInvalidRequest, "redirect_uri must be one registered for this client")
 		return
 	}
+	// The nonce is kept in the code until the ID token; the acr values
+	// are compared with the ladder: the caps of /authorize.
+	if len(req.Nonce) > op.MaxNonceBytes {
+		fail(w, http.StatusBadRequest, errInvalidRequest, "nonce is longer than "+strconv.Itoa(op.MaxNonceBytes)+" bytes")
+		return
+	}
+	acrValues := strings.Fields(req.ACRValues)
+	if err := op.CheckACRValues(acrValues); err != nil {
+		fail(w, http.StatusBadRequest, errInvalidRequest, err.Error())
+		return
+	}
 	var maxAge *time.Duration
 	if req.MaxAge != nil {
 		d, ok := op.MaxAge(*req.MaxAge)
@@ -363,7 +375,7 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, authn.ErrUnmetRequirements, "a session started with a user's token needs a factor verified in it before it completes")
 		return
 	}
-	d := h.p.NativeDecision(c.client, strings.Fields(req.ACRValues), maxAge, sess.Verifications, acct, as.Start)
+	d := h.p.NativeDecision(c.client, acrValues, maxAge, sess.Verifications, acct, as.Start)
 	if d.Outcome != authn.OK {
 		desc := d.Description
 		if len(sess.Verifications) == 0 {

@@ -28,6 +28,10 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := r.ParseForm(); err != nil {
+		if BodyTooLarge(err) {
+			p.pages.Error(w, r, http.StatusRequestEntityTooLarge, "The sign-in request is too large.")
+			return
+		}
 		p.pages.Error(w, r, http.StatusBadRequest, "The sign-in request is malformed.")
 		return
 	}
@@ -47,9 +51,18 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		p.pages.Error(w, r, http.StatusBadRequest, "The application sent you here with a redirect URI it has not registered.")
 		return
 	}
+	state := r.Form.Get("state")
+	if len(state) > MaxStateBytes {
+		// An oversized state is refused, and not echoed: the error would
+		// carry the very bytes the cap keeps out (into the Location header,
+		// the browser and the RP's logs). Without its state the RP rejects
+		// the response as unsolicited, which is right for a request it
+		// could not have sent within the limits.
+		state = ""
+	}
 	f, aerr := parseFlow(r.Form, c, p.now())
 	if aerr != nil {
-		p.redirectError(w, r, redirectURI, r.Form.Get("state"), aerr.code, aerr.desc)
+		p.redirectError(w, r, redirectURI, state, aerr.code, aerr.desc)
 		return
 	}
 	if hint := r.Form.Get("id_token_hint"); hint != "" {

@@ -77,6 +77,9 @@ func parseFlow(form url.Values, c *Client, now time.Time) (*Flow, *authError) {
 			return nil, err
 		}
 	}
+	if err := checkAuthorizeLimits(form); err != nil {
+		return nil, err
+	}
 	f := &Flow{
 		ClientID:    c.GetID(),
 		RedirectURI: form.Get("redirect_uri"),
@@ -159,6 +162,11 @@ func parseFlow(form url.Values, c *Client, now time.Time) (*Flow, *authError) {
 			// acr_values (OIDC Core §5.5.1.1).
 			f.ACRValues, f.Essential = values, essential
 		}
+	}
+	if err := CheckACRValues(f.ACRValues); err != nil {
+		// The claims parameter's values: within its byte cap, thousands of
+		// tiny ones still fit.
+		return nil, errAuth(errInvalidRequest, err.Error())
 	}
 	return f, nil
 }

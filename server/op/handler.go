@@ -39,11 +39,22 @@ func (p *Provider) Handler() http.Handler {
 // another site cannot sign them out.
 func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
+		if BodyTooLarge(err) {
+			p.pages.Error(w, r, http.StatusRequestEntityTooLarge, "The sign-out request is too large.")
+			return
+		}
 		p.pages.Error(w, r, http.StatusBadRequest, "The sign-out request is malformed.")
 		return
 	}
 	hint, clientID := r.Form.Get("id_token_hint"), r.Form.Get("client_id")
 	plr, state := r.Form.Get("post_logout_redirect_uri"), r.Form.Get("state")
+	if len(state) > MaxStateBytes {
+		// Echoed to the RP and carried by the confirmation form: the same
+		// cap as at /authorize. Not redirected: there is no error channel
+		// to the RP in RP-initiated logout.
+		p.pages.Error(w, r, http.StatusBadRequest, "The sign-out request's state is too long.")
+		return
+	}
 	var hintSub string
 	if hint != "" {
 		var c idTokenClaims
