@@ -35,11 +35,12 @@ import (
 	"github.com/stepup-dev/stepup/session"
 )
 
-// Scopes a client needs (config clients[].scopes) for each API.
+// Scopes a client needs (config clients[].scopes) for each API; op
+// defines them, since it keeps every API scope out of users' tokens.
 const (
-	ScopeGrants = "stepup:grants"
-	ScopeAdmin  = "stepup:admin"
-	ScopeAuthn  = "stepup:authn"
+	ScopeGrants = op.ScopeGrants
+	ScopeAdmin  = op.ScopeAdmin
+	ScopeAuthn  = op.ScopeAuthn
 )
 
 // EndUserIPHeader carries the end user's address when a backend calls on

@@ -165,7 +165,8 @@ func (p *Provider) IssueNativeCode(ctx context.Context, n NativeCode) (string, e
 	return code, nil
 }
 
-// AllowedScopes filters requested scopes to those the client may get.
+// AllowedScopes filters the scopes requested for a user's token to those
+// the client may get (no API scope).
 func (c *Client) AllowedScopes(requested []string) []string { return c.allowedScopes(requested) }
 
 // HasScope reports whether the client's configuration lists scope.

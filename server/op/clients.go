@@ -24,6 +24,23 @@ import (
 // client's configuration.
 var oidcScopes = []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopePhone, oidc.ScopeOfflineAccess}
 
+// The scopes of stepup's own JSON APIs (server/api). They say what a
+// client may do, not what a user allowed, so only a client's own
+// client_credentials token carries them, never a user's token.
+const (
+	ScopeGrants = APIScopePrefix + "grants"
+	ScopeAdmin  = APIScopePrefix + "admin"
+	ScopeAuthn  = APIScopePrefix + "authn"
+)
+
+// APIScopePrefix is the namespace of the API scopes: every scope in it
+// is one, including those of APIs added later, so a new API's scope can
+// never end up in a user's token by being left off a list.
+const APIScopePrefix = "stepup:"
+
+// IsAPIScope reports whether scope is one of stepup's API scopes.
+func IsAPIScope(scope string) bool { return strings.HasPrefix(scope, APIScopePrefix) }
+
 // Client is a registered relying party. It implements zitadel's op.Client
 // so the library's token-endpoint plumbing (client authentication, grant
 // type checks) can use it.
@@ -142,10 +159,15 @@ func loopbackIP(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// allowedScopes filters the requested scopes to those the client may get.
+// allowedScopes filters the scopes requested for a user's token to those
+// the client may get: never an API scope (a resource server that trusts
+// `scope` must not read a user's token as the client's admin right).
 func (c *Client) allowedScopes(requested []string) []string {
 	var out []string
 	for _, s := range requested {
+		if IsAPIScope(s) {
+			continue
+		}
 		if (slices.Contains(oidcScopes, s) || slices.Contains(c.cfg.Scopes, s)) && !slices.Contains(out, s) {
 			out = append(out, s)
 		}

@@ -142,6 +142,9 @@ func (s *tokenServer) CodeExchange(ctx context.Context, r *zop.ClientRequest[oid
 // granted) of a grant. Refresh re-uses the grant's claims unchanged (OIDC
 // Core §12.2): they are never raised.
 func (p *Provider) tokenResponse(c *Client, g *session.Grant, gd grantData, nonce, refresh string, now time.Time) (*oidc.AccessTokenResponse, error) {
+	// allowedScopes keeps API scopes out of new grants; a grant stored
+	// before that rule still mints none.
+	gd.Scopes = slices.DeleteFunc(slices.Clone(gd.Scopes), IsAPIScope)
 	at := accessTokenClaims{
 		Issuer:   p.issuer,
 		Subject:  gd.Subject,
