@@ -11,6 +11,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +39,14 @@ type Options struct {
 	HTTPClient *http.Client
 	// Now is the clock of the resource server; nil: time.Now.
 	Now func() time.Time
+	// APIAudiences are more clients whose access tokens the API accepts
+	// (each token is still checked for its own audience), e.g. a
+	// single-page app that calls the API directly.
+	APIAudiences []string
+	// CORSOrigins may call the API from a browser on another origin
+	// (exact scheme://host[:port]); the API's challenge header is exposed
+	// to them so a client library can read it.
+	CORSOrigins []string
 }
 
 // bank is the demo: a resource server (/api/…, protected by package rs)
@@ -86,27 +95,112 @@ func newBank(o Options) (http.Handler, error) {
 	if o.HTTPClient == nil {
 		o.HTTPClient = http.DefaultClient
 	}
-	v, err := rs.New(rs.Config{Issuer: o.Issuer, Audience: o.ClientID, Client: o.HTTPClient, Now: o.Now})
-	if err != nil {
-		return nil, err
-	}
 	b := &bank{o: o, visitors: map[string]*visitor{}, balances: map[string]int{}}
-	api := http.NewServeMux()
-	api.Handle("GET /api/balance", v.Require(rs.Requirement{ACR: acr1FA})(http.HandlerFunc(b.balance)))
-	api.Handle("POST /api/withdraw", v.Require(rs.Requirement{ACR: acrMFA, MaxAge: withdrawMaxAge})(http.HandlerFunc(b.withdraw)))
-	b.api = api
+	// One resource server per accepted audience: rs checks exactly one.
+	apis := map[string]http.Handler{}
+	for _, aud := range append([]string{o.ClientID}, o.APIAudiences...) {
+		v, err := rs.New(rs.Config{Issuer: o.Issuer, Audience: aud, Client: o.HTTPClient, Now: o.Now})
+		if err != nil {
+			return nil, err
+		}
+		api := http.NewServeMux()
+		api.Handle("GET /api/balance", v.Require(rs.Requirement{ACR: acr1FA})(http.HandlerFunc(b.balance)))
+		api.Handle("POST /api/withdraw", v.Require(rs.Requirement{ACR: acrMFA, MaxAge: withdrawMaxAge})(http.HandlerFunc(b.withdraw)))
+		apis[aud] = api
+	}
+	b.api = apis[o.ClientID]
+
+	ui := http.NewServeMux()
+	ui.HandleFunc("GET /{$}", b.home)
+	ui.HandleFunc("GET /login", b.login)
+	ui.HandleFunc("GET /callback", b.callback)
+	ui.HandleFunc("POST /balance", b.uiBalance)
+	ui.HandleFunc("POST /withdraw", b.uiWithdraw)
+	ui.HandleFunc("POST /stepup", b.stepUp)
+	ui.HandleFunc("POST /logout", b.logout)
 
 	mux := http.NewServeMux()
-	mux.Handle("/api/", api)
-	mux.HandleFunc("GET /{$}", b.home)
-	mux.HandleFunc("GET /login", b.login)
-	mux.HandleFunc("GET /callback", b.callback)
-	mux.HandleFunc("POST /balance", b.uiBalance)
-	mux.HandleFunc("POST /withdraw", b.uiWithdraw)
-	mux.HandleFunc("POST /stepup", b.stepUp)
-	mux.HandleFunc("POST /logout", b.logout)
+	// The API authenticates by bearer token, never by cookie, so requests
+	// from other origins cannot ride on a visitor's session: it sits
+	// outside the forms' cross-origin protection, behind CORS instead.
+	mux.Handle("/api/", cors(o.CORSOrigins, byAudience(apis, b.api)))
 	// Forms are same-origin only (the cookie is SameSite=Lax as well).
-	return http.NewCrossOriginProtection().Handler(mux), nil
+	mux.Handle("/", http.NewCrossOriginProtection().Handler(ui))
+	return mux, nil
+}
+
+// byAudience hands a request to the resource server of its token's
+// audience (read unverified: that resource server then verifies the
+// token, audience included); anything else goes to def, which refuses it.
+func byAudience(apis map[string]http.Handler, def http.Handler) http.Handler {
+	if len(apis) == 1 {
+		return def
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, aud := range unverifiedAudience(rs.BearerToken(r)) {
+			if h, ok := apis[aud]; ok {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		def.ServeHTTP(w, r)
+	})
+}
+
+// unverifiedAudience is the aud claim of a JWT, not checked: only to
+// choose which validator checks it.
+func unverifiedAudience(raw string) []string {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return nil
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil
+	}
+	var c struct {
+		Aud json.RawMessage `json:"aud"`
+	}
+	if json.Unmarshal(payload, &c) != nil {
+		return nil
+	}
+	var one string
+	if json.Unmarshal(c.Aud, &one) == nil {
+		return []string{one}
+	}
+	var many []string
+	_ = json.Unmarshal(c.Aud, &many)
+	return many
+}
+
+// cors lets the listed origins call the API from a browser: simple
+// requests get Access-Control-Allow-Origin and the WWW-Authenticate
+// header exposed (the RFC 9470 challenge is in it), preflights the
+// methods and headers the API takes. No credentials: the API reads a
+// bearer token, not cookies. Other origins get no CORS headers, so the
+// browser keeps the answers from their scripts.
+func cors(origins []string, next http.Handler) http.Handler {
+	if len(origins) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Vary", "Origin")
+		origin := r.Header.Get("Origin")
+		if origin == "" || !slices.Contains(origins, origin) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Access-Control-Allow-Origin", origin)
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			w.Header().Set("Access-Control-Allow-Methods", "GET, POST")
+			w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+			w.Header().Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.Header().Set("Access-Control-Expose-Headers", "WWW-Authenticate")
+		next.ServeHTTP(w, r)
+	})
 }
 
 // --- the resource server ---

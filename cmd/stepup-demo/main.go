@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -30,7 +31,11 @@ func main() {
 	fs.StringVar(&o.ClientSecret, "client-secret", "", "the bank's client secret")
 	listen := fs.String("listen", ":9000", "address to serve the bank on")
 	fs.StringVar(&o.RedirectURL, "redirect-url", "http://localhost:9000/callback", "the bank's registered redirect URI")
+	audiences := fs.String("api-audiences", "", "more client ids whose access tokens the API accepts, comma-separated (e.g. a single-page app's)")
+	origins := fs.String("cors-origins", "", "origins allowed to call the API from a browser, comma-separated (e.g. http://localhost:5173)")
 	_ = fs.Parse(os.Args[1:])
+	o.APIAudiences = splitList(*audiences)
+	o.CORSOrigins = splitList(*origins)
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -65,4 +70,15 @@ func run(ctx context.Context, o Options, listen string, log *slog.Logger) error 
 		return err
 	}
 	return nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
