@@ -96,14 +96,20 @@ func TestPasskeyEndpoints(t *testing.T) {
 		t.Errorf("malformed answer: %d, want 400", st)
 	}
 
-	// A ceremony begun in one browser cannot be finished from another.
+	// A ceremony begun in one browser cannot be finished from another:
+	// not on the flow it was begun in, which belongs to the first browser
+	// (403, issue 13 item 1), nor on a flow of the other browser's own
+	// (the ceremony is bound to the browser and page that began it: 400).
 	_, opts = b.postJSON(c.begin, c.csrf, origin, "")
 	challenge = opts["publicKey"].(map[string]any)["challenge"].(string)
 	other := e.browser()
 	op := other.get(r.authURL(nil).url)
 	oc := op.ceremony(t)
-	if st, ans = other.postJSON(c.finish, oc.csrf, origin, fakeAssertion(challenge)); st != http.StatusBadRequest {
-		t.Errorf("finishing another browser's ceremony: %d %v, want 400", st, ans)
+	if st, ans = other.postJSON(c.finish, oc.csrf, origin, fakeAssertion(challenge)); st != http.StatusForbidden {
+		t.Errorf("finishing another browser's ceremony on its flow: %d %v, want 403", st, ans)
+	}
+	if st, ans = other.postJSON(oc.finish, oc.csrf, origin, fakeAssertion(challenge)); st != http.StatusBadRequest {
+		t.Errorf("finishing another browser's ceremony on a flow of its own: %d %v, want 400", st, ans)
 	}
 
 	// The store down: 503 with a JSON error, nothing else.

@@ -15,6 +15,8 @@ import (
 type Manager struct {
 	cookies *sessions.CookieStore
 	name    string
+	// bindName is the flow-binding cookie (see Binding).
+	bindName string
 }
 
 // NewManager returns a Manager. secure selects the __Host- prefix and the
@@ -35,7 +37,7 @@ func NewManager(secure bool, hashKey, blockKey []byte, maxAge time.Duration) *Ma
 	if secure {
 		name = "__Host-stepup"
 	}
-	return &Manager{cookies: cs, name: name}
+	return &Manager{cookies: cs, name: name, bindName: name + "-flow"}
 }
 
 // CookieName is the name of the session cookie.
@@ -71,6 +73,36 @@ func (m *Manager) Clear(w http.ResponseWriter) {
 	opts := *m.cookies.Options
 	opts.MaxAge = -1
 	http.SetCookie(w, sessions.NewCookie(m.name, "", &opts))
+}
+
+// Binding returns the browser's flow-binding value, "" for none.
+//
+// A pending sign-in belongs to the browser that started it. The session
+// cookie cannot say which browser that was: a flow usually starts before
+// anyone signs in, and the session id changes at sign-in. So the browser
+// gets a value of its own, minted when its first flow starts and never
+// renewed, whose digest the flow keeps. It proves nothing about a user
+// (it is not signed, and a fresh one is worth as much as any other): it
+// only tells the browser that started a flow from one a link was sent to.
+func (m *Manager) Binding(r *http.Request) string {
+	c, err := r.Cookie(m.bindName)
+	if err != nil || len(c.Value) != bindingLen {
+		return ""
+	}
+	return c.Value
+}
+
+// bindingLen is the length of NewID's values, which Binding accepts.
+const bindingLen = 43
+
+// SetBinding makes the browser carry the flow-binding value v, with the
+// session cookie's attributes (HttpOnly, SameSite=Lax, Secure and
+// __Host- on https) but no Max-Age: it lives as long as the browser
+// runs, so it cannot expire in the middle of a flow.
+func (m *Manager) SetBinding(w http.ResponseWriter, v string) {
+	opts := *m.cookies.Options
+	opts.MaxAge = 0
+	http.SetCookie(w, sessions.NewCookie(m.bindName, v, &opts))
 }
 
 // NewID returns a fresh opaque session id (256 bits).

@@ -70,7 +70,7 @@ func (h *Handler) accountState(w http.ResponseWriter, r *http.Request) (*session
 			})
 			return nil, nil, false
 		}
-		u, err := h.p.StartAccountVerification(r.Context(), nil, op.PathAccount, false)
+		u, err := h.p.StartAccountVerification(w, r, nil, op.PathAccount, false)
 		if err != nil {
 			h.p.Unavailable(w, r, err)
 			return nil, nil, false
@@ -87,7 +87,7 @@ func (h *Handler) requireFresh(w http.ResponseWriter, r *http.Request, sess *ses
 	if h.p.AccountFresh(sess, acct) {
 		return true
 	}
-	u, err := h.p.StartAccountVerification(r.Context(), acct, op.PathAccount, true)
+	u, err := h.p.StartAccountVerification(w, r, acct, op.PathAccount, true)
 	if err != nil {
 		h.p.Unavailable(w, r, err)
 		return false
@@ -504,7 +504,7 @@ func (h *Handler) accountJSON(w http.ResponseWriter, r *http.Request) (*session.
 		return nil, false
 	}
 	if !h.p.AccountFresh(sess, acct) {
-		u, err := h.p.StartAccountVerification(r.Context(), acct, op.PathAccount, true)
+		u, err := h.p.StartAccountVerification(w, r, acct, op.PathAccount, true)
 		if err != nil {
 			h.unavailableJSON(w, r, err)
 			return nil, false

@@ -365,7 +365,7 @@ func (h *Handler) enrollPhone(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	st.flow.EnrollPhone = phone
+	st.flow.EnrollPhone, st.flow.EnrollSubject = phone, st.acct.Subject
 	if err := h.p.SaveFlow(r.Context(), st.flow); err != nil {
 		h.storeFailure(w, r, err)
 		return

@@ -103,6 +103,11 @@ func (h *Handler) browserID(w http.ResponseWriter, r *http.Request) string {
 	return id
 }
 
+// msgOtherBrowser answers a sign-in link opened in another browser than
+// the one that started it. It names nothing of the flow: not the
+// application, not the user.
+const msgOtherBrowser = "This sign-in was started in another browser and can only be continued there. If someone sent you this link, do not use it. To sign in, go back to the application and start again."
+
 // state is what every flow handler loads first.
 type state struct {
 	flow *op.Flow
@@ -117,6 +122,9 @@ func (h *Handler) load(w http.ResponseWriter, r *http.Request) (*state, bool) {
 	f, c, sess, err := h.p.FlowAndSession(r, r.PathValue("id"))
 	if errors.Is(err, session.ErrNotFound) {
 		h.Error(w, r, http.StatusBadRequest, "This sign-in has expired or was already completed. Go back to the application and start again.")
+		return nil, false
+	} else if errors.Is(err, op.ErrOtherBrowser) {
+		h.Error(w, r, http.StatusForbidden, msgOtherBrowser)
 		return nil, false
 	} else if err != nil {
 		h.p.Unavailable(w, r, err)
@@ -478,7 +486,7 @@ func (h *Handler) renderEnroll(w http.ResponseWriter, r *http.Request, st *state
 			h.Error(w, r, http.StatusInternalServerError, "This sign-in cannot continue.")
 			return
 		}
-		st.flow.EnrollSecret = secret
+		st.flow.EnrollSecret, st.flow.EnrollSubject = secret, st.acct.Subject
 		if err := h.p.SaveFlow(r.Context(), st.flow); err != nil {
 			h.p.Unavailable(w, r, err)
 			return

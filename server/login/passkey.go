@@ -156,6 +156,9 @@ func (h *Handler) loadJSON(w http.ResponseWriter, r *http.Request) (*state, bool
 	if errors.Is(err, session.ErrNotFound) {
 		writeJSON(w, http.StatusBadRequest, ceremonyAnswer{Error: "This sign-in has expired or was already completed. Go back to the application and start again."})
 		return nil, false
+	} else if errors.Is(err, op.ErrOtherBrowser) {
+		writeJSON(w, http.StatusForbidden, ceremonyAnswer{Error: msgOtherBrowser})
+		return nil, false
 	} else if err != nil {
 		h.unavailableJSON(w, r, err)
 		return nil, false

@@ -1,7 +1,6 @@
 package op
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -162,7 +161,7 @@ func (p *Provider) AccountFresh(sess *session.Session, acct *session.Account) bo
 // StartAccountVerification stores a verification flow for /account and
 // returns the URL of its hosted page. returnTo must be a path under
 // /account.
-func (p *Provider) StartAccountVerification(ctx context.Context, acct *session.Account, returnTo string, fresh bool) (string, error) {
+func (p *Provider) StartAccountVerification(w http.ResponseWriter, r *http.Request, acct *session.Account, returnTo string, fresh bool) (string, error) {
 	if returnTo != PathAccount && !strings.HasPrefix(returnTo, PathAccount+"?") {
 		returnTo = PathAccount
 	}
@@ -171,7 +170,8 @@ func (p *Provider) StartAccountVerification(ctx context.Context, acct *session.A
 	if acct != nil {
 		f.LoginHint = acct.Username
 	}
-	if err := p.SaveFlow(ctx, f); err != nil {
+	p.bindFlow(w, r, f)
+	if err := p.SaveFlow(r.Context(), f); err != nil {
 		return "", err
 	}
 	return p.issuer + PathLoginPrefix + f.ID, nil

@@ -2,6 +2,7 @@ package op
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -89,6 +90,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		p.Finish(w, r, f, c, sess, d)
 	default:
 		f.ID = randomID(24)
+		p.bindFlow(w, r, f)
 		if err := p.SaveFlow(r.Context(), f); err != nil {
 			p.Unavailable(w, r, err)
 			return
@@ -120,8 +122,33 @@ func (p *Provider) SaveFlow(ctx context.Context, f *Flow) error {
 	return p.store.PutFlow(ctx, f.ID, b, ttl)
 }
 
+// ErrOtherBrowser is returned by FlowAndSession for a flow that another
+// browser started: nothing of it may be shown or used.
+var ErrOtherBrowser = errors.New("the flow belongs to another browser")
+
+// bindFlow ties f to the browser of r, giving the browser its
+// flow-binding value when it has none yet.
+func (p *Provider) bindFlow(w http.ResponseWriter, r *http.Request, f *Flow) {
+	v := p.sessions.Binding(r)
+	if v == "" {
+		v = session.NewID()
+		p.sessions.SetBinding(w, v)
+	}
+	f.Browser = hashSecret(v)
+}
+
+// boundTo reports whether f was started by the browser of r. A flow
+// without a binding (an API handle under another prefix, or a flow
+// stored before bindings existed) belongs to no browser.
+func (p *Provider) boundTo(r *http.Request, f *Flow) bool {
+	v := p.sessions.Binding(r)
+	return v != "" && f.Browser != "" && subtle.ConstantTimeCompare([]byte(hashSecret(v)), []byte(f.Browser)) == 1
+}
+
 // FlowAndSession loads a pending flow, its client and the browser's
-// live session (nil if none) in one store round trip.
+// live session (nil if none) in one store round trip. A flow of another
+// browser is ErrOtherBrowser, and none of it is returned. The flow's
+// enrollment values are those of the session's subject only.
 func (p *Provider) FlowAndSession(r *http.Request, id string) (*Flow, *Client, *session.Session, error) {
 	b, s, err := p.store.GetFlowAndSession(r.Context(), id, p.sessions.ID(r))
 	if err != nil {
@@ -131,7 +158,16 @@ func (p *Provider) FlowAndSession(r *http.Request, id string) (*Flow, *Client, *
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return f, c, p.live(s), nil
+	if !p.boundTo(r, f) {
+		return nil, nil, nil, ErrOtherBrowser
+	}
+	s = p.live(s)
+	sub := ""
+	if s != nil {
+		sub = s.Subject
+	}
+	f.forSubject(sub)
+	return f, c, s, nil
 }
 
 func (p *Provider) decodeFlow(b []byte) (*Flow, *Client, error) {

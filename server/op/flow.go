@@ -38,6 +38,11 @@ type Flow struct {
 	// Cancelled is set once the user cancelled; it stays for the rest of
 	// the flow.
 	Cancelled bool `json:"cancelled,omitempty"`
+	// Browser is the digest of the flow-binding value of the browser that
+	// started the flow (session.Manager.Binding): the flow is refused to
+	// every other browser, so a link to it is worth nothing to whoever it
+	// is sent to.
+	Browser string `json:"browser"`
 	// EnrollSecret is the TOTP secret offered for enrollment in this flow,
 	// until a code confirms it.
 	EnrollSecret string `json:"enroll_secret,omitempty"`
@@ -48,6 +53,19 @@ type Flow struct {
 	// EnrollPhone is the number a code was texted to for phone
 	// enrollment in this flow, until that code confirms it.
 	EnrollPhone string `json:"enroll_phone,omitempty"`
+	// EnrollSubject is the subject EnrollSecret and EnrollPhone were
+	// offered to. They belong to that user alone: when another user signs
+	// in within the flow, both are forgotten (see forSubject).
+	EnrollSubject string `json:"enroll_sub,omitempty"`
+}
+
+// forSubject forgets the enrollment values of the flow that were offered
+// to another subject than sub ("" for nobody signed in), so a secret
+// shown to one user is never offered to, or accepted from, another.
+func (f *Flow) forSubject(sub string) {
+	if f.EnrollSubject == "" || f.EnrollSubject != sub {
+		f.EnrollSecret, f.EnrollPhone, f.EnrollSubject = "", "", ""
+	}
 }
 
 // authError is an OAuth error answered to the client's redirect URI.
