@@ -79,6 +79,10 @@ func New(ctx context.Context, cfg *config.Config, store session.Store, o Options
 	if err != nil {
 		return nil, err
 	}
+	sidKey, err := sharedSecret(ctx, store, "sid", 32)
+	if err != nil {
+		return nil, err
+	}
 	smsSender, err := senders.SMS(cfg.SMS, log)
 	if err != nil {
 		return nil, err
@@ -111,6 +115,7 @@ func New(ctx context.Context, cfg *config.Config, store session.Store, o Options
 		Audit:  obs.NewAuditor(log, metrics),
 		Now:    o.Now,
 		OTPKey: otpKey,
+		SIDKey: sidKey,
 		SMS:    smsSender,
 		Email:  emailSender,
 	})

@@ -2,6 +2,8 @@ package session
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
 	"time"
@@ -9,9 +11,9 @@ import (
 	"github.com/gorilla/sessions"
 )
 
-// Manager maps the browser's cookie to an opaque session id. The cookie
-// holds only that id (signed and encrypted by gorilla/securecookie); what
-// the session proves lives in the Store.
+// Manager maps the browser's cookie to an opaque session id and key (see
+// Session). The cookie holds only those (signed and encrypted by
+// gorilla/securecookie); what the session proves lives in the Store.
 type Manager struct {
 	cookies *sessions.CookieStore
 	name    string
@@ -46,21 +48,30 @@ func (m *Manager) CookieName() string { return m.name }
 // ID returns the session id the request's cookie carries, "" for none or
 // a cookie that does not verify.
 func (m *Manager) ID(r *http.Request) string {
-	c, err := r.Cookie(m.name)
-	if err != nil {
-		return ""
-	}
-	var values map[any]any
-	if err := m.cookies.Codecs[0].Decode(m.name, c.Value, &values); err != nil {
-		return ""
-	}
-	id, _ := values["id"].(string)
+	id, _ := m.Read(r)
 	return id
 }
 
-// Set makes the browser carry id.
-func (m *Manager) Set(w http.ResponseWriter, id string) error {
-	encoded, err := m.cookies.Codecs[0].Encode(m.name, map[any]any{"id": id})
+// Read returns the session id and key the request's cookie carries, ""
+// for none or a cookie that does not verify.
+func (m *Manager) Read(r *http.Request) (id, key string) {
+	c, err := r.Cookie(m.name)
+	if err != nil {
+		return "", ""
+	}
+	var values map[any]any
+	if err := m.cookies.Codecs[0].Decode(m.name, c.Value, &values); err != nil {
+		return "", ""
+	}
+	id, _ = values["id"].(string)
+	key, _ = values["key"].(string)
+	return id, key
+}
+
+// Set makes the browser carry id and key ("" before anyone signs in: the
+// id then only anchors the forms' CSRF tokens).
+func (m *Manager) Set(w http.ResponseWriter, id, key string) error {
+	encoded, err := m.cookies.Codecs[0].Encode(m.name, map[any]any{"id": id, "key": key})
 	if err != nil {
 		return err
 	}
@@ -112,4 +123,17 @@ func NewID() string {
 		panic("crypto/rand: " + err.Error())
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// KeyDigest is what a Session keeps of the key its browser holds
+// (Session.KeyHash): SHA-256, base64url.
+func KeyDigest(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// HeldBy reports whether key is the key of s (constant time). A session
+// without a key is held by no browser.
+func (s *Session) HeldBy(key string) bool {
+	return s.KeyHash != "" && key != "" && subtle.ConstantTimeCompare([]byte(KeyDigest(key)), []byte(s.KeyHash)) == 1
 }

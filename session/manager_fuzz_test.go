@@ -19,6 +19,8 @@ import (
 var (
 	fuzzHashKey  = bytes.Repeat([]byte{1}, 32)
 	fuzzBlockKey = bytes.Repeat([]byte{2}, 32)
+	// fuzzKey is the session key every cookie of these tests carries.
+	fuzzKey = "k3y-0f-7h3-s3ss10n"
 )
 
 // cookieFor returns the cookie Set writes for id; nil when Set refuses
@@ -26,7 +28,7 @@ var (
 func cookieFor(t *testing.T, m *session.Manager, id string) *http.Cookie {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	if err := m.Set(rec, id); err != nil {
+	if err := m.Set(rec, id, fuzzKey); err != nil {
 		if len(id) < 1000 {
 			t.Fatalf("Set(%q): %v", id, err)
 		}
@@ -53,7 +55,7 @@ func FuzzManagerID(f *testing.F) {
 	// process (random IV), so the property names the id, not the value.
 	const issued = "Yk5dnZBMn3DxTN0YXnPGrPrk8uTd4hYWKLbG7Lyh_4s"
 	rec := httptest.NewRecorder()
-	if err := m.Set(rec, issued); err != nil {
+	if err := m.Set(rec, issued, fuzzKey); err != nil {
 		f.Fatal(err)
 	}
 	valid := rec.Result().Cookies()[0].Value
@@ -94,6 +96,11 @@ func FuzzManagerRoundTrip(f *testing.F) {
 		}
 		if got := idOf(m, c.Name, c.Value); got != id {
 			t.Fatalf("Set(%q) → ID %q", id, got)
+		}
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.AddCookie(c)
+		if _, key := m.Read(r); key != fuzzKey {
+			t.Fatalf("Set(%q) → key %q, want %q", id, key, fuzzKey)
 		}
 		if got := idOf(other, c.Name, c.Value); got != "" {
 			t.Fatalf("a cookie signed with other keys decoded to %q", got)

@@ -27,9 +27,24 @@ var ErrFlowEnded = errors.New("flow already ended")
 // HTTP layer answers 503 for it.
 var ErrUnavailable = errors.New("store unavailable")
 
+// ErrKeyChanged is returned by Elevate when the session's key is no
+// longer the one the caller presented: another request renewed it first.
+var ErrKeyChanged = errors.New("session key changed")
+
 // Session is one browser session.
+//
+// A browser holds a session by two values in its cookie (see Manager):
+// ID, the session's stable handle, and a key, whose digest is KeyHash.
+// ID is what every other record refers to (grants, one-time codes, the
+// subject's index) and what the store keys the session by, so it never
+// changes. The key is renewed at every elevation (Elevate): a cookie
+// copied or planted before the elevation no longer holds the session
+// after it. ID alone holds nothing.
 type Session struct {
-	ID         string
+	ID string
+	// KeyHash is KeyDigest of the key a browser must present beside ID;
+	// "" for a session no browser holds.
+	KeyHash    string
 	Subject    string
 	CreatedAt  time.Time
 	LastSeenAt time.Time
@@ -111,6 +126,13 @@ type SessionStore interface {
 	// Touch records activity (last seen, and the client served, if not
 	// ""). sub is the session's subject, as for AddVerification.
 	Touch(ctx context.Context, id, sub string, at time.Time, clientID string, ttl time.Duration) error
+	// Elevate stores v as AddVerification does and, in the same atomic
+	// step, replaces the session's key digest oldKeyHash by newKeyHash:
+	// the verification is never recorded under the key the browser held
+	// before it. ErrNotFound when there is no such session of sub;
+	// ErrKeyChanged, with nothing written, when the session's key is not
+	// oldKeyHash.
+	Elevate(ctx context.Context, id, sub, oldKeyHash, newKeyHash string, v authn.Verification, ttl time.Duration) error
 	DeleteSession(ctx context.Context, id string) error
 	// ListSessions returns the live sessions of a subject.
 	ListSessions(ctx context.Context, subject string) ([]*Session, error)

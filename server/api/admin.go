@@ -9,8 +9,15 @@ import (
 	"github.com/stepup-dev/stepup/session"
 )
 
+// sessionInfo is a session as the admin API shows it. ID is the session's
+// stable handle, which names it in the admin API's paths; since issue 13
+// it is not what a browser's cookie holds (that also needs the session's
+// key, renewed at every elevation), so it cannot be used as a cookie.
+// SID is the sid of the ID tokens issued from the session (PublicSID),
+// so an operator can tell which session a token came from.
 type sessionInfo struct {
 	ID         string   `json:"id"`
+	SID        string   `json:"sid"`
 	CreatedAt  int64    `json:"created_at"`
 	LastSeenAt int64    `json:"last_seen_at"`
 	Levels     []string `json:"levels"`
@@ -61,7 +68,7 @@ func (h *Handler) listSessions(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []sessionInfo{}
 	for _, s := range ss {
-		info := sessionInfo{ID: s.ID, CreatedAt: s.CreatedAt.Unix(), LastSeenAt: s.LastSeenAt.Unix(),
+		info := sessionInfo{ID: s.ID, SID: h.p.PublicSID(s.ID), CreatedAt: s.CreatedAt.Unix(), LastSeenAt: s.LastSeenAt.Unix(),
 			Levels: h.p.SatisfiedLevels(s.Verifications, nil, a), ClientIDs: s.ClientIDs}
 		if info.Levels == nil {
 			info.Levels = []string{}

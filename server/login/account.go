@@ -420,7 +420,7 @@ func (h *Handler) accountConfirmTOTP(w http.ResponseWriter, r *http.Request) {
 	h.p.Audit(ctx, obs.EventEnrolled, "factor", "totp", "sub", acct.Subject, "where", "account")
 	// The confirming code is a verification of the new factor.
 	v := authn.Verification{Factor: authn.TOTP, At: h.p.Now()}
-	if err := h.p.Store().AddVerification(ctx, sess.ID, sess.Subject, v, h.p.SessionTTL(sess.CreatedAt)); err != nil && !errors.Is(err, session.ErrNotFound) {
+	if err := h.p.Elevate(ctx, w, sess, v); err != nil && !errors.Is(err, session.ErrNotFound) && !errors.Is(err, session.ErrKeyChanged) {
 		h.p.Unavailable(w, r, err)
 		return
 	}

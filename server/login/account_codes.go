@@ -104,7 +104,7 @@ func (h *Handler) checkAccountCode(w http.ResponseWriter, r *http.Request, acct 
 // factor in the session, like the code that confirms a TOTP app.
 func (h *Handler) verifiedOnAccount(w http.ResponseWriter, r *http.Request, sess *session.Session, f authn.Factor) bool {
 	v := authn.Verification{Factor: f, At: h.p.Now()}
-	if err := h.p.Store().AddVerification(r.Context(), sess.ID, sess.Subject, v, h.p.SessionTTL(sess.CreatedAt)); err != nil && !errors.Is(err, session.ErrNotFound) {
+	if err := h.p.Elevate(r.Context(), w, sess, v); err != nil && !errors.Is(err, session.ErrNotFound) && !errors.Is(err, session.ErrKeyChanged) {
 		h.p.Unavailable(w, r, err)
 		return false
 	}

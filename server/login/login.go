@@ -97,7 +97,7 @@ func (h *Handler) browserID(w http.ResponseWriter, r *http.Request) string {
 		return id
 	}
 	id := session.NewID()
-	if err := h.p.Sessions().Set(w, id); err != nil {
+	if err := h.p.Sessions().Set(w, id, ""); err != nil {
 		return ""
 	}
 	return id
@@ -338,7 +338,9 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request) {
 	now := h.p.Now()
 	v := authn.Verification{Factor: authn.Password, At: now}
 	if st.sess != nil && st.sess.Subject == acct.Subject {
-		if err := h.p.Store().AddVerification(ctx, st.sess.ID, st.sess.Subject, v, h.p.SessionTTL(st.sess.CreatedAt)); err != nil {
+		// A re-authentication (prompt=login, max_age): the cookie's key
+		// is renewed with it.
+		if err := h.p.Elevate(ctx, w, st.sess, v); err != nil {
 			h.storeFailure(w, r, err)
 			return
 		}
@@ -349,11 +351,7 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request) {
 			_ = h.p.Store().DeleteSession(ctx, st.sess.ID)
 		}
 		s := &session.Session{ID: session.NewID(), Subject: acct.Subject, CreatedAt: now, LastSeenAt: now, Verifications: []authn.Verification{v}}
-		if err := h.p.Store().CreateSession(ctx, s, h.p.SessionTTL(now)); err != nil {
-			h.p.Unavailable(w, r, err)
-			return
-		}
-		if err := h.p.Sessions().Set(w, s.ID); err != nil {
+		if err := h.p.StartSession(ctx, w, s); err != nil {
 			h.p.Unavailable(w, r, err)
 			return
 		}
@@ -374,8 +372,14 @@ func (h *Handler) renderBusy(w http.ResponseWriter, r *http.Request, st *state) 
 }
 
 // storeFailure handles a failed session write: a session that vanished
-// (expired, signed out elsewhere) starts over; an outage answers 503.
+// (expired, signed out elsewhere) starts over; one whose key another
+// request of this browser renewed first goes on with the cookie that
+// request set (nothing was written); an outage answers 503.
 func (h *Handler) storeFailure(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, session.ErrKeyChanged) {
+		http.Redirect(w, r, op.PathLoginPrefix+r.PathValue("id"), http.StatusSeeOther)
+		return
+	}
 	if errors.Is(err, session.ErrNotFound) {
 		h.p.Sessions().Clear(w)
 		http.Redirect(w, r, op.PathLoginPrefix+r.PathValue("id"), http.StatusSeeOther)
@@ -447,7 +451,7 @@ func (h *Handler) verified(w http.ResponseWriter, r *http.Request, st *state, v 
 // returns false it has answered.
 func (h *Handler) record(w http.ResponseWriter, r *http.Request, st *state, v authn.Verification) bool {
 	ctx := r.Context()
-	if err := h.p.Store().AddVerification(ctx, st.sess.ID, st.sess.Subject, v, h.p.SessionTTL(st.sess.CreatedAt)); err != nil {
+	if err := h.p.Elevate(ctx, w, st.sess, v); err != nil {
 		h.storeFailure(w, r, err)
 		return false
 	}

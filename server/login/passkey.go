@@ -257,6 +257,12 @@ func (h *Handler) passkeyFinish(w http.ResponseWriter, r *http.Request) {
 	}
 	v := res.Verification(now)
 	if err := h.recordPasskey(w, r, st, acct, v); err != nil {
+		if errors.Is(err, session.ErrKeyChanged) {
+			// Another request of this browser renewed the session first;
+			// its cookie goes on.
+			writeJSON(w, http.StatusConflict, ceremonyAnswer{Error: "This sign-in went on in another request.", Redirect: op.PathLoginPrefix + st.flow.ID})
+			return
+		}
 		if errors.Is(err, session.ErrNotFound) {
 			h.p.Sessions().Clear(w)
 			writeJSON(w, http.StatusUnauthorized, ceremonyAnswer{Error: "Your session ended. Sign in again.", Redirect: op.PathLoginPrefix + st.flow.ID})
@@ -283,7 +289,7 @@ func (h *Handler) passkeyFinish(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) recordPasskey(w http.ResponseWriter, r *http.Request, st *state, acct *session.Account, v authn.Verification) error {
 	ctx := r.Context()
 	if st.sess != nil && st.sess.Subject == acct.Subject {
-		if err := h.p.Store().AddVerification(ctx, st.sess.ID, st.sess.Subject, v, h.p.SessionTTL(st.sess.CreatedAt)); err != nil {
+		if err := h.p.Elevate(ctx, w, st.sess, v); err != nil {
 			return err
 		}
 		st.sess.Verifications = upsert(st.sess.Verifications, v)
@@ -294,10 +300,7 @@ func (h *Handler) recordPasskey(w http.ResponseWriter, r *http.Request, st *stat
 		}
 		now := v.At
 		s := &session.Session{ID: session.NewID(), Subject: acct.Subject, CreatedAt: now, LastSeenAt: now, Verifications: []authn.Verification{v}}
-		if err := h.p.Store().CreateSession(ctx, s, h.p.SessionTTL(now)); err != nil {
-			return err
-		}
-		if err := h.p.Sessions().Set(w, s.ID); err != nil {
+		if err := h.p.StartSession(ctx, w, s); err != nil {
 			return err
 		}
 		st.sess = s

@@ -150,9 +150,16 @@ func (p *Provider) boundTo(r *http.Request, f *Flow) bool {
 // browser is ErrOtherBrowser, and none of it is returned. The flow's
 // enrollment values are those of the session's subject only.
 func (p *Provider) FlowAndSession(r *http.Request, id string) (*Flow, *Client, *session.Session, error) {
-	b, s, err := p.store.GetFlowAndSession(r.Context(), id, p.sessions.ID(r))
+	sid, key := p.sessions.Read(r)
+	if key == "" {
+		sid = "" // a browser nobody signed in on: no session to load
+	}
+	b, s, err := p.store.GetFlowAndSession(r.Context(), id, sid)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if s != nil && !s.HeldBy(key) {
+		s = nil
 	}
 	f, c, err := p.decodeFlow(b)
 	if err != nil {

@@ -51,7 +51,7 @@ func benchProvider(b *testing.B, alg string) *Provider {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, err := New(Options{Config: cfg, Keys: benchKeys(b, alg), Log: slog.New(slog.DiscardHandler)})
+	p, err := New(Options{Config: cfg, Keys: benchKeys(b, alg), Log: slog.New(slog.DiscardHandler), SIDKey: make([]byte, 32)})
 	if err != nil {
 		b.Fatal(err)
 	}

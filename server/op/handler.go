@@ -34,8 +34,8 @@ func (p *Provider) Handler() http.Handler {
 }
 
 // endSession is RP-initiated logout (OpenID Connect RP-Initiated Logout
-// 1.0). With an id_token_hint for the signed-in user the session ends at
-// once; without proof of who asks, the user confirms first, so a link on
+// 1.0). With an id_token_hint for the signed-in user's session (its sub,
+// and its sid as PublicSID publishes it) the session ends at once; without proof of who asks, the user confirms first, so a link on
 // another site cannot sign them out.
 func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
@@ -55,7 +55,7 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 		p.pages.Error(w, r, http.StatusBadRequest, "The sign-out request's state is too long.")
 		return
 	}
-	var hintSub string
+	var hintSub, hintSID string
 	if hint != "" {
 		var c idTokenClaims
 		if err := p.keys.verify(hint, "JWT", &c); err != nil || c.Issuer != p.issuer {
@@ -66,7 +66,7 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 			p.pages.Error(w, r, http.StatusBadRequest, "The sign-out request's client_id does not match its ID token.")
 			return
 		}
-		hintSub, clientID = c.Subject, c.Audience
+		hintSub, hintSID, clientID = c.Subject, c.SID, c.Audience
 	}
 	c, ok := p.LogoutTarget(clientID, plr)
 	if !ok {
@@ -78,7 +78,10 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 		p.Unavailable(w, r, err)
 		return
 	}
-	if sess == nil || (hintSub != "" && hintSub == sess.Subject) {
+	// The hint proves who asks when it names the signed-in user and, if
+	// it carries a sid, this very session (a token of an earlier session
+	// of the same user does not end this one unasked).
+	if sess == nil || (hintSub != "" && hintSub == sess.Subject && (hintSID == "" || hintSID == p.PublicSID(sess.ID))) {
 		p.Logout(w, r, sess, plr, state)
 		return
 	}

@@ -8,6 +8,8 @@ package op
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,6 +59,9 @@ type Options struct {
 	// OTPKey keys the hashes of SMS and email codes; every instance must
 	// use the same one (at least 32 bytes).
 	OTPKey []byte
+	// SIDKey keys the sid published for a session (PublicSID); every
+	// instance must use the same one (at least 32 bytes).
+	SIDKey []byte
 	// SMS and Email deliver one-time codes.
 	SMS, Email notify.Sender
 }
@@ -97,6 +102,7 @@ type Provider struct {
 	// emailRequired: the users (lower-cased usernames) whose config says
 	// email_mfa: true, which every start turns on again.
 	emailRequired map[string]bool
+	sidKey        []byte
 }
 
 // New builds a Provider from a validated configuration.
@@ -122,6 +128,10 @@ func New(o Options) (*Provider, error) {
 		codePolicy: cfg.MFA.Codes,
 		sms:        o.SMS,
 		email:      o.Email,
+		sidKey:     o.SIDKey,
+	}
+	if len(p.sidKey) < 32 {
+		return nil, errors.New("op: SIDKey must be at least 32 bytes")
 	}
 	for _, u := range cfg.Users {
 		if u.EmailMFA {
@@ -262,11 +272,12 @@ func (p *Provider) SessionTTL(created time.Time) time.Duration {
 	return max(min(p.idle, left), time.Second)
 }
 
-// CurrentSession returns the live session the request's cookie names, or
-// nil. Store failures are returned (the caller answers 503).
+// CurrentSession returns the live session the request's cookie holds (its
+// id and current key), or nil. Store failures are returned (the caller
+// answers 503).
 func (p *Provider) CurrentSession(r *http.Request) (*session.Session, error) {
-	id := p.sessions.ID(r)
-	if id == "" {
+	id, key := p.sessions.Read(r)
+	if id == "" || key == "" {
 		return nil, nil
 	}
 	s, err := p.store.GetSession(r.Context(), id)
@@ -276,7 +287,56 @@ func (p *Provider) CurrentSession(r *http.Request) (*session.Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !s.HeldBy(key) {
+		return nil, nil
+	}
 	return p.live(s), nil
+}
+
+// PublicSID is the sid of a session as everyone but its browser sees it:
+// in ID tokens (and so in logout requests), in the admin API and in
+// logs. It is an HMAC of the session's stable id, never the cookie's
+// content, so it holds nothing and stays the same for the session's
+// whole life, across every key renewal (OIDC Front- and Back-Channel
+// Logout need it stable). "" for no session.
+func (p *Provider) PublicSID(sessionID string) string {
+	if sessionID == "" {
+		return ""
+	}
+	mac := hmac.New(sha256.New, p.sidKey)
+	mac.Write([]byte("sid\x00" + sessionID))
+	return b64(mac.Sum(nil))
+}
+
+// StartSession stores s as a new session, with a fresh key, and gives the
+// browser its cookie.
+func (p *Provider) StartSession(ctx context.Context, w http.ResponseWriter, s *session.Session) error {
+	key := session.NewID()
+	s.KeyHash = session.KeyDigest(key)
+	if err := p.store.CreateSession(ctx, s, p.SessionTTL(s.CreatedAt)); err != nil {
+		return err
+	}
+	return p.sessions.Set(w, s.ID, key)
+}
+
+// Elevate records v in the browser's session sess and renews the key its
+// cookie carries, in one atomic store step (issue 13 item 7): every
+// verification on the hosted pages — a step-up, a re-authentication for
+// prompt=login or max_age, an enrollment's confirming code — leaves the
+// browser a new cookie, and the cookie it held before holds nothing. The
+// session keeps its id, and with it its data and everything that refers
+// to it (grants, one-time codes, the published sid). The store's errors
+// are returned: ErrNotFound when the session is gone, ErrKeyChanged when
+// another request renewed it first (then nothing was written and the
+// browser's cookie is left as it is).
+func (p *Provider) Elevate(ctx context.Context, w http.ResponseWriter, sess *session.Session, v authn.Verification) error {
+	key := session.NewID()
+	next := session.KeyDigest(key)
+	if err := p.store.Elevate(ctx, sess.ID, sess.Subject, sess.KeyHash, next, v, p.SessionTTL(sess.CreatedAt)); err != nil {
+		return err
+	}
+	sess.KeyHash = next
+	return p.sessions.Set(w, sess.ID, key)
 }
 
 // live returns s unless it has passed its idle or absolute timeout (nil

@@ -182,7 +182,7 @@ func (p *Provider) tokenResponse(c *Client, g *session.Grant, gd grantData, nonc
 			AMR:      gd.AMR,
 			AZP:      c.GetID(),
 			AtHash:   atHash(access, p.keys.Algorithm()),
-			SID:      g.SessionID,
+			SID:      p.PublicSID(g.SessionID),
 		}
 		if resp.IDToken, err = p.keys.sign(p.keys.idSign, id); err != nil {
 			return nil, oidc.ErrServerError().WithParent(err)

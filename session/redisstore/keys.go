@@ -17,6 +17,8 @@ type keys struct{ prefix string }
 // session is a browser session, a HASH:
 //
 //	sub          subject
+//	key          digest of the key its browser holds (session.KeyHash);
+//	             absent for a session no browser holds
 //	created      unix nanoseconds
 //	seen         unix nanoseconds of the latest Touch
 //	c:<client>   "1" for each client that received a code
@@ -26,10 +28,11 @@ type keys struct{ prefix string }
 // read-modify-write. TTL: the ttl of the latest write (idle timeout).
 func (k keys) session(id string) string { return k.prefix + "{sess:" + id + "}" }
 
-// Field names of the session hash. scripts.go spells "sub" and "seen"
-// too.
+// Field names of the session hash. scripts.go spells "sub", "key" and
+// "seen" too.
 const (
 	fieldSub     = "sub"
+	fieldKey     = "key"
 	fieldCreated = "created"
 	fieldSeen    = "seen"
 	prefixClient = "c:"

@@ -20,6 +20,23 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `)
 
+// scriptElevate is scriptAddVerification that also renews the session's
+// key: only when the key digest is still the caller's, so of two
+// concurrent elevations one renews and the other changes nothing. It is
+// idempotent as pipeScripts needs: run again after it succeeded, it finds
+// its own new digest and writes the same fields again.
+// KEYS[1] session; ARGV[1] subject, ARGV[2] ttl (ms), ARGV[3] field,
+// ARGV[4] value, ARGV[5] old key digest, ARGV[6] new key digest. Returns
+// 1, 0 when the key is not ARGV[5], or nil when there is no such session.
+var scriptElevate = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'sub') ~= ARGV[1] then return nil end
+local key = redis.call('HGET', KEYS[1], 'key')
+if key ~= ARGV[5] and key ~= ARGV[6] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[3], ARGV[4], 'key', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`)
+
 // scriptTouch records activity on an existing session and extends its TTL.
 // "seen" only moves forward, so that instances racing with slightly
 // different clocks never move it back. Nanosecond timestamps have more

@@ -28,6 +28,9 @@ func (s *Store) CreateSession(ctx context.Context, sess *session.Session, ttl ti
 		return err
 	}
 	fields := []any{fieldSub, sess.Subject}
+	if sess.KeyHash != "" {
+		fields = append(fields, fieldKey, sess.KeyHash)
+	}
 	if !sess.CreatedAt.IsZero() {
 		fields = append(fields, fieldCreated, unixNano(sess.CreatedAt))
 	}
@@ -81,7 +84,7 @@ func (s *Store) GetSession(ctx context.Context, id string) (*session.Session, er
 }
 
 func parseSession(id string, m map[string]string) (*session.Session, error) {
-	sess := &session.Session{ID: id, Subject: m[fieldSub]}
+	sess := &session.Session{ID: id, Subject: m[fieldSub], KeyHash: m[fieldKey]}
 	var err error
 	if sess.CreatedAt, err = parseUnixNano(m[fieldCreated]); err != nil {
 		return nil, fmt.Errorf("redisstore: session field %s: %w", fieldCreated, err)
@@ -120,6 +123,36 @@ func (s *Store) AddVerification(ctx context.Context, id, sub string, v authn.Ver
 		return fmt.Errorf("redisstore: %s: %w", op, err)
 	}
 	return s.update(ctx, op, scriptAddVerification, id, sub, ttl, prefixVerify+string(v.Factor), b)
+}
+
+// Elevate implements session.SessionStore: the verification's field and
+// the new key digest are written by one script, on the session's slot.
+func (s *Store) Elevate(ctx context.Context, id, sub, oldKeyHash, newKeyHash string, v authn.Verification, ttl time.Duration) error {
+	const op = "elevate session"
+	if err := checkTTL(op, ttl); err != nil {
+		return err
+	}
+	if oldKeyHash == "" || newKeyHash == "" {
+		return fmt.Errorf("redisstore: %s: empty key digest", op)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("redisstore: %s: %w", op, err)
+	}
+	var res *redis.Cmd
+	err = s.pipeScripts(ctx, func(p redis.Pipeliner, run runScript) {
+		res = s.queueUpdate(ctx, p, run, scriptElevate, id, sub, ttl, prefixVerify+string(v.Factor), b, oldKeyHash, newKeyHash)
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fail(op, err)
+	}
+	switch n, err := res.Int(); {
+	case err != nil:
+		return fail(op, err)
+	case n == 0:
+		return session.ErrKeyChanged
+	}
+	return nil
 }
 
 // update runs a session script and extends the subject's index in one

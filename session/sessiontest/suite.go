@@ -58,6 +58,8 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		{"StepUpGrantConcurrent", testStepUpGrantConcurrent},
 		{"ReplaceVerifications", testReplaceVerifications},
 		{"LockAccount", testLockAccount},
+		{"Elevate", testElevate},
+		{"ElevateConcurrent", testElevateConcurrent},
 	}
 	tests = append(tests, factorTests...)
 	for _, tt := range tests {
@@ -972,7 +974,7 @@ func assertSession(t *testing.T, got, want *session.Session) {
 	if got.ID != want.ID || got.Subject != want.Subject ||
 		!got.CreatedAt.Equal(want.CreatedAt) || !got.LastSeenAt.Equal(want.LastSeenAt) ||
 		!equalVerifications(got.Verifications, want.Verifications) ||
-		!slices.Equal(got.ClientIDs, want.ClientIDs) {
+		!slices.Equal(got.ClientIDs, want.ClientIDs) || got.KeyHash != want.KeyHash {
 		t.Fatalf("session = %+v\nwant %+v", got, want)
 	}
 }
@@ -1262,5 +1264,93 @@ func testLockAccount(t *testing.T, s session.Store) {
 	}
 	if err := s.LockAccount(ctx, newID()); !errors.Is(err, session.ErrNotFound) {
 		t.Fatalf("LockAccount without an account: %v, want ErrNotFound", err)
+	}
+}
+
+// Elevate records a verification and renews the session's key in one
+// step: the session keeps its id and everything else, the old key holds
+// nothing, a stale key writes nothing, and another subject's or a missing
+// session is refused without being created.
+func testElevate(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	sess := newSession(newID())
+	sess.KeyHash = session.KeyDigest("key-0")
+	sess.ClientIDs = []string{"web"}
+	mustCreate(t, s, sess, ttl)
+	if ok, err := s.PutOTP(ctx, sess.ID, "login-sms", "code-hash", ttl, time.Second); err != nil || !ok {
+		t.Fatalf("PutOTP = %v, %v", ok, err)
+	}
+	v := authn.Verification{Factor: authn.TOTP, At: sess.CreatedAt.Add(time.Second)}
+	if err := s.Elevate(ctx, sess.ID, sess.Subject, session.KeyDigest("key-0"), session.KeyDigest("key-1"), v, ttl); err != nil {
+		t.Fatalf("Elevate: %v", err)
+	}
+	got := mustGet(t, s, sess.ID)
+	want := *sess
+	want.KeyHash = session.KeyDigest("key-1")
+	want.Verifications = append(slices.Clone(sess.Verifications), v)
+	assertSession(t, got, &want)
+	if !got.HeldBy("key-1") || got.HeldBy("key-0") {
+		t.Fatalf("after Elevate the session is held by key-1 %v, by key-0 %v; want only key-1", got.HeldBy("key-1"), got.HeldBy("key-0"))
+	}
+	if has, err := s.HasOTP(ctx, sess.ID, "login-sms"); err != nil || !has {
+		t.Fatalf("Elevate lost the session's one-time code: %v, %v", has, err)
+	}
+	if list, err := s.ListSessions(ctx, sess.Subject); err != nil || len(list) != 1 || list[0].KeyHash != want.KeyHash {
+		t.Fatalf("ListSessions after Elevate = %+v, %v", list, err)
+	}
+
+	// The old key renews nothing and records nothing.
+	late := authn.Verification{Factor: authn.Recovery, At: v.At.Add(time.Second)}
+	if err := s.Elevate(ctx, sess.ID, sess.Subject, session.KeyDigest("key-0"), session.KeyDigest("key-2"), late, ttl); !errors.Is(err, session.ErrKeyChanged) {
+		t.Fatalf("Elevate(stale key) = %v, want ErrKeyChanged", err)
+	}
+	if err := s.Elevate(ctx, sess.ID, "someone-else", want.KeyHash, session.KeyDigest("key-2"), late, ttl); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Elevate(other subject) = %v, want ErrNotFound", err)
+	}
+	assertSession(t, mustGet(t, s, sess.ID), &want)
+	missing := newID()
+	if err := s.Elevate(ctx, missing, sess.Subject, want.KeyHash, session.KeyDigest("key-2"), late, ttl); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Elevate(missing) = %v, want ErrNotFound", err)
+	}
+	assertNoSession(t, s, missing)
+}
+
+// Of concurrent elevations from one key, exactly one renews it.
+func testElevateConcurrent(t *testing.T, s session.Store) {
+	sess := newSession(newID())
+	sess.KeyHash = session.KeyDigest("key-0")
+	mustCreate(t, s, sess, ttl)
+	const n = 8
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		won      []string
+		conflict int
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			next := session.KeyDigest(fmt.Sprint("key-", i+1))
+			v := authn.Verification{Factor: authn.TOTP, At: sess.CreatedAt.Add(time.Duration(i+1) * time.Second)}
+			err := s.Elevate(t.Context(), sess.ID, sess.Subject, sess.KeyHash, next, v, ttl)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				won = append(won, next)
+			case errors.Is(err, session.ErrKeyChanged):
+				conflict++
+			default:
+				t.Errorf("Elevate: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(won) != 1 || conflict != n-1 {
+		t.Fatalf("%d elevations renewed the key and %d conflicted; want 1 and %d", len(won), conflict, n-1)
+	}
+	if got := mustGet(t, s, sess.ID); got.KeyHash != won[0] {
+		t.Fatalf("key digest %q, want the winner's %q", got.KeyHash, won[0])
 	}
 }
