@@ -236,7 +236,10 @@ type claims struct {
 // signature by a key of the issuer's set, iss, aud, exp, and the presence
 // of sub, client_id, iat and jti. It checks no route requirement.
 func (v *Validator) Validate(ctx context.Context, raw string) (*Token, error) {
-	jws, err := jose.ParseSigned(raw, allowedAlgs)
+	// Compact serialization only (RFC 9068 §2.1 says JWT, which is
+	// compact): the JSON serialization carries unprotected headers and
+	// extra members a gateway in front of the RS may read differently.
+	jws, err := jose.ParseSignedCompact(raw, allowedAlgs)
 	if err != nil || len(jws.Signatures) != 1 {
 		return nil, v.invalid("the access token is malformed", err)
 	}

@@ -63,6 +63,14 @@ func (is *testIssuer) sign(t testing.TB, typ, kid string, payload []byte) string
 	return out
 }
 
+// flattened turns a compact JWS into the same JWS in the flattened JSON
+// serialization (RFC 7515 §7.2.2): same signature, other wrapping.
+func flattened(compact string) string {
+	p := strings.Split(compact, ".")
+	b, _ := json.Marshal(map[string]string{"protected": p[0], "payload": p[1], "signature": p[2]})
+	return string(b)
+}
+
 func (is *testIssuer) claims(mod func(map[string]any)) []byte {
 	now := time.Now().Unix()
 	c := map[string]any{"iss": is.ts.URL, "aud": "bank", "sub": "alice", "client_id": "bank", "jti": "j",
@@ -103,6 +111,7 @@ func TestValidate(t *testing.T) {
 		{"claims not JSON", is.sign(t, "at+jwt", "k1", []byte("not json")), "malformed"},
 		{"alg none", "eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0." + strings.Split(is.sign(t, "at+jwt", "k1", is.claims(nil)), ".")[1] + ".", "malformed"},
 		{"garbage", "a.b.c", "malformed"},
+		{"RFC 7515 §7.2 JSON serialization refused", flattened(is.sign(t, "at+jwt", "k1", is.claims(nil))), "malformed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

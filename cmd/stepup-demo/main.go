@@ -46,6 +46,21 @@ func main() {
 	}
 }
 
+// httpServer bounds every phase of a connection like stepupd does, so a
+// slow or idle client cannot hold the bank's connections (and memory)
+// open: headers, the whole request, the response, idle keep-alives, and
+// the header size.
+func httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
 func run(ctx context.Context, o Options, listen string, log *slog.Logger) error {
 	h, err := newBank(o)
 	if err != nil {
@@ -55,7 +70,7 @@ func run(ctx context.Context, o Options, listen string, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := httpServer(h)
 	log.Info("demo bank listening", "addr", ln.Addr().String(), "issuer", o.Issuer, "client_id", o.ClientID)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

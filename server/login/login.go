@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"html/template"
+	"io/fs"
 	"net/http"
 	"slices"
 	"strings"
@@ -67,7 +68,22 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	post(op.PathLogoutConfirm, h.logout)
 	h.registerPasskeys(mux, cop)
 	h.registerAccount(mux, cop, post)
-	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static.FS)))
+	mux.Handle("GET /static/", http.StripPrefix("/static/", filesOnly(static.FS)))
+}
+
+// filesOnly serves the files of fsys and nothing else: a directory (the
+// root included) is 404, not a listing, so what is deployed there is
+// never enumerated.
+func filesOnly(fsys fs.FS) http.Handler {
+	files := http.FileServerFS(fsys)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fi, err := fs.Stat(fsys, r.URL.Path)
+		if err != nil || fi.IsDir() {
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
 }
 
 // csrfToken binds forms to the browser's session id.

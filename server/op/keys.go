@@ -173,7 +173,11 @@ var errBadToken = errors.New("invalid token")
 // verify checks a compact JWS signed by us with the header typ wantTyp and
 // decodes its payload into claims.
 func (k *Keys) verify(token, wantTyp string, claims any) error {
-	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{k.alg})
+	// Compact serialization only, at every site (access tokens, ID token
+	// hints): ParseSigned would also take the JSON serialization, which
+	// we never issue and which a proxy or WAF in front of us may not read
+	// the way go-jose does.
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{k.alg})
 	if err != nil || len(jws.Signatures) != 1 {
 		return errBadToken
 	}
