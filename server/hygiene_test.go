@@ -102,3 +102,28 @@ func TestStaticServesFilesOnly(t *testing.T) {
 		t.Fatalf("GET /static/style.css: %d %s", got.status, got.header.Get("Content-Type"))
 	}
 }
+
+// TestJSONBodiesAreStrict: an API body with a name given twice, or in
+// another case, is 400 invalid_request (item 14); before, the last
+// duplicate won and USER_ID meant user_id.
+func TestJSONBodiesAreStrict(t *testing.T) {
+	e := apiEnv(t)
+	tok := e.ccToken("bank", bankSecret, "stepup:grants")
+	alice := e.subject("alice")
+	send := func(body string) reply {
+		return e.call("POST", "/api/v1/step-up/verify-grant", body, "Authorization", "Bearer "+tok, "Content-Type", "application/json")
+	}
+	if got := send(`{"user_id":"` + alice + `","action_type":"withdraw","grant":"nope"}`); got.status != http.StatusNotFound || got.str("error") != "grant_not_found" {
+		t.Fatalf("a well-formed body: %d %s", got.status, got.raw)
+	}
+	for _, body := range []string{
+		`{"user_id":"` + alice + `","action_type":"withdraw","grant":"nope","grant":"other"}`,
+		`{"user_id":"someone-else","user_id":"` + alice + `","action_type":"withdraw","grant":"nope"}`,
+		`{"USER_ID":"` + alice + `","action_type":"withdraw","grant":"nope"}`,
+		`{"user_id":"` + alice + `","Action_Type":"withdraw","grant":"nope"}`,
+	} {
+		if got := send(body); got.status != http.StatusBadRequest || got.str("error") != "invalid_request" {
+			t.Fatalf("%s: %d %s, want 400 invalid_request", body, got.status, got.raw)
+		}
+	}
+}

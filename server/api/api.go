@@ -32,6 +32,7 @@ import (
 	"github.com/stepup-dev/stepup/rs"
 	"github.com/stepup-dev/stepup/server/obs"
 	"github.com/stepup-dev/stepup/server/op"
+	"github.com/stepup-dev/stepup/server/strictjson"
 	"github.com/stepup-dev/stepup/session"
 )
 
@@ -182,9 +183,11 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, scope str
 	return &caller{tok: tok, client: c}, true
 }
 
-// decode reads a JSON body strictly (unknown fields are an error, so a
-// misspelt field never silently changes the meaning of a call). The body
-// is capped at op.MaxBodyBytes (413 beyond).
+// decode reads a JSON body strictly (strictjson): unknown fields are an
+// error, so a misspelt field never silently changes the meaning of a
+// call, and a name given twice or in another case is refused, so a WAF
+// in front of stepup and stepup read the same values. The body is capped
+// at op.MaxBodyBytes (413 beyond).
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	op.LimitBody(w, r)
 	if err := decodeJSON(r.Body, v); err != nil {
@@ -198,17 +201,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-func decodeJSON(body io.Reader, v any) error {
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data after the object")
-	}
-	return nil
-}
+func decodeJSON(body io.Reader, v any) error { return strictjson.Decode(body, v) }
 
 // endUserIP is the address of the end user an API call is about: the
 // caller's own address for a native app (a user's token); for a backend,
