@@ -10,26 +10,41 @@ import (
 	"github.com/stepup-dev/stepup/session"
 )
 
-// Handler serves the protocol endpoints. /authorize, discovery, JWKS and
-// end-session are ours (acr semantics, RFC 9207 iss, HTML error pages);
-// the token, introspection, userinfo and revocation endpoints go through
-// zitadel/oidc's router with our op.Server.
+// Handler serves the protocol endpoints. /authorize, discovery, JWKS,
+// end-session and userinfo's HTTP side are ours (acr semantics, RFC 9207
+// iss, HTML error pages, RFC 6750 errors); the token, introspection and
+// revocation endpoints go through zitadel/oidc's router with our
+// op.Server, behind formEndpoint's checks. zitadel's own CORS (any
+// origin, with credentials) is off: ours answers registered origins
+// only.
 func (p *Provider) Handler() http.Handler {
-	zh := zop.RegisterServer(&tokenServer{p: p}, zop.Endpoints{
+	ts := &tokenServer{p: p}
+	zh := zop.RegisterServer(ts, zop.Endpoints{
 		Token:         zop.NewEndpoint(PathToken),
 		Introspection: zop.NewEndpoint(PathIntrospect),
-		Userinfo:      zop.NewEndpoint(PathUserinfo),
 		Revocation:    zop.NewEndpoint(PathRevoke),
-	})
+	}, zop.WithServerCORSOptions(nil))
+	zh = p.withIPBudget(zh)
+	origins := newCORSOrigins(p.clients)
+	corsPost := corsFor(origins, http.MethodPost)
 	mux := http.NewServeMux()
 	mux.HandleFunc(PathDiscovery, p.serveDiscovery)
 	mux.HandleFunc(PathJWKS, p.serveJWKS)
 	mux.HandleFunc(PathAuthorize, p.authorize)
-	mux.HandleFunc(PathEndSession, p.endSession)
-	zh = p.withIPBudget(zh)
-	for _, path := range []string{PathToken, PathIntrospect, PathUserinfo, PathRevoke} {
-		mux.Handle(path, zh)
-	}
+	// RP-Initiated Logout 1.0 §2: GET or POST.
+	mux.Handle(PathEndSession, methods(http.HandlerFunc(p.endSession), func(w http.ResponseWriter, r *http.Request) {
+		p.pages.Error(w, r, http.StatusMethodNotAllowed, "Sign-out is asked for with GET or POST.")
+	}, http.MethodGet, http.MethodPost))
+	// The token endpoint and revocation may be called by a browser app
+	// (a public client redeeming its code, revoking at sign-out);
+	// introspection is for confidential clients, whose secret has no
+	// place in a browser, so it answers no CORS at all.
+	mux.Handle(PathToken, noStore(corsPost(formEndpoint("token", zh))))
+	mux.Handle(PathRevoke, noStore(corsPost(formEndpoint("revocation", zh))))
+	mux.Handle(PathIntrospect, noStore(formEndpoint("introspection", zh)))
+	mux.Handle(PathUserinfo, noStore(corsFor(origins, http.MethodGet, http.MethodPost)(methods(serveUserinfo(ts), func(w http.ResponseWriter, r *http.Request) {
+		oauthError(w, r, invalidRequest("the userinfo endpoint accepts GET and POST only"), http.StatusMethodNotAllowed)
+	}, http.MethodGet, http.MethodPost))))
 	return mux
 }
 

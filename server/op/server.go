@@ -400,7 +400,10 @@ func (s *tokenServer) Introspect(ctx context.Context, r *zop.Request[zop.Introsp
 func (s *tokenServer) UserInfo(ctx context.Context, r *zop.Request[oidc.UserInfoRequest]) (*zop.Response, error) {
 	at, err := s.p.activeAccessToken(ctx, r.Data.AccessToken)
 	if errors.Is(err, errBadToken) || (at != nil && grantOf(at.JTI) == "") {
-		return nil, zop.NewStatusError(oidc.ErrAccessDenied().WithDescription("the access token is invalid"), http.StatusUnauthorized)
+		// RFC 6750 §3.1 invalid_token; serveUserinfo adds the challenge.
+		e := oidc.ErrInvalidRequest().WithDescription("the access token is invalid, expired or revoked")
+		e.ErrorType = "invalid_token"
+		return nil, zop.NewStatusError(e, http.StatusUnauthorized)
 	} else if err != nil {
 		return nil, storeError(err)
 	}
