@@ -372,7 +372,8 @@ func TestNativeAuthenticationBackend(t *testing.T) {
 	code := done.str("code")
 	e.api("GET", path, tok, nil, ip...).want(t, "handle after completion", 404, "session_not_found")
 
-	// PKCE-bound: a wrong verifier fails (and the code is then spent).
+	// PKCE-bound: a wrong verifier fails (without spending the code: see
+	// TestStolenCodeIsNeitherSpentNorRevoking).
 	if status, body := e.exchangeCode("bank", bankSecret, code, oauth2.GenerateVerifier()); status != 400 || body["error"] != "invalid_grant" {
 		t.Fatalf("wrong verifier: %d %v", status, body)
 	}
@@ -442,8 +443,8 @@ func TestNativeStepUpWithUserToken(t *testing.T) {
 	if status != 400 {
 		t.Fatalf("another redirect_uri: %d %v", status, body)
 	}
-	// That failed exchange spent the code; a new completion is needed —
-	// the handle ended with the first code, so start again.
+	// The handle ended with the first code: another completion needs a
+	// new session.
 	start = e.api("POST", "/api/v1/authn/sessions", tok, map[string]any{}).want(t, "start again", 201, "")
 	if start.str("acr") != mfaACR {
 		t.Fatalf("the browser session is now multi-factor: %v", start.body)

@@ -23,6 +23,10 @@ var ErrNotFound = errors.New("not found")
 // already gone.
 var ErrFlowEnded = errors.New("flow already ended")
 
+// ErrCodeMismatch is returned by TakeCode when the binding presented is
+// not the code's.
+var ErrCodeMismatch = errors.New("code binding mismatch")
+
 // ErrUnavailable wraps store failures (Redis unreachable, timeouts); the
 // HTTP layer answers 503 for it.
 var ErrUnavailable = errors.New("store unavailable")
@@ -235,14 +239,19 @@ type FlowStore interface {
 
 // CodeStore keeps authorization codes, keyed by a hash of the code.
 type CodeStore interface {
-	// PutCode stores a code's payload for ttl and remembers grantID for
-	// spentTTL, so that a replay can be traced to what the first exchange
-	// issued.
-	PutCode(ctx context.Context, codeHash, grantID string, data []byte, ttl, spentTTL time.Duration) error
-	// TakeCode consumes a code atomically. The first call returns the
-	// payload; later calls return (nil, grantID, nil) — a replay; an unknown
-	// code returns ErrNotFound.
-	TakeCode(ctx context.Context, codeHash string) (data []byte, replayedGrant string, err error)
+	// PutCode stores a code's payload for ttl and remembers grantID and
+	// binding for spentTTL, so that a replay can be traced to what the
+	// first exchange issued. binding is an opaque, non-empty value that
+	// whoever redeems the code must present (the client, redirect URI and
+	// PKCE challenge it was issued for).
+	PutCode(ctx context.Context, codeHash, grantID, binding string, data []byte, ttl, spentTTL time.Duration) error
+	// TakeCode consumes a code atomically, and only for the binding it was
+	// stored with. The first call with that binding returns the payload;
+	// later ones return (nil, grantID, nil) — a replay. A call with
+	// another binding returns ErrCodeMismatch and consumes nothing, so a
+	// stolen code cannot be spent, nor its grant revoked, without what
+	// binds it. An unknown code returns ErrNotFound.
+	TakeCode(ctx context.Context, codeHash, binding string) (data []byte, replayedGrant string, err error)
 	// IssueCode is PutCode, Touch of the session the code was issued for,
 	// and DeleteFlow of the flow it ends (flowID may be ""), in one round
 	// trip. err says whether the code was stored; the touch and a failed
@@ -257,9 +266,9 @@ type CodeStore interface {
 
 // Code is an authorization code to store (see PutCode).
 type Code struct {
-	Hash, GrantID string
-	Data          []byte
-	TTL, SpentTTL time.Duration
+	Hash, GrantID, Binding string
+	Data                   []byte
+	TTL, SpentTTL          time.Duration
 }
 
 // Activity is a Touch of a session (see Touch).

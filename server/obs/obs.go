@@ -133,6 +133,7 @@ const (
 	EventToken          = "token.issued"       // tokens issued
 	EventClientAuth     = "client.auth_failed" // a client's credentials refused
 	EventCodeReplay     = "code.replayed"      // a code used twice: its tokens revoked
+	EventCodeMismatch   = "code.mismatch"      // a code presented by another client, redirect URI or PKCE verifier: refused, not spent
 	EventRefreshReuse   = "refresh.reused"     // a rotated refresh token reused: the family revoked
 	EventRevoked        = "token.revoked"      // a token revoked by its client
 	EventThrottled      = "busy"               // refused because the password hashers were busy
@@ -178,7 +179,7 @@ func NewAuditor(log *slog.Logger, m *Metrics) *Auditor { return &Auditor{log: lo
 func (a *Auditor) Event(ctx context.Context, name string, attrs ...any) {
 	level := slog.LevelInfo
 	switch name {
-	case EventLockout, EventLocked, EventCodeReplay, EventRefreshReuse, EventStoreDown, EventPasskeyClone, EventCodeSendFailed:
+	case EventLockout, EventLocked, EventCodeReplay, EventCodeMismatch, EventRefreshReuse, EventStoreDown, EventPasskeyClone, EventCodeSendFailed:
 		level = slog.LevelWarn
 	}
 	a.log.Log(ctx, level, "audit", append([]any{"event", name}, attrs...)...)
@@ -189,7 +190,7 @@ func (a *Auditor) Event(ctx context.Context, name string, attrs ...any) {
 		m.logins.Inc()
 	case EventStepUpDone:
 		m.stepUps.WithLabelValues(attr(attrs, "acr")).Inc()
-	case EventLoginFailed, EventStepUpFailed, EventEnrollFailed, EventAuthorizeError, EventClientAuth, EventCodeReplay, EventRefreshReuse, EventThrottled, EventStoreDown:
+	case EventLoginFailed, EventStepUpFailed, EventEnrollFailed, EventAuthorizeError, EventClientAuth, EventCodeReplay, EventCodeMismatch, EventRefreshReuse, EventThrottled, EventStoreDown:
 		reason := attr(attrs, "reason")
 		if reason == "" {
 			reason = name

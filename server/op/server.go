@@ -70,15 +70,31 @@ func (s *tokenServer) VerifyClient(ctx context.Context, r *zop.Request[zop.Clien
 	return c, nil
 }
 
-// CodeExchange redeems an authorization code (RFC 6749 §4.1.3). A code is
-// consumed atomically; a second exchange fails and revokes everything the
-// first one issued (RFC 9700 §4.5).
+// CodeExchange redeems an authorization code (RFC 6749 §4.1.3). The
+// code is taken only by the request that presents what binds it — the
+// client it was issued to, the same redirect_uri and, when it has a
+// challenge, the PKCE verifier — in the same store script that spends it:
+// a stolen code without them is refused and stays redeemable by its
+// client, and checking and spending cannot be separated by a race. A
+// second exchange with the binding fails and revokes everything the first
+// one issued (RFC 9700 §4.5); without it, it revokes nothing.
 func (s *tokenServer) CodeExchange(ctx context.Context, r *zop.ClientRequest[oidc.AccessTokenRequest]) (*zop.Response, error) {
 	c := r.Client.(*Client)
-	data, replayed, err := s.p.store.TakeCode(ctx, hashSecret(r.Data.Code))
+	verifier := r.Data.CodeVerifier
+	if verifier != "" && !pkceVerifier.MatchString(verifier) {
+		return nil, oidc.ErrInvalidRequest().WithDescription("code_verifier must be 43 to 128 characters of [A-Za-z0-9-._~] (RFC 7636 §4.1)")
+	}
+	challenge := ""
+	if verifier != "" {
+		challenge = oidc.NewSHACodeChallenge(verifier)
+	}
+	data, replayed, err := s.p.store.TakeCode(ctx, hashSecret(r.Data.Code), codeBinding(c.GetID(), r.Data.RedirectURI, challenge))
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 		return nil, invalidGrant("the code is invalid or expired")
+	case errors.Is(err, session.ErrCodeMismatch):
+		s.p.Audit(ctx, obs.EventCodeMismatch, "client_id", c.GetID(), "reason", "code_binding")
+		return nil, invalidGrant("the code was not issued to this client, or redirect_uri or code_verifier does not match")
 	case err != nil:
 		return nil, storeError(err)
 	case data == nil:
@@ -92,19 +108,10 @@ func (s *tokenServer) CodeExchange(ctx context.Context, r *zop.ClientRequest[oid
 	if err := json.Unmarshal(data, &cd); err != nil {
 		return nil, oidc.ErrServerError().WithParent(err)
 	}
-	if cd.ClientID != c.GetID() {
-		return nil, invalidGrant("the code was issued to another client")
-	}
-	if cd.RedirectURI != r.Data.RedirectURI {
-		return nil, invalidGrant("redirect_uri does not match the authorization request")
-	}
-	switch {
-	case cd.CodeChallenge != "":
-		if r.Data.CodeVerifier == "" || !oidc.VerifyCodeChallenge(&oidc.CodeChallenge{Challenge: cd.CodeChallenge, Method: oidc.CodeChallengeMethodS256}, r.Data.CodeVerifier) {
-			return nil, invalidGrant("code_verifier does not match the code_challenge")
-		}
-	case r.Data.CodeVerifier != "":
-		return nil, invalidGrant("code_verifier sent for a code issued without a code_challenge")
+	// The binding matched, so these hold; checked again from the payload
+	// so that a binding bug fails closed.
+	if cd.ClientID != c.GetID() || cd.RedirectURI != r.Data.RedirectURI || cd.CodeChallenge != challenge {
+		return nil, invalidGrant("the code does not match this request")
 	}
 	now := s.p.now()
 	g := &session.Grant{

@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -36,6 +38,18 @@ func hashSecret(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return b64(sum[:])
 }
+
+// codeBinding is what a code exchange must present to take a code: the
+// client, the redirect URI and the PKCE challenge ("" without PKCE) of the
+// authorization request, hashed into one value the store compares (JSON,
+// so that no two triples encode alike).
+func codeBinding(clientID, redirectURI, challenge string) string {
+	b, _ := json.Marshal([]string{clientID, redirectURI, challenge}) // strings always marshal
+	return hashSecret(string(b))
+}
+
+// pkceVerifier is a code_verifier (RFC 7636 §4.1).
+var pkceVerifier = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
 
 // authClaims is the truthful record of an authentication: what the code,
 // the grant and every token issued from them carry unchanged.

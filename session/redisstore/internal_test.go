@@ -85,7 +85,7 @@ func TestEveryKeyExpires(t *testing.T) {
 		"AddVerification": s.AddVerification(ctx, "s", "u", authn.Verification{Factor: authn.TOTP, At: time.Now()}, time.Minute),
 		"Touch":           s.Touch(ctx, "s", "u", time.Now(), "app", time.Minute),
 		"PutFlow":         s.PutFlow(ctx, "f", []byte("x"), time.Minute),
-		"PutCode":         s.PutCode(ctx, "c", "g", []byte("x"), time.Minute, time.Hour),
+		"PutCode":         s.PutCode(ctx, "c", "g", "binding", []byte("x"), time.Minute, time.Hour),
 		"PutGrant":        s.PutGrant(ctx, &session.Grant{ID: "g", RefreshHash: "a", ExpiresAt: time.Now().Add(time.Hour)}),
 		"RevokeToken":     s.RevokeToken(ctx, "j", time.Minute),
 		"SetLastFactor":   s.SetLastFactor(ctx, "u", authn.TOTP),
@@ -203,7 +203,7 @@ func TestZeroTTLRefused(t *testing.T) {
 	for op, err := range map[string]error{
 		"CreateSession": s.CreateSession(ctx, &session.Session{ID: "s"}, 0),
 		"PutFlow":       s.PutFlow(ctx, "f", nil, 0),
-		"PutCode":       s.PutCode(ctx, "c", "g", nil, time.Minute, 0),
+		"PutCode":       s.PutCode(ctx, "c", "g", "binding", nil, time.Minute, 0),
 		"RevokeToken":   s.RevokeToken(ctx, "j", -time.Second),
 		"PutGrant":      s.PutGrant(ctx, &session.Grant{ID: "g"}),
 	} {
@@ -270,7 +270,7 @@ func TestPipelinedScriptsSurviveAnEmptyScriptCache(t *testing.T) {
 	}
 	flush()
 	bk, err := s.IssueCode(ctx,
-		session.Code{Hash: "c", GrantID: "g", Data: []byte("x"), TTL: time.Minute, SpentTTL: time.Minute},
+		session.Code{Hash: "c", GrantID: "g", Binding: "binding", Data: []byte("x"), TTL: time.Minute, SpentTTL: time.Minute},
 		session.Activity{SessionID: "s", Subject: "u", ClientID: "app", At: t0.Add(time.Second), TTL: time.Minute}, "")
 	if err != nil || bk != nil {
 		t.Fatalf("IssueCode after SCRIPT FLUSH: %v, %v", bk, err)
@@ -333,7 +333,7 @@ func TestOnceOperationsAreNeverResent(t *testing.T) {
 	h := &sentHook{}
 	s.c.AddHook(h)
 	ctx := t.Context()
-	if err := s.PutCode(ctx, "c", "g", []byte("x"), time.Minute, time.Minute); err != nil {
+	if err := s.PutCode(ctx, "c", "g", "binding", []byte("x"), time.Minute, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.PutGrant(ctx, &session.Grant{ID: "g", ClientID: "app", Subject: "u", RefreshHash: "r1", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
@@ -347,7 +347,7 @@ func TestOnceOperationsAreNeverResent(t *testing.T) {
 	for _, flushFirst := range []bool{false, true} {
 		ops := map[string]func() error{
 			"TakeCode": func() error {
-				_, _, err := s.TakeCode(ctx, "c")
+				_, _, err := s.TakeCode(ctx, "c", "binding")
 				return err
 			},
 			"RotateRefresh": func() error {
@@ -392,7 +392,7 @@ func TestOnceOperationsAreNeverResent(t *testing.T) {
 	// What they did, once each: the code was taken once (then it is a
 	// replay), the refresh rotated once, one attempt counted and refunded
 	// per round.
-	if data, grant, err := s.TakeCode(ctx, "c"); err != nil || data != nil || grant != "g" {
+	if data, grant, err := s.TakeCode(ctx, "c", "binding"); err != nil || data != nil || grant != "g" {
 		t.Fatalf("TakeCode after two takes: %q %q %v", data, grant, err)
 	}
 	if g, err := s.GetGrant(ctx, "g"); err == nil {
@@ -416,7 +416,7 @@ func TestIssueCodeClaimIsNeverResent(t *testing.T) {
 	}
 	issue := func(hash string) error {
 		_, err := s.IssueCode(ctx,
-			session.Code{Hash: hash, GrantID: "g", Data: []byte("x"), TTL: time.Minute, SpentTTL: time.Minute},
+			session.Code{Hash: hash, GrantID: "g", Binding: "binding", Data: []byte("x"), TTL: time.Minute, SpentTTL: time.Minute},
 			session.Activity{SessionID: "s", Subject: "u", ClientID: "app", At: time.Now(), TTL: time.Minute}, "f")
 		return err
 	}

@@ -38,8 +38,11 @@ func (s *Store) DeleteFlow(ctx context.Context, id string) error {
 // (IssueCode's, without the session's bookkeeping).
 // The marker is written now, not at exchange, so that consuming the code
 // stays a single delete.
-func (s *Store) PutCode(ctx context.Context, codeHash, grantID string, data []byte, ttl, spentTTL time.Duration) error {
+func (s *Store) PutCode(ctx context.Context, codeHash, grantID, binding string, data []byte, ttl, spentTTL time.Duration) error {
 	const op = "put code"
+	if binding == "" {
+		return fmt.Errorf("redisstore: %s: no binding", op)
+	}
 	if err := checkTTL(op, ttl); err != nil {
 		return err
 	}
@@ -47,17 +50,17 @@ func (s *Store) PutCode(ctx context.Context, codeHash, grantID string, data []by
 		return err
 	}
 	err := scriptPutCode.Run(ctx, s.c, []string{s.k.code(codeHash), s.k.codeGrant(codeHash)},
-		data, millis(ttl), grantID, millis(spentTTL)).Err()
+		data, millis(ttl), grantID, millis(spentTTL), binding).Err()
 	return fail(op, err)
 }
 
 // TakeCode consumes an authorization code in one script: of any number of
 // concurrent exchanges, exactly one gets the payload and the others the
 // grant id to revoke.
-func (s *Store) TakeCode(ctx context.Context, codeHash string) ([]byte, string, error) {
+func (s *Store) TakeCode(ctx context.Context, codeHash, binding string) ([]byte, string, error) {
 	const op = "take code"
 	res, err := s.evalOnce(ctx, scriptTakeCode,
-		[]string{s.k.code(codeHash), s.k.codeGrant(codeHash)}).Slice()
+		[]string{s.k.code(codeHash), s.k.codeGrant(codeHash)}, binding).Slice()
 	if err != nil {
 		return nil, "", fail(op, err)
 	}
@@ -71,6 +74,8 @@ func (s *Store) TakeCode(ctx context.Context, codeHash string) ([]byte, string, 
 		return []byte(val), "", nil
 	case "spent":
 		return nil, val, nil
+	case "mismatch":
+		return nil, "", fmt.Errorf("redisstore: %s: %w", op, session.ErrCodeMismatch)
 	}
 	return nil, "", fmt.Errorf("redisstore: %s: unexpected reply %q", op, kind)
 }
@@ -235,6 +240,9 @@ func (s *Store) IssueCode(ctx context.Context, c session.Code, a session.Activit
 	if a.Subject == "" {
 		return nil, fmt.Errorf("redisstore: %s: no subject", op)
 	}
+	if c.Binding == "" {
+		return nil, fmt.Errorf("redisstore: %s: no binding", op)
+	}
 	client := ""
 	if a.ClientID != "" {
 		client = prefixClient + a.ClientID
@@ -246,7 +254,7 @@ func (s *Store) IssueCode(ctx context.Context, c session.Code, a session.Activit
 	// A pipeline that fails as a whole sets its error on every command,
 	// so the code's own reply says whether it was stored.
 	_ = s.pipeScripts(ctx, func(p redis.Pipeliner, run runScript) {
-		code = run(ctx, p, scriptPutCode, []string{s.k.code(c.Hash), s.k.codeGrant(c.Hash)}, c.Data, millis(c.TTL), c.GrantID, millis(c.SpentTTL))
+		code = run(ctx, p, scriptPutCode, []string{s.k.code(c.Hash), s.k.codeGrant(c.Hash)}, c.Data, millis(c.TTL), c.GrantID, millis(c.SpentTTL), c.Binding)
 		touch = s.queueUpdate(ctx, p, run, scriptTouch, a.SessionID, a.Subject, a.TTL, unixNano(a.At), client)
 		if flowID != "" {
 			// The DEL is the claim, so it is sent at most once (once.go):

@@ -91,8 +91,8 @@ func calls(ctx context.Context, s session.Store) map[string]error {
 	_, err = s.GetFlow(ctx, "f")
 	record("GetFlow", err)
 	record("DeleteFlow", s.DeleteFlow(ctx, "f"))
-	record("PutCode", s.PutCode(ctx, "c", "g", nil, time.Minute, time.Minute))
-	_, _, err = s.TakeCode(ctx, "c")
+	record("PutCode", s.PutCode(ctx, "c", "g", "binding", nil, time.Minute, time.Minute))
+	_, _, err = s.TakeCode(ctx, "c", "binding")
 	record("TakeCode", err)
 	record("PutGrant", s.PutGrant(ctx, &session.Grant{ID: "g", ExpiresAt: time.Now().Add(time.Minute)}))
 	_, err = s.GetGrant(ctx, "g")
@@ -172,7 +172,7 @@ func TestTwoInstances(t *testing.T) {
 		t.Fatalf("session written by two instances = %+v, %v", got, err)
 	}
 
-	if err := s1.PutCode(ctx, "code", "grant", []byte("payload"), time.Minute, time.Hour); err != nil {
+	if err := s1.PutCode(ctx, "code", "grant", "binding", []byte("payload"), time.Minute, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	type take struct {
@@ -183,7 +183,7 @@ func TestTwoInstances(t *testing.T) {
 	res := make(chan take, 2)
 	for _, s := range []session.Store{s1, s2} {
 		go func() {
-			d, g, err := s.TakeCode(ctx, "code")
+			d, g, err := s.TakeCode(ctx, "code", "binding")
 			res <- take{d, g, err}
 		}()
 	}

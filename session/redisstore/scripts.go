@@ -66,12 +66,14 @@ if not sub then return nil end
 return sub
 `)
 
-// scriptPutCode stores a code and its spent marker (one hash tag).
+// scriptPutCode stores a code and its spent marker (one hash tag). The
+// marker holds the grant id and the code's binding ("<grant> <binding>"):
+// it outlives the code, so a replay is checked against the binding too.
 // KEYS[1] code, KEYS[2] spent marker; ARGV[1] payload, ARGV[2] ttl (ms),
-// ARGV[3] grant id, ARGV[4] spent ttl (ms).
+// ARGV[3] grant id, ARGV[4] spent ttl (ms), ARGV[5] binding.
 var scriptPutCode = redis.NewScript(`
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+redis.call('SET', KEYS[2], ARGV[3] .. ' ' .. ARGV[5], 'PX', ARGV[4])
 return 1
 `)
 
@@ -96,20 +98,26 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 `)
 
-// scriptTakeCode consumes an authorization code: the first caller gets the
-// payload and deletes it; later callers get the grant id of the spent
-// marker (a replay); nil when neither exists.
-// KEYS[1] code, KEYS[2] spent marker. Returns {"data", payload} or
-// {"spent", grant id}.
+// scriptTakeCode consumes an authorization code for the binding it was
+// stored with: checking and taking are one step, so a code stays single
+// use under concurrency and a caller without the binding (a stolen code
+// without its client, redirect URI or PKCE verifier) neither spends it
+// nor learns its grant. With the binding, the first caller gets the
+// payload and deletes it; later callers get the grant id (a replay).
+// KEYS[1] code, KEYS[2] spent marker; ARGV[1] binding. Returns
+// {"data", payload}, {"spent", grant id}, {"mismatch", ""}, or nil when
+// neither key exists.
 var scriptTakeCode = newOnceScript(`
+local spent = redis.call('GET', KEYS[2])
+if not spent then return nil end
+local sep = string.find(spent, ' ', 1, true)
+if not sep or string.sub(spent, sep + 1) ~= ARGV[1] then return {'mismatch', ''} end
 local data = redis.call('GET', KEYS[1])
 if data then
   redis.call('DEL', KEYS[1])
   return {'data', data}
 end
-local grant = redis.call('GET', KEYS[2])
-if grant then return {'spent', grant} end
-return nil
+return {'spent', string.sub(spent, 1, sep - 1)}
 `)
 
 // Results of scriptRotateRefresh.

@@ -282,12 +282,12 @@ func testIssueCodeClaimsFlow(t *testing.T, s session.Store) {
 	}
 	race(n, func(i int) {
 		_, errs[i] = s.IssueCode(ctx,
-			session.Code{Hash: codes[i], GrantID: "g", Data: []byte("c"), TTL: ttl, SpentTTL: ttl},
+			session.Code{Hash: codes[i], GrantID: "g", Binding: "binding", Data: []byte("c"), TTL: ttl, SpentTTL: ttl},
 			session.Activity{SessionID: sess.ID, Subject: sess.Subject, At: time.Now(), TTL: ttl}, flow)
 	})
 	won := 0
 	for i, err := range errs {
-		_, _, takeErr := s.TakeCode(ctx, codes[i])
+		_, _, takeErr := s.TakeCode(ctx, codes[i], "binding")
 		switch {
 		case err == nil:
 			won++

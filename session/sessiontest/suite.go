@@ -283,7 +283,7 @@ func testTTL(t *testing.T, s session.Store) {
 	if err := s.PutFlow(ctx, flow, binary, shortTTL); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutCode(ctx, code, grant, binary, shortTTL, shortTTL); err != nil {
+	if err := s.PutCode(ctx, code, grant, "binding", binary, shortTTL, shortTTL); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.PutGrant(ctx, &session.Grant{ID: grant, ClientID: "web", Subject: sub, ExpiresAt: time.Now().Add(shortTTL)}); err != nil {
@@ -311,7 +311,7 @@ func testTTL(t *testing.T, s session.Store) {
 	if _, err := s.GetFlow(ctx, flow); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("GetFlow(expired) error = %v, want ErrNotFound", err)
 	}
-	if _, _, err := s.TakeCode(ctx, code); !errors.Is(err, session.ErrNotFound) {
+	if _, _, err := s.TakeCode(ctx, code, "binding"); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("TakeCode(expired) error = %v, want ErrNotFound", err)
 	}
 	if _, err := s.GetGrant(ctx, grant); !errors.Is(err, session.ErrNotFound) {
@@ -528,21 +528,32 @@ func testFlow(t *testing.T, s session.Store) {
 func testCode(t *testing.T, s session.Store) {
 	ctx := t.Context()
 	code, grant := newID(), newID()
-	if _, _, err := s.TakeCode(ctx, code); !errors.Is(err, session.ErrNotFound) {
+	if _, _, err := s.TakeCode(ctx, code, "binding"); !errors.Is(err, session.ErrNotFound) {
 		t.Fatalf("TakeCode(unknown) error = %v, want ErrNotFound", err)
 	}
-	if err := s.PutCode(ctx, code, grant, binary, ttl, ttl); err != nil {
+	if err := s.PutCode(ctx, code, grant, "binding", binary, ttl, ttl); err != nil {
 		t.Fatalf("PutCode: %v", err)
 	}
-	data, replayed, err := s.TakeCode(ctx, code)
+	// Another binding (a stolen code without its client, redirect URI or
+	// verifier) neither spends the code nor learns its grant.
+	for _, other := range []string{"other", "", "binding ", "bindin"} {
+		if data, replayed, err := s.TakeCode(ctx, code, other); !errors.Is(err, session.ErrCodeMismatch) || data != nil || replayed != "" {
+			t.Fatalf("TakeCode(binding %q) = %q, %q, %v; want ErrCodeMismatch", other, data, replayed, err)
+		}
+	}
+	data, replayed, err := s.TakeCode(ctx, code, "binding")
 	if err != nil || !bytes.Equal(data, binary) || replayed != "" {
 		t.Fatalf("TakeCode = %q, %q, %v; want the payload", data, replayed, err)
 	}
 	for range 2 {
-		data, replayed, err = s.TakeCode(ctx, code)
+		data, replayed, err = s.TakeCode(ctx, code, "binding")
 		if err != nil || data != nil || replayed != grant {
 			t.Fatalf("TakeCode(replay) = %q, %q, %v; want nil, %q, nil", data, replayed, err, grant)
 		}
+	}
+	// A replay without the binding revokes nothing: it is not told the grant.
+	if data, replayed, err := s.TakeCode(ctx, code, "other"); !errors.Is(err, session.ErrCodeMismatch) || data != nil || replayed != "" {
+		t.Fatalf("TakeCode(spent, other binding) = %q, %q, %v; want ErrCodeMismatch", data, replayed, err)
 	}
 }
 
@@ -551,19 +562,33 @@ func testCode(t *testing.T, s session.Store) {
 func testCodeConcurrent(t *testing.T, s session.Store) {
 	ctx := t.Context()
 	code, grant := newID(), newID()
-	if err := s.PutCode(ctx, code, grant, binary, ttl, ttl); err != nil {
+	if err := s.PutCode(ctx, code, grant, "binding", binary, ttl, ttl); err != nil {
 		t.Fatal(err)
 	}
 	const n = 16
 	datas := make([][]byte, n)
 	replays := make([]string, n)
 	errs := make([]error, n)
-	race(n, func(i int) { datas[i], replays[i], errs[i] = s.TakeCode(ctx, code) })
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
+	// Every other racer presents another binding: they fail whatever the
+	// order, and the rightful ones still split into one payload and replays.
+	race(n, func(i int) {
+		binding := "binding"
+		if i%2 == 1 {
+			binding = "stolen"
+		}
+		datas[i], replays[i], errs[i] = s.TakeCode(ctx, code, binding)
+	})
 	payloads := 0
 	for i := range n {
+		if i%2 == 1 {
+			if !errors.Is(errs[i], session.ErrCodeMismatch) || datas[i] != nil || replays[i] != "" {
+				t.Errorf("TakeCode #%d with another binding = %q, %q, %v", i, datas[i], replays[i], errs[i])
+			}
+			continue
+		}
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
 		switch {
 		case datas[i] != nil:
 			payloads++
@@ -871,7 +896,7 @@ func testIssueCode(t *testing.T, s session.Store) {
 	}
 	at := sess.CreatedAt.Add(time.Minute)
 	bk, err := s.IssueCode(ctx,
-		session.Code{Hash: code, GrantID: grant, Data: binary, TTL: ttl, SpentTTL: ttl},
+		session.Code{Hash: code, GrantID: grant, Binding: "binding", Data: binary, TTL: ttl, SpentTTL: ttl},
 		session.Activity{SessionID: sess.ID, Subject: sess.Subject, ClientID: "web", At: at, TTL: ttl}, flow)
 	if err != nil || bk != nil {
 		t.Fatalf("IssueCode = %v, %v", bk, err)
@@ -883,10 +908,10 @@ func testIssueCode(t *testing.T, s session.Store) {
 	if _, err := s.GetFlow(ctx, flow); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("the flow outlived IssueCode: %v", err)
 	}
-	if data, _, err := s.TakeCode(ctx, code); err != nil || !bytes.Equal(data, binary) {
+	if data, _, err := s.TakeCode(ctx, code, "binding"); err != nil || !bytes.Equal(data, binary) {
 		t.Fatalf("TakeCode after IssueCode = %q, %v", data, err)
 	}
-	if _, replayed, _ := s.TakeCode(ctx, code); replayed != grant {
+	if _, replayed, _ := s.TakeCode(ctx, code, "binding"); replayed != grant {
 		t.Errorf("replay after IssueCode traced to %q, want %q", replayed, grant)
 	}
 	// A session that is gone is bookkeeping: the code is stored anyway,
@@ -894,13 +919,13 @@ func testIssueCode(t *testing.T, s session.Store) {
 	gone := newSession(newID())
 	code2 := newID()
 	bk, err = s.IssueCode(ctx,
-		session.Code{Hash: code2, GrantID: grant, Data: binary, TTL: ttl, SpentTTL: ttl},
+		session.Code{Hash: code2, GrantID: grant, Binding: "binding", Data: binary, TTL: ttl, SpentTTL: ttl},
 		session.Activity{SessionID: gone.ID, Subject: gone.Subject, ClientID: "web", At: at, TTL: ttl}, "")
 	if err != nil || !errors.Is(bk, session.ErrNotFound) {
 		t.Fatalf("IssueCode(gone session) = %v, %v; want ErrNotFound bookkeeping", bk, err)
 	}
 	assertNoSession(t, s, gone.ID)
-	if data, _, err := s.TakeCode(ctx, code2); err != nil || !bytes.Equal(data, binary) {
+	if data, _, err := s.TakeCode(ctx, code2, "binding"); err != nil || !bytes.Equal(data, binary) {
 		t.Fatalf("TakeCode of a code issued for a gone session = %q, %v", data, err)
 	}
 }
