@@ -18,11 +18,14 @@ import (
 	"github.com/stepup-dev/stepup/session"
 )
 
-// An API authentication session is a stepup session (the same record the
-// hosted pages use, listed and revoked by the admin API) plus this
-// handle, which the caller holds: who may drive it, and the end user's
-// address it is bound to. The handle lives apiSessionLifetime and ends
-// with the code it issues.
+// An API authentication session is a stepup session of its own (a
+// record the hosted pages never see, listed and revoked by the admin API
+// like any other) plus this handle, which the caller holds: who may
+// drive it, and the end user's address it is bound to. Only factors
+// verified through the handle are in that session; a user's token that
+// starts one brings none of the verifications of the session it came
+// from. The handle lives apiSessionLifetime and ends with the code it
+// issues.
 type apiSession struct {
 	SessionID string `json:"sid"`
 	Subject   string `json:"sub"`
@@ -67,8 +70,9 @@ type sessionState struct {
 
 // startSession is POST /api/v1/authn/sessions. A backend (scope
 // stepup:authn) names the user; a native app's own access token starts a
-// session for its user — the session the token came from while it lives,
-// so that a step-up adds to what the user already proved.
+// session for its user. Either way the session is new and empty: a
+// bearer token that leaked (every resource server of its client sees it)
+// must not borrow what the user proves in their browser, before or after.
 func (h *Handler) startSession(w http.ResponseWriter, r *http.Request) {
 	c, ok := h.authenticate(w, r, ScopeAuthn, true)
 	if !ok {
@@ -90,7 +94,6 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request) {
 	}
 	now := h.p.Now()
 	var acct *session.Account
-	var sess *session.Session
 	var err error
 	if c.tok.ClientCredentials() {
 		switch {
@@ -115,21 +118,15 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request) {
 			h.storeFailure(w, r, err, errUserNotFound)
 			return
 		}
-		if sess, err = h.tokenSession(ctx, c.tok); err != nil {
-			h.storeFailure(w, r, err, "")
-			return
-		}
 	}
 	if acct.Locked {
 		fail(w, http.StatusForbidden, errLocked, "the account is locked")
 		return
 	}
-	if sess == nil {
-		sess = &session.Session{ID: session.NewID(), Subject: acct.Subject, CreatedAt: now, LastSeenAt: now}
-		if err := h.p.Store().CreateSession(ctx, sess, h.p.SessionTTL(now)); err != nil {
-			h.storeFailure(w, r, err, "")
-			return
-		}
+	sess := &session.Session{ID: session.NewID(), Subject: acct.Subject, CreatedAt: now, LastSeenAt: now}
+	if err := h.p.Store().CreateSession(ctx, sess, h.p.SessionTTL(now)); err != nil {
+		h.storeFailure(w, r, err, "")
+		return
 	}
 	as := &apiSession{SessionID: sess.ID, Subject: acct.Subject, ClientID: c.client.GetID(), UserToken: !c.tok.ClientCredentials(), Start: now}
 	if req.BindIP {
@@ -142,27 +139,6 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request) {
 	}
 	h.p.Audit(ctx, obs.EventAPISessionStarted, "sub", acct.Subject, "client_id", c.client.GetID(), "ip_bound", req.BindIP)
 	h.writeState(w, http.StatusCreated, handle, as, sess, acct, c.client)
-}
-
-// tokenSession is the live session a user's token was issued from, or
-// nil.
-func (h *Handler) tokenSession(ctx context.Context, tok *op.AccessToken) (*session.Session, error) {
-	g, err := h.p.Grant(ctx, tok.GrantID)
-	if errors.Is(err, session.ErrNotFound) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	s, err := h.p.Store().GetSession(ctx, g.SessionID)
-	if errors.Is(err, session.ErrNotFound) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	if s = h.p.Live(s); s == nil || s.Subject != tok.Subject {
-		return nil, nil
-	}
-	return s, nil
 }
 
 func (h *Handler) saveHandle(ctx context.Context, handle string, as *apiSession) error {

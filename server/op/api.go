@@ -52,11 +52,6 @@ func (p *Provider) VerifyAccessToken(ctx context.Context, token string) (*Access
 	}, nil
 }
 
-// Grant returns a token family (the session a user's token came from).
-func (p *Provider) Grant(ctx context.Context, id string) (*session.Grant, error) {
-	return p.store.GetGrant(ctx, id)
-}
-
 // Live returns s unless it has passed its idle or absolute timeout.
 func (p *Provider) Live(s *session.Session) *session.Session { return p.live(s) }
 
