@@ -100,6 +100,14 @@ func migrateVersions(ctx context.Context, db *sql.DB, d dialect) ([]int64, error
 		return nil, fmt.Errorf("sqlstore: migrations: %w", err)
 	}
 	res, err := p.Up(ctx)
+	// SQLite has no lock for goose to take: of processes migrating one file
+	// at once, those that lose the race fail on what the winner created
+	// (each migration is one transaction, so nothing is half done). They
+	// look again; what is left to do is then nothing.
+	for try := 0; err != nil && d.goose == goose.DialectSQLite3 && try < 5 && ctx.Err() == nil; try++ {
+		time.Sleep(time.Duration(50*(try+1)) * time.Millisecond)
+		res, err = p.Up(ctx)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: migrating the %s database: %w", d.name, err)
 	}
