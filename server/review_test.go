@@ -84,8 +84,9 @@ func TestAccountChangeNeedsTheSecondFactorNotJustThePassword(t *testing.T) {
 }
 
 // An operator's lock stops token issuance for the user: the sessions end
-// (online refresh tokens with them), and an offline_access refresh token
-// is refused too while the lock holds; after unlock it works again.
+// and so does every grant, an offline_access refresh token included. It
+// stays ended after unlock (issue 13 item 2: ending a user's sessions ends
+// every refresh token derived from them); a new sign-in gets new tokens.
 func TestAdminLockStopsOfflineRefresh(t *testing.T) {
 	e := apiEnv(t)
 	b, r := e.browser(), e.rp("spa", "")
@@ -111,8 +112,12 @@ func TestAdminLockStopsOfflineRefresh(t *testing.T) {
 		t.Fatalf("offline refresh of a locked account: %d %v, want 400 invalid_grant", status, body["error"])
 	}
 	e.api("POST", "/api/v1/users/"+alice+"/unlock", admin, nil).want(t, "unlock", http.StatusNoContent, "")
-	if status, body := refresh(rt); status != http.StatusOK {
-		t.Fatalf("offline refresh after unlock: %d %v", status, body["error"])
+	if status, body := refresh(rt); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Fatalf("offline refresh token of before the lock, after unlock: %d %v, want 400 invalid_grant", status, body["error"])
+	}
+	again := signIn(t, e, e.browser(), r, nil, "alice", alicePass)
+	if status, body := refresh(again.tok.RefreshToken); status != http.StatusOK {
+		t.Fatalf("offline refresh of a sign-in after unlock: %d %v", status, body["error"])
 	}
 }
 

@@ -31,6 +31,11 @@ var ErrCodeMismatch = errors.New("code binding mismatch")
 // HTTP layer answers 503 for it.
 var ErrUnavailable = errors.New("store unavailable")
 
+// ErrGrantEnded is returned by PutGrant when the grant may not be stored:
+// the session it derives from has ended (or is gone), or the grant's id
+// was deleted before.
+var ErrGrantEnded = errors.New("grant ended")
+
 // ErrKeyChanged is returned by Elevate when the session's key is no
 // longer the one the caller presented: another request renewed it first.
 var ErrKeyChanged = errors.New("session key changed")
@@ -137,7 +142,16 @@ type SessionStore interface {
 	// ErrKeyChanged, with nothing written, when the session's key is not
 	// oldKeyHash.
 	Elevate(ctx context.Context, id, sub, oldKeyHash, newKeyHash string, v authn.Verification, ttl time.Duration) error
+	// DeleteSession deletes a session (if it exists), drops it from its
+	// subject's index and ends the grants that live no longer than it:
+	// its online grants (without offline_access), their refresh tokens
+	// and their access tokens. No grant can be derived from the session
+	// afterwards (PutGrant refuses it). An error means the session may
+	// still exist: the call can be repeated.
 	DeleteSession(ctx context.Context, id string) error
+	// EndSession is DeleteSession for an operator: it ends every grant
+	// derived from the session, offline ones included.
+	EndSession(ctx context.Context, id string) error
 	// ListSessions returns the live sessions of a subject.
 	ListSessions(ctx context.Context, subject string) ([]*Session, error)
 }
@@ -279,14 +293,44 @@ type Activity struct {
 }
 
 // GrantStore keeps token families and revoked access-token ids.
+//
+// A grant derives from a browser (or API) session and belongs to a
+// subject. Ending the session (DeleteSession, EndSession) or the
+// subject's grants (EndUserGrants) ends it; a grant that was being
+// stored meanwhile is ended too, never left behind.
 type GrantStore interface {
-	PutGrant(ctx context.Context, g *Grant) error // TTL until g.ExpiresAt
+	// PutGrant stores g until g.ExpiresAt and indexes it under its
+	// session and its subject. With a SessionID, that session must exist,
+	// be g.Subject's and not be ending; otherwise nothing is stored and
+	// ErrGrantEnded is returned (a code whose session ended before its
+	// exchange). An id that was deleted cannot be stored again
+	// (ErrGrantEnded), so a deletion racing a PutGrant always wins.
+	PutGrant(ctx context.Context, g *Grant) error
+	// GetGrant returns a grant as stored, live or not (see LiveGrant).
 	GetGrant(ctx context.Context, id string) (*Grant, error)
+	// LiveGrant is GetGrant for a use of the grant's refresh token: it
+	// also checks that the subject's grants were not ended (EndUserGrants)
+	// since the grant was stored and, for an online grant, that its
+	// session still exists and is not ending. ErrGrantEnded when it has
+	// ended; ErrNotFound when there is no such grant.
+	LiveGrant(ctx context.Context, id string) (*Grant, error)
+	// AccessTokenLive reports, in one round trip, whether an access token
+	// may be honoured: its id jti is not revoked and, unless grantID is
+	// "" (a client's own token), its grant exists, is subject's and was
+	// not ended by EndUserGrants since it was stored.
+	AccessTokenLive(ctx context.Context, grantID, subject, jti string) (bool, error)
 	// RotateRefresh replaces the grant's refresh hash oldHash by newHash
 	// atomically. If oldHash is not current, the grant is deleted (reuse
 	// detection revokes the whole family) and Reused is returned.
 	RotateRefresh(ctx context.Context, id, oldHash, newHash string) (RotateResult, error)
+	// DeleteGrant deletes a grant for good: its id can never be stored
+	// again (see PutGrant).
 	DeleteGrant(ctx context.Context, id string) error
+	// EndUserGrants ends every grant of subject, offline ones included,
+	// and any being stored concurrently: none of them is live afterwards
+	// (LiveGrant, AccessTokenLive), even one an index missed. Grants
+	// stored after it returns are not affected. Sessions are left alone.
+	EndUserGrants(ctx context.Context, subject string) error
 	// RevokeToken marks an access-token id revoked until ttl passes.
 	RevokeToken(ctx context.Context, jti string, ttl time.Duration) error
 	IsRevoked(ctx context.Context, jti string) (bool, error)

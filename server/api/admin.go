@@ -98,16 +98,21 @@ func (h *Handler) revokeUserSessions(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// endSessions deletes every session of sub. The refresh tokens of their
-// online grants stop working with them; offline grants (offline_access)
-// outlive sessions by design.
+// endSessions ends everything the user's sign-ins gave: every grant of
+// sub, offline ones (offline_access) included, so that their refresh and
+// access tokens stop working at once, then every session. The grants go
+// first: EndUserGrants alone makes each of them dead, also one that no
+// index found.
 func (h *Handler) endSessions(ctx context.Context, c *caller, sub string) error {
+	if err := h.p.Store().EndUserGrants(ctx, sub); err != nil {
+		return err
+	}
 	all, err := h.p.Store().ListSessions(ctx, sub)
 	if err != nil {
 		return err
 	}
 	for _, s := range all {
-		if err := h.p.Store().DeleteSession(ctx, s.ID); err != nil {
+		if err := h.p.Store().EndSession(ctx, s.ID); err != nil {
 			return err
 		}
 		h.p.Audit(ctx, obs.EventAdminSessionRevoked, "sub", sub, "client_id", c.client.GetID())
@@ -115,7 +120,8 @@ func (h *Handler) endSessions(ctx context.Context, c *caller, sub string) error 
 	return nil
 }
 
-// revokeSession is DELETE /api/v1/sessions/{id}.
+// revokeSession is DELETE /api/v1/sessions/{id}: the session and every
+// grant derived from it end.
 func (h *Handler) revokeSession(w http.ResponseWriter, r *http.Request) {
 	c, ok := h.authenticate(w, r, ScopeAdmin, false)
 	if !ok {
@@ -126,7 +132,9 @@ func (h *Handler) revokeSession(w http.ResponseWriter, r *http.Request) {
 		h.storeFailure(w, r, err, errSessionGone)
 		return
 	}
-	if err := h.p.Store().DeleteSession(r.Context(), s.ID); err != nil {
+	// Every grant of the session ends with it, offline ones included: an
+	// operator's end is not a sign-out.
+	if err := h.p.Store().EndSession(r.Context(), s.ID); err != nil {
 		h.storeFailure(w, r, err, errSessionGone)
 		return
 	}
@@ -160,7 +168,7 @@ func (h *Handler) dropElevation(w http.ResponseWriter, r *http.Request) {
 
 // lock is POST /api/v1/users/{user_id}/lock: every attempt to prove a
 // factor is refused (429, on the hosted pages and the APIs alike) until
-// unlock, and the user's sessions end.
+// unlock, and the user's sessions and grants end (endSessions).
 func (h *Handler) lock(w http.ResponseWriter, r *http.Request) {
 	c, ok := h.authenticate(w, r, ScopeAdmin, false)
 	if !ok {

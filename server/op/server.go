@@ -134,7 +134,11 @@ func (s *tokenServer) CodeExchange(ctx context.Context, r *zop.ClientRequest[oid
 	if g.Data, err = json.Marshal(gd); err != nil {
 		return nil, oidc.ErrServerError().WithParent(err)
 	}
-	if err := s.p.store.PutGrant(ctx, g); err != nil {
+	if err := s.p.store.PutGrant(ctx, g); errors.Is(err, session.ErrGrantEnded) {
+		// The session the code was issued in ended (sign-out, an
+		// operator) between the authorization and this exchange.
+		return nil, invalidGrant("the session this code was issued in has ended")
+	} else if err != nil {
 		return nil, storeError(err)
 	}
 	resp, err := s.p.tokenResponse(c, g, gd, cd.Nonce, refresh, now)
@@ -208,8 +212,10 @@ func (s *tokenServer) RefreshToken(ctx context.Context, r *zop.ClientRequest[oid
 	if gid == "" {
 		return nil, invalidGrant("the refresh token is invalid")
 	}
-	g, err := s.p.store.GetGrant(ctx, gid)
-	if errors.Is(err, session.ErrNotFound) {
+	// LiveGrant: the grant must not have ended with its session (online
+	// grants) or with its user's sessions (an operator's end, a lock).
+	g, err := s.p.store.LiveGrant(ctx, gid)
+	if errors.Is(err, session.ErrNotFound) || errors.Is(err, session.ErrGrantEnded) {
 		return nil, invalidGrant("the refresh token is invalid or revoked")
 	} else if err != nil {
 		return nil, storeError(err)
@@ -221,8 +227,8 @@ func (s *tokenServer) RefreshToken(ctx context.Context, r *zop.ClientRequest[oid
 	if err := json.Unmarshal(g.Data, &gd); err != nil {
 		return nil, oidc.ErrServerError().WithParent(err)
 	}
-	// An operator's lock stops token issuance: online grants end with the
-	// sessions the lock deletes, offline ones are refused here.
+	// An operator's lock ended every grant of the user; one issued since
+	// (a session the lock did not find) is refused while the lock holds.
 	if a, err := s.p.store.GetAccount(ctx, g.Subject); err == nil && a.Locked {
 		s.p.Audit(ctx, obs.EventLocked, "budget", "account", "client_id", c.GetID(), "sub", g.Subject, "reason", "refresh")
 		return nil, invalidGrant("the account is locked")
@@ -230,15 +236,6 @@ func (s *tokenServer) RefreshToken(ctx context.Context, r *zop.ClientRequest[oid
 		return nil, storeError(err)
 	}
 	presented := hashSecret(token)
-	if !g.Offline {
-		// An online grant lives as long as the browser session.
-		if _, err := s.p.store.GetSession(ctx, g.SessionID); errors.Is(err, session.ErrNotFound) {
-			_ = s.p.store.DeleteGrant(ctx, g.ID)
-			return nil, invalidGrant("the session this refresh token belongs to has ended")
-		} else if err != nil {
-			return nil, storeError(err)
-		}
-	}
 	if len(r.Data.Scopes) > 0 {
 		for _, sc := range r.Data.Scopes {
 			if !slices.Contains(gd.Scopes, sc) {
@@ -383,8 +380,8 @@ func (s *tokenServer) Introspect(ctx context.Context, r *zop.Request[zop.Introsp
 	if gid == "" {
 		return zop.NewResponse(introspection{Active: false}), nil
 	}
-	g, err := s.p.store.GetGrant(ctx, gid)
-	if errors.Is(err, session.ErrNotFound) {
+	g, err := s.p.store.LiveGrant(ctx, gid)
+	if errors.Is(err, session.ErrNotFound) || errors.Is(err, session.ErrGrantEnded) {
 		return zop.NewResponse(introspection{Active: false}), nil
 	} else if err != nil {
 		return nil, storeError(err)

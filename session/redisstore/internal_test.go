@@ -40,6 +40,11 @@ func TestKeyShapes(t *testing.T) {
 		k.code("H"):               "stepup:{code:H}",
 		k.codeGrant("H"):          "stepup:{code:H}:grant",
 		k.grant("G"):              "stepup:{grant:G}",
+		k.grantEnded("G"):         "stepup:{grant:G}:ended",
+		k.sessionGrants("S"):      "stepup:{sess:S}:grants",
+		k.sessionEnding("S"):      "stepup:{sess:S}:ending",
+		k.userGrants("U"):         "stepup:{user:U}:grants",
+		k.grantCut("U"):           "stepup:{user:U}:grantcut",
 		k.revoked("J"):            "stepup:revoked:J",
 		k.secret("signing"):       "stepup:secret:signing",
 		keys{"a*b:"}.all():        `a\*b:*`,
@@ -56,7 +61,9 @@ func TestHashTags(t *testing.T) {
 	k := keys{prefix: DefaultPrefix}
 	for _, group := range [][]string{
 		{k.code("H"), k.codeGrant("H")},
-		{k.account("U"), k.userSessions("U"), k.totpStep("U", 1)},
+		{k.account("U"), k.userSessions("U"), k.totpStep("U", 1), k.userGrants("U"), k.grantCut("U")},
+		{k.session("S"), k.sessionGrants("S"), k.sessionEnding("S")},
+		{k.grant("G"), k.grantEnded("G")},
 	} {
 		for _, key := range group[1:] {
 			if hashTag(key) != hashTag(group[0]) {
@@ -438,5 +445,49 @@ func TestIssueCodeClaimIsNeverResent(t *testing.T) {
 	}
 	if err := issue("c2"); !errors.Is(err, session.ErrFlowEnded) {
 		t.Fatalf("a second code for the same flow: %v, want ErrFlowEnded", err)
+	}
+}
+
+// A grant that its subject's index missed (a write lost in a failover,
+// a grant stored before the index existed) is not deleted by
+// EndUserGrants, but it is dead all the same: it was stored under the
+// subject's old cut counter.
+func TestEndUserGrantsFailsClosedWithoutTheIndex(t *testing.T) {
+	s := openEmbedded(t)
+	ctx := t.Context()
+	t0 := time.Now()
+	if err := s.CreateSession(ctx, &session.Session{ID: "s", Subject: "u", CreatedAt: t0, LastSeenAt: t0}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	g := &session.Grant{ID: "g", ClientID: "app", Subject: "u", SessionID: "s", Offline: true, RefreshHash: "r", ExpiresAt: t0.Add(time.Hour)}
+	if err := s.PutGrant(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	// A grant written the way stepup wrote them before the cut counter:
+	// no index entry, no counter field.
+	if err := s.c.HSet(ctx, s.k.grant("legacy"), grantSub, "u", grantOffline, "1", grantExpires, unixNano(t0.Add(time.Hour))).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.c.SRem(ctx, s.k.userGrants("u"), "g").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"g", "legacy"} {
+		if _, err := s.LiveGrant(ctx, id); err != nil {
+			t.Fatalf("LiveGrant(%s) before the end: %v", id, err)
+		}
+	}
+	if err := s.EndUserGrants(ctx, "u"); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"g", "legacy"} {
+		if _, err := s.GetGrant(ctx, id); err != nil {
+			t.Fatalf("GetGrant(%s): %v; the test wants a grant the end did not find", id, err)
+		}
+		if _, err := s.LiveGrant(ctx, id); !errors.Is(err, session.ErrGrantEnded) {
+			t.Errorf("LiveGrant(%s) after EndUserGrants = %v, want ErrGrantEnded", id, err)
+		}
+		if live, err := s.AccessTokenLive(ctx, id, "u", id+".j"); err != nil || live {
+			t.Errorf("AccessTokenLive(%s) after EndUserGrants = %v, %v; want false", id, live, err)
+		}
 	}
 }

@@ -139,7 +139,43 @@ const (
 	grantRefresh   = "rt"      // hash of the current refresh token; scripts.go spells it too
 	grantData      = "data"
 	grantExpires   = "exp" // unix nanoseconds
+	// grantCut is the subject's grantCut counter when the grant was
+	// stored; absent (a grant stored before the counter existed) is "0".
+	grantCut = "cut"
 )
+
+// grantEnded marks the id of a deleted grant, a STRING, so that a
+// PutGrant of that id still in flight (the session's end listed the id
+// before the grant was written) stores nothing. It shares the grant's
+// tag. TTL: endedGrantMemory, far longer than any request.
+func (k keys) grantEnded(id string) string { return k.prefix + "{grant:" + id + "}:ended" }
+
+// sessionGrants indexes the grants derived from a session, a HASH of
+// grant id → "1" (offline) or "0" (online). It shares the session's tag,
+// so a script adds a grant only while the session exists and is not
+// ending, and the end reads the index in the same step as it marks the
+// session ending. It outlives the session (an offline grant's entry stays
+// until an operator ends it). TTL: extended to the TTL of every grant
+// added.
+func (k keys) sessionGrants(id string) string { return k.prefix + "{sess:" + id + "}:grants" }
+
+// sessionEnding marks a session whose grants are being ended, a STRING:
+// no grant may be added to it from then on, even while the session's own
+// record still exists (it is deleted after its grants). TTL: the
+// session's remaining TTL (at least endingMinTTL).
+func (k keys) sessionEnding(id string) string { return k.prefix + "{sess:" + id + "}:ending" }
+
+// userGrants indexes the grants of a subject, a SET of grant ids, for
+// EndUserGrants. TTL: extended to the TTL of every grant added.
+func (k keys) userGrants(sub string) string { return k.prefix + "{user:" + sub + "}:grants" }
+
+// grantCut counts the times a subject's grants were ended, a STRING (an
+// integer; absent is 0). A grant records the value it was stored under
+// and is live only while the value is unchanged, so a grant that an end
+// did not find in userGrants is dead all the same. No TTL: it must
+// outlive every grant stored before the last end (up to the offline
+// lifetime); one integer per subject whose grants were ever ended.
+func (k keys) grantCut(sub string) string { return k.prefix + "{user:" + sub + "}:grantcut" }
 
 // revoked marks a revoked access-token id, a STRING. TTL: the caller's,
 // until the token would have expired anyway.

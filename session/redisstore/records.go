@@ -80,8 +80,23 @@ func (s *Store) TakeCode(ctx context.Context, codeHash, binding string) ([]byte,
 	return nil, "", fmt.Errorf("redisstore: %s: unexpected reply %q", op, kind)
 }
 
-// PutGrant stores a grant, replacing any with its id, to expire at
-// g.ExpiresAt.
+// endedGrantMemory is how long a deleted grant's id stays ended: far
+// longer than a PutGrant of it can be in flight.
+const endedGrantMemory = time.Hour
+
+// PutGrant implements session.GrantStore in two round trips. First,
+// pipelined, the grant is added to its session's index (a script that
+// refuses a session that is gone, another subject's or ending) and to its
+// subject's index (which returns the subject's cut counter). Then the
+// grant is written with that counter, unless its id has ended.
+//
+// The indexes cannot share a slot with the grant, so the order does the
+// work: a session's end marks it ending and reads its index in one step,
+// then ends each grant listed (deletes it and marks its id ended). A
+// grant indexed before that step is listed, and its write, whenever it
+// lands, is deleted or refused; one indexed after it is refused. A
+// subject's end moves the counter on: a grant indexed before records the
+// old value and is dead at its first use, whether or not the end found it.
 func (s *Store) PutGrant(ctx context.Context, g *session.Grant) error {
 	const op = "put grant"
 	if g.ID == "" {
@@ -90,10 +105,40 @@ func (s *Store) PutGrant(ctx context.Context, g *session.Grant) error {
 	if g.ExpiresAt.IsZero() {
 		return fmt.Errorf("redisstore: %s: no expiry", op)
 	}
-	key := s.k.grant(g.ID)
-	_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, key)
-		p.HSet(ctx, key,
+	ttl := millis(time.Until(g.ExpiresAt))
+	cut := "0"
+	if g.SessionID != "" || g.Subject != "" {
+		var inSession, inUser *redis.Cmd
+		err := s.pipeScripts(ctx, func(p redis.Pipeliner, run runScript) {
+			if g.SessionID != "" {
+				inSession = run(ctx, p, scriptIndexSessionGrant,
+					[]string{s.k.session(g.SessionID), s.k.sessionEnding(g.SessionID), s.k.sessionGrants(g.SessionID)},
+					g.Subject, g.ID, flag(g.Offline), ttl)
+			}
+			if g.Subject != "" {
+				inUser = run(ctx, p, scriptIndexUserGrant, []string{s.k.userGrants(g.Subject), s.k.grantCut(g.Subject)}, g.ID, ttl)
+			}
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return fail(op, err)
+		}
+		if inSession != nil {
+			if err := inSession.Err(); errors.Is(err, redis.Nil) {
+				return fmt.Errorf("redisstore: %s: session: %w", op, session.ErrGrantEnded)
+			} else if err != nil {
+				return fail(op, err)
+			}
+		}
+		if inUser != nil {
+			if cut, err = inUser.Text(); err != nil {
+				return fail(op, err)
+			}
+		}
+	}
+	var put *redis.Cmd
+	err := s.pipeScripts(ctx, func(p redis.Pipeliner, run runScript) {
+		put = run(ctx, p, scriptPutGrant, []string{s.k.grant(g.ID), s.k.grantEnded(g.ID)},
+			g.ExpiresAt.UnixMilli(),
 			grantClientID, g.ClientID,
 			grantSub, g.Subject,
 			grantSessionID, g.SessionID,
@@ -101,26 +146,39 @@ func (s *Store) PutGrant(ctx context.Context, g *session.Grant) error {
 			grantRefresh, g.RefreshHash,
 			grantData, g.Data,
 			grantExpires, unixNano(g.ExpiresAt),
+			grantCut, cut,
 		)
-		p.PExpireAt(ctx, key, g.ExpiresAt)
-		return nil
 	})
-	return fail(op, err)
+	if err != nil {
+		return fail(op, err)
+	}
+	if n, err := put.Int(); err != nil {
+		return fail(op, err)
+	} else if n == 0 {
+		return fmt.Errorf("redisstore: %s: %w", op, session.ErrGrantEnded)
+	}
+	return nil
 }
 
 // GetGrant returns a grant.
 func (s *Store) GetGrant(ctx context.Context, id string) (*session.Grant, error) {
+	g, _, err := s.getGrant(ctx, id)
+	return g, err
+}
+
+// getGrant returns a grant and the cut counter it was stored under.
+func (s *Store) getGrant(ctx context.Context, id string) (*session.Grant, string, error) {
 	const op = "get grant"
 	m, err := s.c.HGetAll(ctx, s.k.grant(id)).Result()
 	if err != nil {
-		return nil, fail(op, err)
+		return nil, "", fail(op, err)
 	}
 	if len(m) == 0 {
-		return nil, fail(op, redis.Nil)
+		return nil, "", fail(op, redis.Nil)
 	}
 	exp, err := parseUnixNano(m[grantExpires])
 	if err != nil {
-		return nil, fmt.Errorf("redisstore: grant field %s: %w", grantExpires, err)
+		return nil, "", fmt.Errorf("redisstore: grant field %s: %w", grantExpires, err)
 	}
 	return &session.Grant{
 		ID:          id,
@@ -131,7 +189,126 @@ func (s *Store) GetGrant(ctx context.Context, id string) (*session.Grant, error)
 		RefreshHash: m[grantRefresh],
 		Data:        []byte(m[grantData]),
 		ExpiresAt:   exp,
-	}, nil
+	}, cutValue(m[grantCut]), nil
+}
+
+// cutValue is a cut counter as stored: absent is "0".
+func cutValue(v string) string {
+	if v == "" {
+		return "0"
+	}
+	return v
+}
+
+// LiveGrant implements session.GrantStore: the grant, then its subject's
+// cut counter and (online grants) its session, pipelined.
+func (s *Store) LiveGrant(ctx context.Context, id string) (*session.Grant, error) {
+	const op = "live grant"
+	g, cut, err := s.getGrant(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var now *redis.StringCmd
+	var sess, ending *redis.IntCmd
+	online := !g.Offline && g.SessionID != ""
+	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		now = p.Get(ctx, s.k.grantCut(g.Subject))
+		if online {
+			sess = p.Exists(ctx, s.k.session(g.SessionID))
+			ending = p.Exists(ctx, s.k.sessionEnding(g.SessionID))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fail(op, err)
+	}
+	if cutValue(now.Val()) != cut {
+		return nil, fmt.Errorf("redisstore: %s: the subject's grants were ended: %w", op, session.ErrGrantEnded)
+	}
+	if online && (sess.Val() == 0 || ending.Val() == 1) {
+		return nil, fmt.Errorf("redisstore: %s: the session has ended: %w", op, session.ErrGrantEnded)
+	}
+	return g, nil
+}
+
+// AccessTokenLive implements session.GrantStore: the grant's subject and
+// cut counter, the subject's counter and the token's revocation mark in
+// one pipeline.
+func (s *Store) AccessTokenLive(ctx context.Context, grantID, subject, jti string) (bool, error) {
+	const op = "check access token"
+	var grant *redis.SliceCmd
+	var now *redis.StringCmd
+	var revoked *redis.IntCmd
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if grantID != "" {
+			grant = p.HMGet(ctx, s.k.grant(grantID), grantSub, grantCut)
+			now = p.Get(ctx, s.k.grantCut(subject))
+		}
+		revoked = p.Exists(ctx, s.k.revoked(jti))
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return false, fail(op, err)
+	}
+	if revoked.Val() != 0 {
+		return false, nil
+	}
+	if grantID == "" {
+		return true, nil
+	}
+	v := grant.Val()
+	sub, _ := v[0].(string)
+	cut, _ := v[1].(string)
+	return sub != "" && sub == subject && cutValue(cut) == cutValue(now.Val()), nil
+}
+
+// EndUserGrants implements session.GrantStore: the cut counter moves on
+// and the index is read in one script; then every grant listed is ended
+// and dropped from the index. A failure after the first step leaves the
+// grants dead (the counter moved) and still indexed, for a retry.
+func (s *Store) EndUserGrants(ctx context.Context, subject string) error {
+	const op = "end user grants"
+	if subject == "" {
+		return fmt.Errorf("redisstore: %s: no subject", op)
+	}
+	ids, err := scriptCutUserGrants.Run(ctx, s.c, []string{s.k.grantCut(subject), s.k.userGrants(subject)}).StringSlice()
+	if err != nil {
+		return fail(op, err)
+	}
+	if err := s.endGrants(ctx, ids); err != nil {
+		return fail(op, err)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	members := make([]any, len(ids))
+	for i, id := range ids {
+		members[i] = id
+	}
+	return fail(op+": index", s.c.SRem(ctx, s.k.userGrants(subject), members...).Err())
+}
+
+// endGrants ends grants (scriptEndGrant) in one pipeline.
+func (s *Store) endGrants(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	cmds := make([]*redis.Cmd, 0, len(ids))
+	err := s.pipeScripts(ctx, func(p redis.Pipeliner, run runScript) {
+		cmds = cmds[:0]
+		for _, id := range ids {
+			cmds = append(cmds, run(ctx, p, scriptEndGrant, []string{s.k.grant(id), s.k.grantEnded(id)}, millis(endedGrantMemory)))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RotateRefresh replaces a grant's refresh hash in one script, deleting
@@ -153,9 +330,9 @@ func (s *Store) RotateRefresh(ctx context.Context, id, oldHash, newHash string) 
 	return 0, fmt.Errorf("redisstore: %s: unexpected reply %d", op, n)
 }
 
-// DeleteGrant deletes a grant, if it exists.
+// DeleteGrant deletes a grant, if it exists, and marks its id ended.
 func (s *Store) DeleteGrant(ctx context.Context, id string) error {
-	return fail("delete grant", s.c.Del(ctx, s.k.grant(id)).Err())
+	return fail("delete grant", s.endGrants(ctx, []string{id}))
 }
 
 // RevokeToken marks an access-token id revoked for ttl.

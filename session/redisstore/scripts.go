@@ -56,16 +56,6 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `)
 
-// scriptDeleteSession deletes a session and returns its subject, so the
-// caller can drop it from the subject's index.
-// KEYS[1] session.
-var scriptDeleteSession = redis.NewScript(`
-local sub = redis.call('HGET', KEYS[1], 'sub')
-redis.call('DEL', KEYS[1])
-if not sub then return nil end
-return sub
-`)
-
 // scriptPutCode stores a code and its spent marker (one hash tag). The
 // marker holds the grant id and the code's binding ("<grant> <binding>"):
 // it outlives the code, so a replay is checked against the binding too.
@@ -240,4 +230,79 @@ var scriptLockAccount = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
 redis.call('HSET', KEYS[1], 'locked', '1')
 return 1
+`)
+
+// scriptIndexSessionGrant adds a grant to its session's index, only while
+// the session exists, is the subject's and is not ending: the step that
+// orders a grant before or after its session's end (see PutGrant).
+// KEYS[1] session, KEYS[2] ending marker, KEYS[3] index; ARGV[1] subject,
+// ARGV[2] grant id, ARGV[3] "1" offline or "0", ARGV[4] grant ttl (ms).
+// Returns 1, or nil when the grant may not be added.
+var scriptIndexSessionGrant = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'sub') ~= ARGV[1] then return nil end
+if redis.call('EXISTS', KEYS[2]) == 1 then return nil end
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[4]) then
+  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+end
+return 1
+`)
+
+// scriptIndexUserGrant adds a grant to its subject's index and returns
+// the subject's cut counter, which the grant then records.
+// KEYS[1] index, KEYS[2] cut counter; ARGV[1] grant id, ARGV[2] grant
+// ttl (ms).
+var scriptIndexUserGrant = redis.NewScript(`
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return redis.call('GET', KEYS[2]) or '0'
+`)
+
+// scriptPutGrant writes a grant unless its id was deleted (ended) before.
+// KEYS[1] grant, KEYS[2] ended marker; ARGV[1] expiry (unix ms), then
+// field, value pairs. Returns 1, or 0 when the id has ended.
+var scriptPutGrant = redis.NewScript(`
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1
+`)
+
+// scriptEndGrant deletes a grant and marks its id ended, so that a
+// PutGrant of it still in flight stores nothing.
+// KEYS[1] grant, KEYS[2] ended marker; ARGV[1] marker ttl (ms).
+var scriptEndGrant = redis.NewScript(`
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+return 1
+`)
+
+// scriptEndingSession marks a session ending, so that no grant is added
+// to it any more, and returns its subject ("" when the session is gone)
+// and its grant index (id, flag pairs) in one step: a grant is either in
+// the list or refused.
+// KEYS[1] session, KEYS[2] ending marker, KEYS[3] index; ARGV[1] the
+// marker's minimum ttl (ms).
+var scriptEndingSession = redis.NewScript(`
+local sub = redis.call('HGET', KEYS[1], 'sub')
+if sub then
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl < tonumber(ARGV[1]) then ttl = tonumber(ARGV[1]) end
+  redis.call('SET', KEYS[2], '1', 'PX', ttl)
+else
+  sub = ''
+end
+return {sub, redis.call('HGETALL', KEYS[3])}
+`)
+
+// scriptCutUserGrants ends a subject's grants: the cut counter moves on
+// (every grant stored under the old value is dead) and the index is
+// returned, for the grants to be deleted.
+// KEYS[1] cut counter, KEYS[2] index.
+var scriptCutUserGrants = redis.NewScript(`
+redis.call('INCR', KEYS[1])
+return redis.call('SMEMBERS', KEYS[2])
 `)

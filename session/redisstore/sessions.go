@@ -229,18 +229,58 @@ func (s *Store) Touch(ctx context.Context, id, sub string, at time.Time, clientI
 	return s.update(ctx, op, scriptTouch, id, sub, ttl, unixNano(at), client)
 }
 
-// DeleteSession deletes a session (if it exists) and drops it from its
-// subject's index.
+// endingMinTTL is the shortest life of a session's ending marker: longer
+// than the end takes.
+const endingMinTTL = time.Minute
+
+// DeleteSession implements session.SessionStore: see endSession.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	const op = "delete session"
-	sub, err := scriptDeleteSession.Run(ctx, s.c, []string{s.k.session(id)}).Text()
-	if errors.Is(err, redis.Nil) || (err == nil && sub == "") {
-		return nil
-	}
+	return s.endSession(ctx, "delete session", id, false)
+}
+
+// EndSession implements session.SessionStore: see endSession.
+func (s *Store) EndSession(ctx context.Context, id string) error {
+	return s.endSession(ctx, "end session", id, true)
+}
+
+// endSession ends a session in up to three round trips: one script marks
+// it ending and reads its grant index (from then on no grant is added to
+// it, see PutGrant); the grants listed that end with it (online ones, or
+// all with offline) are ended; last the session, its index entries and
+// its place in the subject's index go. The session's record is deleted
+// last so that a failure leaves it in place, ending, for a retry.
+func (s *Store) endSession(ctx context.Context, op, id string, offline bool) error {
+	res, err := scriptEndingSession.Run(ctx, s.c,
+		[]string{s.k.session(id), s.k.sessionEnding(id), s.k.sessionGrants(id)}, millis(endingMinTTL)).Slice()
 	if err != nil {
 		return fail(op, err)
 	}
-	return fail(op+": index", s.c.SRem(ctx, s.k.userSessions(sub), id).Err())
+	if len(res) != 2 {
+		return fmt.Errorf("redisstore: %s: unexpected reply %v", op, res)
+	}
+	sub, _ := res[0].(string)
+	pairs, _ := res[1].([]any)
+	var ended []string
+	for i := 0; i+1 < len(pairs); i += 2 {
+		gid, _ := pairs[i].(string)
+		if f, _ := pairs[i+1].(string); offline || f != "1" {
+			ended = append(ended, gid)
+		}
+	}
+	if err := s.endGrants(ctx, ended); err != nil {
+		return fail(op+": grants", err)
+	}
+	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, s.k.session(id))
+		if len(ended) > 0 {
+			p.HDel(ctx, s.k.sessionGrants(id), ended...)
+		}
+		if sub != "" {
+			p.SRem(ctx, s.k.userSessions(sub), id)
+		}
+		return nil
+	})
+	return fail(op, err)
 }
 
 // ListSessions returns the live sessions of a subject, oldest first, and

@@ -62,6 +62,7 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		{"ElevateConcurrent", testElevateConcurrent},
 	}
 	tests = append(tests, factorTests...)
+	tests = append(tests, grantEndTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -606,11 +607,13 @@ func testCodeConcurrent(t *testing.T, s session.Store) {
 
 func testGrant(t *testing.T, s session.Store) {
 	ctx := t.Context()
+	sess := newSession(newID())
+	mustCreate(t, s, sess, ttl)
 	want := &session.Grant{
 		ID:          newID(),
 		ClientID:    "web",
-		Subject:     newID(),
-		SessionID:   newID(),
+		Subject:     sess.Subject,
+		SessionID:   sess.ID,
 		Offline:     true,
 		RefreshHash: "rt-1",
 		Data:        binary,
@@ -647,6 +650,13 @@ func testGrant(t *testing.T, s session.Store) {
 	}
 	if err := s.DeleteGrant(ctx, want.ID); err != nil {
 		t.Fatalf("DeleteGrant(deleted) = %v, want nil", err)
+	}
+	// A deleted id stays deleted: a PutGrant racing the deletion loses.
+	if err := s.PutGrant(ctx, repl); !errors.Is(err, session.ErrGrantEnded) {
+		t.Fatalf("PutGrant(deleted id) = %v, want ErrGrantEnded", err)
+	}
+	if _, err := s.GetGrant(ctx, want.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("GetGrant after PutGrant of a deleted id: %v, want ErrNotFound", err)
 	}
 }
 

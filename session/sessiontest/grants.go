@@ -1,0 +1,236 @@
+package sessiontest
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stepup-dev/stepup/session"
+)
+
+// grantEndTests cover how grants end with what they derive from: their
+// session (DeleteSession, EndSession) and their subject (EndUserGrants).
+var grantEndTests = []struct {
+	name string
+	fn   func(t *testing.T, s session.Store)
+}{
+	{"PutGrantNeedsItsSession", testPutGrantNeedsItsSession},
+	{"DeleteSessionEndsOnlineGrants", testDeleteSessionEndsOnlineGrants},
+	{"EndSessionEndsEveryGrant", testEndSessionEndsEveryGrant},
+	{"EndUserGrants", testEndUserGrants},
+	{"EndSessionConcurrentPut", testEndSessionConcurrentPut},
+	{"AccessTokenLive", testAccessTokenLive},
+}
+
+// putGrant stores a grant derived from sess and returns it.
+func putGrant(t *testing.T, s session.Store, sess *session.Session, offline bool) *session.Grant {
+	t.Helper()
+	g := &session.Grant{ID: newID(), ClientID: "web", Subject: sess.Subject, SessionID: sess.ID, Offline: offline,
+		RefreshHash: "rt-" + newID(), ExpiresAt: time.Now().Add(ttl)}
+	if err := s.PutGrant(t.Context(), g); err != nil {
+		t.Fatalf("PutGrant: %v", err)
+	}
+	return g
+}
+
+// assertLive checks a grant as a refresh (LiveGrant) and an access token
+// (AccessTokenLive) see it.
+func assertLive(t *testing.T, s session.Store, g *session.Grant, want bool, what string) {
+	t.Helper()
+	ctx := t.Context()
+	got, err := s.LiveGrant(ctx, g.ID)
+	switch {
+	case want && err != nil:
+		t.Errorf("%s: LiveGrant(%s) = %v, want the grant", what, g.ID, err)
+	case want && got.ID != g.ID:
+		t.Errorf("%s: LiveGrant(%s) returned grant %s", what, g.ID, got.ID)
+	case !want && err == nil:
+		t.Errorf("%s: LiveGrant(%s) returned a grant, want it ended", what, g.ID)
+	case !want && !errors.Is(err, session.ErrNotFound) && !errors.Is(err, session.ErrGrantEnded):
+		t.Errorf("%s: LiveGrant(%s) = %v, want ErrNotFound or ErrGrantEnded", what, g.ID, err)
+	}
+	live, err := s.AccessTokenLive(ctx, g.ID, g.Subject, g.ID+"."+newID())
+	if err != nil || live != want {
+		t.Errorf("%s: AccessTokenLive(%s) = %v, %v; want %v", what, g.ID, live, err, want)
+	}
+}
+
+// A code's exchange stores its grant only while the session it was
+// issued in lives and is its subject's.
+func testPutGrantNeedsItsSession(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	sess := newSession(newID())
+	mustCreate(t, s, sess, ttl)
+	for name, g := range map[string]*session.Grant{
+		"no such session":          {ID: newID(), Subject: sess.Subject, SessionID: newID(), ExpiresAt: time.Now().Add(ttl)},
+		"another subject's":        {ID: newID(), Subject: newID(), SessionID: sess.ID, ExpiresAt: time.Now().Add(ttl)},
+		"offline, no such session": {ID: newID(), Subject: sess.Subject, SessionID: newID(), Offline: true, ExpiresAt: time.Now().Add(ttl)},
+	} {
+		if err := s.PutGrant(ctx, g); !errors.Is(err, session.ErrGrantEnded) {
+			t.Errorf("PutGrant (%s) = %v, want ErrGrantEnded", name, err)
+		}
+		if _, err := s.GetGrant(ctx, g.ID); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("PutGrant (%s) stored the grant: %v", name, err)
+		}
+	}
+	assertLive(t, s, putGrant(t, s, sess, false), true, "a grant of a live session")
+}
+
+// A sign-out: the session's online grants end with it, its offline ones
+// (offline_access) outlive it; other sessions' grants are untouched, and
+// no grant can be derived from the session any more.
+func testDeleteSessionEndsOnlineGrants(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	sess, other := newSession(newID()), newSession("")
+	other.Subject = sess.Subject
+	mustCreate(t, s, sess, ttl)
+	mustCreate(t, s, other, ttl)
+	online, offline, otherOnline := putGrant(t, s, sess, false), putGrant(t, s, sess, true), putGrant(t, s, other, false)
+	if err := s.DeleteSession(ctx, sess.ID); err != nil {
+		t.Fatalf("DeleteSession: %v", err)
+	}
+	assertNoSession(t, s, sess.ID)
+	assertLive(t, s, online, false, "online grant after DeleteSession")
+	if _, err := s.GetGrant(ctx, online.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("GetGrant(online grant of a deleted session) = %v, want ErrNotFound", err)
+	}
+	assertLive(t, s, offline, true, "offline grant after DeleteSession")
+	assertLive(t, s, otherOnline, true, "another session's grant after DeleteSession")
+	for _, off := range []bool{false, true} {
+		g := &session.Grant{ID: newID(), Subject: sess.Subject, SessionID: sess.ID, Offline: off, ExpiresAt: time.Now().Add(ttl)}
+		if err := s.PutGrant(ctx, g); !errors.Is(err, session.ErrGrantEnded) {
+			t.Errorf("PutGrant (offline %v) after DeleteSession = %v, want ErrGrantEnded", off, err)
+		}
+	}
+	if list, err := s.ListSessions(ctx, sess.Subject); err != nil || len(list) != 1 || list[0].ID != other.ID {
+		t.Errorf("ListSessions after DeleteSession = %v, %v; want [%s]", ids(list), err, other.ID)
+	}
+}
+
+// An operator's end of one session: every grant of it ends, offline ones
+// too; the subject's other sessions keep theirs.
+func testEndSessionEndsEveryGrant(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	sess, other := newSession(newID()), newSession("")
+	other.Subject = sess.Subject
+	mustCreate(t, s, sess, ttl)
+	mustCreate(t, s, other, ttl)
+	online, offline := putGrant(t, s, sess, false), putGrant(t, s, sess, true)
+	otherOffline := putGrant(t, s, other, true)
+	if err := s.EndSession(ctx, sess.ID); err != nil {
+		t.Fatalf("EndSession: %v", err)
+	}
+	assertNoSession(t, s, sess.ID)
+	assertLive(t, s, online, false, "online grant after EndSession")
+	assertLive(t, s, offline, false, "offline grant after EndSession")
+	assertLive(t, s, otherOffline, true, "another session's grant after EndSession")
+	if err := s.EndSession(ctx, sess.ID); err != nil {
+		t.Errorf("EndSession(ended) = %v, want nil", err)
+	}
+	if err := s.EndSession(ctx, newID()); err != nil {
+		t.Errorf("EndSession(unknown) = %v, want nil", err)
+	}
+}
+
+// An operator's end of a user's grants: all of them, offline ones and
+// those of sessions that are already gone; another user's stay, and a
+// grant stored afterwards lives.
+func testEndUserGrants(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	a, b, gone := newSession(newID()), newSession(newID()), newSession("")
+	gone.Subject = a.Subject
+	for _, sess := range []*session.Session{a, b, gone} {
+		mustCreate(t, s, sess, ttl)
+	}
+	mine := []*session.Grant{putGrant(t, s, a, false), putGrant(t, s, a, true), putGrant(t, s, gone, true)}
+	// The offline grant outlives its session's sign-out; the user's end
+	// must still reach it.
+	if err := s.DeleteSession(ctx, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	theirs := putGrant(t, s, b, true)
+	if err := s.EndUserGrants(ctx, a.Subject); err != nil {
+		t.Fatalf("EndUserGrants: %v", err)
+	}
+	for _, g := range mine {
+		assertLive(t, s, g, false, "after EndUserGrants")
+		if _, err := s.GetGrant(ctx, g.ID); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("GetGrant(%s) after EndUserGrants = %v, want ErrNotFound", g.ID, err)
+		}
+	}
+	assertLive(t, s, theirs, true, "another user's grant after EndUserGrants")
+	// EndUserGrants leaves sessions alone; a grant stored after it lives.
+	mustGet(t, s, a.ID)
+	assertLive(t, s, putGrant(t, s, a, true), true, "a grant stored after EndUserGrants")
+	if err := s.EndUserGrants(ctx, newID()); err != nil {
+		t.Errorf("EndUserGrants(unknown) = %v, want nil", err)
+	}
+}
+
+// Grants stored while their session ends (a code exchanged during the
+// sign-out): whatever the interleaving, none outlives the end — the
+// exchange either fails or its grant is ended with the others.
+func testEndSessionConcurrentPut(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	for _, operator := range []bool{false, true} {
+		sess := newSession(newID())
+		mustCreate(t, s, sess, ttl)
+		const n = 16
+		grants := make([]*session.Grant, n)
+		errs := make([]error, n+1)
+		race(n+1, func(i int) {
+			if i == n {
+				if operator {
+					errs[i] = s.EndSession(ctx, sess.ID)
+				} else {
+					errs[i] = s.DeleteSession(ctx, sess.ID)
+				}
+				return
+			}
+			// Online grants only for a sign-out, whose offline ones live on.
+			grants[i] = &session.Grant{ID: newID(), Subject: sess.Subject, SessionID: sess.ID, Offline: operator && i%2 == 0, ExpiresAt: time.Now().Add(ttl)}
+			errs[i] = s.PutGrant(ctx, grants[i])
+		})
+		for i, err := range errs {
+			if err != nil && !errors.Is(err, session.ErrGrantEnded) {
+				t.Fatalf("call %d: %v", i, err)
+			}
+		}
+		for i, g := range grants {
+			if errs[i] == nil {
+				assertLive(t, s, g, false, "a grant stored while its session ended")
+			}
+		}
+	}
+}
+
+// A client's own token has no grant: only its revocation counts.
+func testAccessTokenLive(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	jti := "cc." + newID()
+	if live, err := s.AccessTokenLive(ctx, "", "client", jti); err != nil || !live {
+		t.Fatalf("AccessTokenLive(client token) = %v, %v; want true", live, err)
+	}
+	if err := s.RevokeToken(ctx, jti, ttl); err != nil {
+		t.Fatal(err)
+	}
+	if live, err := s.AccessTokenLive(ctx, "", "client", jti); err != nil || live {
+		t.Fatalf("AccessTokenLive(revoked client token) = %v, %v; want false", live, err)
+	}
+	sess := newSession(newID())
+	mustCreate(t, s, sess, ttl)
+	g := putGrant(t, s, sess, false)
+	if live, err := s.AccessTokenLive(ctx, g.ID, newID(), g.ID+".x"); err != nil || live {
+		t.Errorf("AccessTokenLive(another subject) = %v, %v; want false", live, err)
+	}
+	if live, err := s.AccessTokenLive(ctx, newID(), sess.Subject, "y"); err != nil || live {
+		t.Errorf("AccessTokenLive(unknown grant) = %v, %v; want false", live, err)
+	}
+	revoked := g.ID + "." + newID()
+	if err := s.RevokeToken(ctx, revoked, ttl); err != nil {
+		t.Fatal(err)
+	}
+	if live, err := s.AccessTokenLive(ctx, g.ID, sess.Subject, revoked); err != nil || live {
+		t.Errorf("AccessTokenLive(revoked token of a live grant) = %v, %v; want false", live, err)
+	}
+}
