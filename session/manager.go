@@ -103,6 +103,17 @@ func (m *Manager) Binding(r *http.Request) string {
 	return c.Value
 }
 
+// CarriesNone reports whether the request carries neither of stepup's
+// cookies (the session's and the flow binding's, valid or not). Both are
+// SameSite=Lax, so a browser withholds them from a POST that another
+// site's page makes: such a request cannot tell a browser without them
+// from one that has them.
+func (m *Manager) CarriesNone(r *http.Request) bool {
+	_, errSession := r.Cookie(m.name)
+	_, errBinding := r.Cookie(m.bindName)
+	return errSession != nil && errBinding != nil
+}
+
 // bindingLen is the length of NewID's values, which Binding accepts.
 const bindingLen = 43
 

@@ -36,6 +36,13 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		p.pages.Error(w, r, http.StatusBadRequest, "The sign-in request is malformed.")
 		return
 	}
+	// A posted request that came without the browser's cookies would see
+	// no flow binding, and overwrite the browser's with a new one: every
+	// sign-in pending in its other tabs would then be refused as another
+	// browser's. (A request too long to bounce is still answered here.)
+	if p.postWithoutCookies(r) && p.bounceToGet(w, r, PathAuthorize) {
+		return
+	}
 	// Until the client and its redirect URI are known to be registered,
 	// nothing may be sent to the redirect URI (RFC 9700 §4.1).
 	if len(r.Form["client_id"]) != 1 || len(r.Form["redirect_uri"]) != 1 {
@@ -97,6 +104,36 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		}
 		http.Redirect(w, r, p.issuer+PathLoginPrefix+f.ID, http.StatusFound)
 	}
+}
+
+// maxBounceQuery bounds the query bounceToGet puts in a URL: 8 KiB,
+// the request line common proxies accept by default (nginx's
+// large_client_header_buffers, Apache's LimitRequestLine).
+const maxBounceQuery = 8 << 10
+
+// postWithoutCookies reports whether r is a POST that carries none of
+// stepup's cookies. OIDC lets an RP send authorization and logout
+// requests by POST, which from the RP's site is a cross-site POST: the
+// browser withholds its SameSite=Lax cookies, so such a request cannot
+// tell a browser without a session or flow binding from one that has
+// them.
+func (p *Provider) postWithoutCookies(r *http.Request) bool {
+	return r.Method == http.MethodPost && p.sessions.CarriesNone(r)
+}
+
+// bounceToGet answers r with a 303 to path by GET with the same
+// parameters, so that the browser sends its cookies (a top-level GET
+// navigation carries SameSite=Lax ones), and reports whether it did: not
+// when the parameters would make a URL longer than maxBounceQuery. A
+// browser that really has no cookie gets the same answer one redirect
+// later; a GET is never bounced, so nothing loops.
+func (p *Provider) bounceToGet(w http.ResponseWriter, r *http.Request, path string) bool {
+	q := r.Form.Encode()
+	if len(q) > maxBounceQuery {
+		return false
+	}
+	http.Redirect(w, r, p.issuer+path+"?"+q, http.StatusSeeOther)
+	return true
 }
 
 // verifyIDTokenHint returns the subject of an ID token we issued. An

@@ -61,6 +61,15 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 		p.pages.Error(w, r, http.StatusBadRequest, "The sign-out request is malformed.")
 		return
 	}
+	if p.postWithoutCookies(r) {
+		// Without the browser's session cookie a posted logout would end
+		// no session (with a valid id_token_hint too), yet clear the
+		// browser's cookie without the confirmation below.
+		if !p.bounceToGet(w, r, PathEndSession) {
+			p.pages.Error(w, r, http.StatusBadRequest, "The sign-out request is too long.")
+		}
+		return
+	}
 	hint, clientID := r.Form.Get("id_token_hint"), r.Form.Get("client_id")
 	plr, state := r.Form.Get("post_logout_redirect_uri"), r.Form.Get("state")
 	if len(state) > MaxStateBytes {
