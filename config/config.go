@@ -140,6 +140,24 @@ type Client struct {
 	Scopes                 []string `yaml:"scopes"`
 	MinACR                 string   `yaml:"min_acr"`
 	Unenrolled             string   `yaml:"unenrolled"`
+	// CIBA configures OpenID CIBA for a client whose grant_types list
+	// GrantTypeCIBA.
+	CIBA CIBA `yaml:"ciba"`
+}
+
+// GrantTypeCIBA is the grant type of OpenID CIBA (CIBA Core §10.1).
+const GrantTypeCIBA = "urn:openid:params:grant-type:ciba"
+
+// CIBA is a client's backchannel authentication setup.
+type CIBA struct {
+	// Mode is how the client learns the result: poll (it polls the token
+	// endpoint) or ping (stepup POSTs to NotificationEndpoint, then the
+	// client asks the token endpoint). Default poll.
+	Mode                 string `yaml:"mode"`
+	NotificationEndpoint string `yaml:"notification_endpoint"`
+	// MaxExpiry bounds requested_expiry, and is the lifetime of a request
+	// that asks none. Default 5m.
+	MaxExpiry Duration `yaml:"max_expiry"`
 }
 
 // User is an account seeded into the store at start.

@@ -49,7 +49,7 @@ var (
 	userVerification = []string{"required", "preferred", "discouraged"}
 	smsProviders     = []string{"log", "webhook", "twilio"}
 	emailProviders   = []string{"log", "smtp", "webhook"}
-	grantTypes       = []string{"authorization_code", "refresh_token", "client_credentials"}
+	grantTypes       = []string{"authorization_code", "refresh_token", "client_credentials", GrantTypeCIBA}
 	// oidcScopes are always allowed, so listing one in a client's scopes
 	// is a mistake.
 	oidcScopes = []string{"openid", "profile", "email", "phone", "offline_access"}
@@ -137,6 +137,14 @@ func applyDefaults(c *Config, given map[string]bool) {
 	for i := range c.Clients {
 		if unset(fmt.Sprintf("clients[%d].grant_types", i), c.Clients[i].GrantTypes == nil) {
 			c.Clients[i].GrantTypes = []string{"authorization_code", "refresh_token"}
+		}
+		if slices.Contains(c.Clients[i].GrantTypes, GrantTypeCIBA) {
+			if unset(fmt.Sprintf("clients[%d].ciba.mode", i), c.Clients[i].CIBA.Mode == "") {
+				c.Clients[i].CIBA.Mode = "poll"
+			}
+			if unset(fmt.Sprintf("clients[%d].ciba.max_expiry", i), c.Clients[i].CIBA.MaxExpiry == 0) {
+				c.Clients[i].CIBA.MaxExpiry = Duration(5 * time.Minute)
+			}
 		}
 	}
 	// Make the database the URL selects visible in DB as well.
@@ -568,7 +576,11 @@ func (v *checker) clients(c *Config) {
 			if j := slices.Index(cl.GrantTypes, "client_credentials"); j >= 0 {
 				v.add(fmt.Sprintf("%s.grant_types[%d]", p, j), "a public client cannot use client_credentials")
 			}
+			if j := slices.Index(cl.GrantTypes, GrantTypeCIBA); j >= 0 {
+				v.add(fmt.Sprintf("%s.grant_types[%d]", p, j), "a public client cannot use CIBA: the backchannel endpoint authenticates the client")
+			}
 		}
+		v.ciba(p, cl)
 		// A client that only uses client_credentials never redirects.
 		if len(cl.RedirectURIs) == 0 && slices.Contains(cl.GrantTypes, "authorization_code") {
 			v.add(p+".redirect_uris", "required: at least one redirect URI")
@@ -617,6 +629,50 @@ func (v *checker) redirectURIs(path string, uris []string) {
 			first[s] = j
 		}
 	}
+}
+
+// ciba checks a client's ciba block (CIBA Core §4: poll and ping).
+func (v *checker) ciba(p string, cl Client) {
+	c := cl.CIBA
+	if !slices.Contains(cl.GrantTypes, GrantTypeCIBA) {
+		if c != (CIBA{}) {
+			v.add(p+".ciba", "is set but grant_types does not list %s", GrantTypeCIBA)
+		}
+		return
+	}
+	v.oneOf(p+".ciba.mode", c.Mode, []string{"poll", "ping"})
+	switch {
+	case c.Mode == "ping" && c.NotificationEndpoint == "":
+		v.add(p+".ciba.notification_endpoint", "required in ping mode")
+	case c.Mode == "poll" && c.NotificationEndpoint != "":
+		v.add(p+".ciba.notification_endpoint", "only for ping mode (poll clients are not called back)")
+	case c.NotificationEndpoint != "":
+		if msg := notificationEndpointProblem(c.NotificationEndpoint); msg != "" {
+			v.add(p+".ciba.notification_endpoint", "%s", msg)
+		}
+	}
+	if c.MaxExpiry.D() < 10*time.Second || c.MaxExpiry.D() > time.Hour {
+		v.add(p+".ciba.max_expiry", "must be between 10s and 1h")
+	}
+}
+
+// notificationEndpointProblem says what is wrong with a CIBA client
+// notification endpoint, "" if nothing: https (CIBA Core §4), or http on
+// a loopback host as redirect URIs allow, for development.
+func notificationEndpointProblem(s string) string {
+	if hasSpaceOrControl(s) {
+		return fmt.Sprintf("%q must not contain spaces or control characters", s)
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		return fmt.Sprintf("%q must be an https URL", s)
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		return fmt.Sprintf("%q must be https (http only on localhost, 127.0.0.1 or [::1])", s)
+	case u.User != nil || u.Fragment != "":
+		return fmt.Sprintf("%q must not contain user information or a fragment", s)
+	}
+	return ""
 }
 
 // redirectURIProblem says what is wrong with a redirect URI, "" if

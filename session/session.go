@@ -343,6 +343,82 @@ type SecretStore interface {
 	InitSecret(ctx context.Context, name string, value []byte) ([]byte, error)
 }
 
+// ErrCIBAPending is returned by StartCIBA when the client already has a
+// pending backchannel request for the user.
+var ErrCIBAPending = errors.New("a backchannel authentication request is already pending")
+
+// CIBA request states (CIBAStore).
+const (
+	CIBAPending  = "pending"
+	CIBAApproved = "approved"
+	CIBADenied   = "denied"
+	CIBAUsed     = "used"
+)
+
+// CIBARequest is a pending OpenID CIBA authentication request as stored:
+// what the store compares is in fields of its own, the rest is an opaque
+// payload of the protocol layer.
+type CIBARequest struct {
+	ID       string
+	ClientID string
+	Subject  string
+	// AuthReqHash and LinkHash are the digests of the auth_req_id given to
+	// the client and of the approval link sent to the user.
+	AuthReqHash, LinkHash string
+	Data                  []byte
+	// Expires is when the request stops being approvable; the record is
+	// kept Keep longer, so a late poll learns expired_token rather than
+	// invalid_grant.
+	Expires time.Time
+	// Life is Expires minus now by the caller's clock: the marker's TTL.
+	Life     time.Duration
+	Keep     time.Duration
+	Interval time.Duration
+}
+
+// CIBAPoll is the answer of PollCIBA.
+type CIBAPoll struct {
+	// State is CIBAPending, CIBAApproved (Result holds the approval, and
+	// the request is now CIBAUsed), CIBADenied, CIBAUsed, or "expired".
+	State string
+	// SlowDown: the client polled before its interval had passed; the
+	// interval has grown and is Interval now.
+	SlowDown bool
+	Interval time.Duration
+	Result   []byte
+}
+
+// CIBAOpened is the answer of OpenCIBA.
+type CIBAOpened struct {
+	Flow, State, ClientID, Subject string
+	Data                           []byte
+}
+
+// CIBAStore keeps backchannel authentication requests (OpenID CIBA). All
+// of a request's state lives under one hash tag, so each step is one
+// atomic script.
+type CIBAStore interface {
+	// StartCIBA stores r unless its client has a pending request for its
+	// subject (ErrCIBAPending).
+	StartCIBA(ctx context.Context, r CIBARequest) error
+	// PollCIBA is one token request of clientID with the auth_req_id of
+	// digest authReqHash: ErrNotFound for an unknown request or one of
+	// another client. An approved request is given out exactly once.
+	PollCIBA(ctx context.Context, id, authReqHash, clientID string, now time.Time) (CIBAPoll, error)
+	// OpenCIBA binds the approval of request id to flowID, the first time
+	// its link (digest linkHash) is opened, and returns the flow it is
+	// bound to ("" when it ended unopened), the request's state (or
+	// "expired"), client, subject and payload. ErrNotFound for an unknown
+	// request or link.
+	OpenCIBA(ctx context.Context, id, linkHash, flowID string, now time.Time) (CIBAOpened, error)
+	// DecideCIBA approves (result is the approval) or denies the pending
+	// request id from its bound flow; ErrFlowEnded when it is no longer
+	// pending or not bound to flowID.
+	DecideCIBA(ctx context.Context, id, flowID string, approved bool, result []byte, now time.Time) error
+	// CIBAData returns the payload of request id.
+	CIBAData(ctx context.Context, id string) ([]byte, error)
+}
+
 // BudgetKind names what an abuse budget counts against.
 type BudgetKind string
 
@@ -361,6 +437,10 @@ const (
 	BudgetSendUser BudgetKind = "send_user"
 	BudgetSendTo   BudgetKind = "send_to"
 	BudgetSendIP   BudgetKind = "send_ip"
+	// BudgetCIBAClient and BudgetCIBAUser count backchannel
+	// authentication requests per client and per user.
+	BudgetCIBAClient BudgetKind = "ciba_client"
+	BudgetCIBAUser   BudgetKind = "ciba_user"
 )
 
 // Budget identifies one abuse budget and its limit.
@@ -444,6 +524,7 @@ type Store interface {
 	CodeStore
 	GrantStore
 	SecretStore
+	CIBAStore
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 	Close() error

@@ -251,3 +251,17 @@ type LogoutData struct {
 	// StayURL is the "stay signed in" link; "" links to /.
 	StayURL string
 }
+
+// CIBAData is the data of the approval page of a backchannel
+// authentication request (PageCIBA), shown once the user has
+// authenticated to the requested level: the client's name (Page's
+// ClientName), the binding message and the level, with a
+// data-action="approve" and a data-action="deny" button.
+type CIBAData struct {
+	Page
+	BindingMessage string
+	Level          string
+	// ApproveAction and DenyAction are where the two forms post
+	// csrf_token.
+	ApproveAction, DenyAction string
+}

@@ -44,6 +44,7 @@ const (
 	PageAccount       = "account"        // AccountData
 	PageEnrollPasskey = "enroll_passkey" // EnrollPasskeyData
 	PageEnrollPhone   = "enroll_phone"   // EnrollPhoneData
+	PageCIBA          = "ciba"           // CIBAData
 )
 
 const layoutFile = "layout.html"

@@ -143,6 +143,9 @@ func samples() map[string]func(Page) any {
 			return EnrollPasskeyData{Page: p, Ceremony: Ceremony{Kind: "create", Begin: "/e/begin", Finish: "/e/finish"},
 				CancelAction: "/step/cancel", Step: "Acme asks for a passkey."}
 		},
+		PageCIBA: func(p Page) any {
+			return CIBAData{Page: p, BindingMessage: "Withdraw 10.00", Level: "phr", ApproveAction: "/login/x/ciba/approve", DenyAction: "/login/x/ciba/deny"}
+		},
 		PageAccount: func(p Page) any {
 			return AccountData{Page: p, Username: "alice", Name: "Alice", Notice: "Done.", VerifyAction: "/account/verify",
 				HasPassword: true, TOTPOn: true, TOTP: true, TOTPAction: "/account/totp/new", TOTPRemove: "/account/totp/remove",
@@ -159,7 +162,7 @@ func samples() map[string]func(Page) any {
 
 func TestEveryTemplateParses(t *testing.T) {
 	r := newTestRenderer(t)
-	want := []string{PageAccount, PageCode, PageEnrollPasskey, PageEnrollPhone, PageEnrollTOTP, PageError, PageInfo, PageLogin, PageLogout, PageWebAuthn}
+	want := []string{PageAccount, PageCIBA, PageCode, PageEnrollPasskey, PageEnrollPhone, PageEnrollTOTP, PageError, PageInfo, PageLogin, PageLogout, PageWebAuthn}
 	if got := r.Pages(); !slices.Equal(got, want) {
 		t.Errorf("Pages() = %v, want %v", got, want)
 	}

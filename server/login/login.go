@@ -65,6 +65,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	post("/login/{id}/resend/{factor}", h.resend)
 	post("/login/{id}/enroll/phone", h.enrollPhone)
 	post("/login/{id}/enroll/sms", h.enrollSMS)
+	post("/login/{id}/ciba/approve", h.cibaApprove)
+	post("/login/{id}/ciba/deny", h.cibaDeny)
 	post(op.PathLogoutConfirm, h.logout)
 	h.registerPasskeys(mux, cop)
 	h.registerAccount(mux, cop, post)
@@ -313,7 +315,18 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	username := strings.TrimSpace(r.PostFormValue("username"))
 	pw := r.PostFormValue("password")
-	acct, err := h.p.Store().AccountByUsername(ctx, username)
+	var acct *session.Account
+	var err error
+	if st.flow.IsCIBA() {
+		// An approval is for the user the request named: the password is
+		// checked against that account, whatever name the form carries.
+		acct, err = h.p.Store().GetAccount(ctx, st.flow.HintSubject)
+		if acct != nil {
+			username = acct.Username
+		}
+	} else {
+		acct, err = h.p.Store().AccountByUsername(ctx, username)
+	}
 	if err != nil && !errors.Is(err, session.ErrNotFound) {
 		h.p.Unavailable(w, r, err)
 		return
@@ -355,8 +368,8 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request) {
 	v := authn.Verification{Factor: authn.Password, At: now}
 	if st.sess != nil && st.sess.Subject == acct.Subject {
 		// A re-authentication (prompt=login, max_age): the cookie's key
-		// is renewed with it.
-		if err := h.p.Elevate(ctx, w, st.sess, v); err != nil {
+		// is renewed with it (for an approval: kept in the flow).
+		if err := h.p.RecordVerification(ctx, w, st.flow, st.sess, v); err != nil {
 			h.storeFailure(w, r, err)
 			return
 		}
@@ -467,7 +480,7 @@ func (h *Handler) verified(w http.ResponseWriter, r *http.Request, st *state, v 
 // returns false it has answered.
 func (h *Handler) record(w http.ResponseWriter, r *http.Request, st *state, v authn.Verification) bool {
 	ctx := r.Context()
-	if err := h.p.Elevate(ctx, w, st.sess, v); err != nil {
+	if err := h.p.RecordVerification(ctx, w, st.flow, st.sess, v); err != nil {
 		h.storeFailure(w, r, err)
 		return false
 	}

@@ -161,6 +161,14 @@ const (
 	// SMS and email codes.
 	EventCodeSent       = "code.sent"        // a one-time code sent by SMS or email (factor, purpose)
 	EventCodeSendFailed = "code.send_failed" // the SMS or email provider refused or did not answer
+
+	// OpenID CIBA (transactional approval).
+	EventCIBARequested = "ciba.requested" // a backchannel authentication request accepted, its link sent
+	EventCIBARefused   = "ciba.refused"   // a backchannel request refused (reason), or its link opened in another browser
+	EventCIBAOpened    = "ciba.opened"    // an approval link opened: the approval is bound to that browser
+	EventCIBAApproved  = "ciba.approved"  // the user approved, at acr with amr
+	EventCIBADenied    = "ciba.denied"    // the user denied (or cancelled)
+	EventCIBAPinged    = "ciba.pinged"    // a ping-mode client notified (or the attempt failed: err)
 )
 
 // Auditor writes audit events and counts them.

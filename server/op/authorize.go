@@ -205,6 +205,10 @@ func (p *Provider) FlowAndSession(r *http.Request, id string) (*Flow, *Client, *
 	if !p.boundTo(r, f) {
 		return nil, nil, nil, ErrOtherBrowser
 	}
+	if f.CIBA != nil {
+		// An approval uses no browser session, and changes none.
+		return f, c, p.cibaSession(f), nil
+	}
 	s = p.live(s)
 	sub := ""
 	if s != nil {
@@ -235,6 +239,10 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, f *Flow, c *Cl
 	ctx := r.Context()
 	if f.Account {
 		p.finishAccount(w, r, f, sess, d)
+		return
+	}
+	if f.CIBA != nil {
+		p.finishCIBA(w, r, f, c, d)
 		return
 	}
 	if d.Outcome != authn.OK {

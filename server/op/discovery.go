@@ -37,7 +37,7 @@ func (p *Provider) discoveryDocument() ([]byte, error) {
 		"scopes_supported":                              []string{"openid", "profile", "email", "phone", "offline_access"},
 		"response_types_supported":                      []string{"code"},
 		"response_modes_supported":                      []string{"query"},
-		"grant_types_supported":                         []string{"authorization_code", "refresh_token", "client_credentials"},
+		"grant_types_supported":                         []string{"authorization_code", "refresh_token", "client_credentials", string(GrantTypeCIBA)},
 		"subject_types_supported":                       []string{"public"},
 		"id_token_signing_alg_values_supported":         []string{p.keys.Algorithm()},
 		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post", "none"},
@@ -54,6 +54,10 @@ func (p *Provider) discoveryDocument() ([]byte, error) {
 		"prompt_values_supported":                        []string{"none", "login", "consent", "select_account"},
 		"ui_locales_supported":                           []string{"en"},
 		"claim_types_supported":                          []string{"normal"},
+		// CIBA Core §4.
+		"backchannel_authentication_endpoint":        p.issuer + PathBCAuthorize,
+		"backchannel_token_delivery_modes_supported": []string{"poll", "ping"},
+		"backchannel_user_code_parameter_supported":  false,
 	}
 	return json.Marshal(doc)
 }

@@ -57,6 +57,11 @@ type Flow struct {
 	// offered to. They belong to that user alone: when another user signs
 	// in within the flow, both are forgotten (see forSubject).
 	EnrollSubject string `json:"enroll_sub,omitempty"`
+	// CIBA marks the approval of a backchannel authentication request:
+	// its verifications are kept here, in Verifications, and never touch
+	// a browser session (see ciba.go).
+	CIBA          *CIBAApproval        `json:"ciba,omitempty"`
+	Verifications []authn.Verification `json:"verifs,omitempty"`
 }
 
 // forSubject forgets the enrollment values of the flow that were offered

@@ -39,7 +39,11 @@ func (p *Provider) Handler() http.Handler {
 	// (a public client redeeming its code, revoking at sign-out);
 	// introspection is for confidential clients, whose secret has no
 	// place in a browser, so it answers no CORS at all.
-	mux.Handle(PathToken, noStore(corsPost(formEndpoint("token", zh))))
+	mux.Handle(PathToken, noStore(corsPost(formEndpoint("token", p.withIPBudget(p.cibaTokenRouter(zh))))))
+	// CIBA: the backchannel endpoint is for confidential clients' servers
+	// (no CORS); the approval link is a hosted page.
+	mux.Handle(PathBCAuthorize, noStore(formEndpoint("backchannel authentication", p.withIPBudget(http.HandlerFunc(p.bcAuthorize)))))
+	mux.Handle("GET "+PathCIBALink+"{link}", http.HandlerFunc(p.openCIBA))
 	mux.Handle(PathRevoke, noStore(corsPost(formEndpoint("revocation", zh))))
 	mux.Handle(PathIntrospect, noStore(formEndpoint("introspection", zh)))
 	mux.Handle(PathUserinfo, noStore(corsFor(origins, http.MethodGet, http.MethodPost)(methods(serveUserinfo(ts), func(w http.ResponseWriter, r *http.Request) {

@@ -41,6 +41,12 @@ type Pages interface {
 	ConfirmLogout(w http.ResponseWriter, r *http.Request, clientID, clientName, postLogoutURI, state string)
 	// LoggedOut tells the user they are signed out.
 	LoggedOut(w http.ResponseWriter, r *http.Request)
+	// CIBAApproval asks the user, authenticated for flow f, to approve or
+	// deny its backchannel request: the client's name, the binding
+	// message and the level reached.
+	CIBAApproval(w http.ResponseWriter, r *http.Request, f *Flow, clientName, level string)
+	// CIBADone tells the user their decision was recorded.
+	CIBADone(w http.ResponseWriter, r *http.Request, approved bool)
 }
 
 // Options are the dependencies of a Provider.
@@ -103,6 +109,12 @@ type Provider struct {
 	// email_mfa: true, which every start turns on again.
 	emailRequired map[string]bool
 	sidKey        []byte
+	// usernameByEmail maps the lower-cased email of each configured user
+	// (when no other user has it) to their username: a CIBA login_hint
+	// may be either.
+	usernameByEmail map[string]string
+	// httpClient calls CIBA ping notification endpoints.
+	httpClient *http.Client
 }
 
 // New builds a Provider from a validated configuration.
@@ -132,6 +144,25 @@ func New(o Options) (*Provider, error) {
 	}
 	if len(p.sidKey) < 32 {
 		return nil, errors.New("op: SIDKey must be at least 32 bytes")
+	}
+	p.usernameByEmail = map[string]string{}
+	dupEmail := map[string]bool{}
+	for _, u := range cfg.Users {
+		if e := strings.ToLower(u.Email); e != "" {
+			if _, seen := p.usernameByEmail[e]; seen {
+				dupEmail[e] = true
+			}
+			p.usernameByEmail[e] = u.Username
+		}
+	}
+	for e := range dupEmail {
+		delete(p.usernameByEmail, e)
+	}
+	p.httpClient = &http.Client{
+		Timeout: pingTimeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
 	}
 	for _, u := range cfg.Users {
 		if u.EmailMFA {
@@ -396,7 +427,12 @@ func (p *Provider) Decide(f *Flow, c *Client, sess *session.Session, acct *sessi
 	} else {
 		acct = nil
 	}
-	return p.ladder.Evaluate(f.policyRequest(c, p.mfaAlways, hintOther), p.countable(verifs, c, acct), p.PolicyAccount(acct), p.now())
+	d := p.ladder.Evaluate(f.policyRequest(c, p.mfaAlways, hintOther), p.countable(verifs, c, acct), p.PolicyAccount(acct), p.now())
+	if f.CIBA != nil && d.Outcome == authn.Enroll {
+		// An approval verifies the factors the user has; it enrolls none.
+		return authn.Decision{Outcome: authn.Fail, Error: authn.ErrUnmetRequirements, Description: "the requested level needs a factor the user has not enrolled"}
+	}
+	return d
 }
 
 // LoadAccount returns the session's account (nil without a session).

@@ -199,6 +199,26 @@ func (k keys) budget(kind, id string) string {
 // keyed by the grant's hash. TTL: until the grant expires.
 func (k keys) stepUpGrant(hash string) string { return k.prefix + "{sgrant:" + hash + "}" }
 
+// ciba is an OpenID CIBA request, a HASH:
+//
+//	client  client id        sub    subject
+//	arh     digest of the auth_req_id     lh   digest of the approval link
+//	data    payload (opaque)  state  pending | approved | denied | used
+//	exp     unix ms after which it is expired
+//	ival    poll interval (ms)           next  unix ms before which a poll is too early
+//	flow    the approval flow the link is bound to (set once)
+//	result  the approval (opaque), until the client takes it
+//
+// One tag, so every step is one script. TTL: until exp plus a grace
+// period, so that late polls are told expired_token.
+func (k keys) ciba(id string) string { return k.prefix + "{ciba:" + id + "}" }
+
+// cibaPending holds the id of the pending CIBA request of a (client,
+// subject) pair, a STRING set with SET NX: one pending request per pair.
+// Keyed by a digest of the pair. TTL: the request's expiry; deleted when
+// the user decides.
+func (k keys) cibaPending(pair string) string { return k.prefix + "ciba-pending:" + pair }
+
 // all matches every key of the store, for Purge.
 func (k keys) all() string { return escapeGlob(k.prefix) + "*" }
 
