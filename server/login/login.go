@@ -612,6 +612,13 @@ func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if d := h.p.Decide(st.flow, st.c, st.sess, st.acct); d.Outcome == authn.Enroll && !d.Skippable {
+		// force_enroll: enroll now, no skip (PRODUCT.md §3). The page has
+		// no cancel control; a posted cancel changes nothing, or it would
+		// complete the request at the level reached without enrolling.
+		http.Redirect(w, r, h.flowURL(st.flow, ""), http.StatusSeeOther)
+		return
+	}
 	st.flow.Cancelled = true
 	sub := ""
 	if st.sess != nil {
