@@ -612,10 +612,11 @@ func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if d := h.p.Decide(st.flow, st.c, st.sess, st.acct); d.Outcome == authn.Enroll && !d.Skippable {
+	if d := h.p.Decide(st.flow, st.c, st.sess, st.acct); d.Outcome == authn.Enroll && !d.Skippable && !st.flow.IsCIBA() {
 		// force_enroll: enroll now, no skip (PRODUCT.md §3). The page has
 		// no cancel control; a posted cancel changes nothing, or it would
-		// complete the request at the level reached without enrolling.
+		// complete the request at the level reached without enrolling. (A
+		// cancelled approval is a denial: it grants nothing.)
 		http.Redirect(w, r, h.flowURL(st.flow, ""), http.StatusSeeOther)
 		return
 	}
