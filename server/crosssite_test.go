@@ -93,7 +93,7 @@ func TestPostedLogoutEndsTheSession(t *testing.T) {
 		t.Fatal("another site's posted logout signed the user out without confirmation")
 	}
 	// Nor when it is padded past what fits in a URL.
-	p = b.within(b.crossSitePost(e.issuer+op.PathEndSession, url.Values{"client_id": {"spa"}, "pad": {strings.Repeat("p", 9<<10)}}))
+	p = b.within(b.crossSitePost(e.issuer+op.PathEndSession, url.Values{"client_id": {"spa"}, "logout_hint": {strings.Repeat("p", 9<<10)}}))
 	if p.status != http.StatusBadRequest || !signedIn(t, b, r) {
 		t.Fatalf("a padded posted logout: status %d, location %v; want 400 and the user still signed in", p.status, p.loc)
 	}
@@ -118,8 +118,13 @@ func TestPostedAuthorizeKeepsTheBrowsersPendingSignIns(t *testing.T) {
 	second := r.authURL(nil)
 	u, _ := url.Parse(second.url)
 	form := u.Query()
+	form.Set("client_secret", "not-for-a-url") // sent by mistake
 	u.RawQuery = ""
-	q := b.within(b.crossSitePost(u.String(), form))
+	q := b.crossSitePost(u.String(), form)
+	if q.loc != nil && strings.Contains(q.loc.String(), "not-for-a-url") {
+		t.Fatalf("a posted parameter that is not the request's went into a URL: %s", q.loc)
+	}
+	q = b.within(q)
 	if q.status != http.StatusOK || !strings.Contains(q.url.Path, op.PathLoginPrefix) {
 		t.Fatalf("posted authorize: status %d at %s, location %v", q.status, q.url, q.loc)
 	}

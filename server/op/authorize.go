@@ -40,7 +40,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	// no flow binding, and overwrite the browser's with a new one: every
 	// sign-in pending in its other tabs would then be refused as another
 	// browser's. (A request too long to bounce is still answered here.)
-	if p.postWithoutCookies(r) && p.bounceToGet(w, r, PathAuthorize) {
+	if p.postWithoutCookies(r) && p.bounceToGet(w, r, PathAuthorize, authorizeParams) {
 		return
 	}
 	// Until the client and its redirect URI are known to be registered,
@@ -121,14 +121,31 @@ func (p *Provider) postWithoutCookies(r *http.Request) bool {
 	return r.Method == http.MethodPost && p.sessions.CarriesNone(r)
 }
 
+// Parameters bounceToGet carries over: those of the endpoint's request
+// (OIDC Core §3.1.2.1, RP-Initiated Logout 1.0 §2). Anything else a
+// POST carries (a client secret sent by mistake) is not put in a URL,
+// where logs and history would keep it; stepup ignores it anyway.
+var (
+	authorizeParams = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "prompt", "max_age",
+		"acr_values", "claims", "code_challenge", "code_challenge_method", "id_token_hint", "login_hint", "response_mode",
+		"ui_locales", "claims_locales", "display", "request", "request_uri", "registration"}
+	endSessionParams = []string{"id_token_hint", "logout_hint", "client_id", "post_logout_redirect_uri", "state", "ui_locales"}
+)
+
 // bounceToGet answers r with a 303 to path by GET with the same
-// parameters, so that the browser sends its cookies (a top-level GET
-// navigation carries SameSite=Lax ones), and reports whether it did: not
-// when the parameters would make a URL longer than maxBounceQuery. A
-// browser that really has no cookie gets the same answer one redirect
-// later; a GET is never bounced, so nothing loops.
-func (p *Provider) bounceToGet(w http.ResponseWriter, r *http.Request, path string) bool {
-	q := r.Form.Encode()
+// parameters (those named), so that the browser sends its cookies (a
+// top-level GET navigation carries SameSite=Lax ones), and reports
+// whether it did: not when they would make a URL longer than
+// maxBounceQuery. A browser that really has no cookie gets the same
+// answer one redirect later; a GET is never bounced, so nothing loops.
+func (p *Provider) bounceToGet(w http.ResponseWriter, r *http.Request, path string, names []string) bool {
+	kept := url.Values{}
+	for _, n := range names {
+		if vs, ok := r.Form[n]; ok {
+			kept[n] = vs
+		}
+	}
+	q := kept.Encode()
 	if len(q) > maxBounceQuery {
 		return false
 	}

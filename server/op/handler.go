@@ -69,7 +69,7 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 		// Without the browser's session cookie a posted logout would end
 		// no session (with a valid id_token_hint too), yet clear the
 		// browser's cookie without the confirmation below.
-		if !p.bounceToGet(w, r, PathEndSession) {
+		if !p.bounceToGet(w, r, PathEndSession, endSessionParams) {
 			p.pages.Error(w, r, http.StatusBadRequest, "The sign-out request is too long.")
 		}
 		return
