@@ -23,6 +23,9 @@ func TestDemoValidates(t *testing.T) {
 	if u.Username != DemoUsername || u.Password != DemoPassword || u.TOTPSecret != DemoTOTPSecret || u.Email != DemoEmail {
 		t.Errorf("user %+v", u)
 	}
+	if bank := c.Clients[1]; bank.ID != DemoBankClientID || bank.Public || !slices.Contains(bank.GrantTypes, GrantTypeCIBA) || bank.CIBA.Mode != "poll" {
+		t.Errorf("demo bank client %+v: want a confidential client with the CIBA grant", bank)
+	}
 	if len(DemoTOTPSecret) != 32 {
 		t.Errorf("demo TOTP secret has %d characters, want 32", len(DemoTOTPSecret))
 	}

@@ -73,6 +73,8 @@ type visitor struct {
 	// retry is the withdrawal to retry after a step-up.
 	retry int
 	last  *apiCall
+	// ciba is the latest "approve on your phone" withdrawal.
+	ciba *cibaState
 }
 
 type idClaims struct {
@@ -116,6 +118,7 @@ func newBank(o Options) (http.Handler, error) {
 	ui.HandleFunc("GET /callback", b.callback)
 	ui.HandleFunc("POST /balance", b.uiBalance)
 	ui.HandleFunc("POST /withdraw", b.uiWithdraw)
+	ui.HandleFunc("POST /withdraw-phone", b.uiWithdrawPhone)
 	ui.HandleFunc("POST /stepup", b.stepUp)
 	ui.HandleFunc("POST /logout", b.logout)
 
@@ -385,6 +388,11 @@ func (b *bank) callAPI(v *visitor, method, path, body string) *apiCall {
 	b.mu.Lock()
 	tok := v.token
 	b.mu.Unlock()
+	return b.callAPIWith(v, tok, method, path, body)
+}
+
+// callAPIWith is callAPI with the access token tok.
+func (b *bank) callAPIWith(v *visitor, tok *oauth2.Token, method, path, body string) *apiCall {
 	req := httptest.NewRequest(method, path, bytes.NewBufferString(body))
 	req.Header.Set("Content-Type", "application/json")
 	desc := method + " " + path
@@ -456,6 +464,7 @@ type pageData struct {
 	Challenge *rp.Challenge
 	Retry     int
 	MaxAge    int
+	CIBA      *cibaState
 }
 
 func (b *bank) home(w http.ResponseWriter, r *http.Request) {
@@ -465,6 +474,10 @@ func (b *bank) home(w http.ResponseWriter, r *http.Request) {
 func (b *bank) render(w http.ResponseWriter, _ *http.Request, v *visitor, status int, msg string) {
 	b.mu.Lock()
 	d := pageData{Error: msg, SignedIn: v.token != nil, Claims: v.claims, Last: v.last, Challenge: v.challenge, Retry: v.retry, MaxAge: int(withdrawMaxAge / time.Second)}
+	if v.ciba != nil {
+		c := *v.ciba
+		d.CIBA = &c
+	}
 	b.mu.Unlock()
 	if d.SignedIn && d.Claims.AuthTime > 0 {
 		at := time.Unix(d.Claims.AuthTime, 0)
@@ -480,6 +493,7 @@ func (b *bank) render(w http.ResponseWriter, _ *http.Request, v *visitor, status
 var pageTemplate = template.Must(template.New("bank").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Demo Bank · stepup</title>
+{{if and .CIBA (eq .CIBA.Status "waiting")}}<meta http-equiv="refresh" content="2">{{end}}
 <style>
 body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#1b1b1b}
 h1{font-size:1.5rem}section{border:1px solid #ddd;border-radius:.5rem;padding:1rem;margin:1rem 0}
@@ -506,7 +520,13 @@ answers RFC 9470's challenge otherwise.</p>
 <section><h2>Banking</h2>
 <form method="post" action="/balance"><button data-action="balance">2. Check balance (1fa)</button></form>
 <form method="post" action="/withdraw"><input type="hidden" name="amount" value="10">
-<button data-action="withdraw">3. Withdraw 10 (multi-factor, max_age {{.MaxAge}})</button></form></section>
+<button data-action="withdraw">3. Withdraw 10 (multi-factor, max_age {{.MaxAge}})</button></form>
+<form method="post" action="/withdraw-phone">
+<button data-action="withdraw-phone">Withdraw 10.00 — approve on your phone (OpenID CIBA)</button></form>
+{{with .CIBA}}<p data-ciba-status="{{.Status}}">{{if eq .Status "waiting"}}Waiting for your approval of “Withdraw {{.Amount}}.00”. stepup sent you a link
+(with the demo's log provider: the <code>notify.log</code> line in stepupd's output) — open it in another browser,
+sign in to the multi-factor level and approve. This page refreshes itself.{{else if eq .Status "done"}}Approved: the withdrawal
+below was made with the approval's token.{{else}}Approve on your phone: {{.Status}}{{end}}</p>{{end}}</section>
 {{end}}
 {{with .Last}}<section><h2>Last API call</h2>
 <pre data-api="request">{{.Request}}</pre>

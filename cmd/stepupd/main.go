@@ -197,5 +197,9 @@ stepup demo — embedded store, nothing persists
   Sign in (1fa):           %s/demo/login
   Step up (multi-factor):  %s/demo/login?acr=mfa
 
-`, cfg.Issuer, cfg.Clients[0].ID, u.Username, u.Password, sub, u.TOTPSecret, u.TOTPSecret, cfg.Issuer, cfg.Issuer)
+  Demo bank with "approve on your phone" (OpenID CIBA), in another terminal:
+    go run ./cmd/stepup-demo -client-id %s -client-secret %s
+  then http://localhost:9000: the approval link is printed below (notify.log).
+
+`, cfg.Issuer, cfg.Clients[0].ID, u.Username, u.Password, sub, u.TOTPSecret, u.TOTPSecret, cfg.Issuer, cfg.Issuer, config.DemoBankClientID, config.DemoBankSecret)
 }
