@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -546,4 +547,35 @@ func TestCIBAPing(t *testing.T) {
 		t.Fatal("no ping for the denial")
 	}
 	rp.wantPoll(id, "access_denied")
+}
+
+// A Chromium approval at phr: bob registered a passkey on /account; the
+// approval page asks for it (the browser's own session does not count),
+// the virtual authenticator answers with user verification, and the
+// client's tokens say phr with the passkey's amr.
+func TestBrowserCIBAPasskeyApproval(t *testing.T) {
+	in := newInbox(t)
+	b := newBrowserEnv(t, true, withCIBA(in, ""))
+	b.enrollOnAccount("bob", bobPass, "", "Phone")
+
+	rp := b.cibaRP(t, "teller", tellerSecret)
+	id, _, _ := rp.start(url.Values{"login_hint": {"bob"}, "acr_values": {"phr"}, "binding_message": {"Withdraw 10.00"}})
+	b.navigate(in.link("bob@example.com"))
+	b.onPath("/login/")
+	b.click(`[data-action="passkey"]`)
+	b.waitFor("the approval page", `!!document.querySelector('[data-action="approve"]')`)
+	for _, want := range []string{"Teller Bank", "Withdraw 10.00", "phr"} {
+		if !eval[bool](b, fmt.Sprintf(`document.body.innerText.includes(%q)`, want)) {
+			t.Fatalf("the approval page does not show %q", want)
+		}
+	}
+	b.screenshot("ciba-approval.png")
+	b.click(`[data-action="approve"]`)
+	b.waitFor("the decision", `document.body.innerText.includes("approved")`)
+
+	b.clock.Advance(time.Minute)
+	code, cl, body := rp.poll(id)
+	if code != "" || cl.ACR != "phr" || !hasAll(cl.AMR, "hwk", "user", "mfa") || slices.Contains(cl.AMR, "pwd") {
+		t.Fatalf("tokens: %q %+v %v, want phr from the passkey alone", code, cl, body)
+	}
 }
