@@ -158,12 +158,11 @@ type SessionStore interface {
 
 // AccountStore keeps accounts.
 type AccountStore interface {
-	// SeedAccount creates the account for a.Username if none exists (the
-	// subject is then a.Subject), or updates the existing one's password
-	// hash, email, name and — when not empty — phone and TOTP secret (a
-	// phone or TOTP the user enrolled stays). a.EmailMFA true turns email
-	// codes on; false leaves the stored choice (the user's own switch on
-	// /account) as it is. It returns the account as stored.
+	// SeedAccount creates the account for a.Username if none exists,
+	// ignoring case (the subject is then a.Subject), and returns the
+	// account as stored. An existing account is returned unchanged: the
+	// configuration seeds accounts, it never overwrites what changed at
+	// runtime (a password, a phone, a factor, the email-code switch).
 	SeedAccount(ctx context.Context, a *Account) (*Account, error)
 	GetAccount(ctx context.Context, subject string) (*Account, error)
 	AccountByUsername(ctx context.Context, username string) (*Account, error)

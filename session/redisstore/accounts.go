@@ -11,11 +11,12 @@ import (
 	"github.com/stepup-dev/stepup/session"
 )
 
-// SeedAccount creates or updates the account for a.Username. The username
-// is claimed first with SET NX, so instances seeding the same user at
-// once agree on one subject (the first claim's); each then writes the
-// same fields to that subject's account. A crash between the two steps
-// leaves a username without an account, which the next seed repairs.
+// SeedAccount creates the account for a.Username unless one exists. The
+// username is claimed first with SET NX, so instances seeding the same
+// user at once agree on one subject (the first claim's); the account is
+// then written only if it has no username yet (scriptSeedAccount), so a
+// seed never overwrites what changed at runtime. A crash between the two
+// steps leaves a username without an account, which the next seed repairs.
 func (s *Store) SeedAccount(ctx context.Context, a *session.Account) (*session.Account, error) {
 	const op = "seed account"
 	if a.Username == "" {
@@ -38,26 +39,29 @@ func (s *Store) SeedAccount(ctx context.Context, a *session.Account) (*session.A
 		acctPasswordHash, a.PasswordHash,
 		acctEmail, a.Email,
 		acctName, a.Name,
+		acctEmailMFA, flag(a.EmailMFA),
 	}
-	// email_mfa: true in the seed turns email codes on; false means "not
-	// required here" and keeps the choice the user made on /account.
-	if a.EmailMFA {
-		fields = append(fields, acctEmailMFA, flag(true))
-	}
-	// An empty TOTP secret in the seed means "not configured here", not
-	// "unenroll": keep what the user enrolled.
 	if a.TOTPSecret != "" {
 		fields = append(fields, acctTOTPSecret, a.TOTPSecret)
 	}
-	// Likewise a phone the user enrolled (and verified) in the flow stays
-	// when the seed gives none.
 	if a.Phone != "" {
 		fields = append(fields, acctPhone, a.Phone)
 	}
-	if err := s.c.HSet(ctx, s.k.account(sub), fields...).Err(); err != nil {
+	if err := scriptSeedAccount.Run(ctx, s.c, []string{s.k.account(sub)}, fields...).Err(); err != nil {
 		return nil, fail(op, err)
 	}
 	return s.GetAccount(ctx, sub)
+}
+
+// MarkLocked sets (or lifts, resetting the user's failure budget) the
+// lock mark that Reserve obeys, whether or not the account itself lives
+// here: with account.Overlay the account is in the database and only the
+// mark is in Redis, beside the budget it guards.
+func (s *Store) MarkLocked(ctx context.Context, subject string, locked bool) error {
+	if !locked {
+		return s.UnlockAccount(ctx, subject)
+	}
+	return fail("mark locked", s.c.HSet(ctx, s.k.account(subject), acctLocked, "1").Err())
 }
 
 // GetAccount returns the account of subject with the number of its

@@ -224,6 +224,16 @@ for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1
 `)
 
+// scriptSeedAccount writes a new account: only when the hash has no
+// username yet (it may hold a lock mark alone, see MarkLocked), so a seed
+// never overwrites an account.
+// KEYS[1] account; ARGV field, value pairs. Returns 1 when it wrote, 0.
+var scriptSeedAccount = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], 'username') == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+`)
+
 // scriptLockAccount marks an existing account locked.
 // KEYS[1] account. Returns 1, or nil when there is no such account.
 var scriptLockAccount = redis.NewScript(`

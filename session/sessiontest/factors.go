@@ -46,8 +46,8 @@ func testSetPhone(t *testing.T, s session.Store) {
 	}
 }
 
-// testSetEmailMFA: the user's own switch, which a seed without email_mfa
-// leaves alone and a seed with email_mfa: true turns on.
+// testSetEmailMFA: the user's own switch, which a seed of an existing
+// account leaves alone; a new account takes the seed's.
 func testSetEmailMFA(t *testing.T, s session.Store) {
 	ctx := t.Context()
 	a, err := s.SeedAccount(ctx, &session.Account{Subject: newID(), Username: "fay-" + newID(), Email: "fay@example.com"})
@@ -83,10 +83,15 @@ func testSetEmailMFA(t *testing.T, s session.Store) {
 		t.Fatal(err)
 	}
 	check("after another seed without email_mfa", false)
+	// The seed creates only: email_mfa: true in it leaves the user's
+	// choice too.
 	if _, err := s.SeedAccount(ctx, &session.Account{Subject: newID(), Username: a.Username, Email: "fay@example.com", EmailMFA: true}); err != nil {
 		t.Fatal(err)
 	}
-	check("after a seed with email_mfa: true", true)
+	check("after a seed with email_mfa: true", false)
+	if b, err := s.SeedAccount(ctx, &session.Account{Subject: newID(), Username: "gil-" + newID(), EmailMFA: true}); err != nil || !b.EmailMFA {
+		t.Fatalf("a new account seeded with email_mfa: true = %+v, %v; want email codes on", b, err)
+	}
 	sub := newID()
 	if err := s.SetEmailMFA(ctx, sub, true); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("SetEmailMFA(unknown) = %v, want ErrNotFound", err)

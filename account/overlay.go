@@ -1,0 +1,132 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/stepup-dev/stepup/authn"
+	"github.com/stepup-dev/stepup/session"
+)
+
+// Short is the short-lived half of what stepup keeps (session/redisstore):
+// a session.Store that can also hold the lock mark its budgets obey.
+type Short interface {
+	session.Store
+	// MarkLocked sets or lifts (resetting the failure budget) the mark
+	// that makes every Reserve of the user's budget answer over the limit.
+	MarkLocked(ctx context.Context, subject string, locked bool) error
+}
+
+// Overlay returns the session.Store the server works with: accounts and
+// enrolled factors (SeedAccount, GetAccount, AccountByUsername, the TOTP
+// secret, email codes, last factor, phone, recovery codes, passkeys, the
+// lock) from durable, everything short-lived (sessions, flows, codes,
+// grants, budgets, challenges, TOTP steps, one-time codes, shared
+// secrets) from short. Close and Ping cover both.
+func Overlay(short Short, durable Store) session.Store {
+	return &overlay{Short: short, d: durable}
+}
+
+type overlay struct {
+	Short
+	d Store
+}
+
+var _ session.Store = (*overlay)(nil)
+
+func (o *overlay) SeedAccount(ctx context.Context, a *session.Account) (*session.Account, error) {
+	return o.d.SeedAccount(ctx, a)
+}
+
+func (o *overlay) GetAccount(ctx context.Context, subject string) (*session.Account, error) {
+	return o.d.GetAccount(ctx, subject)
+}
+
+func (o *overlay) AccountByUsername(ctx context.Context, username string) (*session.Account, error) {
+	return o.d.AccountByUsername(ctx, username)
+}
+
+func (o *overlay) SetTOTPSecret(ctx context.Context, subject, secret string) error {
+	return o.d.SetTOTPSecret(ctx, subject, secret)
+}
+
+func (o *overlay) SetEmailMFA(ctx context.Context, subject string, on bool) error {
+	return o.d.SetEmailMFA(ctx, subject, on)
+}
+
+func (o *overlay) SetLastFactor(ctx context.Context, subject string, f authn.Factor) error {
+	return o.d.SetLastFactor(ctx, subject, f)
+}
+
+func (o *overlay) SetPhone(ctx context.Context, subject, phone string) error {
+	return o.d.SetPhone(ctx, subject, phone)
+}
+
+func (o *overlay) SetRecoveryCodes(ctx context.Context, subject string, hashes []string) error {
+	return o.d.SetRecoveryCodes(ctx, subject, hashes)
+}
+
+func (o *overlay) UseRecoveryCode(ctx context.Context, subject, hash string) (bool, error) {
+	return o.d.UseRecoveryCode(ctx, subject, hash)
+}
+
+func (o *overlay) CountRecoveryCodes(ctx context.Context, subject string) (int, error) {
+	return o.d.CountRecoveryCodes(ctx, subject)
+}
+
+func (o *overlay) PutPasskey(ctx context.Context, subject string, p session.StoredPasskey) error {
+	return o.d.PutPasskey(ctx, subject, p)
+}
+
+func (o *overlay) UpdatePasskey(ctx context.Context, subject string, p session.StoredPasskey) error {
+	return o.d.UpdatePasskey(ctx, subject, p)
+}
+
+func (o *overlay) DeletePasskey(ctx context.Context, subject, id string) error {
+	return o.d.DeletePasskey(ctx, subject, id)
+}
+
+// LockAccount records the lock in the database (what GetAccount shows),
+// then marks it in Redis beside the budget it closes. If the second half
+// fails, LockAccount returns the error with the account shown locked but
+// attempts still counted normally; the operator sees the failure and
+// locks again, which writes both halves again.
+func (o *overlay) LockAccount(ctx context.Context, subject string) error {
+	if err := o.d.SetLocked(ctx, subject, true); err != nil {
+		return err
+	}
+	if err := o.Short.MarkLocked(ctx, subject, true); err != nil {
+		return fmt.Errorf("account locked in the database, but not yet in the budget store: %w", err)
+	}
+	return nil
+}
+
+// UnlockAccount lifts the mark in Redis first, then the database's: if
+// the second half fails, the account still shows locked while attempts
+// are allowed again, and the error says so; unlocking again completes it.
+// A lock mark without an account is lifted too (no ErrNotFound from the
+// first half).
+func (o *overlay) UnlockAccount(ctx context.Context, subject string) error {
+	if err := o.Short.MarkLocked(ctx, subject, false); err != nil {
+		return err
+	}
+	if err := o.d.SetLocked(ctx, subject, false); err != nil {
+		if errors.Is(err, session.ErrNotFound) {
+			return err
+		}
+		return fmt.Errorf("budget unlocked, but the account still shows locked: %w", err)
+	}
+	return nil
+}
+
+func (o *overlay) Ping(ctx context.Context) error {
+	if err := o.Short.Ping(ctx); err != nil {
+		return err
+	}
+	return o.d.Ping(ctx)
+}
+
+func (o *overlay) Close() error {
+	return errors.Join(o.Short.Close(), o.d.Close())
+}
