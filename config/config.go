@@ -6,7 +6,10 @@
 // configuration in any other way.
 package config
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Config is the whole of stepupd's configuration (PRODUCT.md §4).
 type Config struct {
@@ -26,6 +29,8 @@ type Config struct {
 	Email          Provider      `yaml:"email"`
 	Clients        []Client      `yaml:"clients"`
 	Users          []User        `yaml:"users"`
+	Database       Database      `yaml:"database"`
+	Secrets        Secrets       `yaml:"secrets"`
 
 	// fromEnv holds the paths whose value Parse took, wholly or in part,
 	// from ${ENV_VAR}: those secrets are not plain text (PlainSecrets).
@@ -45,6 +50,50 @@ type Redis struct {
 
 // Embedded reports whether the in-process store is to be used.
 func (r Redis) Embedded() bool { return r.URL == "" && len(r.Addrs) == 0 }
+
+// Database is where accounts and their factors live (PRODUCT.md §9).
+type Database struct {
+	// URL is postgres://… (or postgresql://…), sqlite:FILE or
+	// sqlite::memory:; "" picks a default (Config.DatabaseURL).
+	URL string `yaml:"url"`
+}
+
+// DefaultDatabaseURL is the database of a configuration that names none
+// but has a real Redis: a SQLite file in the working directory.
+const DefaultDatabaseURL = "sqlite:stepup.db"
+
+// MemoryDatabaseURL is the database of the demo, and of a configuration
+// that names none and has no Redis either (nothing persists anyway).
+const MemoryDatabaseURL = "sqlite::memory:"
+
+// DatabaseURL returns the database to use: database.url if given; else
+// an in-memory SQLite when Redis is the embedded store too (the demo, a
+// development setup where nothing persists), and DefaultDatabaseURL
+// otherwise, so that a deployment never keeps its accounts in memory
+// without saying so.
+func (c *Config) DatabaseURL() string {
+	switch {
+	case c.Database.URL != "":
+		return c.Database.URL
+	case c.Redis.Embedded():
+		return MemoryDatabaseURL
+	}
+	return DefaultDatabaseURL
+}
+
+// DatabaseIsPostgres reports whether DatabaseURL is a PostgreSQL one.
+func (c *Config) DatabaseIsPostgres() bool {
+	u := c.DatabaseURL()
+	return strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://")
+}
+
+// Secrets are the keys that seal secrets at rest.
+type Secrets struct {
+	// EncryptionKeys are base64 of 32 random bytes each; the first seals,
+	// all open (rotation: put a new key first, keep the old ones until
+	// everything was sealed again).
+	EncryptionKeys []string `yaml:"encryption_keys"`
+}
 
 // Keys configures token signing.
 type Keys struct {

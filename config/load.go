@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -738,6 +739,14 @@ func (c *Config) PlainSecrets() []string {
 	}
 	for i, u := range c.Users {
 		add(fmt.Sprintf("users[%d].password", i), u.Password)
+	}
+	for i, k := range c.Secrets.EncryptionKeys {
+		add(fmt.Sprintf("secrets.encryption_keys[%d]", i), k)
+	}
+	if u, err := url.Parse(c.Database.URL); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			add("database.url", c.Database.URL)
+		}
 	}
 	return paths
 }

@@ -173,6 +173,7 @@ func (c *Config) Validate() error {
 	v.provider("email", &c.Email, emailProviders)
 	v.clients(c)
 	v.users(c)
+	v.database(c)
 	if len(v.errs) == 0 {
 		return nil
 	}
@@ -279,6 +280,48 @@ func redisURLDB(s string) (int, bool) {
 	}
 	n, err := strconv.Atoi(p)
 	return n, err == nil
+}
+
+// database checks database.url and secrets.encryption_keys (PRODUCT.md
+// §9). The URL may hold a password: messages never quote it.
+func (v *checker) database(c *Config) {
+	if raw := c.Database.URL; raw != "" {
+		switch {
+		case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
+			if u, err := url.Parse(raw); err != nil || u.Host == "" {
+				v.add("database.url", "must be a URL like postgres://stepup:${DB_PASSWORD}@db:5432/stepup")
+			}
+		case raw == MemoryDatabaseURL:
+		case strings.HasPrefix(raw, "sqlite:"):
+			if p := strings.TrimPrefix(raw, "sqlite:"); p == "" || strings.ContainsAny(p, "?#") {
+				v.add("database.url", "%q must be sqlite: and a file path, like sqlite:/var/lib/stepup/stepup.db (or sqlite::memory:)", raw)
+			}
+		default:
+			v.add("database.url", "must be postgres://…, sqlite:FILE or sqlite::memory:")
+		}
+	}
+	seen := map[string]int{}
+	for i, k := range c.Secrets.EncryptionKeys {
+		p := fmt.Sprintf("secrets.encryption_keys[%d]", i)
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k))
+		if err != nil {
+			b, err = base64.RawStdEncoding.DecodeString(strings.TrimSpace(k))
+		}
+		switch {
+		case err != nil:
+			v.add(p, "must be base64 of 32 random bytes (openssl rand -base64 32)")
+		case len(b) != 32:
+			v.add(p, "is %d bytes, must be 32 (openssl rand -base64 32)", len(b))
+		default:
+			if j, dup := seen[string(b)]; dup {
+				v.add(p, "is the same key as secrets.encryption_keys[%d]", j)
+			}
+			seen[string(b)] = i
+		}
+	}
+	if len(c.Secrets.EncryptionKeys) == 0 && c.DatabaseIsPostgres() {
+		v.add("secrets.encryption_keys", "required with a PostgreSQL database: TOTP secrets are stored encrypted under it (base64 of 32 random bytes: openssl rand -base64 32)")
+	}
 }
 
 func (v *checker) redis(r *Redis) {

@@ -22,6 +22,8 @@ import (
 	"golang.org/x/net/html"
 	"golang.org/x/oauth2"
 
+	"github.com/stepup-dev/stepup/account"
+	"github.com/stepup-dev/stepup/account/accounttest"
 	"github.com/stepup-dev/stepup/authn/totp"
 	"github.com/stepup-dev/stepup/config"
 	"github.com/stepup-dev/stepup/server"
@@ -147,8 +149,14 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 	}
 	e := &env{t: t, cfg: cfg, open: o.open, clock: &clock{now: time.Now().Truncate(time.Second)}, issuer: issuer, log: o.log, metrics: o.metrics}
 	if e.open == nil {
+		// As stepupd runs: accounts in SQL (SQLite in the test's directory,
+		// or PostgreSQL in CI), the rest in Redis. Each store is another
+		// instance's connection to both.
 		e.backend = sessiontest.NewBackend(t)
-		e.open = func() session.Store { return e.backend.Store(t) }
+		dbURL, keys := accounttest.NewURL(t), accounttest.Keys(t)
+		e.open = func() session.Store {
+			return account.Overlay(e.backend.Store(t).(account.Short), accounttest.Open(t, dbURL, keys))
+		}
 	}
 	if e.log == nil {
 		e.log = discardLog()

@@ -11,10 +11,16 @@ import (
 	"github.com/stepup-dev/stepup/session"
 )
 
-// Seed creates or updates the configured users (idempotent: a user keeps
-// its subject across restarts and instances). It returns the accounts as
-// stored, in configuration order.
-func Seed(ctx context.Context, store session.AccountStore, users []config.User) ([]*session.Account, error) {
+// Seeder is what Seed needs of a store.
+type Seeder interface {
+	SeedAccount(ctx context.Context, a *session.Account) (*session.Account, error)
+}
+
+// Seed creates the configured users that do not exist yet (idempotent: a
+// user keeps its subject across restarts and instances, and whatever
+// changed at runtime). It returns the accounts as stored, in
+// configuration order.
+func Seed(ctx context.Context, store Seeder, users []config.User) ([]*session.Account, error) {
 	out := make([]*session.Account, 0, len(users))
 	for i, u := range users {
 		hash := u.PasswordHash

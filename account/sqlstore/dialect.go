@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 
@@ -108,6 +109,15 @@ func openDB(raw string) (*sql.DB, dialect, error) {
 	d, dsn, err := parseURL(raw)
 	if err != nil {
 		return nil, d, err
+	}
+	if f := SQLiteFile(raw); f != "" {
+		// The database holds password hashes: readable by its owner only
+		// (SQLite gives its -wal and -shm files the same mode).
+		fh, err := os.OpenFile(f, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, d, err
+		}
+		fh.Close()
 	}
 	db, err := sql.Open(d.driver, dsn)
 	if err != nil {

@@ -3,6 +3,7 @@
 //	stepupd                       demo: embedded store, demo client and user
 //	stepupd -config FILE          run with a configuration file
 //	stepupd check-config FILE     validate a configuration file and exit
+//	stepupd migrate -config FILE  apply the database migrations and exit
 //	stepupd hash-password         read a password on stdin, print its argon2id hash
 //	stepupd healthcheck URL       exit 0 when URL answers 200 (container probes)
 package main
@@ -23,6 +24,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stepup-dev/stepup/account"
+	"github.com/stepup-dev/stepup/account/sqlstore"
 	"github.com/stepup-dev/stepup/authn/password"
 	"github.com/stepup-dev/stepup/config"
 	"github.com/stepup-dev/stepup/server"
@@ -40,6 +43,8 @@ func main() {
 			os.Exit(hashPassword(os.Stdin, os.Stdout, os.Stderr))
 		case "healthcheck":
 			os.Exit(healthcheck(os.Args[2:], os.Stderr))
+		case "migrate":
+			os.Exit(migrate(os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
 	fs := flag.NewFlagSet("stepupd", flag.ExitOnError)
@@ -139,10 +144,16 @@ func run(ctx context.Context, cfgPath string, log *slog.Logger) error {
 	}
 	redisstore.LogTo(log)
 	metrics := obs.NewMetrics()
-	store, err := redisstore.Open(cfg.Redis, redisstore.Options{OnRoundTrip: metrics.StoreRoundTrip})
+	short, err := redisstore.Open(cfg.Redis, redisstore.Options{OnRoundTrip: metrics.StoreRoundTrip})
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
+	durable, err := openAccounts(ctx, cfg, log)
+	if err != nil {
+		short.Close()
+		return err
+	}
+	store := account.Overlay(short, durable)
 	defer store.Close()
 	accounts, err := server.Seed(ctx, store, cfg.Users)
 	if err != nil {
@@ -185,10 +196,77 @@ func run(ctx context.Context, cfgPath string, log *slog.Logger) error {
 	return hs.Shutdown(sctx)
 }
 
+// openAccounts opens the account database (migrating it) with the keys
+// that seal its secrets, and seals again under the first key whatever an
+// earlier key sealed.
+func openAccounts(ctx context.Context, cfg *config.Config, log *slog.Logger) (*sqlstore.Store, error) {
+	url := cfg.DatabaseURL()
+	switch {
+	case cfg.Database.URL != "":
+	case url == config.MemoryDatabaseURL:
+		log.Warn("using an in-memory SQLite for accounts: runtime changes are lost on exit; configure database.url for production")
+	default:
+		log.Info("no database.url: accounts in a SQLite file in the working directory", "url", url)
+	}
+	keys, err := sqlstore.Keyring(url, cfg.Secrets.EncryptionKeys, log)
+	if err != nil {
+		return nil, err
+	}
+	s, err := sqlstore.Open(ctx, url, sqlstore.Options{Keys: keys})
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	n, err := s.Reseal(ctx)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	if n > 0 {
+		log.Info("sealed TOTP secrets again under the first encryption key", "count", n)
+	}
+	return s, nil
+}
+
+// migrate applies the database migrations alone: `stepupd migrate
+// -config FILE` (Open applies them at every start too).
+func migrate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("stepupd migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "configuration file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *cfgPath == "" || fs.NArg() != 0 {
+		fmt.Fprintln(stderr, "usage: stepupd migrate -config FILE")
+		return 2
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s:\n%v\n", *cfgPath, err)
+		return 1
+	}
+	url := cfg.DatabaseURL()
+	if url == config.MemoryDatabaseURL {
+		fmt.Fprintln(stderr, "stepupd migrate: the database is in memory (no database.url): nothing to migrate")
+		return 1
+	}
+	applied, err := sqlstore.Migrate(context.Background(), url)
+	if err != nil {
+		fmt.Fprintln(stderr, "stepupd migrate:", err)
+		return 1
+	}
+	if len(applied) == 0 {
+		fmt.Fprintln(stdout, "database schema up to date")
+		return 0
+	}
+	fmt.Fprintf(stdout, "applied migrations %v\n", applied)
+	return 0
+}
+
 func printDemo(w io.Writer, cfg *config.Config, sub string) {
 	u := cfg.Users[0]
 	fmt.Fprintf(w, `
-stepup demo — embedded store, nothing persists
+stepup demo — embedded store and in-memory database, nothing persists
   issuer        %s
   client        %s (public, PKCE)
   user          %s / %s   (sub %s)
