@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/stepup-dev/stepup/account"
+	"github.com/stepup-dev/stepup/account/fromredis"
 	"github.com/stepup-dev/stepup/account/sqlstore"
 	"github.com/stepup-dev/stepup/authn/password"
 	"github.com/stepup-dev/stepup/config"
@@ -155,6 +156,11 @@ func run(ctx context.Context, cfgPath string, log *slog.Logger) error {
 	}
 	store := account.Overlay(short, durable)
 	defer store.Close()
+	// Before the seed: a user whose account lived in Redis keeps their
+	// subject and whatever they enrolled.
+	if _, err := fromredis.Run(ctx, short, durable, log); err != nil {
+		return err
+	}
 	accounts, err := server.Seed(ctx, store, cfg.Users)
 	if err != nil {
 		return err

@@ -219,6 +219,11 @@ func (k keys) ciba(id string) string { return k.prefix + "{ciba:" + id + "}" }
 // the user decides.
 func (k keys) cibaPending(pair string) string { return k.prefix + "ciba-pending:" + pair }
 
+// migration records that a one-time data migration ran to its end (the
+// move of accounts to the database), a STRING: the time it finished. No
+// TTL: it must never run again by accident.
+func (k keys) migration(name string) string { return k.prefix + "migrated:" + name }
+
 // all matches every key of the store, for Purge.
 func (k keys) all() string { return escapeGlob(k.prefix) + "*" }
 
