@@ -3,7 +3,7 @@ package main
 // CI cannot run Docker, so this test reads docker-compose.yml and the
 // Dockerfile the way Compose and BuildKit would and checks what
 // `docker compose up` relies on: Redis persists (append-only file on a
-// named volume), stepupd is built statically from the Dockerfile and runs
+// named volume), so does PostgreSQL, which holds the accounts, stepupd is built statically from the Dockerfile and runs
 // as non-root on a minimal image, it starts only once Redis is healthy,
 // both have healthchecks, and the configuration it mounts from examples/
 // passes the real `stepupd check-config` with the environment the compose
@@ -44,8 +44,9 @@ const (
 
 // The service names the checks look for.
 const (
-	redisService   = "redis"
-	stepupdService = "stepupd"
+	redisService    = "redis"
+	postgresService = "postgres"
+	stepupdService  = "stepupd"
 )
 
 func TestCompose(t *testing.T) {
@@ -119,6 +120,29 @@ func TestComposeChecksCanFail(t *testing.T) {
 		{"redis volume not declared", func(_ *testing.T, d *deployment) { d.compose.Volumes = nil }, "not declared"},
 		{"no redis healthcheck", func(_ *testing.T, d *deployment) { redis(d).Healthcheck = nil }, "redis: no healthcheck"},
 		{"redis healthcheck disabled", func(_ *testing.T, d *deployment) { redis(d).Healthcheck.Disable = true }, "redis: no healthcheck"},
+		{"no postgres service", func(_ *testing.T, d *deployment) { delete(d.compose.Services, postgresService) }, "no postgres service"},
+		{"postgres data on a bind mount", func(t *testing.T, d *deployment) {
+			v := mountAt(d.compose.Services[postgresService].Volumes, "/var/lib/postgresql/data")
+			if v == nil {
+				t.Fatal("no postgres data mount")
+			}
+			v.Source, v.Type = "./pgdata", "bind"
+		}, "named volume"},
+		{"postgres volume not declared", func(_ *testing.T, d *deployment) { delete(d.compose.Volumes, "postgres-data") }, "not declared"},
+		{"no postgres healthcheck", func(_ *testing.T, d *deployment) { d.compose.Services[postgresService].Healthcheck = nil }, "postgres: no healthcheck"},
+		{"depends on postgres started", func(_ *testing.T, d *deployment) {
+			stepupd(d).DependsOn[postgresService] = "service_started"
+		}, "postgres with condition service_healthy"},
+		{"config database is not the postgres service", func(t *testing.T, d *deployment) {
+			d.readConfig = func(string) ([]byte, error) {
+				return []byte(strings.ReplaceAll(string(mustRead(t, d.hostConfig(t))), "@postgres:", "@localhost:")), nil
+			}
+		}, "postgres service"},
+		{"config without a database", func(t *testing.T, d *deployment) {
+			d.readConfig = func(string) ([]byte, error) {
+				return []byte(strings.ReplaceAll(string(mustRead(t, d.hostConfig(t))), "url: postgres://", "# url: postgres://")), nil
+			}
+		}, "postgres service"},
 		{"no stepupd service", func(_ *testing.T, d *deployment) { delete(d.compose.Services, stepupdService) }, "no stepupd service"},
 		{"stepupd from an image", func(_ *testing.T, d *deployment) {
 			stepupd(d).Build = nil
@@ -193,7 +217,7 @@ func TestComposeChecksCanFail(t *testing.T) {
 
 	// The environment is checked by running the real command.
 	bin := buildStepupd(t)
-	for _, name := range []string{"ALICE_PASSWORD", "BANK_CLIENT_SECRET"} {
+	for _, name := range []string{"ALICE_PASSWORD", "BANK_CLIENT_SECRET", "DB_PASSWORD", "STEPUP_ENC_KEY"} {
 		t.Run("check-config without "+name, func(t *testing.T) {
 			d := loadDeployment(t)
 			env := d.compose.Services[stepupdService].Environment
@@ -287,6 +311,29 @@ func checkDeployment(d *deployment) []string {
 		}
 	}
 
+	// PostgreSQL: the accounts, on a named volume, healthy.
+	if pg := c.Services[postgresService]; pg == nil {
+		report("no postgres service %q", postgresService)
+	} else {
+		if !strings.Contains(pg.Image, "postgres") {
+			report("postgres: image %q is not postgres", pg.Image)
+		}
+		const data = "/var/lib/postgresql/data"
+		switch m := mountAt(pg.Volumes, data); {
+		case m == nil:
+			report("postgres: nothing is mounted at %s, where it keeps the accounts", data)
+		case m.Type != "volume" || m.Source == "":
+			report("postgres: %s is a %s mount of %q, want a named volume", data, m.Type, m.Source)
+		default:
+			if _, ok := c.Volumes[m.Source]; !ok {
+				report("postgres: volume %q is not declared under the top-level volumes", m.Source)
+			}
+		}
+		if !pg.Healthcheck.enabled() {
+			report("postgres: no healthcheck")
+		}
+	}
+
 	// stepupd: built here, started after Redis is healthy, healthy itself.
 	s := c.Services[stepupdService]
 	if s == nil {
@@ -306,6 +353,9 @@ func checkDeployment(d *deployment) []string {
 	}
 	if cond, ok := s.DependsOn[redisService]; !ok || cond != "service_healthy" {
 		report("stepupd: depends_on %v, want redis with condition service_healthy", s.DependsOn)
+	}
+	if cond, ok := s.DependsOn[postgresService]; !ok || cond != "service_healthy" {
+		report("stepupd: depends_on %v, want postgres with condition service_healthy", s.DependsOn)
 	}
 	if !s.Healthcheck.enabled() {
 		report("stepupd: no healthcheck")
@@ -423,6 +473,11 @@ func checkConfigMount(d *deployment) []string {
 	}
 	if !slices.ContainsFunc(hosts, func(h string) bool { return strings.Split(h, ":")[0] == redisService }) {
 		problems = append(problems, fmt.Sprintf("stepupd: configuration uses redis %v, want the redis service %q", hosts, redisService))
+	}
+	// And the account database is the postgres service, not a file in the
+	// container (lost with it) nor an in-memory one.
+	if u, err := url.Parse(cfg.Database.URL); err != nil || !cfg.DatabaseIsPostgres() || u.Hostname() != postgresService {
+		problems = append(problems, fmt.Sprintf("stepupd: configuration keeps accounts in %s, want the postgres service %q", cfg.DatabaseURL(), postgresService))
 	}
 	return problems
 }
