@@ -53,6 +53,7 @@ type Store interface {
 	SetTOTPSecret(ctx context.Context, subject, secret string) error
 	SetEmailMFA(ctx context.Context, subject string, on bool) error
 	SetLastFactor(ctx context.Context, subject string, f authn.Factor) error
+	session.PasswordStore
 	session.PhoneStore
 	session.RecoveryStore
 	PutPasskey(ctx context.Context, subject string, p session.StoredPasskey) error

@@ -59,6 +59,10 @@ func (o *overlay) SetLastFactor(ctx context.Context, subject string, f authn.Fac
 	return o.d.SetLastFactor(ctx, subject, f)
 }
 
+func (o *overlay) ReplacePasswordHash(ctx context.Context, subject, oldHash, newHash string) (bool, error) {
+	return o.d.ReplacePasswordHash(ctx, subject, oldHash, newHash)
+}
+
 func (o *overlay) SetPhone(ctx context.Context, subject, phone string) error {
 	return o.d.SetPhone(ctx, subject, phone)
 }

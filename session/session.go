@@ -177,6 +177,14 @@ type AccountStore interface {
 	UseTOTPStep(ctx context.Context, subject string, step int64, ttl time.Duration) (bool, error)
 }
 
+// PasswordStore replaces password hashes.
+type PasswordStore interface {
+	// ReplacePasswordHash sets the password hash of subject to newHash if
+	// it is still oldHash, and reports whether it did: a hash changed
+	// meanwhile (a new password) stays, and no account is created.
+	ReplacePasswordHash(ctx context.Context, subject, oldHash, newHash string) (bool, error)
+}
+
 // PhoneStore sets an account's phone number. A phone is stored only once
 // the user has proved they receive texts at it (or the operator seeded
 // it), so a stored phone is a verified one: an enrolled SMS factor.
@@ -515,6 +523,7 @@ type Store interface {
 	StepUpGrantStore
 	AdminStore
 	AccountStore
+	PasswordStore
 	PhoneStore
 	RecoveryStore
 	OTPStore

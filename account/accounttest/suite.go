@@ -25,6 +25,7 @@ func Run(t *testing.T, newStore func(t *testing.T) account.Store) {
 		{"SeedConcurrent", testSeedConcurrent},
 		{"UniqueIgnoringCase", testUnique},
 		{"AccountFields", testAccountFields},
+		{"ReplacePasswordHash", testReplacePasswordHash},
 		{"RecoveryCodes", testRecoveryCodes},
 		{"RecoveryCodeConcurrent", testRecoveryCodeConcurrent},
 		{"Passkeys", testPasskeys},
@@ -231,6 +232,28 @@ func testAccountFields(t *testing.T, s account.Store) {
 	}
 	if _, err := s.GetAccount(ctx, ghost); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("writes to an unknown subject created an account: %v", err)
+	}
+}
+
+func testReplacePasswordHash(t *testing.T, s account.Store) {
+	ctx := t.Context()
+	a := seed(t, s, &session.Account{Username: "hank-" + newID(), PasswordHash: "old"})
+	before, err := s.Get(ctx, a.Subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.ReplacePasswordHash(ctx, a.Subject, "stale", "x"); err != nil || ok {
+		t.Fatalf("ReplacePasswordHash over another hash = %v, %v; want false", ok, err)
+	}
+	if ok, err := s.ReplacePasswordHash(ctx, a.Subject, "old", "new"); err != nil || !ok {
+		t.Fatalf("ReplacePasswordHash = %v, %v; want true", ok, err)
+	}
+	got, err := s.Get(ctx, a.Subject)
+	if err != nil || got.PasswordHash != "new" || got.Version <= before.Version {
+		t.Fatalf("after ReplacePasswordHash: %+v, %v; want the new hash and a new version", got, err)
+	}
+	if ok, err := s.ReplacePasswordHash(ctx, "sub-"+newID(), "", "new"); err != nil || ok {
+		t.Fatalf("ReplacePasswordHash(unknown) = %v, %v; want false", ok, err)
 	}
 }
 

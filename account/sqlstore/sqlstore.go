@@ -364,6 +364,16 @@ func (s *Store) setField(ctx context.Context, op, column, subject string, value 
 		value, micros(s.now()), subject)
 }
 
+// ReplacePasswordHash implements session.PasswordStore.
+func (s *Store) ReplacePasswordHash(ctx context.Context, subject, oldHash, newHash string) (bool, error) {
+	err := s.updateOne(ctx, "replace password hash", `UPDATE accounts SET password_hash = $1, updated_at = $2, version = version + 1
+		WHERE subject = $3 AND password_hash = $4`, newHash, micros(s.now()), subject, oldHash)
+	if errors.Is(err, session.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // SetTOTPSecret implements session.AccountStore; the secret is sealed.
 func (s *Store) SetTOTPSecret(ctx context.Context, subject, secret string) error {
 	return s.setField(ctx, "set totp secret", "totp_secret", subject, s.sealTOTP(subject, secret))

@@ -62,6 +62,16 @@ func (l *Limiter) DummyVerify(ctx context.Context, password string) error {
 	return nil
 }
 
+// Hash is HashWith(p, password) run in a slot, with the same waiting
+// rules as Verify: rehashing on sign-in costs what a verification does.
+func (l *Limiter) Hash(ctx context.Context, p Params, password string) (string, error) {
+	if err := l.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer l.release()
+	return HashWith(p, password)
+}
+
 func (l *Limiter) acquire(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err

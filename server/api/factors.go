@@ -51,7 +51,11 @@ func defaultFactors() map[string]factor {
 				if pr.Password == "" {
 					return false, nil
 				}
-				return p.Hashes().Verify(ctx, a.PasswordHash, pr.Password)
+				ok, err := p.Hashes().Verify(ctx, a.PasswordHash, pr.Password)
+				if ok && err == nil {
+					p.RehashPassword(ctx, a, pr.Password)
+				}
+				return ok, err
 			},
 			badCode: errInvalidCreds, badDesc: "the password is not correct",
 		},

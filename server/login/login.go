@@ -364,6 +364,7 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	try.succeeded()
+	h.p.RehashPassword(ctx, acct, pw)
 	now := h.p.Now()
 	v := authn.Verification{Factor: authn.Password, At: now}
 	if st.sess != nil && st.sess.Subject == acct.Subject {

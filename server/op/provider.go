@@ -244,6 +244,26 @@ func (p *Provider) Sessions() *session.Manager { return p.sessions }
 // Hashes bounds password hashing.
 func (p *Provider) Hashes() *password.Limiter { return p.hashes }
 
+// RehashPassword replaces, after pw proved right, a hash in an imported
+// format (bcrypt, PBKDF2, scrypt, argon2i) or with other argon2id
+// parameters by an argon2id hash at the default parameters. It is best
+// effort: the sign-in goes on whatever happens, and a hash that changed
+// meanwhile (a new password) is left alone.
+func (p *Provider) RehashPassword(ctx context.Context, acct *session.Account, pw string) {
+	if !password.NeedsRehash(acct.PasswordHash, password.DefaultParams) {
+		return
+	}
+	fresh, err := p.hashes.Hash(ctx, password.DefaultParams, pw)
+	if err == nil {
+		_, err = p.store.ReplacePasswordHash(ctx, acct.Subject, acct.PasswordHash, fresh)
+	}
+	if err != nil {
+		p.log.Warn("password verified but not rehashed; the next sign-in tries again", "sub", acct.Subject, "err", err)
+		return
+	}
+	acct.PasswordHash = fresh
+}
+
 // Ladder is the acr ladder.
 func (p *Provider) Ladder() authn.Ladder { return p.ladder }
 

@@ -109,6 +109,16 @@ func (s *Store) AccountByUsername(ctx context.Context, username string) (*sessio
 	return s.GetAccount(ctx, sub)
 }
 
+// ReplacePasswordHash implements session.PasswordStore with one script
+// (compare, then set).
+func (s *Store) ReplacePasswordHash(ctx context.Context, subject, oldHash, newHash string) (bool, error) {
+	n, err := scriptReplaceField.Run(ctx, s.c, []string{s.k.account(subject)}, acctPasswordHash, oldHash, newHash).Int()
+	if err != nil {
+		return false, fail("replace password hash", err)
+	}
+	return n == 1, nil
+}
+
 // SetTOTPSecret sets (or, with "", clears) the TOTP secret of an existing
 // account.
 func (s *Store) SetTOTPSecret(ctx context.Context, subject, secret string) error {

@@ -234,6 +234,17 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 `)
 
+// scriptReplaceField sets a field of an account only if it still holds
+// the value the caller read.
+// KEYS[1] account; ARGV[1] field, ARGV[2] old value, ARGV[3] new value.
+// Returns 1 when it replaced, 0.
+var scriptReplaceField = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], 'username') == 0 then return 0 end
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+`)
+
 // scriptLockAccount marks an existing account locked.
 // KEYS[1] account. Returns 1, or nil when there is no such account.
 var scriptLockAccount = redis.NewScript(`

@@ -15,6 +15,7 @@ var factorTests = []struct {
 	fn   func(t *testing.T, s session.Store)
 }{
 	{"SetPhone", testSetPhone},
+	{"ReplacePasswordHash", testReplacePasswordHash},
 	{"SetEmailMFA", testSetEmailMFA},
 	{"RecoveryCodes", testRecoveryCodes},
 	{"RecoveryCodeConcurrent", testRecoveryCodeConcurrent},
@@ -309,5 +310,31 @@ func testIssueCodeClaimsFlow(t *testing.T, s session.Store) {
 	}
 	if won != 1 {
 		t.Fatalf("%d of %d concurrent IssueCode calls ended one flow, want 1", won, n)
+	}
+}
+
+// testReplacePasswordHash: a rehash on sign-in replaces the hash it read,
+// never one that changed meanwhile, and creates no account.
+func testReplacePasswordHash(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	a, err := s.SeedAccount(ctx, &session.Account{Subject: newID(), Username: "hank-" + newID(), PasswordHash: "old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.ReplacePasswordHash(ctx, a.Subject, "stale", "x"); err != nil || ok {
+		t.Fatalf("ReplacePasswordHash over another hash = %v, %v; want false", ok, err)
+	}
+	if ok, err := s.ReplacePasswordHash(ctx, a.Subject, "old", "new"); err != nil || !ok {
+		t.Fatalf("ReplacePasswordHash = %v, %v; want true", ok, err)
+	}
+	if got, err := s.GetAccount(ctx, a.Subject); err != nil || got.PasswordHash != "new" {
+		t.Fatalf("after ReplacePasswordHash: %+v, %v", got, err)
+	}
+	ghost := newID()
+	if ok, err := s.ReplacePasswordHash(ctx, ghost, "", "new"); err != nil || ok {
+		t.Fatalf("ReplacePasswordHash(unknown) = %v, %v; want false", ok, err)
+	}
+	if _, err := s.GetAccount(ctx, ghost); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("ReplacePasswordHash created an account: %v", err)
 	}
 }
