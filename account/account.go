@@ -77,6 +77,11 @@ type Store interface {
 	// Delete removes an account and its factors (ErrNotFound without one).
 	Delete(ctx context.Context, subject string) error
 
+	// InitSecret is session.SecretStore's, durable; LookupSecret reads a
+	// shared secret without storing one (ErrNotFound without one).
+	InitSecret(ctx context.Context, name string, value []byte) ([]byte, error)
+	LookupSecret(ctx context.Context, name string) ([]byte, error)
+
 	Ping(ctx context.Context) error
 	Close() error
 }

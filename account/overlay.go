@@ -16,14 +16,18 @@ type Short interface {
 	// MarkLocked sets or lifts (resetting the failure budget) the mark
 	// that makes every Reserve of the user's budget answer over the limit.
 	MarkLocked(ctx context.Context, subject string, locked bool) error
+	// LegacySecret reads a shared secret that an earlier version kept in
+	// Redis, without storing one (session.ErrNotFound without one).
+	LegacySecret(ctx context.Context, name string) ([]byte, error)
 }
 
 // Overlay returns the session.Store the server works with: accounts and
 // enrolled factors (SeedAccount, GetAccount, AccountByUsername, the TOTP
 // secret, email codes, last factor, phone, recovery codes, passkeys, the
-// lock) from durable, everything short-lived (sessions, flows, codes,
-// grants, budgets, challenges, TOTP steps, one-time codes, shared
-// secrets) from short. Close and Ping cover both.
+// lock) and the secrets instances share (signing keys, cookie keys) from
+// durable, everything short-lived (sessions, flows, codes, grants,
+// budgets, challenges, TOTP steps, one-time codes) from short. Close and
+// Ping cover both.
 func Overlay(short Short, durable Store) session.Store {
 	return &overlay{Short: short, d: durable}
 }
@@ -122,6 +126,26 @@ func (o *overlay) UnlockAccount(ctx context.Context, subject string) error {
 		return fmt.Errorf("budget unlocked, but the account still shows locked: %w", err)
 	}
 	return nil
+}
+
+// InitSecret keeps shared secrets in the database, sealed. A deployment
+// that kept them in Redis carries its values over (same signing key, same
+// cookie keys: nobody is signed out, no token stops verifying): Redis's
+// value, when there is one, is what the database stores first. Nothing is
+// written to Redis.
+func (o *overlay) InitSecret(ctx context.Context, name string, value []byte) ([]byte, error) {
+	v, err := o.d.LookupSecret(ctx, name)
+	if err == nil || !errors.Is(err, session.ErrNotFound) {
+		return v, err
+	}
+	old, err := o.Short.LegacySecret(ctx, name)
+	switch {
+	case err == nil:
+		value = old
+	case !errors.Is(err, session.ErrNotFound):
+		return nil, err
+	}
+	return o.d.InitSecret(ctx, name, value)
 }
 
 func (o *overlay) Ping(ctx context.Context) error {

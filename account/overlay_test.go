@@ -128,3 +128,36 @@ func TestOverlayLockRedisDown(t *testing.T) {
 		t.Fatalf("Reserve after locking again = %v, %v; want over the limit", n, err)
 	}
 }
+
+// A deployment that kept its shared secrets (signing key, cookie keys) in
+// Redis keeps using them: the overlay carries Redis's values into the
+// database, and writes none to Redis.
+func TestOverlaySecretsFromRedis(t *testing.T) {
+	ctx := t.Context()
+	b := sessiontest.NewBackend(t)
+	legacy := b.Store(t)
+	old, err := legacy.InitSecret(ctx, "signing-key:ES256", []byte("old signing key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, keys := accounttest.NewURL(t), accounttest.Keys(t)
+	s := account.Overlay(b.Store(t).(account.Short), accounttest.Open(t, url, keys))
+	if v, err := s.InitSecret(ctx, "signing-key:ES256", []byte("fresh")); err != nil || string(v) != string(old) {
+		t.Fatalf("InitSecret over a Redis that has the key = %q, %v; want Redis's", v, err)
+	}
+	// A new secret goes to the database only.
+	fresh, err := s.InitSecret(ctx, "csrf", []byte("new csrf key"))
+	if err != nil || string(fresh) != "new csrf key" {
+		t.Fatalf("InitSecret(new) = %q, %v", fresh, err)
+	}
+	if _, err := b.Store(t).(account.Short).LegacySecret(ctx, "csrf"); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("a new secret was written to Redis: %v", err)
+	}
+	// Another instance on an empty Redis (a failover) gets the same values.
+	other := account.Overlay(sessiontest.NewBackend(t).Store(t).(account.Short), accounttest.Open(t, url, keys))
+	for name, want := range map[string][]byte{"signing-key:ES256": old, "csrf": fresh} {
+		if v, err := other.InitSecret(ctx, name, []byte("other")); err != nil || string(v) != string(want) {
+			t.Fatalf("%s on an empty Redis = %q, %v; want %q", name, v, err, want)
+		}
+	}
+}

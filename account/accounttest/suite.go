@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) account.Store) {
 		{"UpdateStaleVersion", testUpdateStale},
 		{"UpdateConcurrentLosesNothing", testUpdateConcurrent},
 		{"Delete", testDelete},
+		{"SharedSecrets", testSharedSecrets},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -499,6 +500,34 @@ func testDelete(t *testing.T, s account.Store) {
 	b := seed(t, s, &session.Account{Subject: a.Subject, Username: a.Username, Email: "kim@example.com"})
 	if b.RecoveryCodes != 0 || len(b.Passkeys) != 0 || b.TOTPSecret != "" {
 		t.Fatalf("a new account inherited factors: %+v", b)
+	}
+}
+
+// Instances starting at once agree on one value per name; the first
+// stored stays.
+func testSharedSecrets(t *testing.T, s account.Store) {
+	ctx := t.Context()
+	name := "signing-key:" + newID()
+	if _, err := s.LookupSecret(ctx, name); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("LookupSecret before any = %v, want ErrNotFound", err)
+	}
+	const n = 8
+	got := make([][]byte, n)
+	errs := make([]error, n)
+	race(n, func(i int) { got[i], errs[i] = s.InitSecret(ctx, name, []byte(fmt.Sprintf("value-%d\x00\xff", i))) })
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if string(got[i]) != string(got[0]) {
+			t.Fatalf("concurrent InitSecret returned %q, want one value", got)
+		}
+	}
+	if v, err := s.InitSecret(ctx, name, []byte("later")); err != nil || string(v) != string(got[0]) {
+		t.Fatalf("a later InitSecret = %q, %v; want the first value", v, err)
+	}
+	if v, err := s.LookupSecret(ctx, name); err != nil || string(v) != string(got[0]) {
+		t.Fatalf("LookupSecret = %q, %v", v, err)
 	}
 }
 

@@ -8,6 +8,7 @@
 // once migrate once). Usernames and emails are unique ignoring case.
 // Every change of an account row increments its version, and Update
 // writes only over the version the caller read (optimistic concurrency).
-// TOTP secrets are sealed with AES-256-GCM (package secrets), bound to
-// their subject; a copy of the database without the keys holds none.
+// TOTP secrets and the secrets instances share (signing keys, cookie and
+// CSRF keys) are sealed with AES-256-GCM (package secrets), bound to their
+// subject or name; a copy of the database without the keys holds none.
 package sqlstore

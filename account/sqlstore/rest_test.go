@@ -5,6 +5,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +23,7 @@ const totpSecret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 func dump(t *testing.T, s *sqlstore.Store) []string {
 	t.Helper()
 	var out []string
-	for _, table := range []string{"accounts", "recovery_codes", "passkeys"} {
+	for _, table := range []string{"accounts", "recovery_codes", "passkeys", "shared_secrets"} {
 		rows, err := s.DB().QueryContext(t.Context(), "SELECT * FROM "+table)
 		if err != nil {
 			t.Fatal(err)
@@ -69,6 +70,11 @@ func TestNoSecretAtRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A signing key, as server/op stores it.
+	pem := []byte("-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n")
+	if _, err := s.InitSecret(ctx, "signing-key:ES256", pem); err != nil {
+		t.Fatal(err)
+	}
 	raw, _ := base32.StdEncoding.DecodeString(totpSecret)
 	rows := dump(t, s)
 	sealed := 0
@@ -76,12 +82,18 @@ func TestNoSecretAtRest(t *testing.T) {
 		if strings.Contains(strings.ToUpper(v), totpSecret[:16]) || strings.Contains(v, string(raw)) {
 			t.Errorf("raw row holds the secret: %s", v)
 		}
+		if strings.Contains(v, "PRIVATE KEY") || strings.Contains(v, "MIGHAgEAMBMG") {
+			t.Errorf("raw row holds the signing key: %s", v)
+		}
 		if strings.HasPrefix(v, "accounts.totp_secret=v1.") {
 			sealed++
 		}
 	}
-	if sealed != 3 {
-		t.Fatalf("%d sealed TOTP secrets in %v, want 3", sealed, rows)
+	if sealed != 3 || !slices.ContainsFunc(rows, func(v string) bool { return strings.HasPrefix(v, "shared_secrets.value=v1.") }) {
+		t.Fatalf("%d sealed TOTP secrets in %v, want 3, and a sealed signing key", sealed, rows)
+	}
+	if got, err := s.LookupSecret(ctx, "signing-key:ES256"); err != nil || string(got) != string(pem) {
+		t.Fatalf("LookupSecret = %q, %v", got, err)
 	}
 	// The store itself reads them back.
 	for _, sub := range []string{a.Subject, b.Subject, c.Subject} {
@@ -117,6 +129,9 @@ func TestKeyRotation(t *testing.T) {
 		if _, err := s1.SeedAccount(ctx, &session.Account{Subject: "sub-" + u, Username: u, TOTPSecret: totpSecret}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := s1.InitSecret(ctx, "cookie-hash", []byte("cookie key")); err != nil {
+		t.Fatal(err)
 	}
 	s1.Close()
 
@@ -157,8 +172,8 @@ func TestKeyRotation(t *testing.T) {
 	if got["sub-u1"] != newID || got["sub-u2"] != newID || got["sub-u3"] == newID {
 		t.Fatalf("key ids after two writes = %v; want u1 and u2 under %s, u3 not yet", got, newID)
 	}
-	if n, err := s2.Reseal(ctx); err != nil || n != 1 {
-		t.Fatalf("Reseal = %d, %v; want 1", n, err)
+	if n, err := s2.Reseal(ctx); err != nil || n != 2 {
+		t.Fatalf("Reseal = %d, %v; want 2 (u3's TOTP secret, the cookie key)", n, err)
 	}
 	if got := sealedUnder(); got["sub-u3"] != newID {
 		t.Fatalf("after Reseal: %v", got)
@@ -173,6 +188,9 @@ func TestKeyRotation(t *testing.T) {
 		if got, err := s3.GetAccount(ctx, "sub-"+u); err != nil || got.TOTPSecret != totpSecret {
 			t.Fatalf("%s with the new key alone: %+v, %v", u, got, err)
 		}
+	}
+	if v, err := s3.LookupSecret(ctx, "cookie-hash"); err != nil || string(v) != "cookie key" {
+		t.Fatalf("shared secret with the new key alone: %q, %v", v, err)
 	}
 	// Without the key that sealed it, a secret is an error, never a
 	// silently missing enrollment.

@@ -481,8 +481,8 @@ func (s *Store) DeletePasskey(ctx context.Context, subject, id string) error {
 	return s.updateOne(ctx, "delete passkey", `DELETE FROM passkeys WHERE subject = $1 AND id = $2`, subject, id)
 }
 
-// Reseal seals again, under the first key, every TOTP secret sealed under
-// another, and returns how many it changed. Each row is replaced only if
+// Reseal seals again, under the first key, every TOTP secret and shared
+// secret sealed under another, and returns how many it changed. Each row is replaced only if
 // it still holds what was read, so a concurrent write is never undone;
 // the plaintext is the same, so neither version nor updated_at moves.
 func (s *Store) Reseal(ctx context.Context) (int, error) {
@@ -521,7 +521,8 @@ func (s *Store) Reseal(ctx context.Context) (int, error) {
 			n++
 		}
 	}
-	return n, nil
+	m, err := s.resealSecrets(ctx)
+	return n + m, err
 }
 
 func (s *Store) tx(ctx context.Context, op string, f func(*sql.Tx) error) error {

@@ -91,3 +91,13 @@ func (s *Store) MigrationDone(ctx context.Context, name string) (bool, error) {
 func (s *Store) SetMigrationDone(ctx context.Context, name string, now time.Time) error {
 	return fail("set migration done", s.c.Set(ctx, s.k.migration(name), now.UTC().Format(time.RFC3339), 0).Err())
 }
+
+// LegacySecret reads a shared secret without storing one (see
+// account.Overlay's InitSecret): session.ErrNotFound without one.
+func (s *Store) LegacySecret(ctx context.Context, name string) ([]byte, error) {
+	b, err := s.c.Get(ctx, s.k.secret(name)).Bytes()
+	if err != nil {
+		return nil, fail("legacy secret", err)
+	}
+	return b, nil
+}
