@@ -46,14 +46,14 @@ func withCIBA(in *inbox, ping string, more ...func(*config.Config)) func(*config
 // backchannel_authentication_endpoint and polls token_endpoint; go-oidc
 // checks the ID token's signature against the issuer's JWKS.
 type cibaRP struct {
-	t               *testing.T
+	t               testing.TB
 	e               *env
 	id, secret      string
 	bcURL, tokenURL string
 	verifier        *oidc.IDTokenVerifier
 }
 
-func (e *env) cibaRP(t *testing.T, id, secret string) *cibaRP {
+func (e *env) cibaRP(t testing.TB, id, secret string) *cibaRP {
 	t.Helper()
 	resp, err := http.Get(e.issuer + "/.well-known/openid-configuration")
 	if err != nil {

@@ -27,7 +27,7 @@ const (
 // inbox is a webhook receiver (PRODUCT.md §4) standing in for the SMS and
 // email providers: it keeps every {to, code, text} it is sent.
 type inbox struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *httptest.Server
 	mu   sync.Mutex
 	msgs []map[string]string
@@ -35,7 +35,7 @@ type inbox struct {
 	down atomic.Bool
 }
 
-func newInbox(t *testing.T) *inbox {
+func newInbox(t testing.TB) *inbox {
 	in := &inbox{t: t}
 	in.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if in.down.Load() {
