@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -577,5 +578,91 @@ func TestBrowserCIBAPasskeyApproval(t *testing.T) {
 	code, cl, body := rp.poll(id)
 	if code != "" || cl.ACR != "phr" || !hasAll(cl.AMR, "hwk", "user", "mfa") || slices.Contains(cl.AMR, "pwd") {
 		t.Fatalf("tokens: %q %+v %v, want phr from the passkey alone", code, cl, body)
+	}
+}
+
+// Abuse: a locked account can neither be asked nor approve; a provider
+// outage answers 503 and ends the request (the pair is free again); the
+// per-user cap answers 429 once reached. Every step is audited.
+func TestCIBAAbuseAndAudit(t *testing.T) {
+	in := newInbox(t)
+	logs := &syncBuffer{}
+	e := newEnvWith(t, envOptions{mutate: withCIBA(in, ""), log: slog.New(slog.NewJSONHandler(logs, nil))})
+	rp := e.cibaRP(t, "teller", tellerSecret)
+	ctx := t.Context()
+	bob, err := e.store().AccountByUsername(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Locked after the request: the approval page refuses the password.
+	rp.start(url.Values{"login_hint": {"bob"}})
+	if err := e.store().LockAccount(ctx, bob.Subject); err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser()
+	wantAlert(t, b.login(b.get(in.link("bob@example.com")), "bob", bobPass), http.StatusTooManyRequests, "a locked user's approval")
+	// Locked: no new request.
+	if status, body := rp.post(rp.bcURL, url.Values{"scope": {"openid"}, "login_hint": {"alice"}}); status != 200 {
+		t.Fatalf("alice (not locked): %d %v", status, body)
+	}
+	if status, body := e.cibaRP(t, "teller", tellerSecret).post(rp.bcURL, url.Values{"scope": {"openid"}, "login_hint": {"bob"}}); status != http.StatusForbidden || body["error"] != "access_denied" {
+		t.Fatalf("a locked user: %d %v, want 403 access_denied", status, body)
+	}
+
+	// The provider is down: 503, and the request ended (no 429 after).
+	in.down.Store(true)
+	carol := url.Values{"scope": {"openid"}, "login_hint": {"carol"}}
+	for i := range 9 {
+		if status, body := rp.post(rp.bcURL, carol); status != http.StatusServiceUnavailable {
+			t.Fatalf("request %d with the provider down: %d %v, want 503", i+1, status, body)
+		}
+	}
+	in.down.Store(false)
+	rp.start(carol) // the 10th in the window: allowed, pending now
+	// The 11th for carol is over the per-user cap (whatever the pending rule says).
+	if status, body := rp.post(rp.bcURL, carol); status != http.StatusTooManyRequests || body["error"] != "invalid_request" || !strings.Contains(fmt.Sprint(body["error_description"]), "too many") {
+		t.Fatalf("over the per-user cap: %d %v", status, body)
+	}
+
+	for _, ev := range []string{"ciba.requested", "ciba.refused", "ciba.opened", "code.sent", "code.send_failed", "attempt.locked"} {
+		if !strings.Contains(logs.String(), `"event":"`+ev+`"`) {
+			t.Errorf("no %s audit event", ev)
+		}
+	}
+}
+
+// id_token_hint (CIBA Core §7.1): an ID token stepup issued to this
+// client names the user; one issued to another client does not.
+func TestCIBAIDTokenHint(t *testing.T) {
+	in := newInbox(t)
+	logs := &syncBuffer{}
+	e := newEnvWith(t, envOptions{mutate: withCIBA(in, ""), log: slog.New(slog.NewJSONHandler(logs, nil))})
+	rp := e.cibaRP(t, "teller", tellerSecret)
+	id, _, _ := rp.start(url.Values{"login_hint": {"bob"}})
+	b := e.browser()
+	b.press(b.login(b.get(in.link("bob@example.com")), "bob", bobPass), "approve")
+	e.clock.Advance(time.Minute)
+	_, first, body := rp.poll(id)
+	hint, _ := body["id_token"].(string)
+
+	id, _, _ = rp.start(url.Values{"id_token_hint": {hint}, "binding_message": {"Second"}})
+	b = e.browser()
+	p := b.login(b.get(in.link("bob@example.com")), "bob", bobPass)
+	wantApprovalPage(t, p, "Teller Bank", "Second", oneFA)
+	b.press(p, "approve")
+	e.clock.Advance(time.Minute)
+	if code, cl, _ := rp.poll(id); code != "" || cl.Sub != first.Sub {
+		t.Fatalf("with id_token_hint: %q %+v, want bob (%s)", code, cl, first.Sub)
+	}
+	for _, ev := range []string{"ciba.approved", `"grant_type":"urn:openid:params:grant-type:ciba"`} {
+		if !strings.Contains(logs.String(), ev) {
+			t.Errorf("no %s in the audit log", ev)
+		}
+	}
+
+	spa := signIn(t, e, e.browser(), e.rp("spa", ""), nil, "bob", bobPass)
+	if status, body := rp.post(rp.bcURL, url.Values{"scope": {"openid"}, "id_token_hint": {spa.idToken}}); status != 400 || body["error"] != "invalid_request" {
+		t.Fatalf("another client's ID token as hint: %d %v", status, body)
 	}
 }
