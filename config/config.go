@@ -7,6 +7,7 @@
 package config
 
 import (
+	"strconv"
 	"strings"
 	"time"
 )
@@ -31,6 +32,7 @@ type Config struct {
 	Users          []User        `yaml:"users"`
 	Database       Database      `yaml:"database"`
 	Secrets        Secrets       `yaml:"secrets"`
+	Passwords      Passwords     `yaml:"passwords"`
 
 	// fromEnv holds the paths whose value Parse took, wholly or in part,
 	// from ${ENV_VAR}: those secrets are not plain text (PlainSecrets).
@@ -85,6 +87,41 @@ func (c *Config) DatabaseURL() string {
 func (c *Config) DatabaseIsPostgres() bool {
 	u := c.DatabaseURL()
 	return strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://")
+}
+
+// Passwords sets how passwords are hashed (PRODUCT.md §9).
+type Passwords struct {
+	Argon2id Argon2id `yaml:"argon2id"`
+}
+
+// Argon2id are the cost parameters of new password hashes. Below OWASP's
+// minimums is a configuration error; a stored hash made with other
+// parameters is replaced at the user's next sign-in.
+type Argon2id struct {
+	// Memory is a size with a unit: KiB, MiB or GiB ("64MiB").
+	Memory  string `yaml:"memory"`
+	Time    int    `yaml:"time"`
+	Threads int    `yaml:"threads"`
+}
+
+// MemoryKiB is Memory in KiB; ok is false when Memory is not a size.
+func (a Argon2id) MemoryKiB() (kib uint64, ok bool) {
+	s := strings.TrimSpace(a.Memory)
+	for _, u := range []struct {
+		suffix string
+		mul    uint64
+	}{{"KiB", 1}, {"MiB", 1 << 10}, {"GiB", 1 << 20}} {
+		num, found := strings.CutSuffix(s, u.suffix)
+		if !found {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(num), 10, 32)
+		if err != nil || n == 0 {
+			return 0, false
+		}
+		return n * u.mul, true
+	}
+	return 0, false
 }
 
 // Secrets are the keys that seal secrets at rest.

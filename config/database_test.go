@@ -110,3 +110,43 @@ secrets:
 		t.Fatalf("PlainSecrets = %v", got)
 	}
 }
+
+// passwords.argon2id: OWASP's minimums are the floor (PRODUCT.md §9).
+func TestPasswordParams(t *testing.T) {
+	tests := []struct {
+		name string
+		a    Argon2id
+		want []string
+	}{
+		{"default", Argon2id{Memory: "64MiB", Time: 1, Threads: 2}, nil},
+		{"owasp t=1", Argon2id{Memory: "46MiB", Time: 1, Threads: 1}, nil},
+		{"owasp t=2", Argon2id{Memory: "19MiB", Time: 2, Threads: 1}, nil},
+		{"owasp t=5 in KiB", Argon2id{Memory: "7168KiB", Time: 5, Threads: 1}, nil},
+		{"below at t=1", Argon2id{Memory: "45MiB", Time: 1, Threads: 1}, []string{"passwords.argon2id.memory"}},
+		{"below at t=3", Argon2id{Memory: "11MiB", Time: 3, Threads: 1}, []string{"passwords.argon2id.memory"}},
+		{"below at t=8", Argon2id{Memory: "6MiB", Time: 8, Threads: 1}, []string{"passwords.argon2id.memory"}},
+		{"not a size", Argon2id{Memory: "64MB", Time: 1, Threads: 1}, []string{"passwords.argon2id.memory"}},
+		{"zero passes", Argon2id{Memory: "64MiB", Time: 0, Threads: 0}, []string{"passwords.argon2id.time", "passwords.argon2id.threads"}},
+		{"too much memory", Argon2id{Memory: "2GiB", Time: 1, Threads: 1}, []string{"passwords.argon2id.memory"}},
+		{"too much work", Argon2id{Memory: "512MiB", Time: 3, Threads: 1}, []string{"passwords.argon2id.time"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig()
+			c.Passwords.Argon2id = tt.a
+			err := c.Validate()
+			if tt.want == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if _, paths := validatePaths(t, c); !slices.Equal(paths, tt.want) {
+				t.Fatalf("paths = %v, want %v\n%v", paths, tt.want, err)
+			}
+		})
+	}
+	if kib, ok := validConfig().Passwords.Argon2id.MemoryKiB(); !ok || kib != 64<<10 {
+		t.Fatalf("default memory = %d KiB, %v", kib, ok)
+	}
+}

@@ -131,6 +131,15 @@ func applyDefaults(c *Config, given map[string]bool) {
 	if c.SMS.Provider == "twilio" && unset("sms.base_url", c.SMS.BaseURL == "") {
 		c.SMS.BaseURL = "https://api.twilio.com"
 	}
+	if unset("passwords.argon2id.memory", c.Passwords.Argon2id.Memory == "") {
+		c.Passwords.Argon2id.Memory = "64MiB"
+	}
+	if unset("passwords.argon2id.time", c.Passwords.Argon2id.Time == 0) {
+		c.Passwords.Argon2id.Time = 1
+	}
+	if unset("passwords.argon2id.threads", c.Passwords.Argon2id.Threads == 0) {
+		c.Passwords.Argon2id.Threads = 2
+	}
 	if unset("email.provider", c.Email.Provider == "") {
 		c.Email.Provider = "log"
 	}
@@ -174,6 +183,7 @@ func (c *Config) Validate() error {
 	v.clients(c)
 	v.users(c)
 	v.database(c)
+	v.passwords(&c.Passwords.Argon2id)
 	if len(v.errs) == 0 {
 		return nil
 	}
@@ -280,6 +290,41 @@ func redisURLDB(s string) (int, bool) {
 	}
 	n, err := strconv.Atoi(p)
 	return n, err == nil
+}
+
+// owaspArgon2idFloor is OWASP's Password Storage Cheat Sheet minimum
+// memory (KiB) of argon2id for each number of passes (1 to 5; 5 and more
+// share the last), with parallelism 1.
+var owaspArgon2idFloor = []uint64{47104, 19456, 12288, 9216, 7168}
+
+// passwords checks passwords.argon2id: OWASP's minimums as the floor, and
+// the cost caps every verification obeys (1 GiB, 10 passes, memory ×
+// passes ≤ 1 GiB) as the ceiling.
+func (v *checker) passwords(a *Argon2id) {
+	const p = "passwords.argon2id"
+	kib, ok := a.MemoryKiB()
+	if !ok {
+		v.add(p+".memory", "%q must be a size like 64MiB (KiB, MiB or GiB)", a.Memory)
+	}
+	if a.Time < 1 || a.Time > 10 {
+		v.add(p+".time", "%d must be 1 to 10 passes", a.Time)
+	}
+	if a.Threads < 1 || a.Threads > 255 {
+		v.add(p+".threads", "%d must be 1 to 255", a.Threads)
+	}
+	if !ok || a.Time < 1 || a.Time > 10 {
+		return
+	}
+	floor := owaspArgon2idFloor[min(a.Time, len(owaspArgon2idFloor))-1]
+	switch {
+	case kib < floor:
+		v.add(p+".memory", "%s with time %d is below OWASP's minimum for argon2id (%d MiB at %d pass(es); 46 MiB at 1, 19 MiB at 2, 12 MiB at 3, 9 MiB at 4, 7 MiB at 5)",
+			a.Memory, a.Time, floor>>10, a.Time)
+	case kib > 1<<20:
+		v.add(p+".memory", "%s is above the 1 GiB a hash may take", a.Memory)
+	case kib*uint64(a.Time) > 1<<20:
+		v.add(p+".time", "memory × time is above 1 GiB·pass: every sign-in would take more than about half a second of CPU")
+	}
 }
 
 // database checks database.url and secrets.encryption_keys (PRODUCT.md

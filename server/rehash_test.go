@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stepup-dev/stepup/authn/password"
+	"github.com/stepup-dev/stepup/config"
 )
 
 // djangoHash is Django's PBKDF2 format, made by Python's hashlib (not by
@@ -89,5 +90,31 @@ func TestWeakerArgon2Rehashed(t *testing.T) {
 	}
 	if a.PasswordHash == old || password.NeedsRehash(a.PasswordHash, password.DefaultParams) {
 		t.Fatalf("hash after sign-in %.40s…, want a fresh one at the default parameters", a.PasswordHash)
+	}
+}
+
+// passwords.argon2id is what new hashes use; a hash made with the
+// parameters before a change is replaced at the next sign-in.
+func TestConfiguredArgon2Params(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.Passwords.Argon2id = config.Argon2id{Memory: "47MiB", Time: 1, Threads: 1}
+	})
+	ctx := t.Context()
+	s := e.store()
+	bob, err := s.AccountByUsername(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The harness seeded bob with the default parameters.
+	if !strings.Contains(bob.PasswordHash, "$m=65536,t=1,p=2$") {
+		t.Fatalf("seeded hash %.40s…, want the default parameters", bob.PasswordHash)
+	}
+	signIn(t, e, e.browser(), e.rp("spa", ""), nil, "bob", bobPass)
+	a, err := s.GetAccount(ctx, bob.Subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(a.PasswordHash, "$m=48128,t=1,p=1$") {
+		t.Fatalf("hash after sign-in %.40s…, want m=48128,t=1,p=1 (47 MiB, the configured parameters)", a.PasswordHash)
 	}
 }

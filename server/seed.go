@@ -21,12 +21,18 @@ type Seeder interface {
 // changed at runtime). It returns the accounts as stored, in
 // configuration order.
 func Seed(ctx context.Context, store Seeder, users []config.User) ([]*session.Account, error) {
+	return SeedWith(ctx, store, users, password.DefaultParams)
+}
+
+// SeedWith is Seed hashing plain-text passwords with p (the configured
+// passwords.argon2id, op.PasswordParams).
+func SeedWith(ctx context.Context, store Seeder, users []config.User, p password.Params) ([]*session.Account, error) {
 	out := make([]*session.Account, 0, len(users))
 	for i, u := range users {
 		hash := u.PasswordHash
 		if hash == "" && u.Password != "" {
 			var err error
-			if hash, err = password.Hash(u.Password); err != nil {
+			if hash, err = password.HashWith(p, u.Password); err != nil {
 				return nil, fmt.Errorf("users[%d]: %w", i, err)
 			}
 		}

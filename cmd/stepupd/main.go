@@ -32,6 +32,7 @@ import (
 	"github.com/stepup-dev/stepup/server"
 	"github.com/stepup-dev/stepup/server/demo"
 	"github.com/stepup-dev/stepup/server/obs"
+	"github.com/stepup-dev/stepup/server/op"
 	"github.com/stepup-dev/stepup/session/redisstore"
 )
 
@@ -161,7 +162,7 @@ func run(ctx context.Context, cfgPath string, log *slog.Logger) error {
 	if _, err := fromredis.Run(ctx, short, durable, log); err != nil {
 		return err
 	}
-	accounts, err := server.Seed(ctx, store, cfg.Users)
+	accounts, err := server.SeedWith(ctx, store, cfg.Users, op.PasswordParams(cfg.Passwords.Argon2id))
 	if err != nil {
 		return err
 	}

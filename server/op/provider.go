@@ -86,6 +86,7 @@ type Provider struct {
 	keys       *Keys
 	sessions   *session.Manager
 	hashes     *password.Limiter
+	hashParams password.Params
 	log        *slog.Logger
 	audit      *obs.Auditor
 	lockout    config.Lockout
@@ -132,6 +133,7 @@ func New(o Options) (*Provider, error) {
 		keys:       o.Keys,
 		sessions:   o.Sessions,
 		hashes:     o.Hashes,
+		hashParams: PasswordParams(cfg.Passwords.Argon2id),
 		log:        o.Log,
 		audit:      o.Audit,
 		lockout:    cfg.MFA.Lockout,
@@ -244,16 +246,32 @@ func (p *Provider) Sessions() *session.Manager { return p.sessions }
 // Hashes bounds password hashing.
 func (p *Provider) Hashes() *password.Limiter { return p.hashes }
 
+// PasswordParams are the argon2id parameters of passwords.argon2id (a
+// validated configuration), with DefaultParams' salt and key sizes.
+func PasswordParams(a config.Argon2id) password.Params {
+	p := password.DefaultParams
+	if kib, ok := a.MemoryKiB(); ok {
+		p.MemoryKiB = uint32(kib)
+	}
+	if a.Time > 0 {
+		p.Time = uint32(a.Time)
+	}
+	if a.Threads > 0 {
+		p.Threads = uint8(a.Threads)
+	}
+	return p
+}
+
 // RehashPassword replaces, after pw proved right, a hash in an imported
 // format (bcrypt, PBKDF2, scrypt, argon2i) or with other argon2id
-// parameters by an argon2id hash at the default parameters. It is best
+// parameters than the configured ones by an argon2id hash at those. It is best
 // effort: the sign-in goes on whatever happens, and a hash that changed
 // meanwhile (a new password) is left alone.
 func (p *Provider) RehashPassword(ctx context.Context, acct *session.Account, pw string) {
-	if !password.NeedsRehash(acct.PasswordHash, password.DefaultParams) {
+	if !password.NeedsRehash(acct.PasswordHash, p.hashParams) {
 		return
 	}
-	fresh, err := p.hashes.Hash(ctx, password.DefaultParams, pw)
+	fresh, err := p.hashes.Hash(ctx, p.hashParams, pw)
 	if err == nil {
 		_, err = p.store.ReplacePasswordHash(ctx, acct.Subject, acct.PasswordHash, fresh)
 	}
