@@ -71,6 +71,14 @@ listen: %q
 	case redisURL != "":
 		fmt.Fprintf(&b, "redis:\n  url: %q\n", redisURL)
 	}
+	// Accounts in a SQLite file beside the configuration (instances of
+	// scale.sh share it, as processes of one node may), never a file in
+	// the working directory.
+	abs, err := filepath.Abs(filepath.Join(dir, "stepup.db"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(&b, "database:\n  url: %q\n", "sqlite:"+abs)
 	fmt.Fprintf(&b, `keys:
   algorithm: %s
 clients:
