@@ -249,7 +249,7 @@ func (h *Handler) verifyFactor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess.Verifications = append(slices.DeleteFunc(sess.Verifications, func(x authn.Verification) bool { return x.Factor == v.Factor }), v)
-	if f.kind != authn.Password {
+	if f.kind != authn.Password && acct.LastFactor != f.kind {
 		if err := h.p.Store().SetLastFactor(ctx, acct.Subject, f.kind); err != nil {
 			h.p.Log().WarnContext(ctx, "recording the last factor failed", "err", err)
 		}

@@ -486,8 +486,12 @@ func (h *Handler) record(w http.ResponseWriter, r *http.Request, st *state, v au
 		return false
 	}
 	st.sess.Verifications = upsert(st.sess.Verifications, v)
-	if err := h.p.Store().SetLastFactor(ctx, st.acct.Subject, v.Factor); err == nil {
-		st.acct.LastFactor = v.Factor
+	// Written only when it changes: a returning user's step-up costs no
+	// account write.
+	if st.acct.LastFactor != v.Factor {
+		if err := h.p.Store().SetLastFactor(ctx, st.acct.Subject, v.Factor); err == nil {
+			st.acct.LastFactor = v.Factor
+		}
 	}
 	h.p.Audit(ctx, obs.EventStepUp, "factor", string(v.Factor), "sub", st.acct.Subject, "client_id", st.c.GetID())
 	return true

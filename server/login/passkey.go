@@ -311,8 +311,10 @@ func (h *Handler) recordPasskey(w http.ResponseWriter, r *http.Request, st *stat
 		st.sess = s
 		h.p.Audit(ctx, obs.EventLogin, "factor", string(v.Factor), "uv", v.UV, "sub", acct.Subject, "client_id", st.c.GetID())
 	}
-	if err := h.p.Store().SetLastFactor(ctx, acct.Subject, authn.WebAuthn); err == nil {
-		acct.LastFactor = authn.WebAuthn
+	if acct.LastFactor != authn.WebAuthn {
+		if err := h.p.Store().SetLastFactor(ctx, acct.Subject, authn.WebAuthn); err == nil {
+			acct.LastFactor = authn.WebAuthn
+		}
 	}
 	st.acct = acct
 	return nil
