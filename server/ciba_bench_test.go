@@ -34,7 +34,7 @@ func BenchmarkCIBARound(b *testing.B) {
 		user := fmt.Sprintf("u%d", i)
 		id, _, _ := rp.start(url.Values{"login_hint": {user}, "binding_message": {"Withdraw 10.00"}})
 		br := e.browser()
-		p := br.login(br.get(in.link(user+"@example.com")), user, bobPass)
+		p := br.login(br.open(in.link(user+"@example.com")), user, bobPass)
 		br.press(p, "approve")
 		e.clock.Advance(time.Minute)
 		if code, cl, _ := rp.poll(id); code != "" || cl.ACR == "" {

@@ -187,6 +187,17 @@ func wantApprovalPage(t *testing.T, p *page, client, binding, level string) {
 	}
 }
 
+// open follows an approval link as a user does: the page that binds
+// nothing, then its continue button.
+func (b *browser) open(link string) *page {
+	b.t.Helper()
+	p := b.get(link)
+	if p.status != http.StatusOK || len(find(p.doc, hasAttr("data-action", "continue"))) != 1 {
+		return p
+	}
+	return b.press(p, "continue")
+}
+
 func (b *browser) press(p *page, action string) *page {
 	b.t.Helper()
 	return b.submit(p, p.form(b.t, hasAttr("data-action", action)), nil)
@@ -222,7 +233,7 @@ func TestCIBAPollApproval(t *testing.T) {
 	}
 
 	b := e.browser()
-	p := b.get(in.link("alice@example.com"))
+	p := b.open(in.link("alice@example.com"))
 	if strings.Contains(p.body, "Withdraw 10.00") {
 		t.Fatal("the binding message is shown before the user authenticated")
 	}
@@ -267,7 +278,7 @@ func TestCIBAIgnoresBrowserSession(t *testing.T) {
 	rp := e.cibaRP(t, "teller", tellerSecret)
 	id, _, _ := rp.start(url.Values{"login_hint": {"alice"}, "acr_values": {oneFA}, "binding_message": {"Pay 5.00"}})
 	e.clock.Advance(time.Minute)
-	p := b.get(in.link("alice@example.com"))
+	p := b.open(in.link("alice@example.com"))
 	if len(find(p.doc, hasAttr("autocomplete", "current-password"))) != 1 {
 		t.Fatalf("a signed-in browser skipped the approval's authentication:\n%s", excerpt(p.body))
 	}
@@ -296,7 +307,7 @@ func TestCIBADeny(t *testing.T) {
 
 	id, _, _ := rp.start(url.Values{"login_hint": {"bob"}, "binding_message": {"Withdraw 10.00"}})
 	b := e.browser()
-	p := b.login(b.get(in.link("bob@example.com")), "bob", bobPass)
+	p := b.login(b.open(in.link("bob@example.com")), "bob", bobPass)
 	wantApprovalPage(t, p, "Teller Bank", "Withdraw 10.00", oneFA)
 	if p = b.press(p, "deny"); p.status != http.StatusOK || !strings.Contains(p.body, "denied") {
 		t.Fatalf("deny: %d\n%s", p.status, excerpt(p.body))
@@ -305,12 +316,13 @@ func TestCIBADeny(t *testing.T) {
 
 	id, _, _ = rp.start(url.Values{"login_hint": {"bob"}})
 	b = e.browser()
-	b.cancel(b.get(in.link("bob@example.com")))
+	b.cancel(b.open(in.link("bob@example.com")))
 	rp.wantPoll(id, "access_denied")
 }
 
-// An approval link belongs to the first browser that opens it; another
-// browser sees nothing of the request. Links expire with the request;
+// An approval link belongs to the first browser that opens it (a GET,
+// as a link scanner sends, binds nothing); another browser sees nothing
+// of the request. Links expire with the request;
 // the client then gets expired_token.
 func TestCIBALinkBindingAndExpiry(t *testing.T) {
 	in := newInbox(t)
@@ -321,13 +333,19 @@ func TestCIBALinkBindingAndExpiry(t *testing.T) {
 		t.Fatalf("expires_in %d, want the requested 60", exp)
 	}
 	link := in.link("alice@example.com")
+	// A GET binds nothing: a scanner fetching the link takes nothing away.
+	scanner := e.browser()
+	if p := scanner.get(link); p.status != http.StatusOK || len(find(p.doc, hasAttr("data-action", "continue"))) != 1 || strings.Contains(p.body, "Teller") || strings.Contains(p.body, "Withdraw") {
+		t.Fatalf("GET of the link: %d\n%s", p.status, excerpt(p.body))
+	}
 	first := e.browser()
-	if p := first.get(link); len(find(p.doc, hasAttr("autocomplete", "current-password"))) != 1 {
+	if p := first.open(link); len(find(p.doc, hasAttr("autocomplete", "current-password"))) != 1 {
 		t.Fatalf("first browser: %d\n%s", p.status, excerpt(p.body))
 	}
-	p := e.browser().get(link)
-	if p.status != http.StatusForbidden || strings.Contains(p.body, "alice") || strings.Contains(p.body, "Teller") || strings.Contains(p.body, "Withdraw") {
-		t.Fatalf("second browser: %d\n%s", p.status, excerpt(p.body))
+	for _, p := range []*page{e.browser().get(link), scanner.open(link)} {
+		if p.status != http.StatusForbidden || strings.Contains(p.body, "alice") || strings.Contains(p.body, "Teller") || strings.Contains(p.body, "Withdraw") {
+			t.Fatalf("another browser: %d\n%s", p.status, excerpt(p.body))
+		}
 	}
 	if p := first.get(link); len(find(p.doc, hasAttr("autocomplete", "current-password"))) != 1 {
 		t.Fatalf("first browser again: %d\n%s", p.status, excerpt(p.body))
@@ -352,7 +370,7 @@ func TestCIBAConcurrentPolls(t *testing.T) {
 	rp := e.cibaRP(t, "teller", tellerSecret)
 	id, _, _ := rp.start(url.Values{"login_hint": {"bob"}})
 	b := e.browser()
-	b.press(b.login(b.get(in.link("bob@example.com")), "bob", bobPass), "approve")
+	b.press(b.login(b.open(in.link("bob@example.com")), "bob", bobPass), "approve")
 	e.clock.Advance(time.Minute)
 	const n = 8
 	var wg sync.WaitGroup
@@ -484,7 +502,7 @@ func TestCIBALockout(t *testing.T) {
 	rp := e.cibaRP(t, "teller", tellerSecret)
 	rp.start(url.Values{"login_hint": {"bob"}})
 	b := e.browser()
-	p := b.get(in.link("bob@example.com"))
+	p := b.open(in.link("bob@example.com"))
 	for i := range 5 {
 		p = b.login(p, "bob", "wrong")
 		if p.status != http.StatusUnauthorized {
@@ -519,7 +537,7 @@ func TestCIBAPing(t *testing.T) {
 	const token = "notify-me-8f3c2a9b0d1e4f56"
 	id, _, _ := rp.start(url.Values{"login_hint": {"bob"}, "client_notification_token": {token}, "binding_message": {"Withdraw 10.00"}})
 	b := e.browser()
-	b.press(b.login(b.get(in.link("bob@example.com")), "bob", bobPass), "approve")
+	b.press(b.login(b.open(in.link("bob@example.com")), "bob", bobPass), "approve")
 	select {
 	case p := <-pings:
 		var got map[string]string
@@ -538,7 +556,7 @@ func TestCIBAPing(t *testing.T) {
 	// A denial pings too.
 	id, _, _ = rp.start(url.Values{"login_hint": {"bob"}, "client_notification_token": {token}})
 	b = e.browser()
-	b.cancel(b.get(in.link("bob@example.com")))
+	b.cancel(b.open(in.link("bob@example.com")))
 	select {
 	case p := <-pings:
 		if !strings.Contains(p.body, id) {
@@ -562,6 +580,7 @@ func TestBrowserCIBAPasskeyApproval(t *testing.T) {
 	rp := b.cibaRP(t, "teller", tellerSecret)
 	id, _, _ := rp.start(url.Values{"login_hint": {"bob"}, "acr_values": {"phr"}, "binding_message": {"Withdraw 10.00"}})
 	b.navigate(in.link("bob@example.com"))
+	b.click(`[data-action="continue"]`)
 	b.onPath("/login/")
 	b.click(`[data-action="passkey"]`)
 	b.waitFor("the approval page", `!!document.querySelector('[data-action="approve"]')`)
@@ -601,7 +620,7 @@ func TestCIBAAbuseAndAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := e.browser()
-	wantAlert(t, b.login(b.get(in.link("bob@example.com")), "bob", bobPass), http.StatusTooManyRequests, "a locked user's approval")
+	wantAlert(t, b.login(b.open(in.link("bob@example.com")), "bob", bobPass), http.StatusTooManyRequests, "a locked user's approval")
 	// Locked: no new request.
 	if status, body := rp.post(rp.bcURL, url.Values{"scope": {"openid"}, "login_hint": {"alice"}}); status != 200 {
 		t.Fatalf("alice (not locked): %d %v", status, body)
@@ -641,14 +660,14 @@ func TestCIBAIDTokenHint(t *testing.T) {
 	rp := e.cibaRP(t, "teller", tellerSecret)
 	id, _, _ := rp.start(url.Values{"login_hint": {"bob"}})
 	b := e.browser()
-	b.press(b.login(b.get(in.link("bob@example.com")), "bob", bobPass), "approve")
+	b.press(b.login(b.open(in.link("bob@example.com")), "bob", bobPass), "approve")
 	e.clock.Advance(time.Minute)
 	_, first, body := rp.poll(id)
 	hint, _ := body["id_token"].(string)
 
 	id, _, _ = rp.start(url.Values{"id_token_hint": {hint}, "binding_message": {"Second"}})
 	b = e.browser()
-	p := b.login(b.get(in.link("bob@example.com")), "bob", bobPass)
+	p := b.login(b.open(in.link("bob@example.com")), "bob", bobPass)
 	wantApprovalPage(t, p, "Teller Bank", "Second", oneFA)
 	b.press(p, "approve")
 	e.clock.Advance(time.Minute)

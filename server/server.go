@@ -126,7 +126,7 @@ func New(ctx context.Context, cfg *config.Config, store session.Store, o Options
 	login.New(p, pages, csrfKey).Register(mux)
 	api.New(p).Register(mux)
 	ph := p.Handler()
-	for _, path := range []string{op.PathDiscovery, op.PathJWKS, op.PathAuthorize, op.PathEndSession, op.PathToken, op.PathIntrospect, op.PathUserinfo, op.PathRevoke, op.PathBCAuthorize, "GET " + op.PathCIBALink + "{link}"} {
+	for _, path := range []string{op.PathDiscovery, op.PathJWKS, op.PathAuthorize, op.PathEndSession, op.PathToken, op.PathIntrospect, op.PathUserinfo, op.PathRevoke, op.PathBCAuthorize, "GET " + op.PathCIBALink + "{link}", "POST " + op.PathCIBALink + "{link}"} {
 		mux.Handle(path, ph)
 	}
 	s := &Server{Provider: p, store: store, log: log, metrics: metrics}

@@ -413,7 +413,8 @@ type CIBAStore interface {
 	// another client. An approved request is given out exactly once.
 	PollCIBA(ctx context.Context, id, authReqHash, clientID string, now time.Time) (CIBAPoll, error)
 	// OpenCIBA binds the approval of request id to flowID, the first time
-	// its link (digest linkHash) is opened, and returns the flow it is
+	// its link (digest linkHash) is opened (flowID "" binds nothing: a
+	// look), and returns the flow it is
 	// bound to ("" when it ended unopened), the request's state (or
 	// "expired"), client, subject and payload. ErrNotFound for an unknown
 	// request or link.

@@ -265,3 +265,11 @@ type CIBAData struct {
 	// csrf_token.
 	ApproveAction, DenyAction string
 }
+
+// CIBAOpenData is the data of the page of an approval link nobody has
+// opened yet (PageCIBAOpen): one data-action="continue" button whose form
+// posts csrf_token to Action. It shows nothing of the request.
+type CIBAOpenData struct {
+	Page
+	Action string
+}

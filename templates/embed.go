@@ -45,6 +45,7 @@ const (
 	PageEnrollPasskey = "enroll_passkey" // EnrollPasskeyData
 	PageEnrollPhone   = "enroll_phone"   // EnrollPhoneData
 	PageCIBA          = "ciba"           // CIBAData
+	PageCIBAOpen      = "ciba_open"      // CIBAOpenData
 )
 
 const layoutFile = "layout.html"

@@ -146,6 +146,9 @@ func samples() map[string]func(Page) any {
 		PageCIBA: func(p Page) any {
 			return CIBAData{Page: p, BindingMessage: "Withdraw 10.00", Level: "phr", ApproveAction: "/login/x/ciba/approve", DenyAction: "/login/x/ciba/deny"}
 		},
+		PageCIBAOpen: func(p Page) any {
+			return CIBAOpenData{Page: p, Action: "/ciba/x.y"}
+		},
 		PageAccount: func(p Page) any {
 			return AccountData{Page: p, Username: "alice", Name: "Alice", Notice: "Done.", VerifyAction: "/account/verify",
 				HasPassword: true, TOTPOn: true, TOTP: true, TOTPAction: "/account/totp/new", TOTPRemove: "/account/totp/remove",
@@ -162,7 +165,7 @@ func samples() map[string]func(Page) any {
 
 func TestEveryTemplateParses(t *testing.T) {
 	r := newTestRenderer(t)
-	want := []string{PageAccount, PageCIBA, PageCode, PageEnrollPasskey, PageEnrollPhone, PageEnrollTOTP, PageError, PageInfo, PageLogin, PageLogout, PageWebAuthn}
+	want := []string{PageAccount, PageCIBA, PageCIBAOpen, PageCode, PageEnrollPasskey, PageEnrollPhone, PageEnrollTOTP, PageError, PageInfo, PageLogin, PageLogout, PageWebAuthn}
 	if got := r.Pages(); !slices.Equal(got, want) {
 		t.Errorf("Pages() = %v, want %v", got, want)
 	}

@@ -134,6 +134,7 @@ users:
 	}
 	phone := newBrowser()
 	at, body = do(phone, http.MethodGet, link, "", nil)
+	at, body = submit(phone, at, body, "data-action", "continue", nil)
 	at, body = submit(phone, at, body, "autocomplete", "current-password", url.Values{"password": {alicePass}})
 	code, err := totp.Code(aliceTOTP, time.Now())
 	if err != nil {

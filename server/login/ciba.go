@@ -26,6 +26,14 @@ func (h *Handler) CIBAApproval(w http.ResponseWriter, r *http.Request, f *op.Flo
 	})
 }
 
+// CIBAOpen implements op.Pages.
+func (h *Handler) CIBAOpen(w http.ResponseWriter, r *http.Request, action string) {
+	h.pages.Render(w, http.StatusOK, templates.PageCIBAOpen, templates.CIBAOpenData{
+		Page:   h.page(w, r, nil, "Review a request", ""),
+		Action: action,
+	})
+}
+
 // CIBADone implements op.Pages.
 func (h *Handler) CIBADone(w http.ResponseWriter, r *http.Request, approved bool) {
 	title, msg := "Request denied", "You denied the request. The application has been told."

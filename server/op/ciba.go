@@ -512,18 +512,23 @@ func (p *Provider) cibaTokenRouter(next http.Handler) http.Handler {
 	})
 }
 
-// openCIBA serves an approval link: the first browser to open it gets a
-// flow bound to it; any other browser gets an error page that shows
-// nothing of the request.
+// openCIBA serves an approval link. GET binds nothing: a link fetched by
+// a mail or message scanner must not take the approval away from the
+// user. An unopened link shows a page whose one button (POST) opens it:
+// the first browser to do so gets a flow bound to it; any other browser
+// gets an error page that shows nothing of the request.
 func (p *Provider) openCIBA(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	link := strings.TrimPrefix(r.URL.Path, PathCIBALink)
+	link := r.PathValue("link")
 	id, _, ok := strings.Cut(link, ".")
 	if !ok || id == "" || len(link) > 128 {
 		p.pages.Error(w, r, http.StatusNotFound, "This approval link is not valid.")
 		return
 	}
-	flowID := randomID(24)
+	flowID := ""
+	if r.Method == http.MethodPost {
+		flowID = randomID(24)
+	}
 	o, err := p.store.OpenCIBA(ctx, id, hashSecret(link), flowID, p.now())
 	if errors.Is(err, session.ErrNotFound) {
 		p.pages.Error(w, r, http.StatusNotFound, "This approval link is not valid, or the request has ended.")
@@ -535,6 +540,10 @@ func (p *Provider) openCIBA(w http.ResponseWriter, r *http.Request) {
 	}
 	if o.State != session.CIBAPending {
 		p.pages.Error(w, r, http.StatusGone, "This request is no longer waiting for your approval.")
+		return
+	}
+	if o.Flow == "" {
+		p.pages.CIBAOpen(w, r, PathCIBALink+link)
 		return
 	}
 	if o.Flow != flowID {

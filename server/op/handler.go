@@ -44,6 +44,14 @@ func (p *Provider) Handler() http.Handler {
 	// (no CORS); the approval link is a hosted page.
 	mux.Handle(PathBCAuthorize, noStore(formEndpoint("backchannel authentication", p.withIPBudget(http.HandlerFunc(p.bcAuthorize)))))
 	mux.Handle("GET "+PathCIBALink+"{link}", http.HandlerFunc(p.openCIBA))
+	// Opening binds the approval to this browser: same-origin POSTs only
+	// (another site's POST would at most bind it to the user's own
+	// browser, but it is not this site's form).
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.pages.Error(w, r, http.StatusForbidden, "This form was sent from another site and was refused.")
+	}))
+	mux.Handle("POST "+PathCIBALink+"{link}", cop.Handler(http.HandlerFunc(p.openCIBA)))
 	mux.Handle(PathRevoke, noStore(corsPost(formEndpoint("revocation", zh))))
 	mux.Handle(PathIntrospect, noStore(formEndpoint("introspection", zh)))
 	mux.Handle(PathUserinfo, noStore(corsFor(origins, http.MethodGet, http.MethodPost)(methods(serveUserinfo(ts), func(w http.ResponseWriter, r *http.Request) {

@@ -45,6 +45,9 @@ type Pages interface {
 	// deny its backchannel request: the client's name, the binding
 	// message and the level reached.
 	CIBAApproval(w http.ResponseWriter, r *http.Request, f *Flow, clientName, level string)
+	// CIBAOpen is the page of an approval link nobody opened yet: one
+	// button that POSTs to action. It shows nothing of the request.
+	CIBAOpen(w http.ResponseWriter, r *http.Request, action string)
 	// CIBADone tells the user their decision was recorded.
 	CIBADone(w http.ResponseWriter, r *http.Request, approved bool)
 }

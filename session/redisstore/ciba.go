@@ -53,7 +53,7 @@ return {'pending', h[6], ''}
 `)
 
 // scriptCIBAOpen binds a request's approval to a flow the first time its
-// link is opened.
+// link is opened; with ARGV[2] "" it only looks.
 // KEYS[1] request; ARGV[1] lh, ARGV[2] flow, ARGV[3] now (unix ms).
 // Returns nil for no such request or link, else {flow, state, data,
 // client, sub}.
@@ -65,7 +65,7 @@ if st == 'pending' and tonumber(ARGV[3]) >= tonumber(h[3]) then st = 'expired' e
 local flow = h[4]
 if not flow then
   flow = ''
-  if st == 'pending' then
+  if st == 'pending' and ARGV[2] ~= '' then
     redis.call('HSET', KEYS[1], 'flow', ARGV[2])
     flow = ARGV[2]
   end
