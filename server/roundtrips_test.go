@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"net/http"
+	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,5 +56,45 @@ func TestRoundTripsPerFlow(t *testing.T) {
 	}
 	if stepUp > 16 {
 		t.Errorf("TOTP step-up flow: %d Redis round trips, want at most 16", stepUp)
+	}
+}
+
+// Checking an access token — is its grant alive, its user's grants not
+// ended, the token not revoked — is one Redis round trip (issue 13 item
+// 8: one pipeline, where it was a grant read then a revocation read), so
+// introspection costs 1 and userinfo 2 (the account is the second).
+func TestRoundTripsPerTokenCheck(t *testing.T) {
+	e, n := countingEnv(t)
+	r := e.rp("bank", bankSecret)
+	at := signIn(t, e, e.browser(), r, nil, "alice", alicePass).tok.AccessToken
+	cc := e.ccToken("bank", bankSecret, "")
+	// Warm: the first calls may load scripts or dial connections.
+	e.postForm("/oauth/introspect", url.Values{"token": {at}}, "bank", bankSecret)
+	e.call("GET", "/userinfo", "", "Authorization", "Bearer "+at)
+
+	for _, c := range []struct {
+		what string
+		want int64
+		call func() bool
+	}{
+		{"introspection of a user's token", 1, func() bool {
+			_, in := e.postForm("/oauth/introspect", url.Values{"token": {at}}, "bank", bankSecret)
+			return in["active"] == true
+		}},
+		{"introspection of a client's token", 1, func() bool {
+			_, in := e.postForm("/oauth/introspect", url.Values{"token": {cc}}, "bank", bankSecret)
+			return in["active"] == true
+		}},
+		{"userinfo", 2, func() bool {
+			return e.call("GET", "/userinfo", "", "Authorization", "Bearer "+at).status == http.StatusOK
+		}},
+	} {
+		n.Store(0)
+		if !c.call() {
+			t.Fatalf("%s failed", c.what)
+		}
+		if got := n.Load(); got != c.want {
+			t.Errorf("%s: %d Redis round trips, want %d", c.what, got, c.want)
+		}
 	}
 }

@@ -306,8 +306,14 @@ func (s *tokenServer) ClientCredentialsExchange(ctx context.Context, r *zop.Clie
 	}), nil
 }
 
-// activeAccessToken verifies one of our access tokens and that it is not
-// revoked (its grant alive, its id not revoked).
+// activeAccessToken verifies one of our access tokens and that it may
+// still be honoured, in one Redis round trip (AccessTokenLive): its id is
+// not revoked and, for a user's token, its grant exists and has not ended
+// — with its session (a sign-out ends online grants, an operator's end
+// every grant of the session) or with all the user's (an operator's end
+// of all sessions, a lock). A client_credentials token has no grant; only
+// its revocation counts. A JWT that a resource server checks offline
+// (rs package) knows none of this and stays valid until its exp.
 func (p *Provider) activeAccessToken(ctx context.Context, token string) (*accessTokenClaims, error) {
 	var at accessTokenClaims
 	if err := p.keys.verify(token, "at+jwt", &at); err != nil {
@@ -316,18 +322,11 @@ func (p *Provider) activeAccessToken(ctx context.Context, token string) (*access
 	if at.Issuer != p.issuer || p.now().Unix() >= at.Expiry {
 		return nil, errBadToken
 	}
-	if gid := grantOf(at.JTI); gid != "" {
-		if _, err := p.store.GetGrant(ctx, gid); errors.Is(err, session.ErrNotFound) {
-			return nil, errBadToken
-		} else if err != nil {
-			return nil, err
-		}
-	}
-	revoked, err := p.store.IsRevoked(ctx, at.JTI)
+	live, err := p.store.AccessTokenLive(ctx, grantOf(at.JTI), at.Subject, at.JTI)
 	if err != nil {
 		return nil, err
 	}
-	if revoked {
+	if !live {
 		return nil, errBadToken
 	}
 	return &at, nil
