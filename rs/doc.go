@@ -26,8 +26,9 @@
 // RFC 6750's invalid_token, a missing scope 403 insufficient_scope.
 //
 // Require is net/http middleware; Check is the same decision as a plain
-// function for other routers. Tokens stay valid until they expire even if
-// revoked at the provider (offline validation); a resource that must see
-// revocation at once should also call the provider's introspection
-// endpoint.
+// function for other routers. Tokens stay valid until they expire (stepup's
+// access tokens live 10 minutes) even if revoked at the provider, or if the
+// session they came from was signed out or ended by an operator (offline
+// validation); a resource that must see that at once should also call the
+// provider's introspection endpoint.
 package rs
