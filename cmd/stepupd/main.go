@@ -4,6 +4,7 @@
 //	stepupd -config FILE          run with a configuration file
 //	stepupd check-config FILE     validate a configuration file and exit
 //	stepupd migrate -config FILE  apply the database migrations and exit
+//	stepupd import -config FILE USERS.jsonl   create or update accounts from SCIM Users
 //	stepupd hash-password         read a password on stdin, print its argon2id hash
 //	stepupd healthcheck URL       exit 0 when URL answers 200 (container probes)
 package main
@@ -47,6 +48,8 @@ func main() {
 			os.Exit(healthcheck(os.Args[2:], os.Stderr))
 		case "migrate":
 			os.Exit(migrate(os.Args[2:], os.Stdout, os.Stderr))
+		case "import":
+			os.Exit(importUsers(os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
 	fs := flag.NewFlagSet("stepupd", flag.ExitOnError)
