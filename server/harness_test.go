@@ -75,6 +75,9 @@ type env struct {
 	issuer  string
 	log     *slog.Logger
 	metrics *obs.Metrics // of the first instance
+	// accounts opens the account database (nil when the test brings its
+	// own store).
+	accounts func() account.Store
 }
 
 // envOptions change what newEnvWith builds.
@@ -157,6 +160,7 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 		e.open = func() session.Store {
 			return account.Overlay(e.backend.Store(t).(account.Short), accounttest.Open(t, dbURL, keys))
 		}
+		e.accounts = func() account.Store { return accounttest.Open(t, dbURL, keys) }
 	}
 	if e.log == nil {
 		e.log = discardLog()

@@ -77,6 +77,10 @@ type Account struct {
 	// Locked is set while an operator has locked the account (see
 	// AdminStore.LockAccount); GetAccount fills it, SeedAccount ignores it.
 	Locked bool
+	// Disabled is set while the account is not active (account.Record's
+	// Active, in the database): it can neither sign in nor complete a
+	// flow. GetAccount fills it; SeedAccount ignores it.
+	Disabled bool
 	// RecoveryCodes is the number of unused recovery codes (see
 	// RecoveryStore); GetAccount fills it, SeedAccount ignores it.
 	RecoveryCodes int

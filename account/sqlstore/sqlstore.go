@@ -223,6 +223,7 @@ func (s *Store) getRecord(ctx context.Context, op, where string, arg any) (*acco
 			rec.LastFactor = authn.Factor(lastFactor)
 			rec.CreatedAt, rec.UpdatedAt = time.UnixMicro(created).UTC(), time.UnixMicro(updated).UTC()
 			rec.RecoveryCodes = int(recovery)
+			rec.Disabled = !rec.Active
 			r = &rec
 		}
 		if pkID.Valid {

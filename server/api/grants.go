@@ -157,7 +157,7 @@ func (h *Handler) verifyGrant(w http.ResponseWriter, r *http.Request) {
 	}
 	ok = false
 	var factor string
-	if acct != nil && !acct.Locked {
+	if acct != nil && !acct.Locked && !acct.Disabled {
 		if factor, ok, err = h.p.Store().UseStepUpGrant(r.Context(), hashGrant(req.Grant), req.UserID, req.ActionType, c.client.GetID(), h.p.Now()); err != nil {
 			h.storeFailure(w, r, err, "")
 			return

@@ -119,8 +119,8 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if acct.Locked {
-		fail(w, http.StatusForbidden, errLocked, "the account is locked")
+	if acct.Locked || acct.Disabled {
+		fail(w, http.StatusForbidden, errLocked, "the account is locked or disabled")
 		return
 	}
 	sess := &session.Session{ID: session.NewID(), Subject: acct.Subject, CreatedAt: now, LastSeenAt: now}
@@ -340,8 +340,8 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request) {
 		// claims without the user).
 		scopes = slices.DeleteFunc(scopes, func(s string) bool { return !slices.Contains(c.tok.Scopes, s) })
 	}
-	if acct.Locked {
-		fail(w, http.StatusForbidden, errLocked, "the account is locked")
+	if acct.Locked || acct.Disabled {
+		fail(w, http.StatusForbidden, errLocked, "the account is locked or disabled")
 		return
 	}
 	if as.UserToken && !slices.ContainsFunc(sess.Verifications, func(v authn.Verification) bool { return !v.At.Before(as.Start) }) {

@@ -66,7 +66,7 @@ func (h *Handler) cibaApprove(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if st.acct == nil || st.acct.Locked {
+	if st.acct == nil || st.acct.Locked || st.acct.Disabled {
 		h.p.DenyCIBA(w, r, st.flow, st.c)
 		return
 	}

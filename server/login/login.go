@@ -364,6 +364,12 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	try.succeeded()
+	if acct.Disabled {
+		// Only a right password learns it; a wrong one stays a 401.
+		h.p.Audit(ctx, obs.EventLoginFailed, "reason", "disabled", "sub", acct.Subject, "client_id", st.c.GetID())
+		h.failed(w, r, st, authn.Password, http.StatusForbidden, op.MsgDisabled)
+		return
+	}
 	h.p.RehashPassword(ctx, acct, pw)
 	now := h.p.Now()
 	v := authn.Verification{Factor: authn.Password, At: now}

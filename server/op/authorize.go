@@ -16,10 +16,18 @@ import (
 
 // Unavailable answers a request that needs the store while it is down.
 func (p *Provider) Unavailable(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, ErrDisabled) {
+		p.Audit(r.Context(), obs.EventLoginFailed, "path", r.URL.Path, "reason", "disabled")
+		p.pages.Error(w, r, http.StatusForbidden, MsgDisabled)
+		return
+	}
 	p.Audit(r.Context(), obs.EventStoreDown, "path", r.URL.Path, "err", err.Error(), "reason", "store_unavailable")
 	w.Header().Set("Retry-After", "5")
 	p.pages.Error(w, r, http.StatusServiceUnavailable, "The sign-in service is temporarily unavailable. Please try again in a moment.")
 }
+
+// MsgDisabled is what a disabled user is told (PRODUCT.md §9).
+const MsgDisabled = "This account is disabled."
 
 // authorize is the authorization endpoint (OIDC Core §3.1.2).
 func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {

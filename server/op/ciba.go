@@ -395,7 +395,7 @@ func (p *Provider) cibaUser(ctx context.Context, c *Client, req *cibaRequest) (*
 	if err != nil {
 		return nil, cibaErr(http.StatusServiceUnavailable, "temporarily_unavailable", "the service is temporarily unavailable")
 	}
-	if acct.Locked {
+	if acct.Locked || acct.Disabled {
 		return nil, cibaErr(http.StatusForbidden, "access_denied", "the user cannot approve requests now")
 	}
 	return acct, nil

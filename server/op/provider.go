@@ -485,8 +485,17 @@ func (p *Provider) LoadAccount(ctx context.Context, sess *session.Session) (*ses
 	if errors.Is(err, session.ErrNotFound) {
 		return nil, nil
 	}
+	if err == nil && a.Disabled {
+		// Checked at every step, completion included: a flow begun before
+		// the account was disabled cannot finish.
+		return nil, ErrDisabled
+	}
 	return a, err
 }
+
+// ErrDisabled is LoadAccount's answer for a session whose account is
+// disabled; Unavailable answers it with 403 "This account is disabled.".
+var ErrDisabled = errors.New("account disabled")
 
 // redirectTo builds the client redirect with params merged into its query.
 func redirectTo(uri string, params url.Values) string {

@@ -229,7 +229,10 @@ func (s *tokenServer) RefreshToken(ctx context.Context, r *zop.ClientRequest[oid
 	}
 	// An operator's lock ended every grant of the user; one issued since
 	// (a session the lock did not find) is refused while the lock holds.
-	if a, err := s.p.store.GetAccount(ctx, g.Subject); err == nil && a.Locked {
+	if a, err := s.p.store.GetAccount(ctx, g.Subject); err == nil && a.Disabled {
+		s.p.Audit(ctx, obs.EventLoginFailed, "client_id", c.GetID(), "sub", g.Subject, "reason", "disabled")
+		return nil, invalidGrant("the account is disabled")
+	} else if err == nil && a.Locked {
 		s.p.Audit(ctx, obs.EventLocked, "budget", "account", "client_id", c.GetID(), "sub", g.Subject, "reason", "refresh")
 		return nil, invalidGrant("the account is locked")
 	} else if err != nil && !errors.Is(err, session.ErrNotFound) {
