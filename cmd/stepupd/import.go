@@ -19,6 +19,7 @@ import (
 	"github.com/stepup-dev/stepup/config"
 	"github.com/stepup-dev/stepup/server/op"
 	"github.com/stepup-dev/stepup/session"
+	"github.com/stepup-dev/stepup/session/redisstore"
 )
 
 // The outcomes of one imported line.
@@ -68,6 +69,19 @@ func importUsers(args []string, stdout, stderr io.Writer) int {
 	}
 	defer store.Close()
 	params := op.PasswordParams(cfg.Passwords.Argon2id)
+	// The sessions and grants of a disabled account end at once; they are
+	// in Redis (none to end with the embedded store of a development
+	// configuration).
+	var short session.Store
+	if !cfg.Redis.Embedded() {
+		rs, err := redisstore.Open(cfg.Redis, redisstore.Options{})
+		if err != nil {
+			fmt.Fprintln(stderr, "stepupd import: redis:", err)
+			return 1
+		}
+		defer rs.Close()
+		short = rs
+	}
 
 	counts := map[string]int{}
 	var failures []string
@@ -77,7 +91,16 @@ func importUsers(args []string, stdout, stderr io.Writer) int {
 		if len(trimSpace(sc.Bytes())) == 0 {
 			continue
 		}
-		outcome, err := importLine(ctx, store, params, sc.Bytes())
+		outcome, r, err := importLine(ctx, store, params, sc.Bytes())
+		if err == nil && !r.Active && short != nil {
+			// After the database: if this fails, the account is disabled
+			// (nothing more can start) and the line is reported; running
+			// the import again ends what is left, as every run does for
+			// every inactive account it reads.
+			if err = endEverything(ctx, short, r.Subject); err != nil {
+				err = fmt.Errorf("%s disabled, but its sessions and grants in Redis are not ended yet (run the import again): %w", r.Username, err)
+			}
+		}
 		if err != nil {
 			counts["failed"]++
 			failures = append(failures, fmt.Sprintf("line %d: %v", line, err))
@@ -109,15 +132,34 @@ func trimSpace(b []byte) []byte {
 	return b
 }
 
-// importLine creates or updates the account of one SCIM User.
-func importLine(ctx context.Context, store *sqlstore.Store, params password.Params, line []byte) (string, error) {
+// endEverything ends every grant (refresh and access tokens) and every
+// session of sub, as the admin API's DELETE …/sessions does.
+func endEverything(ctx context.Context, short session.Store, sub string) error {
+	if err := short.EndUserGrants(ctx, sub); err != nil {
+		return err
+	}
+	all, err := short.ListSessions(ctx, sub)
+	if err != nil {
+		return err
+	}
+	for _, s := range all {
+		if err := short.EndSession(ctx, s.ID); err != nil && !errors.Is(err, session.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// importLine creates or updates the account of one SCIM User and returns
+// it as stored.
+func importLine(ctx context.Context, store *sqlstore.Store, params password.Params, line []byte) (string, *account.Record, error) {
 	u, err := scimuser.Parse(line)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	existing, err := findAccount(ctx, store, u)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if existing == nil {
 		r := &account.Record{Active: true}
@@ -126,37 +168,37 @@ func importLine(ctx context.Context, store *sqlstore.Store, params password.Para
 			r.Subject = randomSubject()
 		}
 		if err := u.Apply(r); err != nil {
-			return "", err
+			return "", nil, err
 		}
 		if u.Password != "" {
 			if r.PasswordHash, err = password.HashWith(params, u.Password); err != nil {
-				return "", err
+				return "", nil, err
 			}
 		}
 		if _, err := store.Create(ctx, r); err != nil {
-			return "", describe(err)
+			return "", nil, describe(err)
 		}
-		return imported, nil
+		return imported, r, nil
 	}
 	r := *existing
 	if err := u.Apply(&r); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	// A plain password the account already has is no change.
 	if u.Password != "" {
 		if ok, _ := password.Verify(existing.PasswordHash, u.Password); !ok {
 			if r.PasswordHash, err = password.HashWith(params, u.Password); err != nil {
-				return "", err
+				return "", nil, err
 			}
 		}
 	}
 	if scimuser.Same(&r, existing) {
-		return unchanged, nil
+		return unchanged, existing, nil
 	}
 	if _, err := store.Update(ctx, &r); err != nil {
-		return "", describe(err)
+		return "", nil, describe(err)
 	}
-	return updated, nil
+	return updated, &r, nil
 }
 
 // findAccount is the account of the User's id, else of its userName

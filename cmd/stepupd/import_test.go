@@ -3,14 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stepup-dev/stepup/account/accounttest"
 	"github.com/stepup-dev/stepup/account/sqlstore"
 	"github.com/stepup-dev/stepup/authn/password"
+	"github.com/stepup-dev/stepup/config"
+	"github.com/stepup-dev/stepup/session"
+	"github.com/stepup-dev/stepup/session/redisstore"
 )
 
 // Hashes made by other tools, never by stepup:
@@ -38,7 +43,7 @@ const usersJSONL = `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"u
 func TestImport(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "stepup.db")
-	cfg := writeConfig(t, "sqlite:"+db)
+	cfg := writeConfigRedis(t, "sqlite:"+db, embeddedRedis(t))
 	users := filepath.Join(dir, "users.jsonl")
 	if err := os.WriteFile(users, []byte(usersJSONL), 0o600); err != nil {
 		t.Fatal(err)
@@ -126,5 +131,65 @@ func TestImportUsage(t *testing.T) {
 	errs.Reset()
 	if code := importUsers([]string{"-config", cfg, "x.jsonl"}, &out, &errs); code != 1 || !strings.Contains(errs.String(), "in memory") {
 		t.Fatalf("in-memory database: exit %d, %q", code, errs.String())
+	}
+}
+
+func embeddedRedis(t *testing.T) string {
+	t.Helper()
+	e, err := redisstore.StartEmbedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e.URL()
+}
+
+// Disabling an account by import ends its sessions and grants at once:
+// no refresh or access token of it is live afterwards.
+func TestImportDisablingEndsSessions(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	redisURL := embeddedRedis(t)
+	cfg := writeConfigRedis(t, "sqlite:"+filepath.Join(dir, "stepup.db"), redisURL)
+	users := filepath.Join(dir, "users.jsonl")
+	imp := func(line, want string) {
+		t.Helper()
+		if err := os.WriteFile(users, []byte(line+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var out, errs bytes.Buffer
+		if code := importUsers([]string{"-config", cfg, users}, &out, &errs); code != 0 || !strings.HasPrefix(out.String(), want) {
+			t.Fatalf("import: exit %d, %q %q; want %q", code, out.String(), errs.String(), want)
+		}
+	}
+	imp(`{"id":"sub-ivy","userName":"ivy","password":"ivy's password 123"}`, "created 1,")
+
+	short, err := redisstore.Open(config.Redis{URL: redisURL}, redisstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer short.Close()
+	now := time.Now()
+	sess := &session.Session{ID: session.NewID(), Subject: "sub-ivy", CreatedAt: now, LastSeenAt: now}
+	if err := short.CreateSession(ctx, sess, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	g := &session.Grant{ID: "grant-ivy", ClientID: "bank", Subject: "sub-ivy", SessionID: sess.ID, Offline: true, RefreshHash: "rh", ExpiresAt: now.Add(time.Hour)}
+	if err := short.PutGrant(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	if live, err := short.AccessTokenLive(ctx, g.ID, "sub-ivy", "jti-1"); err != nil || !live {
+		t.Fatalf("before: access token live %v, %v", live, err)
+	}
+
+	imp(`{"id":"sub-ivy","userName":"ivy","active":false}`, "created 0, updated 1,")
+	if _, err := short.GetSession(ctx, sess.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("the disabled user's session is still there: %v", err)
+	}
+	if _, err := short.LiveGrant(ctx, g.ID); err == nil {
+		t.Error("the disabled user's grant is still live")
+	}
+	if live, err := short.AccessTokenLive(ctx, g.ID, "sub-ivy", "jti-1"); err != nil || live {
+		t.Errorf("after: access token live %v, %v", live, err)
 	}
 }

@@ -15,8 +15,13 @@ import (
 
 func writeConfig(t *testing.T, db string) string {
 	t.Helper()
+	return writeConfigRedis(t, db, "redis://127.0.0.1:6379/0")
+}
+
+func writeConfigRedis(t *testing.T, db, redisURL string) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "stepup.yaml")
-	cfg := "issuer: http://localhost:8080\nredis: {url: redis://127.0.0.1:6379/0}\n"
+	cfg := "issuer: http://localhost:8080\nredis: {url: \"" + redisURL + "\"}\n"
 	if db != "" {
 		cfg += "database: {url: \"" + db + "\"}\n"
 	}
