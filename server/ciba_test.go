@@ -685,3 +685,28 @@ func TestCIBAIDTokenHint(t *testing.T) {
 		t.Fatalf("another client's ID token as hint: %d %v", status, body)
 	}
 }
+
+// An approval that runs out while the user is on it ends with an error
+// page, and leaves the browser's own session exactly as it was (it is
+// neither used nor cleared).
+func TestCIBAApprovalEndsWithoutTouchingSession(t *testing.T) {
+	in := newInbox(t)
+	e := newEnv(t, withCIBA(in, "", func(c *config.Config) {
+		c.Session.IdleTimeout = config.Duration(2 * time.Hour)
+		c.Clients[len(c.Clients)-1].CIBA.MaxExpiry = config.Duration(time.Hour)
+	}))
+	b := e.browser()
+	spa := e.rp("spa", "")
+	signIn(t, e, b, spa, nil, "bob", bobPass)
+	rp := e.cibaRP(t, "teller", tellerSecret)
+	rp.start(url.Values{"login_hint": {"bob"}})
+	p := b.open(in.link("bob@example.com"))
+	e.clock.Advance(31 * time.Minute) // past the approval flow's 30 minutes
+	if p = b.login(p, "bob", bobPass); p.status/100 != 4 || p.loc != nil {
+		t.Fatalf("an approval past its flow: %d\n%s", p.status, excerpt(p.body))
+	}
+	a := spa.authURL(map[string]string{"prompt": "none"})
+	if res := b.get(a.url).result(t); res.err != "" {
+		t.Fatalf("the browser's session after an approval ran out: %+v", res)
+	}
+}

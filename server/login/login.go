@@ -412,6 +412,12 @@ func (h *Handler) renderBusy(w http.ResponseWriter, r *http.Request, st *state) 
 // request of this browser renewed first goes on with the cookie that
 // request set (nothing was written); an outage answers 503.
 func (h *Handler) storeFailure(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, op.ErrApprovalEnded) {
+		// A CIBA approval ran out: its page says so; the browser's own
+		// session is not touched.
+		h.Error(w, r, http.StatusGone, "This request is no longer waiting for your approval.")
+		return
+	}
 	if errors.Is(err, session.ErrKeyChanged) {
 		http.Redirect(w, r, op.PathLoginPrefix+r.PathValue("id"), http.StatusSeeOther)
 		return

@@ -257,6 +257,14 @@ func (h *Handler) passkeyFinish(w http.ResponseWriter, r *http.Request) {
 	}
 	v := res.Verification(now)
 	if err := h.recordPasskey(w, r, st, acct, v); err != nil {
+		if errors.Is(err, op.ErrApprovalEnded) {
+			writeJSON(w, http.StatusGone, ceremonyAnswer{Error: "This request is no longer waiting for your approval."})
+			return
+		}
+		if errors.Is(err, errOtherUsersPasskey) {
+			writeJSON(w, http.StatusUnauthorized, ceremonyAnswer{Error: "This passkey belongs to another account than the one asked to approve."})
+			return
+		}
 		if errors.Is(err, session.ErrKeyChanged) {
 			// Another request of this browser renewed the session first;
 			// its cookie goes on.
@@ -291,7 +299,7 @@ func (h *Handler) recordPasskey(w http.ResponseWriter, r *http.Request, st *stat
 	if st.flow.IsCIBA() && (st.sess == nil || st.sess.Subject != acct.Subject) {
 		// An approval is for the user the request named, never another
 		// one whose passkey this is.
-		return session.ErrNotFound
+		return errOtherUsersPasskey
 	}
 	if st.sess != nil && st.sess.Subject == acct.Subject {
 		if err := h.p.RecordVerification(ctx, w, st.flow, st.sess, v); err != nil {
@@ -319,6 +327,10 @@ func (h *Handler) recordPasskey(w http.ResponseWriter, r *http.Request, st *stat
 	st.acct = acct
 	return nil
 }
+
+// errOtherUsersPasskey: a CIBA approval got an assertion of another
+// user's passkey.
+var errOtherUsersPasskey = errors.New("the passkey is another user's")
 
 func hmacEqual(a, b string) bool { return hmac.Equal([]byte(a), []byte(b)) }
 

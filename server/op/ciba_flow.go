@@ -40,7 +40,7 @@ func (p *Provider) RecordVerification(ctx context.Context, w http.ResponseWriter
 		return p.Elevate(ctx, w, sess, v)
 	}
 	if sess == nil || sess.Subject != f.HintSubject {
-		return session.ErrNotFound
+		return ErrApprovalEnded
 	}
 	vs := make([]authn.Verification, 0, len(f.Verifications)+1)
 	for _, x := range f.Verifications {
@@ -49,8 +49,19 @@ func (p *Provider) RecordVerification(ctx context.Context, w http.ResponseWriter
 		}
 	}
 	f.Verifications = append(vs, v)
-	return p.SaveFlow(ctx, f)
+	if err := p.SaveFlow(ctx, f); errors.Is(err, session.ErrNotFound) {
+		return ErrApprovalEnded
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
+
+// ErrApprovalEnded is RecordVerification's answer when an approval flow
+// has run out (or names another user): nothing was recorded. Unlike a
+// missing session it says nothing about the browser's own session, which
+// must be left alone.
+var ErrApprovalEnded = errors.New("the approval flow has ended")
 
 // IsCIBA reports whether f approves a backchannel request.
 func (f *Flow) IsCIBA() bool { return f.CIBA != nil }
