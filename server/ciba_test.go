@@ -614,12 +614,24 @@ func TestCIBAAbuseAndAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Locked between the approval and the token request: access_denied.
+	id, _, _ := rp.start(url.Values{"login_hint": {"bob"}})
+	b := e.browser()
+	b.press(b.login(b.open(in.link("bob@example.com")), "bob", bobPass), "approve")
+	if err := e.store().LockAccount(ctx, bob.Subject); err != nil {
+		t.Fatal(err)
+	}
+	rp.wantPoll(id, "access_denied")
+	if err := e.store().UnlockAccount(ctx, bob.Subject); err != nil {
+		t.Fatal(err)
+	}
+
 	// Locked after the request: the approval page refuses the password.
 	rp.start(url.Values{"login_hint": {"bob"}})
 	if err := e.store().LockAccount(ctx, bob.Subject); err != nil {
 		t.Fatal(err)
 	}
-	b := e.browser()
+	b = e.browser()
 	wantAlert(t, b.login(b.open(in.link("bob@example.com")), "bob", bobPass), http.StatusTooManyRequests, "a locked user's approval")
 	// Locked: no new request.
 	if status, body := rp.post(rp.bcURL, url.Values{"scope": {"openid"}, "login_hint": {"alice"}}); status != 200 {
