@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -468,7 +469,7 @@ func TestEndUserGrantsFailsClosedWithoutTheIndex(t *testing.T) {
 	if err := s.c.HSet(ctx, s.k.grant("legacy"), grantSub, "u", grantOffline, "1", grantExpires, unixNano(t0.Add(time.Hour))).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.c.SRem(ctx, s.k.userGrants("u"), "g").Err(); err != nil {
+	if err := s.c.ZRem(ctx, s.k.userGrants("u"), "g").Err(); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"g", "legacy"} {
@@ -489,5 +490,26 @@ func TestEndUserGrantsFailsClosedWithoutTheIndex(t *testing.T) {
 		if live, err := s.AccessTokenLive(ctx, id, "u", id+".j"); err != nil || live {
 			t.Errorf("AccessTokenLive(%s) after EndUserGrants = %v, %v; want false", id, live, err)
 		}
+	}
+}
+
+// A user's grant index keeps only live grants: each addition drops the
+// ids of grants that have expired.
+func TestUserGrantIndexDropsExpiredGrants(t *testing.T) {
+	s := openEmbedded(t)
+	ctx := t.Context()
+	now := time.Now()
+	for i, exp := range []time.Time{now.Add(-time.Minute), now.Add(-time.Second), now.Add(time.Hour)} {
+		g := &session.Grant{ID: fmt.Sprint("g", i), Subject: "u", ExpiresAt: exp}
+		if err := s.PutGrant(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids, err := s.c.ZRange(ctx, s.k.userGrants("u"), 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 1 || ids[0] != "g2" {
+		t.Fatalf("index %v, want only the live grant g2", ids)
 	}
 }

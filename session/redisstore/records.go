@@ -116,7 +116,8 @@ func (s *Store) PutGrant(ctx context.Context, g *session.Grant) error {
 					g.Subject, g.ID, flag(g.Offline), ttl)
 			}
 			if g.Subject != "" {
-				inUser = run(ctx, p, scriptIndexUserGrant, []string{s.k.userGrants(g.Subject), s.k.grantCut(g.Subject)}, g.ID, ttl)
+				inUser = run(ctx, p, scriptIndexUserGrant, []string{s.k.userGrants(g.Subject), s.k.grantCut(g.Subject)},
+					g.ID, ttl, g.ExpiresAt.UnixMilli(), time.Now().UnixMilli())
 			}
 		})
 		if err != nil && !errors.Is(err, redis.Nil) {
@@ -285,7 +286,7 @@ func (s *Store) EndUserGrants(ctx context.Context, subject string) error {
 	for i, id := range ids {
 		members[i] = id
 	}
-	return fail(op+": index", s.c.SRem(ctx, s.k.userGrants(subject), members...).Err())
+	return fail(op+": index", s.c.ZRem(ctx, s.k.userGrants(subject), members...).Err())
 }
 
 // endGrants ends grants (scriptEndGrant) in one pipeline.

@@ -269,12 +269,15 @@ end
 return 1
 `)
 
-// scriptIndexUserGrant adds a grant to its subject's index and returns
-// the subject's cut counter, which the grant then records.
+// scriptIndexUserGrant adds a grant to its subject's index, scored by its
+// expiry, drops the ids of grants that have expired (so the index of a
+// user who signs in every day stays the size of their live grants), and
+// returns the subject's cut counter, which the grant then records.
 // KEYS[1] index, KEYS[2] cut counter; ARGV[1] grant id, ARGV[2] grant
-// ttl (ms).
+// ttl (ms), ARGV[3] grant expiry (unix ms), ARGV[4] now (unix ms).
 var scriptIndexUserGrant = redis.NewScript(`
-redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
@@ -325,5 +328,5 @@ return {sub, redis.call('HGETALL', KEYS[3])}
 // KEYS[1] cut counter, KEYS[2] index.
 var scriptCutUserGrants = redis.NewScript(`
 redis.call('INCR', KEYS[1])
-return redis.call('SMEMBERS', KEYS[2])
+return redis.call('ZRANGE', KEYS[2], 0, -1)
 `)
