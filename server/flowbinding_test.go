@@ -119,3 +119,27 @@ func TestEnrollmentSecretBelongsToItsSubject(t *testing.T) {
 		t.Fatalf("a code of bob's secret: status %d, secret %q; want 401 and dave's %q again", p.status, got, daves)
 	}
 }
+
+// Sign-out ends the browser's pending sign-ins too. On a shared
+// computer, alice starts a new sign-in (prompt=login, her username
+// shown), abandons it and signs out; the next person opening that page
+// from the history gets the other-browser error page, nothing of hers.
+// Before, the flow-binding cookie outlived the sign-out, and the page
+// still showed alice's username for up to 30 minutes.
+func TestSignOutEndsPendingSignIns(t *testing.T) {
+	e := newEnv(t, nil)
+	b, r := e.browser(), e.rp("spa", "")
+	first := signIn(t, e, b, r, nil, "alice", alicePass)
+	p := b.get(r.authURL(map[string]string{"prompt": "login", "login_hint": "alice"}).url)
+	link := p.url.String()
+	if !strings.Contains(link, "/login/") || p.status != http.StatusOK || !strings.Contains(p.body, "alice") {
+		t.Fatalf("prompt=login did not show alice's sign-in page (status %d, %s):\n%s", p.status, link, excerpt(p.body))
+	}
+	if p := b.get(e.issuer + "/end_session?" + url.Values{"id_token_hint": {first.idToken}}.Encode()); p.status != http.StatusOK {
+		t.Fatalf("end_session: %d\n%s", p.status, excerpt(p.body))
+	}
+	p = b.get(link)
+	if p.status != http.StatusForbidden || strings.Contains(p.body, "alice") {
+		t.Fatalf("the abandoned sign-in after sign-out: status %d, want 403 naming no one:\n%s", p.status, excerpt(p.body))
+	}
+}

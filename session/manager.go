@@ -127,6 +127,14 @@ func (m *Manager) SetBinding(w http.ResponseWriter, v string) {
 	http.SetCookie(w, sessions.NewCookie(m.bindName, v, &opts))
 }
 
+// ClearBinding removes the flow-binding value: the browser's pending
+// sign-ins are no longer its own (sign-out ends them with the session).
+func (m *Manager) ClearBinding(w http.ResponseWriter) {
+	opts := *m.cookies.Options
+	opts.MaxAge = -1
+	http.SetCookie(w, sessions.NewCookie(m.bindName, "", &opts))
+}
+
 // NewID returns a fresh opaque session id (256 bits).
 func NewID() string {
 	b := make([]byte, 32)

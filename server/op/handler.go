@@ -153,6 +153,10 @@ func (p *Provider) Logout(w http.ResponseWriter, r *http.Request, sess *session.
 		p.Audit(r.Context(), obs.EventLogout, "sub", sess.Subject)
 	}
 	p.sessions.Clear(w)
+	// The browser's pending sign-ins end with it: on a shared computer
+	// the next person must not find the signed-out user's username (or
+	// an enrollment under way) in the history.
+	p.sessions.ClearBinding(w)
 	if plr != "" {
 		http.Redirect(w, r, redirectTo(plr, url.Values{"state": nonEmpty(state)}), http.StatusFound)
 		return
