@@ -81,6 +81,8 @@ type Store interface {
 	// shared secret without storing one (ErrNotFound without one).
 	InitSecret(ctx context.Context, name string, value []byte) ([]byte, error)
 	LookupSecret(ctx context.Context, name string) ([]byte, error)
+	// SwapSecret is session.SecretStore's, durable.
+	SwapSecret(ctx context.Context, name string, old, value []byte) (bool, error)
 
 	Ping(ctx context.Context) error
 	Close() error

@@ -148,6 +148,13 @@ func (o *overlay) InitSecret(ctx context.Context, name string, value []byte) ([]
 	return o.d.InitSecret(ctx, name, value)
 }
 
+// SwapSecret changes a shared secret in the database (the signing key
+// set at a rotation). InitSecret has carried any value of Redis over
+// before: the secret to change was read through it.
+func (o *overlay) SwapSecret(ctx context.Context, name string, old, value []byte) (bool, error) {
+	return o.d.SwapSecret(ctx, name, old, value)
+}
+
 func (o *overlay) Ping(ctx context.Context) error {
 	if err := o.Short.Ping(ctx); err != nil {
 		return err

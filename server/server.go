@@ -59,7 +59,7 @@ func New(ctx context.Context, cfg *config.Config, store session.Store, o Options
 	if err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
-	keys, err := op.LoadKeys(ctx, cfg.Keys.Algorithm, cfg.Keys.File, store)
+	keys, err := op.LoadKeys(ctx, cfg.Keys.Algorithm, cfg.Keys.File, store, o.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -233,4 +233,15 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// RotateSigningKeys is `stepupd keys rotate`: a new signing key in the
+// store's key set, published at once, signing once every client can
+// have seen it (op.RotateKeys). Instances pick it up within a minute,
+// without a restart. A key from keys.file is the operator's to rotate.
+func RotateSigningKeys(ctx context.Context, cfg *config.Config, store session.SecretStore, now time.Time) (op.KeySet, error) {
+	if cfg.Keys.File != "" {
+		return op.KeySet{}, errors.New("keys.file is set: the signing key is that file's; remove keys.file to keep the keys in the database and rotate them")
+	}
+	return op.RotateKeys(ctx, cfg.Keys.Algorithm, store, now)
 }

@@ -352,6 +352,10 @@ type SecretStore interface {
 	// InitSecret stores value under name unless a value exists (SET NX) and
 	// returns the value in effect, so every instance uses the same one.
 	InitSecret(ctx context.Context, name string, value []byte) ([]byte, error)
+	// SwapSecret replaces the value of name with value if it still is
+	// old, and reports whether it did (the signing key set's rotation:
+	// two rotations at once cannot lose a key).
+	SwapSecret(ctx context.Context, name string, old, value []byte) (bool, error)
 }
 
 // ErrCIBAPending is returned by StartCIBA when the client already has a

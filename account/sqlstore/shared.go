@@ -1,7 +1,10 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 )
 
@@ -21,6 +24,39 @@ func (s *Store) InitSecret(ctx context.Context, name string, value []byte) ([]by
 		return nil, s.fail(op, err)
 	}
 	return s.LookupSecret(ctx, name)
+}
+
+// SwapSecret implements session.SecretStore: value replaces the secret
+// of name if it still is old. The UPDATE names the sealed text it read,
+// so of two swaps at once only one matches.
+func (s *Store) SwapSecret(ctx context.Context, name string, old, value []byte) (bool, error) {
+	const op = "swap secret"
+	if name == "" || len(value) == 0 {
+		return false, fmt.Errorf("sqlstore: %s: empty name or value", op)
+	}
+	var sealed string
+	if err := s.db.QueryRowContext(ctx, s.d.rebind(`SELECT value FROM shared_secrets WHERE name = $1`), name).Scan(&sealed); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, nil
+		}
+		return false, s.fail(op, err)
+	}
+	v, err := s.keys.Open(sealed, secretAD(name))
+	if err != nil {
+		return false, fmt.Errorf("sqlstore: %s %s: %w", op, name, err)
+	}
+	if !bytes.Equal(v, old) {
+		return false, nil
+	}
+	res, err := s.exec(ctx, `UPDATE shared_secrets SET value = $1 WHERE name = $2 AND value = $3`, s.keys.Seal(value, secretAD(name)), name, sealed)
+	if err != nil {
+		return false, s.fail(op, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, s.fail(op, err)
+	}
+	return n == 1, nil
 }
 
 // LookupSecret returns the shared secret of name (session.ErrNotFound

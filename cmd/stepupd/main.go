@@ -4,6 +4,7 @@
 //	stepupd -config FILE          run with a configuration file
 //	stepupd check-config FILE     validate a configuration file and exit
 //	stepupd migrate -config FILE  apply the database migrations and exit
+//	stepupd keys rotate -config FILE  add a signing key; the current one retires
 //	stepupd import -config FILE USERS.jsonl   create or update accounts from SCIM Users
 //	stepupd hash-password         read a password on stdin, print its argon2id hash
 //	stepupd healthcheck URL       exit 0 when URL answers 200 (container probes)
@@ -48,6 +49,8 @@ func main() {
 			os.Exit(healthcheck(os.Args[2:], os.Stderr))
 		case "migrate":
 			os.Exit(migrate(os.Args[2:], os.Stdout, os.Stderr))
+		case "keys":
+			os.Exit(keys(os.Args[2:], os.Stdout, os.Stderr))
 		case "import":
 			os.Exit(importUsers(os.Args[2:], os.Stdout, os.Stderr))
 		}
@@ -270,6 +273,63 @@ func migrate(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintf(stdout, "applied migrations %v\n", applied)
+	return 0
+}
+
+// keys is `stepupd keys rotate -config FILE`: a new signing key in the
+// database, published now, signing once every client can know it; the
+// keys it replaces stay published until their last token has expired.
+func keys(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "rotate" {
+		fmt.Fprintln(stderr, "usage: stepupd keys rotate -config FILE")
+		return 2
+	}
+	fs := flag.NewFlagSet("stepupd keys rotate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "configuration file (YAML)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if *cfgPath == "" || fs.NArg() != 0 {
+		fmt.Fprintln(stderr, "usage: stepupd keys rotate -config FILE")
+		return 2
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s:\n%v\n", *cfgPath, err)
+		return 1
+	}
+	if cfg.DatabaseURL() == config.MemoryDatabaseURL {
+		fmt.Fprintln(stderr, "stepupd keys rotate: the database is in memory (no database.url): no key set to rotate")
+		return 1
+	}
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	short, err := redisstore.Open(cfg.Redis, redisstore.Options{})
+	if err != nil {
+		fmt.Fprintln(stderr, "stepupd keys rotate: store:", err)
+		return 1
+	}
+	durable, err := openAccounts(ctx, cfg, log)
+	if err != nil {
+		short.Close()
+		fmt.Fprintln(stderr, "stepupd keys rotate:", err)
+		return 1
+	}
+	store := account.Overlay(short, durable)
+	defer store.Close()
+	res, err := server.RotateSigningKeys(ctx, cfg, store, time.Now())
+	if err != nil {
+		fmt.Fprintln(stderr, "stepupd keys rotate:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "new signing key %s: published now, signs from %s\n", res.New, res.SignsFrom.UTC().Format(time.RFC3339))
+	if len(res.Retiring) > 0 {
+		fmt.Fprintf(stdout, "retiring %s: published until %s\n", strings.Join(res.Retiring, ", "), res.RetireAt.UTC().Format(time.RFC3339))
+	}
+	if len(res.Pruned) > 0 {
+		fmt.Fprintf(stdout, "removed %s (every token they signed has expired)\n", strings.Join(res.Pruned, ", "))
+	}
 	return 0
 }
 

@@ -105,7 +105,7 @@ func BenchmarkSignIDToken(b *testing.B) {
 			claims := benchIDClaims(time.Now())
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := k.sign(k.idSign, claims); err != nil {
+				if _, err := k.signID(claims); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -120,7 +120,7 @@ func BenchmarkSignAccessToken(b *testing.B) {
 			claims := benchAccessClaims(time.Now())
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := k.sign(k.atSign, claims); err != nil {
+				if _, err := k.signAccess(claims); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -161,7 +161,7 @@ func BenchmarkVerifyAccessToken(b *testing.B) {
 	for _, alg := range benchAlgs {
 		b.Run(alg, func(b *testing.B) {
 			k := benchKeys(b, alg)
-			token, err := k.sign(k.atSign, benchAccessClaims(time.Now()))
+			token, err := k.signAccess(benchAccessClaims(time.Now()))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -3,6 +3,8 @@ package op
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // Endpoint paths, relative to the issuer.
@@ -74,5 +76,5 @@ func (p *Provider) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (p *Provider) serveJWKS(w http.ResponseWriter, _ *http.Request) {
-	writeJSONBytes(w, p.keys.JWKS(), "public, max-age=300")
+	writeJSONBytes(w, p.keys.JWKS(), "public, max-age="+strconv.Itoa(int(JWKSMaxAge/time.Second)))
 }

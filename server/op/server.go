@@ -169,7 +169,7 @@ func (p *Provider) tokenResponse(c *Client, g *session.Grant, gd grantData, nonc
 		ACR:      gd.ACR,
 		AMR:      gd.AMR,
 	}
-	access, err := p.keys.sign(p.keys.atSign, at)
+	access, err := p.keys.signAccess(at)
 	if err != nil {
 		return nil, oidc.ErrServerError().WithParent(err)
 	}
@@ -195,7 +195,7 @@ func (p *Provider) tokenResponse(c *Client, g *session.Grant, gd grantData, nonc
 			AtHash:   atHash(access, p.keys.Algorithm()),
 			SID:      p.PublicSID(g.SessionID),
 		}
-		if resp.IDToken, err = p.keys.sign(p.keys.idSign, id); err != nil {
+		if resp.IDToken, err = p.keys.signID(id); err != nil {
 			return nil, oidc.ErrServerError().WithParent(err)
 		}
 	}
@@ -296,7 +296,7 @@ func (s *tokenServer) ClientCredentialsExchange(ctx context.Context, r *zop.Clie
 		ClientID: c.GetID(),
 		Scope:    strings.Join(scopes, " "),
 	}
-	access, err := s.p.keys.sign(s.p.keys.atSign, at)
+	access, err := s.p.keys.signAccess(at)
 	if err != nil {
 		return nil, oidc.ErrServerError().WithParent(err)
 	}

@@ -371,6 +371,21 @@ func (s *Store) InitSecret(ctx context.Context, name string, value []byte) ([]by
 	return get.Bytes()
 }
 
+// scriptSwapIfEquals sets KEYS[1] to ARGV[2] if it holds ARGV[1].
+var scriptSwapIfEquals = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end
+return 0
+`)
+
+// SwapSecret implements session.SecretStore: one script, compare and set.
+func (s *Store) SwapSecret(ctx context.Context, name string, old, value []byte) (bool, error) {
+	n, err := scriptSwapIfEquals.Run(ctx, s.c, []string{s.k.secret(name)}, old, value).Int()
+	if err != nil {
+		return false, fail("swap secret "+strconv.Quote(name), err)
+	}
+	return n == 1, nil
+}
+
 // GetFlowAndSession implements session.FlowStore: one pipeline of GET and
 // HGETALL.
 func (s *Store) GetFlowAndSession(ctx context.Context, flowID, sessionID string) ([]byte, *session.Session, error) {

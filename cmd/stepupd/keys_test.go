@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stepup-dev/stepup/account"
+	"github.com/stepup-dev/stepup/config"
+	"github.com/stepup-dev/stepup/server"
+	"github.com/stepup-dev/stepup/session/redisstore"
+)
+
+// storedKeySet reads the key set as the server does (opened under the
+// encryption keys) and the raw row as an attacker with the database
+// alone would.
+func storedKeySet(t *testing.T, cfgPath, dbFile string) (kids []string, raw string) {
+	t.Helper()
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := openAccounts(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	v, err := s.LookupSecret(context.Background(), "signing-keys:ES256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set struct {
+		Keys []struct {
+			KID string `json:"kid"`
+			PEM string `json:"pem"`
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(v, &set); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range set.Keys {
+		if !strings.Contains(k.PEM, "PRIVATE KEY") {
+			t.Fatalf("key %s holds no private key", k.KID)
+		}
+		kids = append(kids, k.KID)
+	}
+	db, err := sql.Open("sqlite", dbFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.QueryRow(`SELECT value FROM shared_secrets WHERE name = 'signing-keys:ES256'`).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	return kids, raw
+}
+
+func TestKeysRotateCommand(t *testing.T) {
+	dir := t.TempDir()
+	dbFile := filepath.Join(dir, "stepup.db")
+	cfg := es256Config(t, "sqlite:"+dbFile, embeddedRedis(t))
+	var out, errs bytes.Buffer
+	if code := keys([]string{"rotate", "-config", cfg}, &out, &errs); code != 0 || !strings.HasPrefix(out.String(), "new signing key ") || !strings.Contains(out.String(), "retiring ") {
+		t.Fatalf("first rotate: exit %d, stdout %q, stderr %q", code, out.String(), errs.String())
+	}
+	first, raw := storedKeySet(t, cfg, dbFile)
+	if len(first) != 2 || !strings.Contains(out.String(), first[1]) || !strings.Contains(out.String(), "retiring "+first[0]) {
+		t.Fatalf("after one rotation the set is %v; the command said %q", first, out.String())
+	}
+	// Sealed: the raw row is neither the JSON nor a PEM.
+	if !strings.HasPrefix(raw, "v1.") || strings.Contains(raw, "PRIVATE KEY") || strings.Contains(raw, first[0]) || strings.Contains(raw, "pem") {
+		t.Fatalf("the raw key set row is not sealed: %.80q", raw)
+	}
+	out.Reset()
+	if code := keys([]string{"rotate", "-config", cfg}, &out, &errs); code != 0 {
+		t.Fatalf("second rotate: exit %d, %q", code, errs.String())
+	}
+	second, _ := storedKeySet(t, cfg, dbFile)
+	if len(second) != 3 || second[0] != first[0] || second[1] != first[1] {
+		t.Fatalf("the second rotation lost a key: %v then %v", first, second)
+	}
+
+	for _, bad := range [][]string{nil, {"rotate"}, {"spin", "-config", cfg}, {"rotate", "-config", cfg, "extra"}} {
+		if code := keys(bad, &out, &errs); code != 2 {
+			t.Fatalf("keys %q: exit %d, want 2", bad, code)
+		}
+	}
+	mem := filepath.Join(dir, "mem.yaml")
+	if err := os.WriteFile(mem, []byte("issuer: http://localhost:8080\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	errs.Reset()
+	if code := keys([]string{"rotate", "-config", mem}, &out, &errs); code != 1 || !strings.Contains(errs.String(), "in memory") {
+		t.Fatalf("in-memory database: exit %d, %q", code, errs.String())
+	}
+}
+
+// es256Config is writeConfigRedis with ES256 keys (quick to generate).
+func es256Config(t *testing.T, db, redisURL string) string {
+	t.Helper()
+	cfg := writeConfigRedis(t, db, redisURL)
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, append(b, "keys: {algorithm: ES256}\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// Rotations at once from several places all land: none loses another's
+// key (the set is swapped only if it is still the one read).
+func TestKeysRotateConcurrently(t *testing.T) {
+	dir := t.TempDir()
+	dbFile := filepath.Join(dir, "stepup.db")
+	redisURL := embeddedRedis(t)
+	cfgPath := es256Config(t, "sqlite:"+dbFile, redisURL)
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const n = 4
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			short, err := redisstore.Open(config.Redis{URL: redisURL}, redisstore.Options{})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			durable, err := openAccounts(ctx, cfg, slog.New(slog.DiscardHandler))
+			if err != nil {
+				short.Close()
+				errs[i] = err
+				return
+			}
+			store := account.Overlay(short, durable)
+			defer store.Close()
+			_, errs[i] = server.RotateSigningKeys(ctx, cfg, store, time.Now())
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("rotation %d: %v", i, err)
+		}
+	}
+	if kids, _ := storedKeySet(t, cfgPath, dbFile); len(kids) != n+1 {
+		t.Fatalf("after %d rotations at once the set has %d keys (%v), want %d", n, len(kids), kids, n+1)
+	}
+}
