@@ -262,9 +262,13 @@ func (k *Keys) current() *keyView {
 	}
 	v, err := k.build(now)
 	if err != nil {
-		// Every key retired and none newer: keep signing with the last
-		// view rather than failing every request.
-		return k.view.Load()
+		// No key signs now (a clock far off the rotation's): keep the
+		// last view until the next reload rather than failing every
+		// request or reloading at each.
+		last := *k.view.Load()
+		last.from, last.until = now, now.Add(keySetRefresh)
+		k.view.Store(&last)
+		return &last
 	}
 	return v
 }
