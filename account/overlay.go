@@ -128,6 +128,39 @@ func (o *overlay) UnlockAccount(ctx context.Context, subject string) error {
 	return nil
 }
 
+// SetActive writes the account's active flag in the database, where
+// every step of a flow reads it (a disabled account can neither sign in
+// nor complete a flow). A concurrent update of the record is read again
+// and the flag written on top of it (ErrNotFound without an account).
+// Ending what lives in Redis (sessions, grants) is the caller's second
+// step: the database goes first, so that nothing can be issued for the
+// account after both steps, whichever instance serves it.
+func (o *overlay) SetActive(ctx context.Context, subject string, active bool) error {
+	for {
+		r, err := o.d.Get(ctx, subject)
+		if err != nil {
+			return err
+		}
+		if r.Active == active {
+			return nil
+		}
+		r.Active = active
+		if _, err := o.d.Update(ctx, r); !errors.Is(err, ErrConflict) {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// DeleteAccount removes the account and its factors from the database
+// (ErrNotFound without one). Callers disable it and end its sessions and
+// grants first (see SetActive).
+func (o *overlay) DeleteAccount(ctx context.Context, subject string) error {
+	return o.d.Delete(ctx, subject)
+}
+
 // InitSecret keeps shared secrets in the database, sealed. A deployment
 // that kept them in Redis carries its values over (same signing key, same
 // cookie keys: nobody is signed out, no token stops verifying): Redis's

@@ -8,7 +8,7 @@
 //     session ends in a PKCE-bound authorization code redeemed at
 //     /oauth/token;
 //   - the operator's admin API (scope stepup:admin): sessions, elevation,
-//     account locks, factor resets.
+//     account locks, factor resets, disabling and deleting accounts.
 //
 // Every call carries a bearer access token of this issuer; the grants and
 // admin APIs take only a client's own client_credentials token with the
@@ -77,6 +77,9 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/users/{user_id}/lock", h.lock)
 	mux.HandleFunc("POST /api/v1/users/{user_id}/unlock", h.unlock)
 	mux.HandleFunc("DELETE /api/v1/users/{user_id}/factors/{kind}", h.resetFactor)
+	mux.HandleFunc("POST /api/v1/users/{user_id}/disable", h.disable)
+	mux.HandleFunc("POST /api/v1/users/{user_id}/enable", h.enable)
+	mux.HandleFunc("DELETE /api/v1/users/{user_id}", h.deleteUser)
 
 	mux.HandleFunc("POST /api/v1/authn/sessions", h.startSession)
 	mux.HandleFunc("GET /api/v1/authn/sessions/{id}", h.getSession)

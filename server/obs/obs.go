@@ -157,6 +157,9 @@ const (
 	EventAccountLocked       = "admin.account_locked"    // an operator locked an account
 	EventAccountUnlocked     = "admin.account_unlocked"  // an operator unlocked an account
 	EventAdminFactorReset    = "admin.factor_reset"      // an operator removed a kind of factor from an account
+	EventAccountDisabled     = "admin.account_disabled"  // an operator disabled an account
+	EventAccountEnabled      = "admin.account_enabled"   // an operator enabled an account again
+	EventAccountDeleted      = "admin.account_deleted"   // an operator deleted an account and its factors
 
 	// SMS and email codes.
 	EventCodeSent       = "code.sent"        // a one-time code sent by SMS or email (factor, purpose)

@@ -141,6 +141,21 @@ func (s *tokenServer) CodeExchange(ctx context.Context, r *zop.ClientRequest[oid
 	} else if err != nil {
 		return nil, storeError(err)
 	}
+	// The account is read after the grant is stored (issue 14): one
+	// disabled or deleted before this read gets no tokens; one disabled
+	// after it had its grants ended after the database write, this one
+	// included (the admin API writes the database, then ends the grants).
+	if a, err := s.p.store.GetAccount(ctx, cd.Subject); errors.Is(err, session.ErrNotFound) || (err == nil && a.Disabled) {
+		if err := s.p.store.DeleteGrant(ctx, g.ID); err != nil && !errors.Is(err, session.ErrNotFound) {
+			return nil, storeError(err)
+		}
+		s.p.Audit(ctx, obs.EventLoginFailed, "client_id", c.GetID(), "sub", cd.Subject, "reason", "disabled")
+		return nil, invalidGrant("the account is disabled or deleted")
+	} else if err != nil {
+		// Unknown: the grant is not left behind, and nothing is issued.
+		_ = s.p.store.DeleteGrant(ctx, g.ID)
+		return nil, storeError(err)
+	}
 	resp, err := s.p.tokenResponse(c, g, gd, cd.Nonce, refresh, now)
 	if err != nil {
 		return nil, err
@@ -229,13 +244,15 @@ func (s *tokenServer) RefreshToken(ctx context.Context, r *zop.ClientRequest[oid
 	}
 	// An operator's lock ended every grant of the user; one issued since
 	// (a session the lock did not find) is refused while the lock holds.
-	if a, err := s.p.store.GetAccount(ctx, g.Subject); err == nil && a.Disabled {
+	// A deleted account's grants were ended before it was deleted; one
+	// found anyway is refused like a disabled account's.
+	if a, err := s.p.store.GetAccount(ctx, g.Subject); errors.Is(err, session.ErrNotFound) || (err == nil && a.Disabled) {
 		s.p.Audit(ctx, obs.EventLoginFailed, "client_id", c.GetID(), "sub", g.Subject, "reason", "disabled")
-		return nil, invalidGrant("the account is disabled")
+		return nil, invalidGrant("the account is disabled or deleted")
 	} else if err == nil && a.Locked {
 		s.p.Audit(ctx, obs.EventLocked, "budget", "account", "client_id", c.GetID(), "sub", g.Subject, "reason", "refresh")
 		return nil, invalidGrant("the account is locked")
-	} else if err != nil && !errors.Is(err, session.ErrNotFound) {
+	} else if err != nil {
 		return nil, storeError(err)
 	}
 	presented := hashSecret(token)
