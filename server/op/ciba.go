@@ -480,15 +480,6 @@ func (p *Provider) cibaToken(w http.ResponseWriter, r *http.Request) {
 		zop.WriteError(w, r, oidc.ErrServerError().WithDescription("the approval could not be read"), nil)
 		return
 	}
-	// Locked or disabled since the approval: no tokens.
-	if a, err := p.store.GetAccount(ctx, cr.Subject); errors.Is(err, session.ErrNotFound) || (err == nil && (a.Locked || a.Disabled)) {
-		p.Audit(ctx, obs.EventCIBARefused, "client_id", c.GetID(), "sub", cr.Subject, "reason", "account_locked")
-		tokenErr("access_denied", "the user's account cannot be used now")
-		return
-	} else if err != nil {
-		zop.WriteError(w, r, storeError(err), nil)
-		return
-	}
 	g := &session.Grant{ID: randomID(18), ClientID: c.GetID(), Subject: cr.Subject, ExpiresAt: now.Add(accessTokenLifetime)}
 	gd := grantData{authClaims: cr.authClaims, Scopes: cr.Scopes}
 	if g.Data, err = json.Marshal(gd); err != nil {
@@ -496,6 +487,22 @@ func (p *Provider) cibaToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := p.store.PutGrant(ctx, g); err != nil {
+		zop.WriteError(w, r, storeError(err), nil)
+		return
+	}
+	// Locked, disabled or deleted since the approval: no tokens. Read
+	// after the grant is stored, as at the code exchange: a lock or
+	// disable written after this read ends the grant in its Redis step.
+	if a, err := p.store.GetAccount(ctx, cr.Subject); errors.Is(err, session.ErrNotFound) || (err == nil && (a.Locked || a.Disabled)) {
+		if err := p.store.DeleteGrant(ctx, g.ID); err != nil && !errors.Is(err, session.ErrNotFound) {
+			zop.WriteError(w, r, storeError(err), nil)
+			return
+		}
+		p.Audit(ctx, obs.EventCIBARefused, "client_id", c.GetID(), "sub", cr.Subject, "reason", "account_locked")
+		tokenErr("access_denied", "the user's account cannot be used now")
+		return
+	} else if err != nil {
+		_ = p.store.DeleteGrant(ctx, g.ID)
 		zop.WriteError(w, r, storeError(err), nil)
 		return
 	}
