@@ -50,6 +50,9 @@ type Store interface {
 	SeedAccount(ctx context.Context, a *session.Account) (*session.Account, error)
 	GetAccount(ctx context.Context, subject string) (*session.Account, error)
 	AccountByUsername(ctx context.Context, username string) (*session.Account, error)
+	// AccountByEmail is session.EmailFinder's: ignoring case, ErrNotFound
+	// without one.
+	AccountByEmail(ctx context.Context, email string) (*session.Account, error)
 	SetTOTPSecret(ctx context.Context, subject, secret string) error
 	SetEmailMFA(ctx context.Context, subject string, on bool) error
 	SetLastFactor(ctx context.Context, subject string, f authn.Factor) error

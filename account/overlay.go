@@ -37,7 +37,10 @@ type overlay struct {
 	d Store
 }
 
-var _ session.Store = (*overlay)(nil)
+var (
+	_ session.Store       = (*overlay)(nil)
+	_ session.EmailFinder = (*overlay)(nil)
+)
 
 func (o *overlay) SeedAccount(ctx context.Context, a *session.Account) (*session.Account, error) {
 	return o.d.SeedAccount(ctx, a)
@@ -49,6 +52,11 @@ func (o *overlay) GetAccount(ctx context.Context, subject string) (*session.Acco
 
 func (o *overlay) AccountByUsername(ctx context.Context, username string) (*session.Account, error) {
 	return o.d.AccountByUsername(ctx, username)
+}
+
+// AccountByEmail implements session.EmailFinder from the database.
+func (o *overlay) AccountByEmail(ctx context.Context, email string) (*session.Account, error) {
+	return o.d.AccountByEmail(ctx, email)
 }
 
 func (o *overlay) SetTOTPSecret(ctx context.Context, subject, secret string) error {

@@ -181,6 +181,15 @@ type AccountStore interface {
 	UseTOTPStep(ctx context.Context, subject string, step int64, ttl time.Duration) (bool, error)
 }
 
+// EmailFinder finds accounts by email address. The durable account
+// store (account.Store, and the overlay the server runs on) implements
+// it; a store without it finds accounts by username only.
+type EmailFinder interface {
+	// AccountByEmail returns the account whose email is email, ignoring
+	// case; ErrNotFound when there is none (emails are unique).
+	AccountByEmail(ctx context.Context, email string) (*Account, error)
+}
+
 // PasswordStore replaces password hashes.
 type PasswordStore interface {
 	// ReplacePasswordHash sets the password hash of subject to newHash if

@@ -160,9 +160,19 @@ func testUnique(t *testing.T, s account.Store) {
 	if _, err := s.SeedAccount(ctx, &session.Account{Subject: "sub-" + newID(), Username: "fourth-" + id, Email: "CAROL-" + id + "@example.com"}); !errors.Is(err, account.ErrTaken) {
 		t.Errorf("SeedAccount with a taken email = %v, want ErrTaken", err)
 	}
-	// Many accounts may have no email.
+	// Many accounts may have no email; an empty email finds none of them.
 	for range 2 {
 		seed(t, s, &session.Account{Username: "noemail-" + newID()})
+	}
+	if _, err := s.AccountByEmail(ctx, ""); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("AccountByEmail(\"\") = %v, want ErrNotFound", err)
+	}
+	// The email finds its account, ignoring case; another finds none.
+	if got, err := s.AccountByEmail(ctx, "cAROL-"+id+"@EXAMPLE.com"); err != nil || got.Subject != a.Subject {
+		t.Errorf("AccountByEmail of Carol's email, other case = %+v, %v; want %s", got, err, a.Subject)
+	}
+	if _, err := s.AccountByEmail(ctx, "nobody-"+id+"@example.com"); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("AccountByEmail of an unknown email = %v, want ErrNotFound", err)
 	}
 	// An update to a taken username or email fails and changes nothing.
 	b, err := s.Create(ctx, &account.Record{Account: session.Account{Subject: "sub-" + newID(), Username: "dan-" + id}, Active: true})

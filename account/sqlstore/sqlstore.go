@@ -262,6 +262,19 @@ func (s *Store) AccountByUsername(ctx context.Context, username string) (*sessio
 	return &r.Account, nil
 }
 
+// AccountByEmail implements session.EmailFinder, ignoring case (the
+// email_key index). An empty email names no account.
+func (s *Store) AccountByEmail(ctx context.Context, email string) (*session.Account, error) {
+	if email == "" {
+		return nil, fmt.Errorf("sqlstore: account by email: %w", session.ErrNotFound)
+	}
+	r, err := s.getRecord(ctx, "account by email", "a.email_key = $1", key(email))
+	if err != nil {
+		return nil, err
+	}
+	return &r.Account, nil
+}
+
 const insertAccount = `INSERT INTO accounts (subject, username, username_key, email, email_key, phone, name,
 	password_hash, totp_secret, email_mfa, active, external_id, created_at, updated_at, version)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, 1)`

@@ -171,13 +171,19 @@ func (p *Provider) verifyIDTokenHint(token string) (string, bool) {
 	return c.Subject, true
 }
 
-// SaveFlow stores a pending flow.
+// SaveFlow stores a pending flow: a sign-in flow for flowLifetime from
+// its start, a CIBA approval flow as long as its request is pending (up
+// to the client's max_expiry, an hour), never longer. ErrNotFound when
+// that time has passed.
 func (p *Provider) SaveFlow(ctx context.Context, f *Flow) error {
 	b, err := json.Marshal(f)
 	if err != nil {
 		return err
 	}
 	ttl := flowLifetime - p.now().Sub(f.Start)
+	if f.CIBA != nil {
+		ttl = f.CIBA.Expires.Sub(p.now())
+	}
 	if ttl <= 0 {
 		return session.ErrNotFound
 	}

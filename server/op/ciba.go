@@ -382,10 +382,13 @@ func (p *Provider) cibaUser(ctx context.Context, c *Client, req *cibaRequest) (*
 		}
 		acct, err = p.store.GetAccount(ctx, claims.Subject)
 	default:
+		// A username first, then an email (ignoring case), looked up in
+		// the account store: accounts created at runtime (stepupd import,
+		// SCIM) are found like those of the configuration.
 		acct, err = p.store.AccountByUsername(ctx, req.LoginHint)
-		if errors.Is(err, session.ErrNotFound) {
-			if name, ok := p.usernameByEmail[strings.ToLower(req.LoginHint)]; ok {
-				acct, err = p.store.AccountByUsername(ctx, name)
+		if errors.Is(err, session.ErrNotFound) && strings.Contains(req.LoginHint, "@") {
+			if f, ok := p.store.(session.EmailFinder); ok {
+				acct, err = f.AccountByEmail(ctx, req.LoginHint)
 			}
 		}
 	}

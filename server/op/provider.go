@@ -113,10 +113,6 @@ type Provider struct {
 	// email_mfa: true, which every start turns on again.
 	emailRequired map[string]bool
 	sidKey        []byte
-	// usernameByEmail maps the lower-cased email of each configured user
-	// (when no other user has it) to their username: a CIBA login_hint
-	// may be either.
-	usernameByEmail map[string]string
 	// httpClient calls CIBA ping notification endpoints.
 	httpClient *http.Client
 }
@@ -149,19 +145,6 @@ func New(o Options) (*Provider, error) {
 	}
 	if len(p.sidKey) < 32 {
 		return nil, errors.New("op: SIDKey must be at least 32 bytes")
-	}
-	p.usernameByEmail = map[string]string{}
-	dupEmail := map[string]bool{}
-	for _, u := range cfg.Users {
-		if e := strings.ToLower(u.Email); e != "" {
-			if _, seen := p.usernameByEmail[e]; seen {
-				dupEmail[e] = true
-			}
-			p.usernameByEmail[e] = u.Username
-		}
-	}
-	for e := range dupEmail {
-		delete(p.usernameByEmail, e)
 	}
 	p.httpClient = &http.Client{
 		Timeout: pingTimeout,
