@@ -711,9 +711,9 @@ func TestCIBAApprovalEndsWithoutTouchingSession(t *testing.T) {
 	spa := e.rp("spa", "")
 	signIn(t, e, b, spa, nil, "bob", bobPass)
 	rp := e.cibaRP(t, "teller", tellerSecret)
-	rp.start(url.Values{"login_hint": {"bob"}})
+	rp.start(url.Values{"login_hint": {"bob"}, "requested_expiry": {"600"}})
 	p := b.open(in.link("bob@example.com"))
-	e.clock.Advance(31 * time.Minute) // past the approval flow's 30 minutes
+	e.clock.Advance(11 * time.Minute) // past the request, so past its approval flow
 	if p = b.login(p, "bob", bobPass); p.status/100 != 4 || p.loc != nil {
 		t.Fatalf("an approval past its flow: %d\n%s", p.status, excerpt(p.body))
 	}
