@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,7 +15,6 @@ import (
 	"github.com/stepup-dev/stepup/account/scimuser"
 	"github.com/stepup-dev/stepup/account/sqlstore"
 	"github.com/stepup-dev/stepup/authn/password"
-	"github.com/stepup-dev/stepup/config"
 	"github.com/stepup-dev/stepup/server/op"
 	"github.com/stepup-dev/stepup/session"
 	"github.com/stepup-dev/stepup/session/redisstore"
@@ -35,26 +33,11 @@ const (
 // it twice changes nothing. It reports the counts and the line of every
 // failure, and exits 1 when a line failed.
 func importUsers(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("stepupd import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "configuration file (YAML)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	cfg, rest, code := commandConfig("import", " USERS.jsonl", 1, "nothing would be kept", args, stderr)
+	if cfg == nil {
+		return code
 	}
-	if *cfgPath == "" || fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: stepupd import -config FILE USERS.jsonl")
-		return 2
-	}
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s:\n%v\n", *cfgPath, err)
-		return 1
-	}
-	if cfg.DatabaseURL() == config.MemoryDatabaseURL {
-		fmt.Fprintln(stderr, "stepupd import: the database is in memory (no database.url): nothing would be kept")
-		return 1
-	}
-	f, err := os.Open(fs.Arg(0))
+	f, err := os.Open(rest[0])
 	if err != nil {
 		fmt.Fprintln(stderr, "stepupd import:", err)
 		return 1

@@ -240,29 +240,42 @@ func openAccounts(ctx context.Context, cfg *config.Config, log *slog.Logger) (*s
 	return s, nil
 }
 
-// migrate applies the database migrations alone: `stepupd migrate
-// -config FILE` (Open applies them at every start too).
-func migrate(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("stepupd migrate", flag.ContinueOnError)
+// commandConfig parses the flags of a database subcommand (`stepupd NAME
+// -config FILE ARGS…`, nargs positional arguments after the flags) and
+// loads its configuration, refusing an in-memory database, where the
+// command would change nothing that lasts (why says what). A nil config
+// comes with the exit code: 2 for usage, 1 for a bad configuration.
+func commandConfig(name, usage string, nargs int, why string, args []string, stderr io.Writer) (*config.Config, []string, int) {
+	fs := flag.NewFlagSet("stepupd "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "configuration file (YAML)")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return nil, nil, 2
 	}
-	if *cfgPath == "" || fs.NArg() != 0 {
-		fmt.Fprintln(stderr, "usage: stepupd migrate -config FILE")
-		return 2
+	if *cfgPath == "" || fs.NArg() != nargs {
+		fmt.Fprintln(stderr, "usage: stepupd "+name+" -config FILE"+usage)
+		return nil, nil, 2
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s:\n%v\n", *cfgPath, err)
-		return 1
+		return nil, nil, 1
+	}
+	if cfg.DatabaseURL() == config.MemoryDatabaseURL {
+		fmt.Fprintf(stderr, "stepupd %s: the database is in memory (no database.url): %s\n", name, why)
+		return nil, nil, 1
+	}
+	return cfg, fs.Args(), 0
+}
+
+// migrate applies the database migrations alone: `stepupd migrate
+// -config FILE` (Open applies them at every start too).
+func migrate(args []string, stdout, stderr io.Writer) int {
+	cfg, _, code := commandConfig("migrate", "", 0, "nothing to migrate", args, stderr)
+	if cfg == nil {
+		return code
 	}
 	url := cfg.DatabaseURL()
-	if url == config.MemoryDatabaseURL {
-		fmt.Fprintln(stderr, "stepupd migrate: the database is in memory (no database.url): nothing to migrate")
-		return 1
-	}
 	applied, err := sqlstore.Migrate(context.Background(), url)
 	if err != nil {
 		fmt.Fprintln(stderr, "stepupd migrate:", err)
@@ -284,24 +297,9 @@ func keys(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: stepupd keys rotate -config FILE")
 		return 2
 	}
-	fs := flag.NewFlagSet("stepupd keys rotate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "configuration file (YAML)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
-	}
-	if *cfgPath == "" || fs.NArg() != 0 {
-		fmt.Fprintln(stderr, "usage: stepupd keys rotate -config FILE")
-		return 2
-	}
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s:\n%v\n", *cfgPath, err)
-		return 1
-	}
-	if cfg.DatabaseURL() == config.MemoryDatabaseURL {
-		fmt.Fprintln(stderr, "stepupd keys rotate: the database is in memory (no database.url): no key set to rotate")
-		return 1
+	cfg, _, code := commandConfig("keys rotate", "", 0, "no key set to rotate", args[1:], stderr)
+	if cfg == nil {
+		return code
 	}
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
