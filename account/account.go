@@ -90,3 +90,18 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 }
+
+// Query selects accounts for a search (SCIM's filter): every field set
+// must match (usernames and emails ignoring case), in creation order,
+// skipping Offset and returning at most Limit.
+type Query struct {
+	Username, Email, ExternalID *string
+	Active                      *bool
+	Offset, Limit               int
+}
+
+// Searcher is a Store that can search its accounts: the records of one
+// page and the number of all that match.
+type Searcher interface {
+	Search(ctx context.Context, q Query) ([]*Record, int, error)
+}

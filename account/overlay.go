@@ -206,3 +206,7 @@ func (o *overlay) Ping(ctx context.Context) error {
 func (o *overlay) Close() error {
 	return errors.Join(o.Short.Close(), o.d.Close())
 }
+
+// Durable is the account database behind the overlay (administration:
+// SCIM reads and writes whole records).
+func (o *overlay) Durable() Store { return o.d }

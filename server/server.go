@@ -22,6 +22,7 @@ import (
 	"github.com/stepup-dev/stepup/server/login"
 	"github.com/stepup-dev/stepup/server/obs"
 	"github.com/stepup-dev/stepup/server/op"
+	"github.com/stepup-dev/stepup/server/scim"
 	"github.com/stepup-dev/stepup/session"
 	"github.com/stepup-dev/stepup/templates"
 )
@@ -125,6 +126,7 @@ func New(ctx context.Context, cfg *config.Config, store session.Store, o Options
 	mux := http.NewServeMux()
 	login.New(p, pages, csrfKey).Register(mux)
 	api.New(p).Register(mux)
+	scim.New(p).Register(mux)
 	ph := p.Handler()
 	for _, path := range []string{op.PathDiscovery, op.PathJWKS, op.PathAuthorize, op.PathEndSession, op.PathToken, op.PathIntrospect, op.PathUserinfo, op.PathRevoke, op.PathBCAuthorize, "GET " + op.PathCIBALink + "{link}", "POST " + op.PathCIBALink + "{link}"} {
 		mux.Handle(path, ph)

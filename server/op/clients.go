@@ -31,6 +31,8 @@ const (
 	ScopeGrants = APIScopePrefix + "grants"
 	ScopeAdmin  = APIScopePrefix + "admin"
 	ScopeAuthn  = APIScopePrefix + "authn"
+	// ScopeSCIM is /scim/v2 (PRODUCT.md §10).
+	ScopeSCIM = APIScopePrefix + "scim"
 )
 
 // APIScopePrefix is the namespace of the API scopes: every scope in it

@@ -229,6 +229,12 @@ func (p *Provider) Store() session.Store { return p.store }
 // Sessions is the cookie manager.
 func (p *Provider) Sessions() *session.Manager { return p.sessions }
 
+// HashPassword hashes a new password with the configured argon2id
+// parameters, under the hashing limiter.
+func (p *Provider) HashPassword(ctx context.Context, pw string) (string, error) {
+	return p.hashes.Hash(ctx, p.hashParams, pw)
+}
+
 // Hashes bounds password hashing.
 func (p *Provider) Hashes() *password.Limiter { return p.hashes }
 

@@ -1,0 +1,73 @@
+package sqlstore
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/stepup-dev/stepup/account"
+)
+
+// Search implements account.Searcher: one count, one page of subjects,
+// then each record (a page is small).
+func (s *Store) Search(ctx context.Context, q account.Query) ([]*account.Record, int, error) {
+	const op = "search accounts"
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if q.Username != nil {
+		add("username_key = ?", key(*q.Username))
+	}
+	if q.Email != nil {
+		add("email_key = ?", key(*q.Email))
+	}
+	if q.ExternalID != nil {
+		add("external_id = ?", *q.ExternalID)
+	}
+	if q.Active != nil {
+		add("active = ?", *q.Active)
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	var total int
+	if err := s.db.QueryRowContext(ctx, s.d.rebind("SELECT COUNT(*) FROM accounts"+cond), args...).Scan(&total); err != nil {
+		return nil, 0, s.fail(op, err)
+	}
+	if q.Limit <= 0 || q.Offset >= total {
+		return nil, total, nil
+	}
+	rows, err := s.db.QueryContext(ctx, s.d.rebind("SELECT subject FROM accounts"+cond+
+		" ORDER BY created_at, subject LIMIT "+strconv.Itoa(q.Limit)+" OFFSET "+strconv.Itoa(max(q.Offset, 0))), args...)
+	if err != nil {
+		return nil, 0, s.fail(op, err)
+	}
+	var subs []string
+	for rows.Next() {
+		var sub string
+		if err := rows.Scan(&sub); err != nil {
+			rows.Close()
+			return nil, 0, s.fail(op, err)
+		}
+		subs = append(subs, sub)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, 0, s.fail(op, err)
+	}
+	out := make([]*account.Record, 0, len(subs))
+	for _, sub := range subs {
+		r, err := s.Get(ctx, sub)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		out = append(out, r)
+	}
+	return out, total, nil
+}
