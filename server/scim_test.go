@@ -200,6 +200,17 @@ func TestSCIMOktaProvisioning(t *testing.T) {
 	if put.str("displayName") != "David Doe" || put.str("externalId") != "" || put.header.Get("ETag") == created.header.Get("ETag") {
 		t.Fatalf("put replaces: %v %v", put.header, put.body)
 	}
+	// A PUT without phoneNumbers keeps the phone (an enrolled SMS factor);
+	// a remove clears it.
+	e.scim("PATCH", "/Users/"+id, tok, `{"Operations":[{"op":"add","path":"phoneNumbers[type eq \"mobile\"].value","value":"+15555550123"}]}`).wantSCIM(t, "add phone", 200, "")
+	put = e.scim("PUT", "/Users/"+id, tok, `{"userName":"dave@example.org","displayName":"David Doe","active":true}`).wantSCIM(t, "put without phones", 200, "")
+	if ph, _ := put.body["phoneNumbers"].([]any); len(ph) != 1 || ph[0].(map[string]any)["value"] != "+15555550123" {
+		t.Fatalf("a PUT without phoneNumbers: %v", put.body)
+	}
+	put = e.scim("PATCH", "/Users/"+id, tok, `{"Operations":[{"op":"remove","path":"phoneNumbers"}]}`).wantSCIM(t, "remove phone", 200, "")
+	if put.body["phoneNumbers"] != nil {
+		t.Fatalf("after removing phoneNumbers: %v", put.body)
+	}
 	e.scim("PATCH", "/Users/"+id, tok, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
 		"Operations":[{"op":"replace","value":{"active":false}}]}`).wantSCIM(t, "deactivate", 200, "")
 	wantTokensEnded(t, e, "tokens after deactivation", tk)

@@ -251,7 +251,11 @@ func remove(m map[string]any, path string) error {
 			delete(o, key(o, sub))
 		}
 	default:
-		delete(m, k)
+		if _, ok := m[k].([]any); ok {
+			m[k] = []any{} // an empty list clears (phoneNumbers: see apply)
+		} else {
+			delete(m, k)
+		}
 	}
 	return nil
 }

@@ -124,10 +124,18 @@ func parseUser(w http.ResponseWriter, b []byte) (*scimuser.User, bool) {
 }
 
 // apply writes u onto rec: with replace (PUT, PATCH) the attributes u
-// leaves out are cleared, except the write-only secrets and active.
+// leaves out are cleared, except the write-only secrets, active and the
+// phone.
 func (h *Handler) apply(w http.ResponseWriter, r *http.Request, u *scimuser.User, rec *account.Record, replace bool) bool {
 	if replace {
-		rec.ExternalID, rec.Name, rec.Email, rec.Phone = "", "", "", ""
+		rec.ExternalID, rec.Name, rec.Email = "", "", ""
+		// The phone is an enrolled SMS factor the user may have enrolled
+		// on their own: only a request that gives phoneNumbers (an empty
+		// list clears it) changes it, so a provisioning client that does
+		// not manage phones never silently removes a factor.
+		if u.PhoneNumbers != nil {
+			rec.Phone = ""
+		}
 	}
 	if err := u.Apply(rec); err != nil {
 		fail(w, http.StatusBadRequest, "invalidValue", err.Error())
