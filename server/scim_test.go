@@ -31,7 +31,7 @@ func scimEnv(t *testing.T) *env {
 // scim calls /scim/v2/… with a bearer token and a raw JSON body.
 func (e *env) scim(method, path, token, body string, header ...string) apiResp {
 	e.t.Helper()
-	req, _ := http.NewRequestWithContext(context.Background(), method, e.issuer+"/scim/v2"+path, strings.NewReader(body))
+	req, _ := http.NewRequestWithContext(withTest(context.Background(), e.t), method, e.issuer+"/scim/v2"+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/scim+json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
