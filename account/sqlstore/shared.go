@@ -78,31 +78,17 @@ func (s *Store) LookupSecret(ctx context.Context, name string) ([]byte, error) {
 // another key sealed (see Reseal).
 func (s *Store) resealSecrets(ctx context.Context) (int, error) {
 	const op = "reseal shared secrets"
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT name, value FROM shared_secrets WHERE value NOT LIKE $1`), "v1."+s.keys.SealingKeyID()+".%")
+	old, err := s.sealedByOtherKeys(ctx, `SELECT name, value FROM shared_secrets WHERE value NOT LIKE $1`)
 	if err != nil {
-		return 0, s.fail(op, err)
-	}
-	type row struct{ name, sealed string }
-	var old []row
-	for rows.Next() {
-		var r row
-		if err := rows.Scan(&r.name, &r.sealed); err != nil {
-			rows.Close()
-			return 0, s.fail(op, err)
-		}
-		old = append(old, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return 0, s.fail(op, err)
 	}
 	n := 0
 	for _, r := range old {
-		v, err := s.keys.Open(r.sealed, secretAD(r.name))
+		v, err := s.keys.Open(r.sealed, secretAD(r.id))
 		if err != nil {
-			return n, fmt.Errorf("sqlstore: %s %s: %w", op, r.name, err)
+			return n, fmt.Errorf("sqlstore: %s %s: %w", op, r.id, err)
 		}
-		res, err := s.exec(ctx, `UPDATE shared_secrets SET value = $1 WHERE name = $2 AND value = $3`, s.keys.Seal(v, secretAD(r.name)), r.name, r.sealed)
+		res, err := s.exec(ctx, `UPDATE shared_secrets SET value = $1 WHERE name = $2 AND value = $3`, s.keys.Seal(v, secretAD(r.id)), r.id, r.sealed)
 		if err != nil {
 			return n, s.fail(op, err)
 		}

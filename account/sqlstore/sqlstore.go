@@ -495,39 +495,49 @@ func (s *Store) DeletePasskey(ctx context.Context, subject, id string) error {
 	return s.updateOne(ctx, "delete passkey", `DELETE FROM passkeys WHERE subject = $1 AND id = $2`, subject, id)
 }
 
+// sealedRow is a row whose value (sealed) another key than the sealing
+// key sealed: id is the subject or the secret's name.
+type sealedRow struct{ id, sealed string }
+
+// sealedByOtherKeys runs query, whose only parameter ($1) is the LIKE
+// pattern of values the sealing key sealed, and returns its (id, sealed)
+// rows.
+func (s *Store) sealedByOtherKeys(ctx context.Context, query string) ([]sealedRow, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(query), "v1."+s.keys.SealingKeyID()+".%")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []sealedRow
+	for rows.Next() {
+		var r sealedRow
+		if err := rows.Scan(&r.id, &r.sealed); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
 // Reseal seals again, under the first key, every TOTP secret and shared
 // secret sealed under another, and returns how many it changed. Each row is replaced only if
 // it still holds what was read, so a concurrent write is never undone;
 // the plaintext is the same, so neither version nor updated_at moves.
 func (s *Store) Reseal(ctx context.Context) (int, error) {
 	const op = "reseal totp secrets"
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT subject, totp_secret FROM accounts
-		WHERE totp_secret <> '' AND totp_secret NOT LIKE $1`), "v1."+s.keys.SealingKeyID()+".%")
+	old, err := s.sealedByOtherKeys(ctx, `SELECT subject, totp_secret FROM accounts
+		WHERE totp_secret <> '' AND totp_secret NOT LIKE $1`)
 	if err != nil {
-		return 0, s.fail(op, err)
-	}
-	type row struct{ sub, sealed string }
-	var old []row
-	for rows.Next() {
-		var r row
-		if err := rows.Scan(&r.sub, &r.sealed); err != nil {
-			rows.Close()
-			return 0, s.fail(op, err)
-		}
-		old = append(old, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return 0, s.fail(op, err)
 	}
 	n := 0
 	for _, r := range old {
-		plain, err := s.openTOTP(r.sub, r.sealed)
+		plain, err := s.openTOTP(r.id, r.sealed)
 		if err != nil {
 			return n, fmt.Errorf("sqlstore: %s: %w", op, err)
 		}
 		res, err := s.exec(ctx, `UPDATE accounts SET totp_secret = $1 WHERE subject = $2 AND totp_secret = $3`,
-			s.sealTOTP(r.sub, plain), r.sub, r.sealed)
+			s.sealTOTP(r.id, plain), r.id, r.sealed)
 		if err != nil {
 			return n, s.fail(op, err)
 		}
