@@ -262,3 +262,53 @@ func TestSCIMFilterAndPaging(t *testing.T) {
 	}
 	e.scim("GET", "/Users?count=x", tok, "").wantSCIM(t, "bad count", 400, "invalidValue")
 }
+
+// RFC 7644 §3.5.2 value filters through the endpoint, in the forms Entra
+// ID and Okta send: type and primary joined by and, primary alone, a
+// value to remove; bad filters and paths are 400 with the RFC's scimType
+// and change nothing.
+func TestSCIMPatchValueFilters(t *testing.T) {
+	e := scimEnv(t)
+	tok := e.ccToken("bank", bankSecret, "stepup:scim")
+	id := e.scim("POST", "/Users", tok, `{"userName":"hank","emails":[{"value":"hank@home.example","type":"home"},{"value":"hank@work.example","type":"work","primary":true}],
+		"phoneNumbers":[{"value":"+15555550111","type":"mobile","primary":true}]}`).wantSCIM(t, "create", 201, "").str("id")
+	email := func() string {
+		t.Helper()
+		got := e.scim("GET", "/Users/"+id, tok, "").wantSCIM(t, "get", 200, "")
+		es, _ := got.body["emails"].([]any)
+		if len(es) == 0 {
+			return ""
+		}
+		return es[0].(map[string]any)["value"].(string)
+	}
+	if got := email(); got != "hank@work.example" {
+		t.Fatalf("the primary email is the account's: %q", got)
+	}
+	e.scim("PATCH", "/Users/"+id, tok, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[
+		{"op":"Replace","path":"emails[type eq \"work\" and primary eq true].value","value":"hank@new.example"}]}`).wantSCIM(t, "type and primary", 200, "")
+	if got := email(); got != "hank@new.example" {
+		t.Fatalf("after emails[type eq \"work\" and primary eq true].value: %q", got)
+	}
+	e.scim("PATCH", "/Users/"+id, tok, `{"Operations":[{"op":"replace","path":"phoneNumbers[primary eq true or type eq \"mobile\"].value","value":"+15555550122"}]}`).
+		wantSCIM(t, "phone by primary or type", 200, "")
+	if got := e.scim("GET", "/Users/"+id, tok, ""); !strings.Contains(got.raw(), `"+15555550122"`) {
+		t.Fatalf("after phoneNumbers[primary eq true or type eq \"mobile\"].value: %v", got.body)
+	}
+	e.scim("PATCH", "/Users/"+id, tok, `{"Operations":[{"op":"remove","path":"emails[value eq \"HANK@new.example\"]"}]}`).wantSCIM(t, "remove by value", 200, "")
+	if got := email(); got != "" {
+		t.Fatalf("after removing the email by value: %q", got)
+	}
+	before := e.scim("GET", "/Users/"+id, tok, "").header.Get("ETag")
+	for _, c := range []struct{ path, scimType string }{
+		{`emails[type gt \"work\"].value`, "invalidFilter"},
+		{`emails[type eq work].value`, "invalidFilter"},
+		{`emails[type eq \"work\"`, "invalidPath"},
+		{`userName[value eq \"x\"]`, "invalidPath"},
+		{`emails[type ne \"work\"].value`, "noTarget"},
+	} {
+		e.scim("PATCH", "/Users/"+id, tok, `{"Operations":[{"op":"replace","path":"`+c.path+`","value":"x@y.example"}]}`).wantSCIM(t, c.path, 400, c.scimType)
+	}
+	if after := e.scim("GET", "/Users/"+id, tok, "").header.Get("ETag"); after != before {
+		t.Fatalf("a refused PATCH changed the user: ETag %s → %s", before, after)
+	}
+}

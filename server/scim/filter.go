@@ -24,7 +24,7 @@ func ParseFilter(f string) (account.Query, error) {
 	if len(f) > maxFilterBytes {
 		return q, fmt.Errorf("the filter is longer than %d bytes", maxFilterBytes)
 	}
-	toks, err := tokens(f)
+	toks, err := tokens(f, false)
 	if err != nil {
 		return q, err
 	}
@@ -84,7 +84,9 @@ type token struct {
 	quoted bool
 }
 
-func tokens(f string) ([]token, error) {
+// tokens splits a filter into names, operators and quoted strings;
+// parens allows ( and ) as tokens of their own (a PATCH value filter).
+func tokens(f string, parens bool) ([]token, error) {
 	var out []token
 	for i := 0; i < len(f); {
 		switch c := f[i]; {
@@ -106,11 +108,14 @@ func tokens(f string) ([]token, error) {
 			}
 			out = append(out, token{s: s, quoted: true})
 			i = j + 1
+		case parens && (c == '(' || c == ')'):
+			out = append(out, token{s: string(c)})
+			i++
 		case c == '(' || c == ')' || c == '[' || c == ']':
 			return nil, fmt.Errorf("unsupported %q: only attr eq value joined by and", c)
 		default:
 			j := i
-			for j < len(f) && f[j] != ' ' && f[j] != '\t' && f[j] != '"' && f[j] != '(' && f[j] != ')' && f[j] != '[' {
+			for j < len(f) && f[j] != ' ' && f[j] != '\t' && f[j] != '"' && f[j] != '(' && f[j] != ')' && f[j] != '[' && f[j] != ']' {
 				j++
 			}
 			out = append(out, token{s: f[i:j]})

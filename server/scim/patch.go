@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/stepup-dev/stepup/account"
-	"github.com/stepup-dev/stepup/account/scimuser"
 )
 
 type patchOp struct {
@@ -44,12 +43,7 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request) {
 		m := h.userJSON(rec)
 		for _, o := range req.Operations {
 			if err := applyOp(m, o); err != nil {
-				scimType := "invalidValue"
-				var pe pathError
-				if errors.As(err, &pe) {
-					scimType = "invalidPath"
-				}
-				fail(w, http.StatusBadRequest, scimType, err.Error())
+				fail(w, http.StatusBadRequest, scimTypeOf(err), err.Error())
 				return false
 			}
 		}
@@ -135,76 +129,116 @@ func applyOp(m map[string]any, o patchOp) error {
 	return set(m, path, normalise(lastName(path), v), kind)
 }
 
+// lastName is the attribute a path's value is for (value in
+// emails[type eq "work"].value), to read "True" as a boolean.
 func lastName(path string) string {
-	if i := strings.LastIndexAny(path, ".:"); i >= 0 {
-		return path[i+1:]
+	vp, err := parsePath(path)
+	switch {
+	case err != nil:
+		return ""
+	case vp.sub != "":
+		return vp.sub
 	}
-	return path
+	return vp.attr
 }
 
-// splitPath parses attr, attr.sub, attr[type eq "x"].sub and the
-// extension's urn:…:User:attr.
-func splitPath(path string) (attr, filterType, sub string, err error) {
-	if strings.HasPrefix(strings.ToLower(path), strings.ToLower(scimuser.ExtensionSchema)+":") {
-		return scimuser.ExtensionSchema, "", path[len(scimuser.ExtensionSchema)+1:], nil
+// noTargetError is a replace whose value filter selects nothing and
+// cannot describe a new value (RFC 7644 §3.5.2.3): 400 noTarget.
+type noTargetError struct{ msg string }
+
+func (e noTargetError) Error() string { return e.msg }
+
+// scimTypeOf is the scimType of an operation's error.
+func scimTypeOf(err error) string {
+	var (
+		pe pathError
+		fe filterError
+		ne noTargetError
+	)
+	switch {
+	case errors.As(err, &pe):
+		return "invalidPath"
+	case errors.As(err, &fe):
+		return "invalidFilter"
+	case errors.As(err, &ne):
+		return "noTarget"
 	}
-	path = strings.TrimPrefix(path, SchemaUser+":")
-	if i := strings.IndexByte(path, '['); i >= 0 {
-		j := strings.IndexByte(path, ']')
-		if j < i {
-			return "", "", "", pathError{fmt.Sprintf("path %q: unterminated [", path)}
-		}
-		f := strings.Fields(path[i+1 : j])
-		if len(f) != 3 || !strings.EqualFold(f[0], "type") || !strings.EqualFold(f[1], "eq") {
-			return "", "", "", pathError{fmt.Sprintf("path %q: only [type eq \"…\"] is supported", path)}
-		}
-		var t string
-		if err := json.Unmarshal([]byte(f[2]), &t); err != nil {
-			return "", "", "", pathError{fmt.Sprintf("path %q: a bad string", path)}
-		}
-		return path[:i], t, strings.TrimPrefix(path[j+1:], "."), nil
+	return "invalidValue"
+}
+
+// multiValued are the User's multi-valued attributes (RFC 7643 §4.1.2):
+// a sub-attribute path without a filter (emails.value) means every value.
+var multiValued = map[string]bool{"emails": true, "phonenumbers": true, "ims": true, "photos": true, "addresses": true,
+	"groups": true, "entitlements": true, "roles": true, "x509certificates": true}
+
+// values is the list at m[k] and whether the path may treat it as one:
+// absent, or a list.
+func values(m map[string]any, k string) ([]any, bool) {
+	switch x := m[k].(type) {
+	case nil:
+		return nil, true
+	case []any:
+		return x, true
 	}
-	attr, sub, _ = strings.Cut(path, ".")
-	return attr, "", sub, nil
+	return nil, false
+}
+
+// selected is the values of list that f selects (every value without f).
+func selected(list []any, f valFilter) []map[string]any {
+	var out []map[string]any
+	for _, e := range list {
+		if o, ok := e.(map[string]any); ok && (f == nil || f.match(o)) {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 func set(m map[string]any, path string, v any, kind string) error {
-	attr, typ, sub, err := splitPath(path)
+	vp, err := parsePath(path)
 	if err != nil {
 		return err
 	}
-	k := key(m, attr)
-	switch {
-	case typ != "":
-		list, _ := m[k].([]any)
-		var el map[string]any
-		for _, e := range list {
-			if o, ok := e.(map[string]any); ok && strings.EqualFold(fmt.Sprint(o["type"]), typ) {
-				el = o
+	k := key(m, vp.attr)
+	if vp.filter != nil || (vp.sub != "" && multiValued[strings.ToLower(vp.attr)]) {
+		list, ok := values(m, k)
+		if !ok {
+			return pathError{fmt.Sprintf("path %q: %s is not multi-valued", path, vp.attr)}
+		}
+		els := selected(list, vp.filter)
+		if len(els) == 0 {
+			// Nothing selected: a filter of eq joined by and (Entra's
+			// emails[type eq "work"].value) describes the value to add.
+			el := map[string]any{}
+			if vp.filter != nil && !seed(vp.filter, el) {
+				return noTargetError{fmt.Sprintf("path %q selects no value", path)}
 			}
-		}
-		if el == nil {
-			el = map[string]any{"type": typ}
 			list = append(list, el)
+			els = []map[string]any{el}
 		}
-		if sub == "" {
+		for _, el := range els {
+			if vp.sub != "" {
+				el[key(el, vp.sub)] = v
+				continue
+			}
 			o, ok := v.(map[string]any)
 			if !ok {
 				return fmt.Errorf("path %q needs an object value", path)
 			}
 			for kk, e := range o {
-				el[kk] = e
+				el[key(el, kk)] = e
 			}
-		} else {
-			el[key(el, sub)] = v
 		}
-		m[k] = list
-	case sub != "":
+		m[k] = onePrimary(list, els)
+		return nil
+	}
+	switch {
+	case vp.sub != "":
 		o, _ := m[k].(map[string]any)
 		if o == nil {
 			o = map[string]any{}
 		}
-		o[key(o, sub)] = v
+		o[key(o, vp.sub)] = v
 		m[k] = o
 	default:
 		if list, ok := v.([]any); ok && kind == "add" {
@@ -225,30 +259,58 @@ func set(m map[string]any, path string, v any, kind string) error {
 	return nil
 }
 
+// onePrimary keeps at most one primary value (RFC 7643 §2.4): one just
+// written primary wins over the others.
+func onePrimary(list []any, written []map[string]any) []any {
+	for _, el := range written {
+		if el[key(el, "primary")] != true {
+			continue
+		}
+		for _, e := range list {
+			if o, ok := e.(map[string]any); ok {
+				if k := key(o, "primary"); o[k] == true {
+					o[k] = false
+				}
+			}
+		}
+		el[key(el, "primary")] = true
+		break
+	}
+	return list
+}
+
 func remove(m map[string]any, path string) error {
-	attr, typ, sub, err := splitPath(path)
+	vp, err := parsePath(path)
 	if err != nil {
 		return err
 	}
-	k := key(m, attr)
-	switch {
-	case typ != "":
-		list, _ := m[k].([]any)
-		kept := list[:0]
+	k := key(m, vp.attr)
+	if vp.filter != nil || (vp.sub != "" && multiValued[strings.ToLower(vp.attr)]) {
+		list, ok := values(m, k)
+		if !ok {
+			return pathError{fmt.Sprintf("path %q: %s is not multi-valued", path, vp.attr)}
+		}
+		if _, present := m[k]; !present {
+			return nil
+		}
+		kept := []any{}
 		for _, e := range list {
 			o, ok := e.(map[string]any)
-			if ok && strings.EqualFold(fmt.Sprint(o["type"]), typ) {
-				if sub == "" {
-					continue
+			if ok && (vp.filter == nil || vp.filter.match(o)) {
+				if vp.sub == "" {
+					continue // the value goes
 				}
-				delete(o, key(o, sub))
+				delete(o, key(o, vp.sub))
 			}
 			kept = append(kept, e)
 		}
-		m[k] = kept
-	case sub != "":
+		m[k] = kept // an empty list clears (phoneNumbers: see apply)
+		return nil
+	}
+	switch {
+	case vp.sub != "":
 		if o, ok := m[k].(map[string]any); ok {
-			delete(o, key(o, sub))
+			delete(o, key(o, vp.sub))
 		}
 	default:
 		if _, ok := m[k].([]any); ok {
