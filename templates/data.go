@@ -20,7 +20,13 @@ type Page struct {
 	// ClientName names the relying party the user is signing in to, when
 	// there is one.
 	ClientName string
+	// Lang is the page's language (i18n.Match); "" is English. Every
+	// text of the page comes from that language's catalogue.
+	Lang string
 }
+
+// PageLang is the language Render renders the page in.
+func (p Page) PageLang() string { return p.Lang }
 
 // LoginData is the data of the username/password page (PageLogin).
 type LoginData struct {

@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/stepup-dev/stepup/i18n"
 	"github.com/stepup-dev/stepup/static"
 )
 
@@ -64,7 +65,10 @@ var securityHeaders = map[string]string{
 
 // Renderer renders the pages. It is safe for concurrent use.
 type Renderer struct {
-	pages map[string]*template.Template
+	// pages: language → page name → template. Each language's set is
+	// parsed with that language's i18n functions ({{t "key"}}), so a
+	// render needs no per-request cloning.
+	pages map[string]map[string]*template.Template
 	// Logger receives template execution errors; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -81,26 +85,29 @@ func newRenderer(files fs.FS, staticPrefix string) (*Renderer, error) {
 	if err != nil {
 		return nil, err
 	}
-	funcs := template.FuncMap{
-		"asset": func(name string) string { return staticPrefix + name + "?v=" + version },
-	}
 	names, err := fs.Glob(files, "*.html")
 	if err != nil {
 		return nil, fmt.Errorf("templates: listing pages: %w", err)
 	}
-	r := &Renderer{pages: map[string]*template.Template{}}
-	for _, name := range names {
-		if name == layoutFile {
-			continue
+	r := &Renderer{pages: map[string]map[string]*template.Template{}}
+	for _, lang := range i18n.Languages() {
+		funcs := i18n.For(lang).Funcs()
+		funcs["asset"] = func(name string) string { return staticPrefix + name + "?v=" + version }
+		set := map[string]*template.Template{}
+		for _, name := range names {
+			if name == layoutFile {
+				continue
+			}
+			t, err := template.New(name).Funcs(funcs).ParseFS(files, layoutFile, name)
+			if err != nil {
+				return nil, fmt.Errorf("templates: parsing %s: %w", name, err)
+			}
+			if t.Lookup("content") == nil {
+				return nil, fmt.Errorf("templates: %s defines no \"content\" template", name)
+			}
+			set[strings.TrimSuffix(name, path.Ext(name))] = t
 		}
-		t, err := template.New(name).Funcs(funcs).ParseFS(files, layoutFile, name)
-		if err != nil {
-			return nil, fmt.Errorf("templates: parsing %s: %w", name, err)
-		}
-		if t.Lookup("content") == nil {
-			return nil, fmt.Errorf("templates: %s defines no \"content\" template", name)
-		}
-		r.pages[strings.TrimSuffix(name, path.Ext(name))] = t
+		r.pages[lang] = set
 	}
 	return r, nil
 }
@@ -126,8 +133,8 @@ func assetVersion() (string, error) {
 
 // Pages returns the names of the parsed pages, sorted.
 func (r *Renderer) Pages() []string {
-	names := make([]string, 0, len(r.pages))
-	for name := range r.pages {
+	names := make([]string, 0, len(r.pages[i18n.Default]))
+	for name := range r.pages[i18n.Default] {
 		names = append(names, name)
 	}
 	sort.Strings(names)
@@ -142,7 +149,11 @@ func (r *Renderer) Pages() []string {
 // allowing only same-origin resources and data: images.
 func (r *Renderer) Render(w http.ResponseWriter, status int, page string, data any) {
 	var buf bytes.Buffer
-	t, ok := r.pages[page]
+	lang := i18n.Default
+	if p, ok := data.(interface{ PageLang() string }); ok && r.pages[p.PageLang()] != nil {
+		lang = p.PageLang()
+	}
+	t, ok := r.pages[lang][page]
 	var err error
 	switch {
 	case !ok:

@@ -21,6 +21,7 @@ import (
 	"github.com/stepup-dev/stepup/authn"
 	"github.com/stepup-dev/stepup/authn/password"
 	"github.com/stepup-dev/stepup/authn/totp"
+	"github.com/stepup-dev/stepup/i18n"
 	"github.com/stepup-dev/stepup/server/obs"
 	"github.com/stepup-dev/stepup/server/op"
 	"github.com/stepup-dev/stepup/session"
@@ -203,12 +204,26 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// page is what every page of a flow (st) or of the browser (st nil)
+// shows. title and errMsg are catalogue keys (a text that is not a key
+// shows as it is), rendered in the request's language.
 func (h *Handler) page(w http.ResponseWriter, r *http.Request, st *state, title, errMsg string) templates.Page {
-	pg := templates.Page{Title: title, CSRF: h.csrfToken(h.browserID(w, r)), Error: errMsg}
+	l := h.loc(r, st)
+	pg := templates.Page{Title: l.T(title), CSRF: h.csrfToken(h.browserID(w, r)), Error: l.T(errMsg), Lang: l.Lang()}
 	if st != nil {
 		pg.ClientName = st.c.Name()
 	}
 	return pg
+}
+
+// loc is the language of a request: the flow's ui_locales, then the
+// browser's Accept-Language, then English.
+func (h *Handler) loc(r *http.Request, st *state) *i18n.Localizer {
+	var ui []string
+	if st != nil && st.flow != nil {
+		ui = st.flow.UILocales
+	}
+	return i18n.For(i18n.Match(ui, r.Header.Get("Accept-Language")))
 }
 
 // renderFactor shows the form for one factor of a Need decision.
@@ -220,7 +235,7 @@ func (h *Handler) renderFactor(w http.ResponseWriter, r *http.Request, st *state
 			username = st.acct.Username
 		}
 		h.pages.Render(w, status, "login", templates.LoginData{
-			Page:         h.page(w, r, st, "Sign in", errMsg),
+			Page:         h.page(w, r, st, "login.title", errMsg),
 			Action:       h.flowURL(st.flow, "/password"),
 			Username:     username,
 			CancelAction: cancel,
@@ -360,7 +375,7 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request) {
 	if !good {
 		try.failed()
 		h.p.Audit(ctx, obs.EventLoginFailed, "reason", "bad_credentials", "sub", subject, "client_id", st.c.GetID())
-		h.failed(w, r, st, authn.Password, http.StatusUnauthorized, "The username or password is not correct.")
+		h.failed(w, r, st, authn.Password, http.StatusUnauthorized, "login.bad_credentials")
 		return
 	}
 	try.succeeded()
@@ -400,7 +415,7 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) renderBusy(w http.ResponseWriter, r *http.Request, st *state) {
 	h.pages.Render(w, http.StatusServiceUnavailable, "login", templates.LoginData{
-		Page:         h.page(w, r, st, "Sign in", "The service is busy. Please try again in a moment."),
+		Page:         h.page(w, r, st, "login.title", "login.busy"),
 		Action:       h.flowURL(st.flow, "/password"),
 		Username:     r.PostFormValue("username"),
 		CancelAction: h.flowURL(st.flow, "/cancel"),
@@ -667,15 +682,16 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 
 // Error implements op.Pages.
 func (h *Handler) Error(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	l := h.loc(r, nil)
 	h.pages.Render(w, status, "error", templates.ErrorData{
-		Page:    templates.Page{Title: http.StatusText(status)},
-		Message: msg,
+		Page:    templates.Page{Title: http.StatusText(status), Lang: l.Lang()},
+		Message: l.T(msg),
 	})
 }
 
 // ConfirmLogout implements op.Pages.
 func (h *Handler) ConfirmLogout(w http.ResponseWriter, r *http.Request, clientID, clientName, plr, state string) {
-	pg := h.page(w, r, nil, "Sign out", "")
+	pg := h.page(w, r, nil, "logout.submit", "")
 	pg.ClientName = clientName
 	h.pages.Render(w, http.StatusOK, "logout", templates.LogoutData{
 		Page:          pg,
@@ -688,8 +704,9 @@ func (h *Handler) ConfirmLogout(w http.ResponseWriter, r *http.Request, clientID
 
 // LoggedOut implements op.Pages.
 func (h *Handler) LoggedOut(w http.ResponseWriter, r *http.Request) {
+	l := h.loc(r, nil)
 	h.pages.Render(w, http.StatusOK, "info", templates.InfoData{
-		Page:    templates.Page{Title: "Signed out"},
-		Message: "You are signed out.",
+		Page:    templates.Page{Title: l.T("logout.done_title"), Lang: l.Lang()},
+		Message: l.T("logout.done"),
 	})
 }

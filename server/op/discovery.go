@@ -2,6 +2,7 @@ package op
 
 import (
 	"encoding/json"
+	"github.com/stepup-dev/stepup/i18n"
 	"net/http"
 	"strconv"
 	"time"
@@ -54,7 +55,7 @@ func (p *Provider) discoveryDocument() ([]byte, error) {
 		"request_uri_parameter_supported":                false,
 		"authorization_response_iss_parameter_supported": true,
 		"prompt_values_supported":                        []string{"none", "login", "consent", "select_account"},
-		"ui_locales_supported":                           []string{"en"},
+		"ui_locales_supported":                           i18n.Languages(),
 		"claim_types_supported":                          []string{"normal"},
 		// CIBA Core §4.
 		"backchannel_authentication_endpoint":        p.issuer + PathBCAuthorize,

@@ -1,0 +1,63 @@
+package server_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"golang.org/x/net/html"
+)
+
+// htmlLang is the lang attribute of the page's <html> element.
+func htmlLang(p *page) string {
+	for _, n := range find(p.doc, func(n *html.Node) bool { return n.Type == html.ElementNode && n.Data == "html" }) {
+		v, _ := attr(n, "lang")
+		return v
+	}
+	return ""
+}
+
+// Issue 15 item 5: the language is chosen by ui_locales (OIDC Core
+// §3.1.2.1, carried through the flow), then Accept-Language, then English.
+func TestLanguageChoice(t *testing.T) {
+	e := newEnv(t, nil)
+	r := e.rp("spa", "")
+	for _, tc := range []struct {
+		name, ui, accept, lang, text string
+	}{
+		{"default English", "", "", "en", "Sign in"},
+		{"Accept-Language", "", "de-DE,de;q=0.9,en;q=0.4", "de", "Benutzername"},
+		{"ui_locales wins over Accept-Language", "de", "en-US,en", "de", "Benutzername"},
+		{"unsupported ui_locales falls to Accept-Language", "ja", "de", "de", "Passwort"},
+		{"nothing supported: English", "ja", "zh-CN", "en", "Username"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := e.browser()
+			if tc.accept != "" {
+				b.header = http.Header{"Accept-Language": {tc.accept}}
+			}
+			params := map[string]string{}
+			if tc.ui != "" {
+				params["ui_locales"] = tc.ui
+			}
+			p := b.get(r.authURL(params).url)
+			if p.status != http.StatusOK || htmlLang(p) != tc.lang || !strings.Contains(p.body, tc.text) {
+				t.Fatalf("status %d, lang %q (want %q), want text %q:\n%s", p.status, htmlLang(p), tc.lang, tc.text, excerpt(p.body))
+			}
+			// The choice holds through the flow: the failed attempt is in
+			// the same language, whatever the browser says now.
+			b.header = http.Header{"Accept-Language": {"en"}}
+			if tc.ui != "de" {
+				return // only a supported ui_locales is carried
+			}
+			p = b.login(p, "alice", "wrong password")
+			wantAlert(t, p, http.StatusUnauthorized, "wrong password")
+			if htmlLang(p) != tc.lang {
+				t.Errorf("after a failed attempt: lang %q, want %q", htmlLang(p), tc.lang)
+			}
+			if tc.lang == "de" && !strings.Contains(p.body, "Benutzername oder Passwort ist falsch") {
+				t.Errorf("German alert missing:\n%s", excerpt(p.body))
+			}
+		})
+	}
+}
