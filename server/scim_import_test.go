@@ -110,3 +110,62 @@ func TestSCIMCreateRejectsBadSecrets(t *testing.T) {
 
 // raw is the answer's body as JSON, to look for what must not be in it.
 func (a apiResp) raw() string { b, _ := json.Marshal(a.body); return string(b) }
+
+// RFC 7644 §3.5.1, attribute by attribute (docs/scim.md "PUT"): a PUT
+// clears the readWrite attributes it leaves out (externalId, name,
+// emails), never the writeOnly ones (password, passwordHash, totpSecret:
+// a client cannot read them back, so leaving them out asserts nothing),
+// and keeps active, the phone and emailMfa, which are factors or the
+// account's state (the RFC lets a service provider default what a
+// client does not assert; stepup's default is the current value, so a
+// PUT never re-enables a disabled user nor drops an enrolled factor). An
+// empty phoneNumbers list, or "active": true, changes them.
+func TestSCIMPutOmissionsPerAttribute(t *testing.T) {
+	e := scimEnv(t)
+	tok := e.ccToken("bank", bankSecret, "stepup:scim")
+	id := e.scim("POST", "/Users", tok, `{"userName":"ivy","externalId":"x-1","displayName":"Ivy","active":true,
+		"emails":[{"value":"ivy@example.org","primary":true}],"phoneNumbers":[{"value":"+15555550133","type":"mobile"}],
+		"password":"ivy's long password 1",
+		"urn:stepup:params:scim:schemas:extension:2.0:User":{"totpSecret":"`+importedTOTP+`","emailMfa":true}}`).wantSCIM(t, "create", 201, "").str("id")
+	e.scim("PATCH", "/Users/"+id, tok, `{"Operations":[{"op":"replace","path":"active","value":false}]}`).wantSCIM(t, "disable", 200, "")
+
+	put := e.scim("PUT", "/Users/"+id, tok, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ivy"}`).wantSCIM(t, "a PUT of userName alone", 200, "")
+	ext, _ := put.body["urn:stepup:params:scim:schemas:extension:2.0:User"].(map[string]any)
+	factors, _ := ext["factors"].([]any)
+	if put.body["externalId"] != nil || put.body["displayName"] != nil || put.body["emails"] != nil {
+		t.Errorf("readWrite attributes left out are cleared: %v", put.body)
+	}
+	if put.body["active"] != false {
+		t.Errorf("a PUT without active re-enabled a disabled user: %v", put.body)
+	}
+	if ext["emailMfa"] != true || len(factors) != 3 || !strings.Contains(put.raw(), `"+15555550133"`) {
+		t.Errorf("the phone, TOTP and emailMfa are kept: %v", put.body)
+	}
+	rec, err := e.accounts().Get(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.PasswordHash == "" || rec.TOTPSecret != importedTOTP || rec.Phone != "+15555550133" || !rec.EmailMFA || rec.Active {
+		t.Fatalf("after the PUT: password set %v, TOTP kept %v, phone %q, emailMfa %v, active %v", rec.PasswordHash != "", rec.TOTPSecret == importedTOTP, rec.Phone, rec.EmailMFA, rec.Active)
+	}
+
+	// phoneNumbers without a mobile value (Okta's work phone) do not
+	// speak of the SMS factor.
+	put = e.scim("PUT", "/Users/"+id, tok, `{"userName":"ivy","phoneNumbers":[{"value":"+15555550144","type":"work"}]}`).wantSCIM(t, "a PUT with a work phone", 200, "")
+	if !strings.Contains(put.raw(), `"+15555550133"`) {
+		t.Errorf("a PUT with only a work phone removed the SMS factor: %v", put.body)
+	}
+	put = e.scim("PUT", "/Users/"+id, tok, `{"userName":"ivy","active":true,"phoneNumbers":[],
+		"urn:stepup:params:scim:schemas:extension:2.0:User":{"emailMfa":false}}`).wantSCIM(t, "a PUT asserting active, phones and emailMfa", 200, "")
+	if put.body["active"] != true || put.body["phoneNumbers"] != nil || strings.Contains(put.raw(), `"sms"`) || strings.Contains(put.raw(), `"email"`) {
+		t.Fatalf("given values replace: %v", put.body)
+	}
+	// The password and the TOTP secret survived both PUTs.
+	b, r := e.browser(), e.rp("spa", "")
+	a := r.authURL(map[string]string{"acr_values": mfaACR})
+	p := b.login(b.get(a.url), "ivy", "ivy's long password 1")
+	if p.loc != nil {
+		t.Fatal("the TOTP factor is gone after a PUT that left it out")
+	}
+	wantClaims(t, r.mustExchange(a, b.code(p, "totp", e.totpCode(importedTOTP)).result(t)), mfaACR, []string{"pwd", "otp", "mfa"})
+}

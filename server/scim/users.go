@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -123,17 +124,22 @@ func parseUser(w http.ResponseWriter, b []byte) (*scimuser.User, bool) {
 	return u, true
 }
 
-// apply writes u onto rec: with replace (PUT, PATCH) the attributes u
-// leaves out are cleared, except the write-only secrets, active and the
-// phone.
+// apply writes u onto rec. With replace (PUT, and PATCH, which works on
+// the whole user) it follows RFC 7644 §3.5.1 per attribute (docs/scim.md
+// "PUT"): the readWrite attributes u leaves out (externalId, name,
+// emails) are cleared; the writeOnly secrets (password, passwordHash,
+// totpSecret) are never cleared by leaving them out, since no client can
+// read them back; active, emailMfa and the phone keep their value unless
+// given, as the RFC lets a service provider default what a client does
+// not assert: a PUT never re-enables a disabled account, and never drops
+// a factor the user may have enrolled on their own.
 func (h *Handler) apply(w http.ResponseWriter, r *http.Request, u *scimuser.User, rec *account.Record, replace bool) bool {
 	if replace {
 		rec.ExternalID, rec.Name, rec.Email = "", "", ""
-		// The phone is an enrolled SMS factor the user may have enrolled
-		// on their own: only a request that gives phoneNumbers (an empty
-		// list clears it) changes it, so a provisioning client that does
-		// not manage phones never silently removes a factor.
-		if u.PhoneNumbers != nil {
+		// The phone is an SMS factor: only phoneNumbers that speak of it
+		// (a mobile value, or an empty list, which clears) change it. A
+		// list of other types (Okta's work phone) leaves it.
+		if u.PhoneNumbers != nil && (len(u.PhoneNumbers) == 0 || slices.ContainsFunc(u.PhoneNumbers, isMobile)) {
 			rec.Phone = ""
 		}
 	}
@@ -151,6 +157,8 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, u *scimuser.User
 	}
 	return true
 }
+
+func isMobile(p scimuser.MultiValued) bool { return strings.EqualFold(p.Type, "mobile") }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 	st, ok := h.store(w)
