@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
@@ -28,7 +29,12 @@ type dialect struct {
 	unique func(error) bool
 	// memory: one connection holds the whole database (sqlite::memory:).
 	memory bool
+	// prepare: keep prepared statements (Store.stmt).
+	prepare bool
 }
+
+// maxIdleConns is how many connections a Store keeps open while idle.
+const maxIdleConns = 32
 
 var placeholder = regexp.MustCompile(`\$(\d+)`)
 
@@ -44,9 +50,10 @@ var postgres = dialect{
 }
 
 var sqliteDialect = dialect{
-	name:   "sqlite",
-	driver: "sqlite",
-	goose:  goose.DialectSQLite3,
+	name:    "sqlite",
+	driver:  "sqlite",
+	goose:   goose.DialectSQLite3,
+	prepare: true,
 	// SQLite's numbered parameters are ?NNN.
 	rebind: func(q string) string { return placeholder.ReplaceAllString(q, "?$1") },
 	unique: func(err error) bool {
@@ -129,6 +136,14 @@ func openDB(raw string) (*sql.DB, dialect, error) {
 		db.SetMaxIdleConns(1)
 		db.SetConnMaxLifetime(0)
 		db.SetConnMaxIdleTime(0)
+		return db, d, nil
 	}
+	// database/sql keeps 2 idle connections by default: under load every
+	// other query opened a connection (a PostgreSQL backend forked, a
+	// SQLite file opened with its pragmas) and closed it again, which cost
+	// more than the queries (bench/run.sh, issue 14). Keep as many as a
+	// busy instance uses; idle ones close after a while.
+	db.SetMaxIdleConns(maxIdleConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
 	return db, d, nil
 }

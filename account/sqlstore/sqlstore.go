@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -29,6 +30,8 @@ type Store struct {
 	d    dialect
 	keys *secrets.Keyring
 	now  func() time.Time
+	// stmts holds SQLite's prepared statements by query (see query).
+	stmts sync.Map
 }
 
 var _ account.Store = (*Store)(nil)
@@ -122,7 +125,13 @@ func migrateVersions(ctx context.Context, db *sql.DB, d dialect) ([]int64, error
 func (s *Store) Ping(ctx context.Context) error { return s.fail("ping", s.db.PingContext(ctx)) }
 
 // Close closes the database (an in-memory one is gone).
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stmts.Range(func(_, v any) bool {
+		v.(*sql.Stmt).Close()
+		return true
+	})
+	return s.db.Close()
+}
 
 // Dialect names the database: "postgres" or "sqlite".
 func (s *Store) Dialect() string { return s.d.name }
@@ -131,7 +140,46 @@ func (s *Store) Dialect() string { return s.d.name }
 func (s *Store) DB() *sql.DB { return s.db }
 
 func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st, err := s.stmt(ctx, q); err != nil || st != nil {
+		if err != nil {
+			return nil, err
+		}
+		return st.ExecContext(ctx, args...)
+	}
 	return s.db.ExecContext(ctx, s.d.rebind(q), args...)
+}
+
+func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st, err := s.stmt(ctx, q); err != nil || st != nil {
+		if err != nil {
+			return nil, err
+		}
+		return st.QueryContext(ctx, args...)
+	}
+	return s.db.QueryContext(ctx, s.d.rebind(q), args...)
+}
+
+// stmt is the prepared form of q on SQLite (nil on PostgreSQL), prepared
+// once and kept: SQLite parses and plans a query every time it is not
+// (a third of the CPU a sign-in spent in the database, measured with
+// bench/run.sh), where pgx already keeps each connection's statements.
+// Every q is a constant of this package, so the set is small.
+func (s *Store) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if !s.d.prepare {
+		return nil, nil
+	}
+	if st, ok := s.stmts.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.db.PrepareContext(ctx, s.d.rebind(q))
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
 }
 
 // fail turns a driver error into the store's: no rows is
@@ -196,7 +244,7 @@ const selectRecord = `SELECT ` + columns + `, p.id, p.data
 	WHERE %s ORDER BY p.id`
 
 func (s *Store) getRecord(ctx context.Context, op, where string, arg any) (*account.Record, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(fmt.Sprintf(selectRecord, where)), arg)
+	rows, err := s.query(ctx, fmt.Sprintf(selectRecord, where), arg)
 	if err != nil {
 		return nil, s.fail(op, err)
 	}
