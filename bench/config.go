@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/rand"
 	"encoding/base32"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -21,7 +22,13 @@ const benchRedirectURI = "http://127.0.0.1:9/cb"
 // writeConfig writes DIR/stepup.yaml (PRODUCT.md §4) for a stepupd
 // listening on the issuer's 127.0.0.1 port, and DIR/bench-secrets.json
 // with the plain secrets the bench signs in with.
-func writeConfig(dir, issuer, redisURL, redisAddrs, alg string, n int) error {
+//
+// databaseURL is database.url: "" for a SQLite file beside the
+// configuration, "none" for no database section at all (a stepupd from
+// before issue 14, which keeps accounts in Redis and knows no such key).
+// A postgres:// URL also gets a fresh secrets.encryption_keys, which
+// stepupd requires with PostgreSQL.
+func writeConfig(dir, issuer, redisURL, redisAddrs, databaseURL, alg string, n int) error {
 	u, err := url.Parse(issuer)
 	if err != nil || u.Scheme != "http" || u.Port() == "" || (u.Path != "" && u.Path != "/") {
 		return fmt.Errorf("-issuer %q: want http://127.0.0.1:PORT", issuer)
@@ -74,11 +81,22 @@ listen: %q
 	// Accounts in a SQLite file beside the configuration (instances of
 	// scale.sh share it, as processes of one node may), never a file in
 	// the working directory.
-	abs, err := filepath.Abs(filepath.Join(dir, "stepup.db"))
-	if err != nil {
-		return err
+	switch {
+	case databaseURL == "none":
+	case databaseURL == "":
+		abs, err := filepath.Abs(filepath.Join(dir, "stepup.db"))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "database:\n  url: %q\n", "sqlite:"+abs)
+	default:
+		fmt.Fprintf(&b, "database:\n  url: %q\n", databaseURL)
+		if strings.HasPrefix(databaseURL, "postgres") {
+			k := make([]byte, 32)
+			_, _ = rand.Read(k)
+			fmt.Fprintf(&b, "secrets:\n  encryption_keys: [%q]\n", base64.StdEncoding.EncodeToString(k))
+		}
 	}
-	fmt.Fprintf(&b, "database:\n  url: %q\n", "sqlite:"+abs)
 	fmt.Fprintf(&b, `keys:
   algorithm: %s
 clients:

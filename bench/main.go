@@ -97,7 +97,8 @@ func run() error {
 	writeDir := fs.String("write-config", "", "write DIR/stepup.yaml and DIR/bench-secrets.json for stepupd, then exit")
 	alg := fs.String("alg", "ES256", "with -write-config: signing algorithm RS256 | ES256 | EdDSA")
 	redisURL := fs.String("redis-url", "", "with -write-config: redis.url (empty: the embedded store)")
-	pids := fs.String("pid", "", "comma list of server process ids (stepupd first, then e.g. redis-server): report their CPU ms per op and the first one's RSS")
+	databaseURL := fs.String("database-url", "", "with -write-config: database.url (empty: a SQLite file DIR/stepup.db; none: no database section, for a stepupd from before accounts moved to SQL)")
+	pids := fs.String("pid", "", "comma list of server process ids (stepupd first, then e.g. redis-server; PID+ adds the process's children, e.g. a PostgreSQL postmaster's backends): report their CPU ms per op and the first one's RSS")
 	redisAddr := fs.String("redis", "", "host:port of stepupd's Redis (loopback): report Redis commands per op (stepupd's own round-trip count is read from its /metrics)")
 	mdHeaderOnly := fs.Bool("md-header", false, "print the header of the -md table and exit")
 	freePort := fs.Bool("free-port", false, "print a free TCP port on 127.0.0.1 and exit (for run.sh)")
@@ -127,7 +128,7 @@ func run() error {
 		if n <= 0 {
 			n = 1000
 		}
-		return writeConfig(*writeDir, *issuer, *redisURL, *redisAddrs, *alg, n)
+		return writeConfig(*writeDir, *issuer, *redisURL, *redisAddrs, *databaseURL, *alg, n)
 	}
 
 	b := &bench{target: *target, verifyEvery: *verifyEvery, warmup: *warmup, redisAddr: *redisAddr}

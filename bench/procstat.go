@@ -31,24 +31,66 @@ type cpuSnap struct {
 	trips     float64 // stepupd's store round trips; -1 when not known
 }
 
-// procCPU returns utime+stime of a process in seconds.
+// procCPU returns utime+stime of a process in seconds. "PID+" is a
+// process with its children: its own time, the time of the children it
+// has waited for (cutime+cstime) and that of the children still running
+// (with theirs). That is a PostgreSQL server: the postmaster forks one
+// backend per connection, and a backend's CPU is the query's.
 func procCPU(pid string) (float64, error) {
-	raw, err := os.ReadFile("/proc/" + pid + "/stat")
+	if p, ok := strings.CutSuffix(pid, "+"); ok {
+		return treeCPU(p)
+	}
+	f, err := procStat(pid)
 	if err != nil {
 		return 0, err
+	}
+	return (f.utime + f.stime) / userHZ, nil
+}
+
+type statFields struct {
+	ppid                         string
+	utime, stime, cutime, cstime float64
+}
+
+func procStat(pid string) (statFields, error) {
+	raw, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return statFields{}, err
 	}
 	// The command name (field 2) may hold spaces; fields resume after ')'.
 	s := string(raw)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%s/stat: short", pid)
+	if len(f) < 15 {
+		return statFields{}, fmt.Errorf("/proc/%s/stat: short", pid)
 	}
-	ut, err1 := strconv.ParseFloat(f[11], 64)
-	st, err2 := strconv.ParseFloat(f[12], 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%s/stat: bad times", pid)
+	var v [4]float64
+	for i := range v {
+		if v[i], err = strconv.ParseFloat(f[11+i], 64); err != nil {
+			return statFields{}, fmt.Errorf("/proc/%s/stat: bad times", pid)
+		}
 	}
-	return (ut + st) / userHZ, nil
+	return statFields{ppid: f[1], utime: v[0], stime: v[1], cutime: v[2], cstime: v[3]}, nil
+}
+
+// treeCPU is procCPU of "PID+".
+func treeCPU(root string) (float64, error) {
+	r, err := procStat(root)
+	if err != nil {
+		return 0, err
+	}
+	total := r.utime + r.stime + r.cutime + r.cstime
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		c, err := procStat(e.Name())
+		if err != nil || c.ppid != root {
+			continue // gone meanwhile, or not a child
+		}
+		total += c.utime + c.stime + c.cutime + c.cstime
+	}
+	return total / userHZ, nil
 }
 
 // machineBusy returns the CPU seconds all cores spent not idle.
@@ -138,7 +180,7 @@ func diffCPU(a, b cpuSnap, attempts int64, pids []string) cpuUse {
 		redisPerOp:    redis,
 		tripsPerOp:    trips,
 	}
-	if kib, err := rssKiB(pids[0]); err == nil {
+	if kib, err := rssKiB(strings.TrimSuffix(pids[0], "+")); err == nil {
 		u.rssMiB = float64(kib) / 1024
 	}
 	return u

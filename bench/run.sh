@@ -9,6 +9,15 @@
 # CONCURRENCY (default 32), LOGIN_CONCURRENCY (default 8), ALGS (default
 # "ES256 RS256"), ZITADEL=0 to skip the zitadel example, OVERLOAD=0 to skip
 # the extra login run at CONCURRENCY (which shows stepupd shedding load).
+# DBS (default "sqlite"): the account databases to measure the current
+# build with, "sqlite" (a file beside the config) and/or "postgres" (a
+# private PostgreSQL server started here, like .ci/run; its CPU — the
+# postmaster and every backend — counts as server CPU). BEFORE_BIN: a
+# stepupd binary built from an older commit, measured first in the same
+# session with a config without a database section (accounts in Redis,
+# as before issue 14); BEFORE_REV names it in the rows (e.g. 7c30706):
+#   git worktree add /tmp/before 7c30706 && (cd /tmp/before && go build -o /tmp/stepupd-before ./cmd/stepupd)
+#   BEFORE_BIN=/tmp/stepupd-before BEFORE_REV=7c30706 DBS="sqlite postgres" bench/run.sh
 # Every process it starts is stopped on exit; logs stay in the work dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,10 +29,14 @@ LC=${LOGIN_CONCURRENCY:-8}
 ALGS=${ALGS:-"ES256 RS256"}
 ZITADEL=${ZITADEL:-1}
 OVERLOAD=${OVERLOAD:-1}
+DBS=${DBS:-sqlite}
+BEFORE_BIN=${BEFORE_BIN:-}
+BEFORE_REV=${BEFORE_REV:-before}
 
 WORK=$(mktemp -d /tmp/stepup-bench.XXXXXX)
 ROWS=$WORK/rows.md
 MEM=$WORK/memory.md
+LOADS=$WORK/loads.md
 PIDS=() # processes started here and still running
 cleanup() {
 	local p
@@ -31,7 +44,9 @@ cleanup() {
 	if [ -s "$WORK/zitadel.pid" ]; then kill "$(cat "$WORK/zitadel.pid")" 2>/dev/null || true; fi
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	if [ -n "$PGDIR" ]; then $AS_PG "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate -w stop >/dev/null 2>&1 || true; fi
 }
+PGDIR="" PGBIN="" AS_PG="" PGPORT="" PGPID=""
 # stop PID… — end processes started here and forget them, so the exit trap
 # can never signal a recycled pid.
 stop() {
@@ -78,12 +93,42 @@ wait_for() { # wait_for SECONDS CMD… — poll until CMD succeeds
 	echo "|---|---|---|---|---|---|"
 } >"$MEM"
 
+# start_postgres — a private PostgreSQL on a free port (trust on
+# loopback, no fsync, as .ci/run starts it for the tests); as root it runs
+# as the postgres user the package created.
+start_postgres() {
+	PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+	[ -n "$PGBIN" ] || { log "DBS=postgres: no /usr/lib/postgresql/*/bin (apt-get install postgresql)"; exit 1; }
+	PGDIR=$(mktemp -d /tmp/stepup-bench-pg.XXXXXX)
+	if [ "$(id -u)" = 0 ]; then
+		chown postgres: "$PGDIR"
+		AS_PG="runuser -u postgres --"
+	fi
+	PGPORT=$("$B" -free-port)
+	$AS_PG "$PGBIN/initdb" -D "$PGDIR/data" -U postgres -A trust --no-sync >"$WORK/initdb.log" 2>&1
+	$AS_PG "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" -w -t 60 start \
+		-o "-p $PGPORT -k $PGDIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" >/dev/null
+	PGPID=$(head -n 1 "$PGDIR/data/postmaster.pid")
+	log "PostgreSQL $("$PGBIN/postgres" --version | awk '{print $NF}') on 127.0.0.1:$PGPORT (pid $PGPID)"
+}
+
+# run_stepup ALG DB [BIN LABEL] — DB is sqlite, postgres or none (BIN
+# keeps accounts in Redis).
 run_stepup() {
-	local alg=$1 dir=$WORK/stepup-$1 port rport rpid spid label
+	local alg=$1 db=$2 bin=${3:-$WORK/stepupd} label=${4:-"stepup $1 $2"}
+	local dir=$WORK/stepup-$1-$2 port rport rpid spid dburl="" dbpid=""
 	mkdir -p "$dir"
+	echo "- $label: load average $(cut -d' ' -f1-3 /proc/loadavg) at $(date -u +%H:%M:%S) UTC" >>"$LOADS"
 	port=$("$B" -free-port)
 	rport=$("$B" -free-port)
-	label="stepup $alg"
+	case $db in
+	none) dburl=none ;;
+	postgres)
+		$AS_PG "$PGBIN/psql" -q -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c "CREATE DATABASE bench_${alg,,}"
+		dburl="postgres://postgres@127.0.0.1:$PGPORT/bench_${alg,,}?sslmode=disable"
+		dbpid=",$PGPID+"
+		;;
+	esac
 	log "$label: redis on 127.0.0.1:$rport, stepupd on 127.0.0.1:$port"
 	# Like docker-compose.yml: appendonly yes (fsync every second).
 	redis-server --bind 127.0.0.1 --port "$rport" --protected-mode yes --dir "$dir" \
@@ -91,17 +136,18 @@ run_stepup() {
 	rpid=$!
 	PIDS+=("$rpid")
 	wait_for 10 redis-cli -p "$rport" ping
-	"$B" -write-config "$dir" -issuer "http://127.0.0.1:$port" -redis-url "redis://127.0.0.1:$rport/0" -users "$USERS" -alg "$alg" >&2
-	"$WORK/stepupd" check-config "$dir/stepup.yaml" >&2
-	"$WORK/stepupd" -config "$dir/stepup.yaml" >"$dir/stepupd.log" 2>&1 &
+	"$B" -write-config "$dir" -issuer "http://127.0.0.1:$port" -redis-url "redis://127.0.0.1:$rport/0" \
+		-database-url "$dburl" -users "$USERS" -alg "$alg" >&2
+	"$bin" check-config "$dir/stepup.yaml" >&2
+	"$bin" -config "$dir/stepup.yaml" >"$dir/stepupd.log" 2>&1 &
 	spid=$!
 	PIDS+=("$spid")
-	wait_for 60 "$WORK/stepupd" healthcheck "http://127.0.0.1:$port/readyz"
+	wait_for 120 "$bin" healthcheck "http://127.0.0.1:$port/readyz"
 	sleep 1
 	local rss0 m0 s0 m1 s1 m2 s2 m3 s3
 	rss0=$(kib "$spid" VmRSS)
 	local args=(-secrets "$dir/bench-secrets.json" -duration "$DUR" -concurrency "$C" -login-concurrency "$LC"
-		-pid "$spid,$rpid" -redis "127.0.0.1:$rport" -md "$ROWS")
+		-pid "$spid,$rpid$dbpid" -redis "127.0.0.1:$rport" -md "$ROWS")
 
 	"$B" "${args[@]}" -label "$label" -mode discovery,jwks,cc
 
@@ -158,6 +204,7 @@ zitadel_inner() {
 	zpid=$!
 	echo "$zpid" >"$WORK/zitadel.pid"
 	trap 'kill $zpid 2>/dev/null || true' EXIT
+	echo "- zitadel example $ZVER: load average $(cut -d' ' -f1-3 /proc/loadavg) at $(date -u +%H:%M:%S) UTC" >>"$LOADS"
 	wait_for 60 "$WORK/stepupd" healthcheck "http://127.0.0.1:$port/.well-known/openid-configuration"
 	sleep 1
 	rss0=$(kib "$zpid" VmRSS)
@@ -172,11 +219,17 @@ zitadel_inner() {
 REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null || true)" ]; then REV="$REV+changes"; fi
 log "stepup $REV; machine: $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+case " $DBS " in *" postgres "*) start_postgres ;; esac
 for alg in $ALGS; do
-	run_stepup "$alg"
+	if [ -n "$BEFORE_BIN" ]; then
+		run_stepup "$alg" none "$BEFORE_BIN" "stepup $alg $BEFORE_REV (accounts in Redis)"
+	fi
+	for db in $DBS; do
+		run_stepup "$alg" "$db"
+	done
 done
 if [ "$ZITADEL" = 1 ]; then
-	export WORK B DUR C LC ROWS MEM ZVER
+	export WORK B DUR C LC ROWS MEM LOADS ZVER
 	export -f zitadel_inner wait_for kib mib log
 	if unshare -n true 2>/dev/null; then
 		log "zitadel example $ZVER in a private network namespace (loopback only)"
@@ -194,9 +247,11 @@ echo "## Throughput and latency (stepup $REV, $DUR per mode, $(nproc) cores shar
 echo
 cat "$ROWS"
 echo
-echo "server CPU = user+sys time of stepupd and its redis-server (of the example server for zitadel) per operation;"
+echo "server CPU = user+sys time of stepupd, its redis-server and its PostgreSQL server with every backend (of the example server for zitadel) per operation;"
 echo "other procs = CPU used meanwhile by processes that are neither (the machine is shared). Latencies include"
-echo "waiting for a core: the bench runs on the same $(nproc) cores."
+echo "waiting for a core: the bench runs on the same $(nproc) cores. Machine load (1, 5, 15 min) as each server started:"
+echo
+cat "$LOADS"
 echo
 echo "## Memory"
 echo
