@@ -247,3 +247,15 @@ func RotateSigningKeys(ctx context.Context, cfg *config.Config, store session.Se
 	}
 	return op.RotateKeys(ctx, cfg.Keys.Algorithm, store, now)
 }
+
+// RevokeSigningKey is `stepupd keys revoke KID`: the key leaves the
+// store's key set at once, published and signing no more, and another
+// key signs from now (op.RevokeKey). Instances pick it up within
+// 30 seconds, without a restart. A key from keys.file is replaced by
+// replacing the file (docs/operators.md).
+func RevokeSigningKey(ctx context.Context, cfg *config.Config, store session.SecretStore, kid string, now time.Time) (op.Revocation, error) {
+	if cfg.Keys.File != "" {
+		return op.Revocation{}, errors.New("keys.file is set: the signing key is that file's; to revoke it, put a new key in the file and restart every instance (docs/operators.md)")
+	}
+	return op.RevokeKey(ctx, cfg.Keys.Algorithm, kid, store, now)
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -160,5 +161,45 @@ func TestKeysRotateConcurrently(t *testing.T) {
 	}
 	if kids, _ := storedKeySet(t, cfgPath, dbFile); len(kids) != n+1 {
 		t.Fatalf("after %d rotations at once the set has %d keys (%v), want %d", n, len(kids), kids, n+1)
+	}
+}
+
+// `stepupd keys revoke -config F KID` removes the key from the stored set
+// at once and says which key signs now; an unknown kid or a missing one
+// is an error and changes nothing.
+func TestKeysRevokeCommand(t *testing.T) {
+	dir := t.TempDir()
+	dbFile := filepath.Join(dir, "stepup.db")
+	cfg := es256Config(t, "sqlite:"+dbFile, embeddedRedis(t))
+	var out, errs bytes.Buffer
+	if code := keys([]string{"rotate", "-config", cfg}, &out, &errs); code != 0 {
+		t.Fatalf("rotate: exit %d, %q", code, errs.String())
+	}
+	set, _ := storedKeySet(t, cfg, dbFile)
+	if len(set) != 2 {
+		t.Fatalf("after a rotation: %v", set)
+	}
+	out.Reset()
+	if code := keys([]string{"revoke", "-config", cfg, set[1]}, &out, &errs); code != 0 || !strings.HasPrefix(out.String(), "revoked "+set[1]+":") || !strings.Contains(out.String(), "signs now") {
+		t.Fatalf("revoke: exit %d, stdout %q, stderr %q", code, out.String(), errs.String())
+	}
+	after, raw := storedKeySet(t, cfg, dbFile)
+	if slices.Contains(after, set[1]) || len(after) != 2 || after[0] != set[0] || !strings.Contains(out.String(), after[1]) {
+		t.Fatalf("after revoking %s the set is %v; the command said %q", set[1], after, out.String())
+	}
+	if strings.Contains(raw, set[1]) {
+		t.Fatal("the raw row names the revoked key")
+	}
+	errs.Reset()
+	if code := keys([]string{"revoke", "-config", cfg, set[1]}, &out, &errs); code != 1 || !strings.Contains(errs.String(), "no such signing key") {
+		t.Fatalf("revoking it again: exit %d, %q", code, errs.String())
+	}
+	for _, bad := range [][]string{{"revoke", "-config", cfg}, {"revoke", "-config", cfg, "a", "b"}} {
+		if code := keys(bad, &out, &errs); code != 2 {
+			t.Fatalf("keys %q: exit %d, want 2", bad, code)
+		}
+	}
+	if again, _ := storedKeySet(t, cfg, dbFile); !slices.Equal(again, after) {
+		t.Fatalf("a refused revoke changed the set: %v → %v", after, again)
 	}
 }

@@ -5,6 +5,7 @@
 //	stepupd check-config FILE     validate a configuration file and exit
 //	stepupd migrate -config FILE  apply the database migrations and exit
 //	stepupd keys rotate -config FILE  add a signing key; the current one retires
+//	stepupd keys revoke -config FILE KID  drop a leaked signing key at once
 //	stepupd import -config FILE USERS.jsonl   create or update accounts from SCIM Users
 //	stepupd hash-password         read a password on stdin, print its argon2id hash
 //	stepupd healthcheck URL       exit 0 when URL answers 200 (container probes)
@@ -292,12 +293,19 @@ func migrate(args []string, stdout, stderr io.Writer) int {
 // keys is `stepupd keys rotate -config FILE`: a new signing key in the
 // database, published now, signing once every client can know it; the
 // keys it replaces stay published until their last token has expired.
+// `stepupd keys revoke -config FILE KID` is the emergency for a key that
+// may have leaked: it leaves the set at once and another key signs.
 func keys(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "rotate" {
-		fmt.Fprintln(stderr, "usage: stepupd keys rotate -config FILE")
+	const usage = "usage: stepupd keys rotate -config FILE\n       stepupd keys revoke -config FILE KID"
+	if len(args) == 0 || (args[0] != "rotate" && args[0] != "revoke") {
+		fmt.Fprintln(stderr, usage)
 		return 2
 	}
-	cfg, _, code := commandConfig("keys rotate", "", 0, "no key set to rotate", args[1:], stderr)
+	name, nargs, argUsage := "keys "+args[0], 0, ""
+	if args[0] == "revoke" {
+		nargs, argUsage = 1, " KID"
+	}
+	cfg, rest, code := commandConfig(name, argUsage, nargs, "no key set to change", args[1:], stderr)
 	if cfg == nil {
 		return code
 	}
@@ -305,20 +313,34 @@ func keys(args []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	short, err := redisstore.Open(cfg.Redis, redisstore.Options{})
 	if err != nil {
-		fmt.Fprintln(stderr, "stepupd keys rotate: store:", err)
+		fmt.Fprintf(stderr, "stepupd %s: store: %v\n", name, err)
 		return 1
 	}
 	durable, err := openAccounts(ctx, cfg, log)
 	if err != nil {
 		short.Close()
-		fmt.Fprintln(stderr, "stepupd keys rotate:", err)
+		fmt.Fprintf(stderr, "stepupd %s: %v\n", name, err)
 		return 1
 	}
 	store := account.Overlay(short, durable)
 	defer store.Close()
+	if args[0] == "revoke" {
+		res, err := server.RevokeSigningKey(ctx, cfg, store, rest[0], time.Now())
+		if err != nil {
+			fmt.Fprintf(stderr, "stepupd %s: %v\n", name, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "revoked %s: removed from the key set; every instance drops it within 30 seconds\n", res.Revoked)
+		if res.New {
+			fmt.Fprintf(stdout, "new signing key %s: signs now\n", res.Signer)
+		} else {
+			fmt.Fprintf(stdout, "%s signs now\n", res.Signer)
+		}
+		return 0
+	}
 	res, err := server.RotateSigningKeys(ctx, cfg, store, time.Now())
 	if err != nil {
-		fmt.Fprintln(stderr, "stepupd keys rotate:", err)
+		fmt.Fprintf(stderr, "stepupd %s: %v\n", name, err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "new signing key %s: published now, signs from %s\n", res.New, res.SignsFrom.UTC().Format(time.RFC3339))
