@@ -105,8 +105,12 @@ clients:
     secret_hash: %q
     redirect_uris: [%q]
     grant_types: [authorization_code, refresh_token, client_credentials]
-users:
 `, alg, s.ClientID, secretHash, s.RedirectURI)
+	if databaseURL != "none" {
+		// The SCIM modes provision users with this client's tokens.
+		b.WriteString("    scopes: [\"stepup:scim\"]\n")
+	}
+	b.WriteString("users:\n")
 	for i := range n {
 		usr := user{Username: fmt.Sprintf("user%d", i), TOTPSecret: totpSecret()}
 		s.Users = append(s.Users, usr)

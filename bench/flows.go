@@ -51,6 +51,8 @@ type bench struct {
 	warmup                      bool
 	redisAddr                   string   // stepupd's Redis, to count commands per op
 	backends                    []string // -backends: the instances behind the issuer
+	scim                        scimConfig
+	scimTok                     scimToken
 }
 
 // discover reads the provider's metadata and prepares the verifier, so a

@@ -107,6 +107,11 @@ func run() error {
 	sample := fs.Duration("sample", 5*time.Second, "soak: length of one line of the time series")
 	pidFiles := fs.String("pidfiles", "", "soak: comma list of files holding the pid of each stepupd instance, re-read at every sample (instances restart); their RSS is reported")
 	redisMem := fs.String("redis-mem", "", "soak: comma list of host:port of Redis nodes whose used_memory (summed) is reported")
+	scimPrefix := fs.String("scim-prefix", "scim", "scim modes: user i is named PREFIXi (email PREFIXi@example.com, externalId ext-PREFIXi)")
+	scimCount := fs.Int64("scim-count", 0, "scim-create: create this many users and stop, whatever -duration (0: until -duration)")
+	scimStart := fs.Int64("scim-start", 0, "scim-create: index of the first user to create")
+	scimExisting := fs.Int64("scim-existing", 0, "scim-list: users PREFIX0…PREFIX(N-1) exist; lookups pick among them")
+	scimFilters := fs.String("scim-filters", "username,email,externalid,and-active,page", "scim-list: one row per kind: username, email, externalid, and-active (userName eq … and active eq true), page (startIndex in the middle, count=100, no filter)")
 	_ = fs.Parse(os.Args[1:])
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -131,7 +136,16 @@ func run() error {
 		return writeConfig(*writeDir, *issuer, *redisURL, *redisAddrs, *databaseURL, *alg, n)
 	}
 
-	b := &bench{target: *target, verifyEvery: *verifyEvery, warmup: *warmup, redisAddr: *redisAddr}
+	b := &bench{target: *target, verifyEvery: *verifyEvery, warmup: *warmup, redisAddr: *redisAddr,
+		scim: scimConfig{prefix: *scimPrefix, count: *scimCount, start: *scimStart, existing: *scimExisting}}
+	for _, k := range strings.Split(*scimFilters, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			if _, ok := scimFilterKinds[k]; !ok {
+				return fmt.Errorf("-scim-filters: unknown kind %q", k)
+			}
+			b.scim.filters = append(b.scim.filters, "scim-list:"+k)
+		}
+	}
 	if *pids != "" {
 		b.pids = strings.Split(*pids, ",")
 		if _, err := procCPU(b.pids[0]); err != nil {
@@ -251,7 +265,15 @@ func run() error {
 		}
 		return b.soak(ctx, cfg)
 	}
+	var expanded []string
 	for _, m := range modes {
+		if m == "scim-list" {
+			expanded = append(expanded, b.scim.filters...)
+		} else {
+			expanded = append(expanded, m)
+		}
+	}
+	for _, m := range expanded {
 		if ctx.Err() != nil {
 			break
 		}
@@ -278,11 +300,11 @@ func parseModes(s string) ([]string, error) {
 	for _, m := range strings.Split(s, ",") {
 		m = strings.TrimSpace(m)
 		ok := false
-		for _, a := range allModes {
+		for _, a := range append(allModes, scimModes...) {
 			ok = ok || a == m
 		}
 		if !ok {
-			return nil, fmt.Errorf("-mode: unknown mode %q (want %s or all)", m, strings.Join(allModes, ","))
+			return nil, fmt.Errorf("-mode: unknown mode %q (want %s or all, or %s)", m, strings.Join(allModes, ","), strings.Join(scimModes, ","))
 		}
 		out = append(out, m)
 	}
@@ -375,8 +397,23 @@ func (b *bench) runMode(ctx context.Context, mode string, conc, setupConc int, d
 				return errPoolEmpty
 			}
 		}
+	default: // scim-create, scim-list:KIND
+		var (
+			note string
+			err  error
+		)
+		if op, note, err = b.scimOp(mode, b.scim); err != nil {
+			r.na = err.Error()
+			return r
+		}
+		if note != "" {
+			r.notes = append(r.notes, note)
+		}
+		if mode == "scim-create" && b.scim.count > 0 {
+			d = 24 * time.Hour // ends by count
+		}
 	}
-	if b.warmup {
+	if b.warmup && mode != "scim-create" {
 		// A cold start is a different measurement: stepupd verifies a
 		// client's hashed secret with argon2id once and caches it, and
 		// go-oidc fetches the JWKS on first use.
