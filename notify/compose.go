@@ -2,6 +2,7 @@ package notify
 
 import (
 	"fmt"
+	"github.com/stepup-dev/stepup/i18n"
 	"time"
 
 	"github.com/stepup-dev/stepup/templates"
@@ -11,14 +12,24 @@ import (
 // last line is the origin-bound form of the WebOTP API ("@host #code"),
 // so browsers that support it can offer to fill the code in.
 func SMS(to, code, host string, ttl time.Duration) Message {
-	text := fmt.Sprintf("%s is your %s verification code. It expires in %d minutes. Do not share it.\n\n@%s #%s",
-		code, host, minutes(ttl), host, code)
+	return SMSIn(i18n.Default, to, code, host, ttl)
+}
+
+// SMSIn is SMS in the language lang (an i18n tag; unsupported is
+// English). The WebOTP line is never translated.
+func SMSIn(lang, to, code, host string, ttl time.Duration) Message {
+	text := i18n.For(lang).T("sms.code", "Code", code, "Host", host, "Count", minutes(ttl)) + "\n\n@" + host + " #" + code
 	return Message{To: to, Code: code, Text: text}
 }
 
 // Email builds the email of a code for host from the templates.
 func Email(to, code, host string, ttl time.Duration) (Message, error) {
-	subject, text, html, err := templates.CodeMail(templates.MailData{Code: code, Host: host, Minutes: minutes(ttl)})
+	return EmailIn(i18n.Default, to, code, host, ttl)
+}
+
+// EmailIn is Email in the language lang.
+func EmailIn(lang, to, code, host string, ttl time.Duration) (Message, error) {
+	subject, text, html, err := templates.CodeMail(templates.MailData{Code: code, Host: host, Minutes: minutes(ttl), Lang: lang})
 	if err != nil {
 		return Message{}, fmt.Errorf("notify: email template: %w", err)
 	}

@@ -52,7 +52,8 @@
   }
 
   function post(url, csrf, body) {
-    var init = { method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": csrf } };
+    // The page's language, so the server's error texts match it.
+    var init = { method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": csrf, "Accept-Language": document.documentElement.lang || "en" } };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -74,9 +75,15 @@
     return el;
   }
 
-  function show(box, msg) {
+  // msg is a text of the page's language, given by the template as
+  // data-msg-<name> on the ceremony's element.
+  function msg(box, name, fallback) {
+    return box.getAttribute("data-msg-" + name) || fallback;
+  }
+
+  function show(box, text) {
     var el = alertBox(box);
-    el.textContent = msg;
+    el.textContent = text;
     el.hidden = false;
   }
 
@@ -119,11 +126,11 @@
     }).catch(function (err) {
       if (err && err.name === "AbortError") return;
       if (err && err.name === "NotAllowedError") {
-        show(box, "The passkey request was cancelled or timed out.");
+        show(box, msg(box, "cancelled", "The passkey request was cancelled or timed out."));
       } else if (err && err.name === "InvalidStateError") {
-        show(box, "This passkey is already registered.");
+        show(box, msg(box, "registered", "This passkey is already registered."));
       } else {
-        show(box, "Passkeys could not be used: " + (err && err.message ? err.message : err));
+        show(box, msg(box, "failed", "Passkeys could not be used:") + " " + (err && err.message ? err.message : err));
       }
     });
   }
@@ -132,7 +139,7 @@
     var button = box.querySelector('[data-action="passkey"]');
     if (!window.PublicKeyCredential || !navigator.credentials) {
       if (button) button.disabled = true;
-      show(box, "This browser does not support passkeys.");
+      show(box, msg(box, "unsupported", "This browser does not support passkeys."));
       return;
     }
     var pending = null;

@@ -3,8 +3,11 @@ package templates
 import (
 	"bytes"
 	"embed"
+	"fmt"
 	htmltemplate "html/template"
 	texttemplate "text/template"
+
+	"github.com/stepup-dev/stepup/i18n"
 )
 
 // mailFS holds the email templates: one text and one HTML body per
@@ -13,10 +16,24 @@ import (
 //go:embed mail/*
 var mailFS embed.FS
 
-var (
-	mailText = texttemplate.Must(texttemplate.ParseFS(mailFS, "mail/code.txt"))
-	mailHTML = htmltemplate.Must(htmltemplate.ParseFS(mailFS, "mail/code.html"))
-)
+type mailSet struct {
+	text *texttemplate.Template
+	html *htmltemplate.Template
+}
+
+// mails holds the code mail's templates per language, parsed with that
+// language's catalogue functions.
+var mails = func() map[string]mailSet {
+	out := map[string]mailSet{}
+	for _, lang := range i18n.Languages() {
+		funcs := i18n.For(lang).Funcs()
+		out[lang] = mailSet{
+			text: texttemplate.Must(texttemplate.New("code.txt").Funcs(texttemplate.FuncMap(funcs)).ParseFS(mailFS, "mail/code.txt")),
+			html: htmltemplate.Must(htmltemplate.New("code.html").Funcs(funcs).ParseFS(mailFS, "mail/code.html")),
+		}
+	}
+	return out
+}()
 
 // MailData is what the one-time-code email shows.
 type MailData struct {
@@ -26,17 +43,24 @@ type MailData struct {
 	Host string
 	// Minutes is how long the code lives.
 	Minutes int
+	// Lang is the language of the mail ("" is English).
+	Lang string
 }
 
 // CodeMail renders the one-time-code email: its subject, plain-text body
 // and HTML body (escaped by html/template).
 func CodeMail(d MailData) (subject, text, html string, err error) {
+	set, ok := mails[d.Lang]
+	if !ok {
+		d.Lang = i18n.Default
+		set = mails[d.Lang]
+	}
 	var t, h bytes.Buffer
-	if err := mailText.Execute(&t, d); err != nil {
-		return "", "", "", err
+	if err := set.text.Execute(&t, d); err != nil {
+		return "", "", "", fmt.Errorf("templates: code mail text: %w", err)
 	}
-	if err := mailHTML.Execute(&h, d); err != nil {
-		return "", "", "", err
+	if err := set.html.Execute(&h, d); err != nil {
+		return "", "", "", fmt.Errorf("templates: code mail html: %w", err)
 	}
-	return "Your " + d.Host + " verification code", t.String(), h.String(), nil
+	return i18n.For(d.Lang).T("mail.code_subject", "Host", d.Host), t.String(), h.String(), nil
 }

@@ -64,8 +64,8 @@ func (h *Handler) accountState(w http.ResponseWriter, r *http.Request) (*session
 		}
 		if r.URL.Query().Get("verify") == "cancelled" {
 			h.pages.Render(w, http.StatusOK, "info", templates.InfoData{
-				Page:        templates.Page{Title: "Not signed in"},
-				Message:     "You did not sign in.",
+				Page:        templates.Page{Title: "account.not_signed_in_title"},
+				Message:     "account.not_signed_in",
 				ContinueURL: op.PathAccount,
 			})
 			return nil, nil, false
@@ -105,24 +105,24 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
 	errMsg := ""
 	switch r.URL.Query().Get("done") {
 	case "passkey":
-		notice = "Your passkey was added."
+		notice = "account.done_passkey"
 	case "renamed":
-		notice = "Your passkey was renamed."
+		notice = "account.done_renamed"
 	case "removed":
-		notice = "The sign-in method was removed."
+		notice = "account.done_removed"
 	case "totp":
-		notice = "Your authenticator app is set up."
+		notice = "account.done_totp"
 	case "revoked":
-		notice = "The session was signed out."
+		notice = "account.done_revoked"
 	case "email-on":
-		notice = "Email codes are on."
+		notice = "account.done_email_on"
 	case "email-off":
-		notice = "Email codes are off."
+		notice = "account.done_email_off"
 	case "phone":
-		notice = "Your phone number is verified and set up."
+		notice = "account.done_phone"
 	}
 	if r.URL.Query().Get("verify") == "cancelled" {
-		errMsg = "The verification did not complete, so nothing was changed."
+		errMsg = "account.verify_cancelled"
 	}
 	h.renderAccount(w, r, sess, acct, http.StatusOK, notice, errMsg)
 }
@@ -137,7 +137,14 @@ func (h *Handler) sessionHandle(id string) string {
 
 func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, sess *session.Session, acct *session.Account, status int, notice, errMsg string) {
 	ctx := r.Context()
-	pg := h.page(w, r, nil, "Account security", errMsg)
+	pg := h.page(w, r, nil, "account.title", errMsg)
+	l := h.loc(r, nil)
+	fmtTime := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return l.DateTime(t)
+	}
 	data := templates.AccountData{
 		Page:         pg,
 		Username:     acct.Username,
@@ -185,7 +192,7 @@ func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, sess *se
 	for _, s := range list {
 		var methods []string
 		for _, v := range s.Verifications {
-			methods = append(methods, factorLabel(v.Factor))
+			methods = append(methods, l.T(factorLabel(v.Factor)))
 		}
 		data.Sessions = append(data.Sessions, templates.SessionRow{
 			Created:      fmtTime(s.CreatedAt),
@@ -197,13 +204,6 @@ func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, sess *se
 		})
 	}
 	h.pages.Render(w, status, "account", data)
-}
-
-func fmtTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format("2006-01-02 15:04 UTC")
 }
 
 // accountVerify starts a fresh verification for changing factors.
@@ -233,7 +233,7 @@ func (h *Handler) refuseLastFactor(w http.ResponseWriter, r *http.Request, sess 
 		return false
 	}
 	h.renderAccount(w, r, sess, acct, http.StatusConflict, "",
-		"This is your last second factor, and signing in here requires one. Add another sign-in method before you remove it.")
+		"account.last_factor")
 	return true
 }
 
@@ -254,7 +254,7 @@ func (h *Handler) accountRenamePasskey(w http.ResponseWriter, r *http.Request) {
 	c := h.findPasskey(acct, r.PathValue("cred"))
 	name := passkey.CleanName(r.PostFormValue("name"))
 	if c == nil || name == "" {
-		h.renderAccount(w, r, sess, acct, http.StatusBadRequest, "", "Give the passkey a name.")
+		h.renderAccount(w, r, sess, acct, http.StatusBadRequest, "", "account.passkey_name_needed")
 		return
 	}
 	c.Name = name
@@ -355,7 +355,7 @@ func (h *Handler) accountNewTOTP(w http.ResponseWriter, r *http.Request) {
 	}
 	secret, err := totp.NewSecret()
 	if err != nil {
-		h.Error(w, r, http.StatusInternalServerError, "An authenticator app cannot be set up right now.")
+		h.Error(w, r, http.StatusInternalServerError, "error.totp_unavailable")
 		return
 	}
 	h.renderAccountTOTP(w, r, sess, acct, h.sealPending("totp", sess.ID, secret, h.p.Now().Add(op.AccountFreshness)), secret, http.StatusOK, "")
@@ -364,12 +364,12 @@ func (h *Handler) accountNewTOTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) renderAccountTOTP(w http.ResponseWriter, r *http.Request, sess *session.Session, acct *session.Account, sealed, secret string, status int, errMsg string) {
 	png, err := totp.QRPNG(totp.URI(issuerLabel(h.p.Issuer()), acct.Username, secret), 200)
 	if err != nil {
-		h.Error(w, r, http.StatusInternalServerError, "An authenticator app cannot be set up right now.")
+		h.Error(w, r, http.StatusInternalServerError, "error.totp_unavailable")
 		return
 	}
-	title := "Set up an authenticator app"
+	title := "enroll_totp.title"
 	if acct.TOTPSecret != "" {
-		title = "Replace your authenticator app"
+		title = "account.totp_replace_title"
 	}
 	h.pages.Render(w, status, "enroll_totp", templates.EnrollTOTPData{
 		Page:         h.page(w, r, nil, title, errMsg),
@@ -390,7 +390,7 @@ func (h *Handler) accountConfirmTOTP(w http.ResponseWriter, r *http.Request) {
 	sealed := r.PostFormValue("pending")
 	secret := h.openPending("totp", sess.ID, sealed)
 	if secret == "" {
-		h.renderAccount(w, r, sess, acct, http.StatusBadRequest, "", "That setup has expired. Start again.")
+		h.renderAccount(w, r, sess, acct, http.StatusBadRequest, "", "account.setup_expired")
 		return
 	}
 	ctx := r.Context()
@@ -409,7 +409,7 @@ func (h *Handler) accountConfirmTOTP(w http.ResponseWriter, r *http.Request) {
 	if !good {
 		try.failed()
 		h.p.Audit(ctx, obs.EventEnrollFailed, "reason", "bad_code", "factor", "totp", "sub", acct.Subject)
-		h.renderAccountTOTP(w, r, sess, acct, sealed, secret, http.StatusUnauthorized, "That code is not valid. Check the time on your device and try the next code.")
+		h.renderAccountTOTP(w, r, sess, acct, sealed, secret, http.StatusUnauthorized, "enroll_totp.bad_code")
 		return
 	}
 	try.succeeded()
@@ -464,7 +464,7 @@ func (h *Handler) accountRevokeSession(w http.ResponseWriter, r *http.Request) {
 // user; a stale session is sent to verify first ({"redirect": …}).
 func (h *Handler) accountPasskeyBegin(w http.ResponseWriter, r *http.Request) {
 	if !h.passkeysOn() {
-		writeJSON(w, http.StatusNotFound, ceremonyAnswer{Error: "Passkeys are not available here."})
+		writeJSON(w, r, http.StatusNotFound, ceremonyAnswer{Error: "passkey.unavailable"})
 		return
 	}
 	acct, ok := h.accountJSON(w, r)
@@ -474,7 +474,7 @@ func (h *Handler) accountPasskeyBegin(w http.ResponseWriter, r *http.Request) {
 	options, cer, err := h.p.Passkeys().BeginRegistration(h.p.PasskeyUser(acct), h.binding(r, "account:"+acct.Subject))
 	if err != nil {
 		h.p.Log().ErrorContext(r.Context(), "passkey registration begin failed", "err", err)
-		writeJSON(w, http.StatusInternalServerError, ceremonyAnswer{Error: "Passkeys cannot be added right now."})
+		writeJSON(w, r, http.StatusInternalServerError, ceremonyAnswer{Error: "passkey.cannot_add"})
 		return
 	}
 	if err := h.saveCeremony(r, cer); err != nil {
@@ -500,7 +500,7 @@ func (h *Handler) accountJSON(w http.ResponseWriter, r *http.Request) (*session.
 		}
 	}
 	if sess == nil || acct == nil {
-		writeJSON(w, http.StatusUnauthorized, ceremonyAnswer{Error: "You are signed out.", Redirect: op.PathAccount})
+		writeJSON(w, r, http.StatusUnauthorized, ceremonyAnswer{Error: "logout.done", Redirect: op.PathAccount})
 		return nil, false
 	}
 	if !h.p.AccountFresh(sess, acct) {
@@ -509,7 +509,7 @@ func (h *Handler) accountJSON(w http.ResponseWriter, r *http.Request) (*session.
 			h.unavailableJSON(w, r, err)
 			return nil, false
 		}
-		writeJSON(w, http.StatusUnauthorized, ceremonyAnswer{Error: "Confirm it's you first.", Redirect: u})
+		writeJSON(w, r, http.StatusUnauthorized, ceremonyAnswer{Error: "passkey.confirm_first", Redirect: u})
 		return nil, false
 	}
 	return acct, true
@@ -519,7 +519,7 @@ func (h *Handler) accountJSON(w http.ResponseWriter, r *http.Request) (*session.
 // not a verification: the session gains nothing from it (PRODUCT.md §3).
 func (h *Handler) accountPasskeyFinish(w http.ResponseWriter, r *http.Request) {
 	if !h.passkeysOn() {
-		writeJSON(w, http.StatusNotFound, ceremonyAnswer{Error: "Passkeys are not available here."})
+		writeJSON(w, r, http.StatusNotFound, ceremonyAnswer{Error: "passkey.unavailable"})
 		return
 	}
 	acct, ok := h.accountJSON(w, r)
@@ -535,7 +535,7 @@ func (h *Handler) accountPasskeyFinish(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.p.Audit(ctx, obs.EventEnrollFailed, "reason", "bad_attestation", "factor", "webauthn", "sub", acct.Subject)
 		h.p.Log().InfoContext(ctx, "passkey registration refused", "err", err)
-		writeJSON(w, http.StatusBadRequest, ceremonyAnswer{Error: "This passkey could not be added. Try again."})
+		writeJSON(w, r, http.StatusBadRequest, ceremonyAnswer{Error: "passkey.add_failed"})
 		return
 	}
 	rec, err := c.Encode()
@@ -548,7 +548,7 @@ func (h *Handler) accountPasskeyFinish(w http.ResponseWriter, r *http.Request) {
 	}
 	h.p.Audit(ctx, obs.EventEnrolled, "factor", "webauthn", "sub", acct.Subject, "credential", c.ID(),
 		"aaguid", c.AAGUID(), "uv", c.UV, "hardware", c.Hardware, "synced", c.Synced(), "attestation", c.WebAuthn.AttestationFormat)
-	writeJSON(w, http.StatusOK, ceremonyAnswer{Redirect: op.PathAccount + "?done=passkey"})
+	writeJSON(w, r, http.StatusOK, ceremonyAnswer{Redirect: op.PathAccount + "?done=passkey"})
 }
 
 // accountRecoveryCodes makes a new set of recovery codes, replacing the
@@ -570,8 +570,8 @@ func (h *Handler) accountRecoveryCodes(w http.ResponseWriter, r *http.Request) {
 	}
 	h.p.Audit(ctx, obs.EventEnrolled, "factor", "recovery", "sub", acct.Subject, "where", "account", "replaced", acct.RecoveryCodes)
 	h.pages.Render(w, http.StatusOK, "info", templates.InfoData{
-		Page:          h.page(w, r, nil, "Save your recovery codes", ""),
-		Message:       "Each of these codes signs you in once if you lose your other sign-in methods. Keep them somewhere safe: they are shown only now, and your old codes no longer work.",
+		Page:          h.page(w, r, nil, "recovery.save_title", ""),
+		Message:       "recovery.save_account",
 		RecoveryCodes: codes,
 		ContinueURL:   op.PathAccount,
 	})

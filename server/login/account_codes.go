@@ -65,7 +65,7 @@ func (h *Handler) fillAccountCodes(data *templates.AccountData, acct *session.Ac
 // the hosted flow; it returns false when it has answered (a problem is
 // shown by retry, a store failure by the 503 page).
 func (h *Handler) accountSend(w http.ResponseWriter, r *http.Request, sess *session.Session, acct *session.Account, f authn.Factor, purpose, to string, retry func(status int, msg string)) bool {
-	pr := h.sendCode(r, sess.ID, acct.Subject, h.p.AccountClientID(), f, purpose, to)
+	pr := h.sendCode(r, h.loc(r, nil).Lang(), sess.ID, acct.Subject, h.p.AccountClientID(), f, purpose, to)
 	if pr == nil {
 		return true
 	}
@@ -118,10 +118,10 @@ func (h *Handler) emailCanTurnOn(acct *session.Account) bool {
 
 func (h *Handler) renderAccountEmailCode(w http.ResponseWriter, r *http.Request, acct *session.Account, status int, errMsg string) {
 	h.pages.Render(w, status, templates.PageCode, templates.CodeData{
-		Page:         h.page(w, r, nil, "Turn on email codes", errMsg),
+		Page:         h.page(w, r, nil, "account.email_on_title", errMsg),
 		Factor:       string(authn.Email),
 		Action:       op.PathAccount + "/email/confirm",
-		Hint:         "We emailed a 6-digit code to " + maskEmail(acct.Email) + ". Enter it to turn on email codes.",
+		Hint:         h.loc(r, nil).T("account.email_on_hint", "Email", maskEmail(acct.Email)),
 		ResendAction: op.PathAccount + "/email/resend",
 		CancelAction: op.PathAccount,
 		CancelLink:   true,
@@ -208,7 +208,7 @@ func (h *Handler) accountEmailOff(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.p.EmailMFARequired(acct) {
 		h.renderAccount(w, r, sess, acct, http.StatusConflict, "",
-			"Email codes are required for your account by the administrator, so they cannot be turned off here.")
+			"account.email_required_error")
 		return
 	}
 	if h.refuseLastFactor(w, r, sess, acct) {
@@ -226,9 +226,9 @@ func (h *Handler) accountEmailOff(w http.ResponseWriter, r *http.Request) {
 // renderAccountPhone shows the number form (phone == "") or the code
 // form for the sealed number.
 func (h *Handler) renderAccountPhone(w http.ResponseWriter, r *http.Request, acct *session.Account, phone, sealed string, status int, errMsg string) {
-	title := "Add a phone"
+	title := "account.phone_add_title"
 	if acct.Phone != "" {
-		title = "Replace your phone"
+		title = "account.phone_replace_title"
 	}
 	data := templates.EnrollPhoneData{
 		Page:         h.page(w, r, nil, title, errMsg),
@@ -258,11 +258,11 @@ func (h *Handler) accountPhone(w http.ResponseWriter, r *http.Request) {
 	}
 	phone, valid := normalizePhone(r.PostFormValue("phone"))
 	if !valid {
-		h.renderAccountPhone(w, r, acct, "", "", http.StatusBadRequest, "Enter the number with its country code, like +1 555 555 0100.")
+		h.renderAccountPhone(w, r, acct, "", "", http.StatusBadRequest, "phone.bad_number")
 		return
 	}
 	if phone == acct.Phone {
-		h.renderAccountPhone(w, r, acct, "", "", http.StatusBadRequest, "This is already your number.")
+		h.renderAccountPhone(w, r, acct, "", "", http.StatusBadRequest, "account.phone_same")
 		return
 	}
 	sealed := h.sealPending("phone", sess.ID, phone, h.p.Now().Add(op.AccountFreshness))
@@ -285,7 +285,7 @@ func (h *Handler) pendingPhone(w http.ResponseWriter, r *http.Request) (sess *se
 	sealed = r.PostFormValue("pending")
 	phone = h.openPending("phone", sess.ID, sealed)
 	if !h.codesOn(authn.SMS) || phone == "" {
-		h.renderAccount(w, r, sess, acct, http.StatusBadRequest, "", "That change has expired. Start again.")
+		h.renderAccount(w, r, sess, acct, http.StatusBadRequest, "", "account.change_expired")
 		return nil, nil, "", "", false
 	}
 	return sess, acct, phone, sealed, true

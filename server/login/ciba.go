@@ -15,7 +15,7 @@ import (
 
 // CIBAApproval implements op.Pages.
 func (h *Handler) CIBAApproval(w http.ResponseWriter, r *http.Request, f *op.Flow, clientName, level string) {
-	pg := h.page(w, r, nil, "Approve this request?", "")
+	pg := h.page(w, r, nil, "ciba.title", "")
 	pg.ClientName = clientName
 	h.pages.Render(w, http.StatusOK, templates.PageCIBA, templates.CIBAData{
 		Page:           pg,
@@ -29,16 +29,16 @@ func (h *Handler) CIBAApproval(w http.ResponseWriter, r *http.Request, f *op.Flo
 // CIBAOpen implements op.Pages.
 func (h *Handler) CIBAOpen(w http.ResponseWriter, r *http.Request, action string) {
 	h.pages.Render(w, http.StatusOK, templates.PageCIBAOpen, templates.CIBAOpenData{
-		Page:   h.page(w, r, nil, "Review a request", ""),
+		Page:   h.page(w, r, nil, "ciba_open.title", ""),
 		Action: action,
 	})
 }
 
 // CIBADone implements op.Pages.
 func (h *Handler) CIBADone(w http.ResponseWriter, r *http.Request, approved bool) {
-	title, msg := "Request denied", "You denied the request. The application has been told."
+	title, msg := "ciba.denied_title", "ciba.denied"
 	if approved {
-		title, msg = "Request approved", "You approved the request. You can close this page and go back to the application."
+		title, msg = "ciba.approved_title", "ciba.approved"
 	}
 	h.pages.Render(w, http.StatusOK, templates.PageInfo, templates.InfoData{
 		Page:    templates.Page{Title: title},
@@ -53,7 +53,7 @@ func (h *Handler) cibaState(w http.ResponseWriter, r *http.Request) (*state, boo
 		return nil, false
 	}
 	if !st.flow.IsCIBA() {
-		h.Error(w, r, http.StatusNotFound, "There is no request to approve here.")
+		h.Error(w, r, http.StatusNotFound, "error.ciba_none")
 		return nil, false
 	}
 	return st, true

@@ -3,6 +3,7 @@ package login
 import (
 	"context"
 	"errors"
+	"github.com/stepup-dev/stepup/i18n"
 	"net/http"
 	"regexp"
 	"slices"
@@ -28,9 +29,9 @@ const (
 
 // Answers about sending codes.
 const (
-	msgSendCapped = "Too many codes were sent. Wait a while before you ask for another."
-	msgSendFailed = "We could not send the code just now. Try again in a moment."
-	msgBadCode    = "That code is not valid or has expired. Codes can be used only once."
+	msgSendCapped = "code.send_capped"
+	msgSendFailed = "code.send_failed"
+	msgBadCode    = "code.bad"
 )
 
 // sendTimeout bounds a provider call made while the user waits.
@@ -78,12 +79,13 @@ type problem struct {
 // send makes a code for (session, purpose, to), within the send caps and
 // the resend cooldown, and hands it to the factor's provider.
 func (h *Handler) send(r *http.Request, st *state, f authn.Factor, purpose, to string) *problem {
-	return h.sendCode(r, st.sess.ID, st.acct.Subject, st.c.GetID(), f, purpose, to)
+	return h.sendCode(r, h.loc(r, st).Lang(), st.sess.ID, st.acct.Subject, st.c.GetID(), f, purpose, to)
 }
 
 // sendCode is send for the browser session sid of the user sub, on
-// behalf of clientID (the flow's client, or /account's).
-func (h *Handler) sendCode(r *http.Request, sid, sub, clientID string, f authn.Factor, purpose, to string) *problem {
+// behalf of clientID (the flow's client, or /account's); the message is
+// in lang.
+func (h *Handler) sendCode(r *http.Request, lang, sid, sub, clientID string, f authn.Factor, purpose, to string) *problem {
 	ctx := r.Context()
 	sender := h.p.Sender(f)
 	if sender == nil || to == "" {
@@ -107,7 +109,7 @@ func (h *Handler) sendCode(r *http.Request, sid, sub, clientID string, f authn.F
 		refund(budgets...)
 		wait := h.p.Codes().Cooldown()
 		return &problem{status: http.StatusTooManyRequests, retryAfter: wait,
-			msg: "A code was sent moments ago. Wait " + strconv.Itoa(int(wait.Seconds())) + " seconds before you ask for another."}
+			msg: i18n.For(lang).T("code.cooldown", "Seconds", int(wait.Seconds()))}
 	}
 	if err != nil {
 		refund(budgets...)
@@ -116,12 +118,12 @@ func (h *Handler) sendCode(r *http.Request, sid, sub, clientID string, f authn.F
 	var m notify.Message
 	host := issuerLabel(h.p.Issuer())
 	if f == authn.Email {
-		if m, err = notify.Email(to, code, host, h.p.Codes().TTL()); err != nil {
+		if m, err = notify.EmailIn(lang, to, code, host, h.p.Codes().TTL()); err != nil {
 			h.p.Log().ErrorContext(ctx, "composing a code email failed", "err", err)
 			return &problem{status: http.StatusInternalServerError, msg: msgSendFailed}
 		}
 	} else {
-		m = notify.SMS(to, code, host, h.p.Codes().TTL())
+		m = notify.SMSIn(lang, to, code, host, h.p.Codes().TTL())
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
 	defer cancel()
@@ -295,9 +297,9 @@ func (h *Handler) enrollLinks(st *state, d authn.Decision, shown authn.Factor) [
 		if f == shown {
 			continue
 		}
-		label := "An authenticator app"
+		label := "enroll.alt_totp"
 		if f == authn.SMS {
-			label = "Text message codes to my phone"
+			label = "enroll.alt_sms"
 		}
 		links = append(links, templates.FactorLink{Factor: string(f), Label: label, URL: h.flowURL(st.flow, "?enroll="+string(f))})
 	}
@@ -308,7 +310,7 @@ func (h *Handler) enrollLinks(st *state, d authn.Decision, shown authn.Factor) [
 // code was texted, the code form.
 func (h *Handler) renderEnrollPhone(w http.ResponseWriter, r *http.Request, st *state, d authn.Decision, status int, errMsg string) {
 	data := templates.EnrollPhoneData{
-		Page:         h.page(w, r, st, "Set up text message codes", errMsg),
+		Page:         h.page(w, r, st, "enroll_phone.title", errMsg),
 		PhoneAction:  h.flowURL(st.flow, "/enroll/phone"),
 		Phone:        st.flow.EnrollPhone,
 		CodeAction:   h.flowURL(st.flow, "/enroll/sms"),
@@ -356,7 +358,7 @@ func (h *Handler) enrollPhone(w http.ResponseWriter, r *http.Request) {
 	}
 	phone, valid := normalizePhone(r.PostFormValue("phone"))
 	if !valid {
-		h.renderEnrollPhone(w, r, st, d, http.StatusBadRequest, "Enter the number with its country code, like +1 555 555 0100.")
+		h.renderEnrollPhone(w, r, st, d, http.StatusBadRequest, "phone.bad_number")
 		return
 	}
 	if pr := h.send(r, st, authn.SMS, purposeEnrollSMS, phone); pr != nil {

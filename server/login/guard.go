@@ -20,7 +20,7 @@ type attempt struct {
 }
 
 // Messages of the failure answers; the 401 one is per factor.
-const msgLocked = "Too many failed attempts. Wait a while before you try again."
+const msgLocked = "login.locked"
 
 // reserve counts an attempt by subject (or, with no account, username).
 // When it returns false it has answered: 429 through retry when a budget

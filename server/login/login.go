@@ -50,7 +50,7 @@ func New(p *op.Provider, pages *templates.Renderer, csrfKey []byte) *Handler {
 func (h *Handler) Register(mux *http.ServeMux) {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.Error(w, r, http.StatusForbidden, "This form was sent from another site and was refused.")
+		h.Error(w, r, http.StatusForbidden, "error.cross_site")
 	}))
 	post := func(pattern string, fn http.HandlerFunc) {
 		mux.Handle("POST "+pattern, cop.Handler(h.requireCSRF(fn)))
@@ -101,7 +101,7 @@ func (h *Handler) requireCSRF(next http.HandlerFunc) http.HandlerFunc {
 		sid := h.p.Sessions().ID(r)
 		got := r.PostFormValue("csrf_token")
 		if sid == "" || got == "" || !hmac.Equal([]byte(got), []byte(h.csrfToken(sid))) {
-			h.Error(w, r, http.StatusForbidden, "This form has expired or was not sent by this site. Go back and try again.")
+			h.Error(w, r, http.StatusForbidden, "error.csrf")
 			return
 		}
 		next(w, r)
@@ -125,7 +125,7 @@ func (h *Handler) browserID(w http.ResponseWriter, r *http.Request) string {
 // msgOtherBrowser answers a sign-in link opened in another browser than
 // the one that started it. It names nothing of the flow: not the
 // application, not the user.
-const msgOtherBrowser = "This sign-in was started in another browser and can only be continued there. If someone sent you this link, do not use it. To sign in, go back to the application and start again."
+const msgOtherBrowser = "error.other_browser"
 
 // state is what every flow handler loads first.
 type state struct {
@@ -140,7 +140,7 @@ type state struct {
 func (h *Handler) load(w http.ResponseWriter, r *http.Request) (*state, bool) {
 	f, c, sess, err := h.p.FlowAndSession(r, r.PathValue("id"))
 	if errors.Is(err, session.ErrNotFound) {
-		h.Error(w, r, http.StatusBadRequest, "This sign-in has expired or was already completed. Go back to the application and start again.")
+		h.Error(w, r, http.StatusBadRequest, "error.flow_expired")
 		return nil, false
 	} else if errors.Is(err, op.ErrOtherBrowser) {
 		h.Error(w, r, http.StatusForbidden, msgOtherBrowser)
@@ -249,9 +249,9 @@ func (h *Handler) renderFactor(w http.ResponseWriter, r *http.Request, st *state
 			alts = append(alts, templates.FactorLink{Factor: string(f), Label: factorLabel(f), URL: h.flowURL(st.flow, "?factor="+string(f))})
 		}
 	}
-	step := "Confirm it's you"
+	step := "step.confirm"
 	if d.Target != "" {
-		step = "Additional verification is required to continue to " + st.c.Name() + "."
+		step = h.loc(r, st).T("step.required", "Client", st.c.Name())
 	}
 	if factor == authn.WebAuthn {
 		h.renderWebAuthn(w, r, st, alts, step, status, errMsg)
@@ -268,10 +268,10 @@ func (h *Handler) renderFactor(w http.ResponseWriter, r *http.Request, st *state
 	}
 	switch factor {
 	case authn.SMS:
-		data.Hint = "We texted a 6-digit code to " + maskPhone(destination(st.acct, factor)) + "."
+		data.Hint = h.loc(r, st).T("code.hint_sms", "Phone", maskPhone(destination(st.acct, factor)))
 		data.ResendAction = h.flowURL(st.flow, "/resend/sms")
 	case authn.Email:
-		data.Hint = "We emailed a 6-digit code to " + maskEmail(destination(st.acct, factor)) + "."
+		data.Hint = h.loc(r, st).T("code.hint_email", "Email", maskEmail(destination(st.acct, factor)))
 		data.ResendAction = h.flowURL(st.flow, "/resend/email")
 	}
 	h.pages.Render(w, status, "code", data)
@@ -280,15 +280,15 @@ func (h *Handler) renderFactor(w http.ResponseWriter, r *http.Request, st *state
 func factorLabel(f authn.Factor) string {
 	switch f {
 	case authn.TOTP:
-		return "Authenticator app code"
+		return "factor.totp"
 	case authn.SMS:
-		return "Code sent by text message"
+		return "factor.sms"
 	case authn.Email:
-		return "Code sent by email"
+		return "factor.email"
 	case authn.Recovery:
-		return "Recovery code"
+		return "factor.recovery"
 	case authn.WebAuthn:
-		return "Passkey or security key"
+		return "factor.webauthn"
 	}
 	return "Password"
 }
@@ -296,9 +296,9 @@ func factorLabel(f authn.Factor) string {
 func factorHint(f authn.Factor) string {
 	switch f {
 	case authn.TOTP:
-		return "Enter the 6-digit code shown by your authenticator app."
+		return "code.hint_totp"
 	case authn.Recovery:
-		return "Enter one of the recovery codes you saved. Each works once."
+		return "code.hint_recovery"
 	}
 	return ""
 }
@@ -313,7 +313,7 @@ func (h *Handler) failed(w http.ResponseWriter, r *http.Request, st *state, fact
 		// never completes the flow, or one request would yield two codes.
 		h.pages.Render(w, status, "error", templates.ErrorData{
 			Page:    h.page(w, r, st, http.StatusText(status), msg),
-			Message: "This sign-in went on in another request. Go back to the application if it is not done.",
+			Message: "error.flow_moved_on",
 		})
 		return
 	}
@@ -430,7 +430,7 @@ func (h *Handler) storeFailure(w http.ResponseWriter, r *http.Request, err error
 	if errors.Is(err, op.ErrApprovalEnded) {
 		// A CIBA approval ran out: its page says so; the browser's own
 		// session is not touched.
-		h.Error(w, r, http.StatusGone, "This request is no longer waiting for your approval.")
+		h.Error(w, r, http.StatusGone, "error.ciba_ended")
 		return
 	}
 	if errors.Is(err, session.ErrKeyChanged) {
@@ -490,7 +490,7 @@ func (h *Handler) totp(w http.ResponseWriter, r *http.Request) {
 	if !good {
 		try.failed()
 		h.p.Audit(ctx, obs.EventStepUpFailed, "reason", "bad_code", "factor", "totp", "sub", st.acct.Subject, "client_id", st.c.GetID())
-		h.failed(w, r, st, authn.TOTP, http.StatusUnauthorized, "That code is not valid. Codes can be used only once.")
+		h.failed(w, r, st, authn.TOTP, http.StatusUnauthorized, "code.bad_totp")
 		return
 	}
 	try.succeeded()
@@ -542,13 +542,13 @@ func (h *Handler) renderEnroll(w http.ResponseWriter, r *http.Request, st *state
 		return
 	}
 	if !h.enrollAllowed(d, authn.TOTP) || st.acct == nil {
-		h.Error(w, r, http.StatusInternalServerError, "This sign-in cannot continue.")
+		h.Error(w, r, http.StatusInternalServerError, "error.cannot_continue")
 		return
 	}
 	if st.flow.EnrollSecret == "" {
 		secret, err := totp.NewSecret()
 		if err != nil {
-			h.Error(w, r, http.StatusInternalServerError, "This sign-in cannot continue.")
+			h.Error(w, r, http.StatusInternalServerError, "error.cannot_continue")
 			return
 		}
 		st.flow.EnrollSecret, st.flow.EnrollSubject = secret, st.acct.Subject
@@ -560,11 +560,11 @@ func (h *Handler) renderEnroll(w http.ResponseWriter, r *http.Request, st *state
 	uri := totp.URI(issuerLabel(h.p.Issuer()), st.acct.Username, st.flow.EnrollSecret)
 	png, err := totp.QRPNG(uri, 200)
 	if err != nil {
-		h.Error(w, r, http.StatusInternalServerError, "This sign-in cannot continue.")
+		h.Error(w, r, http.StatusInternalServerError, "error.cannot_continue")
 		return
 	}
 	data := templates.EnrollTOTPData{
-		Page:         h.page(w, r, st, "Set up an authenticator app", errMsg),
+		Page:         h.page(w, r, st, "enroll_totp.title", errMsg),
 		Action:       h.flowURL(st.flow, "/enroll/totp"),
 		Secret:       st.flow.EnrollSecret,
 		QRDataURI:    template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png)),
@@ -610,7 +610,7 @@ func (h *Handler) enrollTOTP(w http.ResponseWriter, r *http.Request) {
 	if !good {
 		try.failed()
 		h.p.Audit(ctx, obs.EventEnrollFailed, "reason", "bad_code", "factor", "totp", "sub", st.acct.Subject, "client_id", st.c.GetID())
-		h.renderEnroll(w, r, st, d, http.StatusUnauthorized, "That code is not valid. Check the time on your device and try the next code.")
+		h.renderEnroll(w, r, st, d, http.StatusUnauthorized, "enroll_totp.bad_code")
 		return
 	}
 	try.succeeded()
@@ -669,7 +669,7 @@ func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	plr, state := r.PostFormValue("post_logout_redirect_uri"), r.PostFormValue("state")
 	if _, ok := h.p.LogoutTarget(r.PostFormValue("client_id"), plr); !ok {
-		h.Error(w, r, http.StatusBadRequest, "The application asked to return to an address it has not registered.")
+		h.Error(w, r, http.StatusBadRequest, "error.unknown_logout_redirect")
 		return
 	}
 	sess, err := h.p.CurrentSession(r)

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"encoding/json"
 	"errors"
+	"github.com/stepup-dev/stepup/i18n"
 	"io"
 	"net/http"
 
@@ -35,7 +36,7 @@ func (h *Handler) requireCSRFHeader(next http.HandlerFunc) http.HandlerFunc {
 		sid := h.p.Sessions().ID(r)
 		got := r.Header.Get("X-CSRF-Token")
 		if sid == "" || got == "" || !hmacEqual(got, h.csrfToken(sid)) {
-			writeJSON(w, http.StatusForbidden, ceremonyAnswer{Error: "This page has expired. Reload it and try again."})
+			writeJSON(w, r, http.StatusForbidden, ceremonyAnswer{Error: "passkey.page_expired"})
 			return
 		}
 		next(w, r)
@@ -49,7 +50,14 @@ type ceremonyAnswer struct {
 	Error    string `json:"error,omitempty"`
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// writeJSON answers a ceremony request; an error of a ceremonyAnswer is a
+// catalogue key, written in the browser's language (the page's script
+// shows it as it is).
+func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	if a, ok := v.(ceremonyAnswer); ok && a.Error != "" {
+		a.Error = i18n.For(i18n.Match(nil, r.Header.Get("Accept-Language"))).T(a.Error)
+		v = a
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
@@ -81,17 +89,17 @@ func (h *Handler) saveCeremony(r *http.Request, cer *passkey.Ceremony) error {
 func (h *Handler) takeCeremony(w http.ResponseWriter, r *http.Request, place string) (body []byte, cer *passkey.Ceremony, ok bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, passkey.MaxResponseSize))
 	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, ceremonyAnswer{Error: "The answer of the authenticator is too large."})
+		writeJSON(w, r, http.StatusRequestEntityTooLarge, ceremonyAnswer{Error: "passkey.too_large"})
 		return nil, nil, false
 	}
 	challenge, err := passkey.ChallengeOf(body)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, ceremonyAnswer{Error: "The answer of the authenticator is malformed."})
+		writeJSON(w, r, http.StatusBadRequest, ceremonyAnswer{Error: "passkey.malformed"})
 		return nil, nil, false
 	}
 	b, err := h.p.Store().TakeChallenge(r.Context(), challenge)
 	if errors.Is(err, session.ErrNotFound) {
-		writeJSON(w, http.StatusBadRequest, ceremonyAnswer{Error: "This request has expired or was already used. Try again."})
+		writeJSON(w, r, http.StatusBadRequest, ceremonyAnswer{Error: "passkey.expired"})
 		return nil, nil, false
 	} else if err != nil {
 		h.unavailableJSON(w, r, err)
@@ -100,7 +108,7 @@ func (h *Handler) takeCeremony(w http.ResponseWriter, r *http.Request, place str
 	cer = new(passkey.Ceremony)
 	if err := json.Unmarshal(b, cer); err != nil || cer.Binding != h.binding(r, place) {
 		// Consumed anyway: a ceremony answered from elsewhere is spent.
-		writeJSON(w, http.StatusBadRequest, ceremonyAnswer{Error: "This request was not started on this page. Try again."})
+		writeJSON(w, r, http.StatusBadRequest, ceremonyAnswer{Error: "passkey.other_page"})
 		return nil, nil, false
 	}
 	return body, cer, true
@@ -109,7 +117,7 @@ func (h *Handler) takeCeremony(w http.ResponseWriter, r *http.Request, place str
 func (h *Handler) unavailableJSON(w http.ResponseWriter, r *http.Request, err error) {
 	h.p.Audit(r.Context(), obs.EventStoreDown, "path", r.URL.Path, "err", err.Error(), "reason", "store_unavailable")
 	w.Header().Set("Retry-After", "5")
-	writeJSON(w, http.StatusServiceUnavailable, ceremonyAnswer{Error: "The sign-in service is temporarily unavailable. Please try again in a moment."})
+	writeJSON(w, r, http.StatusServiceUnavailable, ceremonyAnswer{Error: "error.unavailable"})
 }
 
 // passkeysOn reports whether passkeys can be used at all.
@@ -122,7 +130,7 @@ func (h *Handler) passkeysOn() bool {
 // sign-in; ?mediation=conditional for the autofill of the login page).
 func (h *Handler) passkeyBegin(w http.ResponseWriter, r *http.Request) {
 	if !h.passkeysOn() {
-		writeJSON(w, http.StatusNotFound, ceremonyAnswer{Error: "Passkeys are not available here."})
+		writeJSON(w, r, http.StatusNotFound, ceremonyAnswer{Error: "passkey.unavailable"})
 		return
 	}
 	st, ok := h.loadJSON(w, r)
@@ -140,7 +148,7 @@ func (h *Handler) passkeyBegin(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		h.p.Log().ErrorContext(r.Context(), "passkey begin failed", "err", err)
-		writeJSON(w, http.StatusInternalServerError, ceremonyAnswer{Error: "Passkeys cannot be used right now."})
+		writeJSON(w, r, http.StatusInternalServerError, ceremonyAnswer{Error: "passkey.cannot_use"})
 		return
 	}
 	if err := h.saveCeremony(r, cer); err != nil {
@@ -154,10 +162,10 @@ func (h *Handler) passkeyBegin(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) loadJSON(w http.ResponseWriter, r *http.Request) (*state, bool) {
 	f, c, sess, err := h.p.FlowAndSession(r, r.PathValue("id"))
 	if errors.Is(err, session.ErrNotFound) {
-		writeJSON(w, http.StatusBadRequest, ceremonyAnswer{Error: "This sign-in has expired or was already completed. Go back to the application and start again."})
+		writeJSON(w, r, http.StatusBadRequest, ceremonyAnswer{Error: "error.flow_expired"})
 		return nil, false
 	} else if errors.Is(err, op.ErrOtherBrowser) {
-		writeJSON(w, http.StatusForbidden, ceremonyAnswer{Error: msgOtherBrowser})
+		writeJSON(w, r, http.StatusForbidden, ceremonyAnswer{Error: msgOtherBrowser})
 		return nil, false
 	} else if err != nil {
 		h.unavailableJSON(w, r, err)
@@ -188,7 +196,7 @@ func (h *Handler) lookupUser(r *http.Request, found **session.Account) passkey.L
 // step-up adds to it.
 func (h *Handler) passkeyFinish(w http.ResponseWriter, r *http.Request) {
 	if !h.passkeysOn() {
-		writeJSON(w, http.StatusNotFound, ceremonyAnswer{Error: "Passkeys are not available here."})
+		writeJSON(w, r, http.StatusNotFound, ceremonyAnswer{Error: "passkey.unavailable"})
 		return
 	}
 	st, ok := h.loadJSON(w, r)
@@ -202,7 +210,7 @@ func (h *Handler) passkeyFinish(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	a, err := passkey.ParseAssertion(body)
 	if err != nil || cer.Kind == passkey.KindRegister {
-		writeJSON(w, http.StatusBadRequest, ceremonyAnswer{Error: "The answer of the authenticator is malformed."})
+		writeJSON(w, r, http.StatusBadRequest, ceremonyAnswer{Error: "passkey.malformed"})
 		return
 	}
 	claimed := cer.Subject
@@ -211,7 +219,7 @@ func (h *Handler) passkeyFinish(w http.ResponseWriter, r *http.Request) {
 	}
 	// Every factor shares the user's one budget (PRODUCT.md §3 Lockout).
 	try, ok := h.reserve(w, r, claimed, claimed, func(status int, msg string) {
-		writeJSON(w, status, ceremonyAnswer{Error: msg})
+		writeJSON(w, r, status, ceremonyAnswer{Error: msg})
 	})
 	if !ok {
 		return
@@ -235,11 +243,11 @@ func (h *Handler) passkeyFinish(w http.ResponseWriter, r *http.Request) {
 		}
 		h.p.Audit(ctx, event, "reason", "bad_assertion", "factor", "webauthn", "sub", claimed, "client_id", st.c.GetID())
 		h.p.Log().InfoContext(ctx, "passkey assertion refused", "err", err)
-		msg := "This passkey was not accepted. Try again, or use another way to sign in."
+		msg := "passkey.refused"
 		if errors.Is(err, passkey.ErrPossibleClone) {
-			msg = "This security key was refused because it may have been copied. Use another way to sign in and check your security keys."
+			msg = "passkey.cloned"
 		}
-		writeJSON(w, http.StatusUnauthorized, ceremonyAnswer{Error: msg})
+		writeJSON(w, r, http.StatusUnauthorized, ceremonyAnswer{Error: msg})
 		return
 	}
 	try.succeeded()
@@ -249,7 +257,7 @@ func (h *Handler) passkeyFinish(w http.ResponseWriter, r *http.Request) {
 	}
 	if errors.Is(err, session.ErrNotFound) {
 		// Removed while the ceremony ran: it proves nothing any more.
-		writeJSON(w, http.StatusUnauthorized, ceremonyAnswer{Error: "This passkey was removed from your account."})
+		writeJSON(w, r, http.StatusUnauthorized, ceremonyAnswer{Error: "passkey.removed"})
 		return
 	} else if err != nil {
 		h.unavailableJSON(w, r, err)
@@ -258,22 +266,22 @@ func (h *Handler) passkeyFinish(w http.ResponseWriter, r *http.Request) {
 	v := res.Verification(now)
 	if err := h.recordPasskey(w, r, st, acct, v); err != nil {
 		if errors.Is(err, op.ErrApprovalEnded) {
-			writeJSON(w, http.StatusGone, ceremonyAnswer{Error: "This request is no longer waiting for your approval."})
+			writeJSON(w, r, http.StatusGone, ceremonyAnswer{Error: "error.ciba_ended"})
 			return
 		}
 		if errors.Is(err, errOtherUsersPasskey) {
-			writeJSON(w, http.StatusUnauthorized, ceremonyAnswer{Error: "This passkey belongs to another account than the one asked to approve."})
+			writeJSON(w, r, http.StatusUnauthorized, ceremonyAnswer{Error: "passkey.other_account"})
 			return
 		}
 		if errors.Is(err, session.ErrKeyChanged) {
 			// Another request of this browser renewed the session first;
 			// its cookie goes on.
-			writeJSON(w, http.StatusConflict, ceremonyAnswer{Error: "This sign-in went on in another request.", Redirect: op.PathLoginPrefix + st.flow.ID})
+			writeJSON(w, r, http.StatusConflict, ceremonyAnswer{Error: "passkey.moved_on", Redirect: op.PathLoginPrefix + st.flow.ID})
 			return
 		}
 		if errors.Is(err, session.ErrNotFound) {
 			h.p.Sessions().Clear(w)
-			writeJSON(w, http.StatusUnauthorized, ceremonyAnswer{Error: "Your session ended. Sign in again.", Redirect: op.PathLoginPrefix + st.flow.ID})
+			writeJSON(w, r, http.StatusUnauthorized, ceremonyAnswer{Error: "passkey.session_ended", Redirect: op.PathLoginPrefix + st.flow.ID})
 			return
 		}
 		h.unavailableJSON(w, r, err)
@@ -286,10 +294,10 @@ func (h *Handler) passkeyFinish(w http.ResponseWriter, r *http.Request) {
 	if !v.UV && d.Outcome == authn.Need && d.Need[0] == authn.WebAuthn {
 		// Recorded (it proves possession), but what is asked for needs the
 		// authenticator to verify the user.
-		writeJSON(w, http.StatusUnauthorized, ceremonyAnswer{Error: "This security key did not verify you with a PIN or biometric, which this sign-in needs. Use a passkey or security key that does."})
+		writeJSON(w, r, http.StatusUnauthorized, ceremonyAnswer{Error: "passkey.no_uv"})
 		return
 	}
-	writeJSON(w, http.StatusOK, ceremonyAnswer{Redirect: op.PathLoginPrefix + st.flow.ID})
+	writeJSON(w, r, http.StatusOK, ceremonyAnswer{Redirect: op.PathLoginPrefix + st.flow.ID})
 }
 
 // recordPasskey puts a verified assertion into the browser's session: a
@@ -365,7 +373,7 @@ func (h *Handler) renderWebAuthn(w http.ResponseWriter, r *http.Request, st *sta
 // level asked for needs one the user does not have.
 func (h *Handler) renderEnrollPasskey(w http.ResponseWriter, r *http.Request, st *state, d authn.Decision, status int, errMsg string) {
 	data := templates.EnrollPasskeyData{
-		Page: h.page(w, r, st, "Create a passkey", errMsg),
+		Page: h.page(w, r, st, "enroll_passkey.title", errMsg),
 		Ceremony: templates.Ceremony{
 			Kind:   "create",
 			Begin:  h.flowURL(st.flow, "/enroll/webauthn/begin"),
@@ -383,7 +391,7 @@ func (h *Handler) renderEnrollPasskey(w http.ResponseWriter, r *http.Request, st
 // the policy asks for one; ok is false when it has answered.
 func (h *Handler) enrolling(w http.ResponseWriter, r *http.Request) (*state, bool) {
 	if !h.passkeysOn() {
-		writeJSON(w, http.StatusNotFound, ceremonyAnswer{Error: "Passkeys are not available here."})
+		writeJSON(w, r, http.StatusNotFound, ceremonyAnswer{Error: "passkey.unavailable"})
 		return nil, false
 	}
 	st, ok := h.loadJSON(w, r)
@@ -392,7 +400,7 @@ func (h *Handler) enrolling(w http.ResponseWriter, r *http.Request) (*state, boo
 	}
 	d := h.p.Decide(st.flow, st.c, st.sess, st.acct)
 	if st.sess == nil || st.acct == nil || d.Outcome != authn.Enroll || d.EnrollFactor != authn.WebAuthn {
-		writeJSON(w, http.StatusConflict, ceremonyAnswer{Error: "There is nothing to set up here any more.", Redirect: op.PathLoginPrefix + st.flow.ID})
+		writeJSON(w, r, http.StatusConflict, ceremonyAnswer{Error: "passkey.nothing_to_set_up", Redirect: op.PathLoginPrefix + st.flow.ID})
 		return nil, false
 	}
 	return st, true
@@ -406,7 +414,7 @@ func (h *Handler) enrollPasskeyBegin(w http.ResponseWriter, r *http.Request) {
 	options, cer, err := h.p.Passkeys().BeginRegistration(h.p.PasskeyUser(st.acct), h.binding(r, "enroll:"+st.flow.ID))
 	if err != nil {
 		h.p.Log().ErrorContext(r.Context(), "passkey registration begin failed", "err", err)
-		writeJSON(w, http.StatusInternalServerError, ceremonyAnswer{Error: "Passkeys cannot be created right now."})
+		writeJSON(w, r, http.StatusInternalServerError, ceremonyAnswer{Error: "passkey.cannot_create"})
 		return
 	}
 	if err := h.saveCeremony(r, cer); err != nil {
@@ -432,7 +440,7 @@ func (h *Handler) enrollPasskeyFinish(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.p.Audit(ctx, obs.EventEnrollFailed, "reason", "bad_attestation", "factor", "webauthn", "sub", st.acct.Subject, "client_id", st.c.GetID())
 		h.p.Log().InfoContext(ctx, "passkey registration refused", "err", err)
-		writeJSON(w, http.StatusBadRequest, ceremonyAnswer{Error: "This passkey could not be created. Try again."})
+		writeJSON(w, r, http.StatusBadRequest, ceremonyAnswer{Error: "passkey.create_failed"})
 		return
 	}
 	rec, err := c.Encode()
@@ -445,7 +453,7 @@ func (h *Handler) enrollPasskeyFinish(w http.ResponseWriter, r *http.Request) {
 	}
 	h.p.Audit(ctx, obs.EventEnrolled, "factor", "webauthn", "sub", st.acct.Subject, "client_id", st.c.GetID(), "credential", c.ID(),
 		"aaguid", c.AAGUID(), "uv", c.UV, "hardware", c.Hardware, "synced", c.Synced(), "attestation", c.WebAuthn.AttestationFormat)
-	writeJSON(w, http.StatusOK, ceremonyAnswer{Redirect: op.PathLoginPrefix + st.flow.ID})
+	writeJSON(w, r, http.StatusOK, ceremonyAnswer{Redirect: op.PathLoginPrefix + st.flow.ID})
 }
 
 // plausibleSubject returns a user handle that could be one of our subjects

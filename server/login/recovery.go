@@ -35,7 +35,7 @@ func (h *Handler) recovery(w http.ResponseWriter, r *http.Request) {
 	if !good {
 		try.failed()
 		h.p.Audit(ctx, obs.EventStepUpFailed, "reason", "bad_code", "factor", "recovery", "sub", st.acct.Subject, "client_id", st.c.GetID())
-		h.failed(w, r, st, authn.Recovery, http.StatusUnauthorized, "That recovery code is not valid. Each code can be used only once.")
+		h.failed(w, r, st, authn.Recovery, http.StatusUnauthorized, "code.bad_recovery")
 		return
 	}
 	try.succeeded()
@@ -63,8 +63,8 @@ func (h *Handler) offerRecoveryCodes(w http.ResponseWriter, r *http.Request, st 
 	st.acct.RecoveryCodes = len(codes)
 	h.p.Audit(ctx, obs.EventEnrolled, "factor", "recovery", "sub", st.acct.Subject, "client_id", st.c.GetID())
 	h.pages.Render(w, http.StatusOK, "info", templates.InfoData{
-		Page:          h.page(w, r, st, "Save your recovery codes", ""),
-		Message:       "If you lose access to your other sign-in methods, each of these codes lets you in once. Keep them somewhere safe: they are shown only now.",
+		Page:          h.page(w, r, st, "recovery.save_title", ""),
+		Message:       "recovery.save_flow",
 		RecoveryCodes: codes,
 		ContinueURL:   h.flowURL(st.flow, ""),
 	})

@@ -23,25 +23,25 @@ func (p *Provider) Unavailable(w http.ResponseWriter, r *http.Request, err error
 	}
 	p.Audit(r.Context(), obs.EventStoreDown, "path", r.URL.Path, "err", err.Error(), "reason", "store_unavailable")
 	w.Header().Set("Retry-After", "5")
-	p.pages.Error(w, r, http.StatusServiceUnavailable, "The sign-in service is temporarily unavailable. Please try again in a moment.")
+	p.pages.Error(w, r, http.StatusServiceUnavailable, "error.unavailable")
 }
 
 // MsgDisabled is what a disabled user is told (PRODUCT.md §9).
-const MsgDisabled = "This account is disabled."
+const MsgDisabled = "error.disabled"
 
 // authorize is the authorization endpoint (OIDC Core §3.1.2).
 func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
-		p.pages.Error(w, r, http.StatusMethodNotAllowed, "Method not allowed.")
+		p.pages.Error(w, r, http.StatusMethodNotAllowed, "error.method")
 		return
 	}
 	if err := r.ParseForm(); err != nil {
 		if BodyTooLarge(err) {
-			p.pages.Error(w, r, http.StatusRequestEntityTooLarge, "The sign-in request is too large.")
+			p.pages.Error(w, r, http.StatusRequestEntityTooLarge, "error.authorize_too_large")
 			return
 		}
-		p.pages.Error(w, r, http.StatusBadRequest, "The sign-in request is malformed.")
+		p.pages.Error(w, r, http.StatusBadRequest, "error.authorize_malformed")
 		return
 	}
 	// A posted request that came without the browser's cookies would see
@@ -54,17 +54,17 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	// Until the client and its redirect URI are known to be registered,
 	// nothing may be sent to the redirect URI (RFC 9700 §4.1).
 	if len(r.Form["client_id"]) != 1 || len(r.Form["redirect_uri"]) != 1 {
-		p.pages.Error(w, r, http.StatusBadRequest, "The sign-in request needs exactly one client_id and one redirect_uri.")
+		p.pages.Error(w, r, http.StatusBadRequest, "error.authorize_params")
 		return
 	}
 	c, ok := p.clients[r.Form.Get("client_id")]
 	if !ok {
-		p.pages.Error(w, r, http.StatusBadRequest, "The application that sent you here is not registered.")
+		p.pages.Error(w, r, http.StatusBadRequest, "error.unknown_client")
 		return
 	}
 	redirectURI := r.Form.Get("redirect_uri")
 	if !c.RedirectURIAllowed(redirectURI) {
-		p.pages.Error(w, r, http.StatusBadRequest, "The application sent you here with a redirect URI it has not registered.")
+		p.pages.Error(w, r, http.StatusBadRequest, "error.unknown_redirect")
 		return
 	}
 	state := r.Form.Get("state")
@@ -318,7 +318,7 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, f *Flow, c *Cl
 	if errors.Is(err, session.ErrFlowEnded) {
 		// Another request finished this flow first (a double submission):
 		// one authorization request gets one code.
-		p.pages.Error(w, r, http.StatusBadRequest, "This sign-in has already been completed. Go back to the application.")
+		p.pages.Error(w, r, http.StatusBadRequest, "error.flow_done")
 		return
 	}
 	if err != nil {

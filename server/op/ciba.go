@@ -541,7 +541,7 @@ func (p *Provider) openCIBA(w http.ResponseWriter, r *http.Request) {
 	link := r.PathValue("link")
 	id, _, ok := strings.Cut(link, ".")
 	if !ok || id == "" || len(link) > 128 {
-		p.pages.Error(w, r, http.StatusNotFound, "This approval link is not valid.")
+		p.pages.Error(w, r, http.StatusNotFound, "error.ciba_link_invalid")
 		return
 	}
 	flowID := ""
@@ -550,7 +550,7 @@ func (p *Provider) openCIBA(w http.ResponseWriter, r *http.Request) {
 	}
 	o, err := p.store.OpenCIBA(ctx, id, hashSecret(link), flowID, p.now())
 	if errors.Is(err, session.ErrNotFound) {
-		p.pages.Error(w, r, http.StatusNotFound, "This approval link is not valid, or the request has ended.")
+		p.pages.Error(w, r, http.StatusNotFound, "error.ciba_link_ended")
 		return
 	}
 	if err != nil {
@@ -558,7 +558,7 @@ func (p *Provider) openCIBA(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if o.State != session.CIBAPending {
-		p.pages.Error(w, r, http.StatusGone, "This request is no longer waiting for your approval.")
+		p.pages.Error(w, r, http.StatusGone, "error.ciba_ended")
 		return
 	}
 	if o.Flow == "" {
@@ -569,7 +569,7 @@ func (p *Provider) openCIBA(w http.ResponseWriter, r *http.Request) {
 		// Opened before: in this browser, go on with its flow.
 		b, err := p.store.GetFlow(ctx, o.Flow)
 		if errors.Is(err, session.ErrNotFound) {
-			p.pages.Error(w, r, http.StatusGone, "This request is no longer waiting for your approval.")
+			p.pages.Error(w, r, http.StatusGone, "error.ciba_ended")
 			return
 		} else if err != nil {
 			p.Unavailable(w, r, err)
@@ -578,7 +578,7 @@ func (p *Provider) openCIBA(w http.ResponseWriter, r *http.Request) {
 		f, _, err := p.decodeFlow(b)
 		if err != nil || !p.boundTo(r, f) {
 			p.Audit(ctx, obs.EventCIBARefused, "request", id, "reason", "other_browser")
-			p.pages.Error(w, r, http.StatusForbidden, "This approval was opened in another browser and can only be continued there. If someone sent you this link, do not use it.")
+			p.pages.Error(w, r, http.StatusForbidden, "error.ciba_other_browser")
 			return
 		}
 		http.Redirect(w, r, p.issuer+PathLoginPrefix+f.ID, http.StatusFound)
@@ -586,12 +586,12 @@ func (p *Provider) openCIBA(w http.ResponseWriter, r *http.Request) {
 	}
 	var cd cibaData
 	if err := json.Unmarshal(o.Data, &cd); err != nil {
-		p.pages.Error(w, r, http.StatusInternalServerError, "This request cannot be shown.")
+		p.pages.Error(w, r, http.StatusInternalServerError, "error.ciba_unshowable")
 		return
 	}
 	acct, err := p.store.GetAccount(ctx, o.Subject)
 	if errors.Is(err, session.ErrNotFound) {
-		p.pages.Error(w, r, http.StatusGone, "This request is no longer waiting for your approval.")
+		p.pages.Error(w, r, http.StatusGone, "error.ciba_ended")
 		return
 	} else if err != nil {
 		p.Unavailable(w, r, err)

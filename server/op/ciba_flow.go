@@ -109,14 +109,14 @@ func (p *Provider) decideCIBA(w http.ResponseWriter, r *http.Request, f *Flow, c
 			Scopes:     f.Scopes,
 		})
 		if err != nil {
-			p.pages.Error(w, r, http.StatusInternalServerError, "The approval could not be recorded.")
+			p.pages.Error(w, r, http.StatusInternalServerError, "error.ciba_not_recorded")
 			return
 		}
 	}
 	err := p.store.DecideCIBA(ctx, f.CIBA.Request, f.ID, d != nil, result, p.now())
 	if errors.Is(err, session.ErrFlowEnded) {
 		p.dropFlow(ctx, f)
-		p.pages.Error(w, r, http.StatusGone, "This request is no longer waiting for your approval.")
+		p.pages.Error(w, r, http.StatusGone, "error.ciba_ended")
 		return
 	}
 	if err != nil {

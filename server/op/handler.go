@@ -33,7 +33,7 @@ func (p *Provider) Handler() http.Handler {
 	mux.HandleFunc(PathAuthorize, p.authorize)
 	// RP-Initiated Logout 1.0 §2: GET or POST.
 	mux.Handle(PathEndSession, methods(http.HandlerFunc(p.endSession), func(w http.ResponseWriter, r *http.Request) {
-		p.pages.Error(w, r, http.StatusMethodNotAllowed, "Sign-out is asked for with GET or POST.")
+		p.pages.Error(w, r, http.StatusMethodNotAllowed, "error.logout_method")
 	}, http.MethodGet, http.MethodPost))
 	// The token endpoint and revocation may be called by a browser app
 	// (a public client redeeming its code, revoking at sign-out);
@@ -49,7 +49,7 @@ func (p *Provider) Handler() http.Handler {
 	// browser, but it is not this site's form).
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.pages.Error(w, r, http.StatusForbidden, "This form was sent from another site and was refused.")
+		p.pages.Error(w, r, http.StatusForbidden, "error.cross_site")
 	}))
 	mux.Handle("POST "+PathCIBALink+"{link}", cop.Handler(http.HandlerFunc(p.openCIBA)))
 	mux.Handle(PathRevoke, noStore(corsPost(formEndpoint("revocation", zh))))
@@ -67,10 +67,10 @@ func (p *Provider) Handler() http.Handler {
 func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		if BodyTooLarge(err) {
-			p.pages.Error(w, r, http.StatusRequestEntityTooLarge, "The sign-out request is too large.")
+			p.pages.Error(w, r, http.StatusRequestEntityTooLarge, "error.logout_too_large")
 			return
 		}
-		p.pages.Error(w, r, http.StatusBadRequest, "The sign-out request is malformed.")
+		p.pages.Error(w, r, http.StatusBadRequest, "error.logout_malformed")
 		return
 	}
 	if p.postWithoutCookies(r) {
@@ -78,7 +78,7 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 		// no session (with a valid id_token_hint too), yet clear the
 		// browser's cookie without the confirmation below.
 		if !p.bounceToGet(w, r, PathEndSession, endSessionParams) {
-			p.pages.Error(w, r, http.StatusBadRequest, "The sign-out request is too long.")
+			p.pages.Error(w, r, http.StatusBadRequest, "error.logout_too_long")
 		}
 		return
 	}
@@ -88,25 +88,25 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 		// Echoed to the RP and carried by the confirmation form: the same
 		// cap as at /authorize. Not redirected: there is no error channel
 		// to the RP in RP-initiated logout.
-		p.pages.Error(w, r, http.StatusBadRequest, "The sign-out request's state is too long.")
+		p.pages.Error(w, r, http.StatusBadRequest, "error.logout_state_long")
 		return
 	}
 	var hintSub, hintSID string
 	if hint != "" {
 		var c idTokenClaims
 		if err := p.keys.verify(hint, "JWT", &c); err != nil || c.Issuer != p.issuer {
-			p.pages.Error(w, r, http.StatusBadRequest, "The sign-out request carries an ID token this service did not issue.")
+			p.pages.Error(w, r, http.StatusBadRequest, "error.logout_foreign_token")
 			return
 		}
 		if clientID != "" && clientID != c.Audience {
-			p.pages.Error(w, r, http.StatusBadRequest, "The sign-out request's client_id does not match its ID token.")
+			p.pages.Error(w, r, http.StatusBadRequest, "error.logout_client_mismatch")
 			return
 		}
 		hintSub, hintSID, clientID = c.Subject, c.SID, c.Audience
 	}
 	c, ok := p.LogoutTarget(clientID, plr)
 	if !ok {
-		p.pages.Error(w, r, http.StatusBadRequest, "The application asked to return to an address it has not registered.")
+		p.pages.Error(w, r, http.StatusBadRequest, "error.unknown_logout_redirect")
 		return
 	}
 	sess, err := p.CurrentSession(r)
