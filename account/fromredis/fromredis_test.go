@@ -147,6 +147,9 @@ func TestMoveAccountsConcurrently(t *testing.T) {
 	if imported != len(want) {
 		t.Fatalf("%d imports in all (%+v), want %d: each account once", imported, reps, len(want))
 	}
+	if bad := leftovers(t, rawRedis(t, backend), backend.Prefix()); len(bad) > 0 {
+		t.Fatalf("left in Redis after moves at once: %v", bad)
+	}
 	db := accounttest.Open(t, url, keys)
 	for _, w := range want {
 		if got, err := db.GetAccount(t.Context(), w.Subject); err != nil || !reflect.DeepEqual(got, w) {
@@ -180,7 +183,7 @@ func TestMoveAccountsConflict(t *testing.T) {
 	if err != nil || rep.Skipped || rep.Imported != 1 || rep.Present != 2 {
 		t.Fatalf("after resolving the conflict: %+v, %v; want bob imported", rep, err)
 	}
-	if done, _ := legacy.MigrationDone(ctx, fromredis.Marker); !done {
+	if done, _ := db.StepDone(ctx, fromredis.Marker); !done {
 		t.Fatal("no marker after a clean pass")
 	}
 }

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/stepup-dev/stepup/account"
@@ -16,6 +17,15 @@ import (
 // the same accounts twice, or from several instances at once, stores each
 // once and whole.
 func (s *Store) Import(ctx context.Context, a *session.Account, recoveryHashes []string) (bool, error) {
+	return s.ImportUnlessDone(ctx, "", a, recoveryHashes)
+}
+
+// ImportUnlessDone is Import, refused with ErrStepDone in the same
+// transaction once the one-time step is recorded done (MarkStepDone): a
+// move that another instance finished, and whose accounts an
+// administrator may have deleted since, cannot bring one back. An empty
+// step is Import.
+func (s *Store) ImportUnlessDone(ctx context.Context, step string, a *session.Account, recoveryHashes []string) (bool, error) {
 	const op = "import account"
 	if a.Username == "" || a.Subject == "" {
 		return false, fmt.Errorf("sqlstore: %s: empty username or subject", op)
@@ -23,6 +33,16 @@ func (s *Store) Import(ctx context.Context, a *session.Account, recoveryHashes [
 	r := &account.Record{Account: *a, Active: true}
 	imported := false
 	err := s.tx(ctx, op, func(tx *sql.Tx) error {
+		if step != "" {
+			var one int
+			err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT 1 FROM one_time_steps WHERE name = $1`), step).Scan(&one)
+			if err == nil {
+				return ErrStepDone
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
 		res, err := tx.ExecContext(ctx, s.d.rebind(insertAccount+` ON CONFLICT DO NOTHING`), s.insertArgs(r, s.now())...)
 		if err != nil {
 			return err

@@ -189,7 +189,7 @@ func (s *Store) fail(op string, err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, session.ErrNotFound), errors.Is(err, account.ErrConflict), errors.Is(err, account.ErrTaken):
+	case errors.Is(err, session.ErrNotFound), errors.Is(err, account.ErrConflict), errors.Is(err, account.ErrTaken), errors.Is(err, ErrStepDone):
 		return fmt.Errorf("sqlstore: %s: %w", op, err)
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("sqlstore: %s: %w", op, session.ErrNotFound)

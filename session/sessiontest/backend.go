@@ -159,3 +159,7 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b) // crypto/rand.Read never fails
 	return hex.EncodeToString(b)
 }
+
+// Config is the Redis of b (without its key prefix, Prefix): for a test
+// that must write keys as another program did.
+func (b *Backend) Config() config.Redis { return b.cfg }
