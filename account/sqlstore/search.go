@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -9,7 +10,9 @@ import (
 )
 
 // Search implements account.Searcher: one count, one page of subjects,
-// then each record (a page is small).
+// then the page's records in one query (a client paging through every
+// user asks for 100 or 200 at a time: one query each was most of a
+// page's cost, docs/benchmarks.md).
 func (s *Store) Search(ctx context.Context, q account.Query) ([]*account.Record, int, error) {
 	const op = "search accounts"
 	count, page, args := searchQueries(q)
@@ -37,13 +40,31 @@ func (s *Store) Search(ctx context.Context, q account.Query) ([]*account.Record,
 	if err := rows.Err(); err != nil {
 		return nil, 0, s.fail(op, err)
 	}
+	if len(subs) == 0 {
+		return nil, total, nil
+	}
+	marks := make([]string, len(subs))
+	args = make([]any, len(subs))
+	for i, sub := range subs {
+		marks[i], args[i] = "$"+strconv.Itoa(i+1), sub
+	}
+	rows, err = s.db.QueryContext(ctx, s.d.rebind(fmt.Sprintf(selectRecord, "a.subject IN ("+strings.Join(marks, ", ")+")")), args...)
+	if err != nil {
+		return nil, 0, s.fail(op, err)
+	}
+	recs, err := s.scanRecords(op, rows)
+	if err != nil {
+		return nil, 0, err
+	}
+	bySub := make(map[string]*account.Record, len(recs))
+	for _, r := range recs {
+		bySub[r.Subject] = r
+	}
 	out := make([]*account.Record, 0, len(subs))
 	for _, sub := range subs {
-		r, err := s.Get(ctx, sub)
-		if err != nil {
-			continue // deleted meanwhile
+		if r := bySub[sub]; r != nil { // else deleted meanwhile
+			out = append(out, r)
 		}
-		out = append(out, r)
 	}
 	return out, total, nil
 }

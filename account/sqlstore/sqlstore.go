@@ -241,15 +241,31 @@ const columns = `a.subject, a.username, a.email, a.phone, a.name, a.password_has
 // passkeys in one round trip: one row per passkey (or one without).
 const selectRecord = `SELECT ` + columns + `, p.id, p.data
 	FROM accounts a LEFT JOIN passkeys p ON p.subject = a.subject
-	WHERE %s ORDER BY p.id`
+	WHERE %s ORDER BY a.subject, p.id`
 
 func (s *Store) getRecord(ctx context.Context, op, where string, arg any) (*account.Record, error) {
 	rows, err := s.query(ctx, fmt.Sprintf(selectRecord, where), arg)
 	if err != nil {
 		return nil, s.fail(op, err)
 	}
+	recs, err := s.scanRecords(op, rows)
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 {
+		return nil, s.fail(op, sql.ErrNoRows)
+	}
+	return recs[0], nil
+}
+
+// scanRecords reads the rows of selectRecord, those of one account
+// next to each other, and closes them.
+func (s *Store) scanRecords(op string, rows *sql.Rows) ([]*account.Record, error) {
 	defer rows.Close()
-	var r *account.Record
+	var (
+		out []*account.Record
+		r   *account.Record
+	)
 	for rows.Next() {
 		var (
 			rec                account.Record
@@ -264,7 +280,8 @@ func (s *Store) getRecord(ctx context.Context, op, where string, arg any) (*acco
 			&recovery, &pkID, &pkData); err != nil {
 			return nil, s.fail(op, err)
 		}
-		if r == nil {
+		if r == nil || r.Subject != rec.Subject {
+			var err error
 			if rec.TOTPSecret, err = s.openTOTP(rec.Subject, sealed); err != nil {
 				return nil, fmt.Errorf("sqlstore: %s: %w", op, err)
 			}
@@ -273,6 +290,7 @@ func (s *Store) getRecord(ctx context.Context, op, where string, arg any) (*acco
 			rec.RecoveryCodes = int(recovery)
 			rec.Disabled = !rec.Active
 			r = &rec
+			out = append(out, r)
 		}
 		if pkID.Valid {
 			r.Passkeys = append(r.Passkeys, session.StoredPasskey{ID: pkID.String, Data: slices.Clone(pkData)})
@@ -281,10 +299,7 @@ func (s *Store) getRecord(ctx context.Context, op, where string, arg any) (*acco
 	if err := rows.Err(); err != nil {
 		return nil, s.fail(op, err)
 	}
-	if r == nil {
-		return nil, s.fail(op, sql.ErrNoRows)
-	}
-	return r, nil
+	return out, nil
 }
 
 // Get implements account.Store.
