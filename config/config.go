@@ -33,6 +33,10 @@ type Config struct {
 	Database       Database      `yaml:"database"`
 	Secrets        Secrets       `yaml:"secrets"`
 	Passwords      Passwords     `yaml:"passwords"`
+	// Registration is off (default) or open: open lets anyone create an
+	// account on the hosted pages, with an address verified by an emailed
+	// code (PRODUCT.md §11).
+	Registration string `yaml:"registration"`
 
 	// fromEnv holds the paths whose value Parse took, wholly or in part,
 	// from ${ENV_VAR}: those secrets are not plain text (PlainSecrets).
@@ -92,6 +96,10 @@ func (c *Config) DatabaseIsPostgres() bool {
 // Passwords sets how passwords are hashed (PRODUCT.md §9).
 type Passwords struct {
 	Argon2id Argon2id `yaml:"argon2id"`
+	// MinLength is the shortest password a user may choose, in
+	// characters (default 8, NIST SP 800-63B's minimum; at most 64).
+	// Passwords set in this file are the operator's and not checked.
+	MinLength int `yaml:"min_length"`
 }
 
 // Argon2id are the cost parameters of new password hashes. Below OWASP's

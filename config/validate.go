@@ -140,6 +140,12 @@ func applyDefaults(c *Config, given map[string]bool) {
 	if unset("passwords.argon2id.threads", c.Passwords.Argon2id.Threads == 0) {
 		c.Passwords.Argon2id.Threads = 2
 	}
+	if unset("passwords.min_length", c.Passwords.MinLength == 0) {
+		c.Passwords.MinLength = 8
+	}
+	if unset("registration", c.Registration == "") {
+		c.Registration = "off"
+	}
 	if unset("email.provider", c.Email.Provider == "") {
 		c.Email.Provider = "log"
 	}
@@ -184,6 +190,10 @@ func (c *Config) Validate() error {
 	v.users(c)
 	v.database(c)
 	v.passwords(&c.Passwords.Argon2id)
+	if n := c.Passwords.MinLength; n < 8 || n > 64 {
+		v.add("passwords.min_length", "%d must be 8 to 64 characters (NIST SP 800-63B: at least 8)", n)
+	}
+	v.oneOf("registration", c.Registration, []string{"off", "open"})
 	if len(v.errs) == 0 {
 		return nil
 	}

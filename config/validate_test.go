@@ -418,3 +418,30 @@ func TestValidateReportsAll(t *testing.T) {
 		t.Errorf("paths = %q, want %q", paths, want)
 	}
 }
+
+// PRODUCT.md §11: registration is off or open; passwords.min_length is
+// at least NIST's 8. Each bad value is named by its path.
+func TestValidateSelfService(t *testing.T) {
+	for _, tc := range []struct {
+		yaml, path string
+	}{
+		{"registration: maybe\n", "registration"},
+		{"passwords:\n  min_length: 6\n", "passwords.min_length"},
+		{"passwords:\n  min_length: 65\n", "passwords.min_length"},
+	} {
+		_, err := Parse([]byte("issuer: https://id.example.com\n"+tc.yaml), nil)
+		if err == nil || !strings.Contains(err.Error(), tc.path+":") {
+			t.Errorf("%q: got %v, want an error at %s", tc.yaml, err, tc.path)
+		}
+	}
+	c, err := Parse([]byte("issuer: https://id.example.com\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Registration != "off" || c.Passwords.MinLength != 8 {
+		t.Fatalf("defaults: registration %q, min_length %d; want off, 8", c.Registration, c.Passwords.MinLength)
+	}
+	if _, err := Parse([]byte("issuer: https://id.example.com\nregistration: open\npasswords:\n  min_length: 12\n"), nil); err != nil {
+		t.Fatal(err)
+	}
+}

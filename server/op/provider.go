@@ -114,34 +114,38 @@ type Provider struct {
 	emailRequired map[string]bool
 	sidKey        []byte
 	// httpClient calls CIBA ping notification endpoints.
-	httpClient *http.Client
+	httpClient   *http.Client
+	pwPolicy     password.Policy
+	registration bool
 }
 
 // New builds a Provider from a validated configuration.
 func New(o Options) (*Provider, error) {
 	cfg := o.Config
 	p := &Provider{
-		issuer:     strings.TrimRight(cfg.Issuer, "/"),
-		ladder:     Ladder(cfg.Levels),
-		mfaAlways:  cfg.MFA.Login == "always",
-		factors:    cfg.MFA.Factors,
-		idle:       cfg.Session.IdleTimeout.D(),
-		absolute:   cfg.Session.AbsoluteTimeout.D(),
-		clients:    map[string]*Client{},
-		store:      o.Store,
-		keys:       o.Keys,
-		sessions:   o.Sessions,
-		hashes:     o.Hashes,
-		hashParams: PasswordParams(cfg.Passwords.Argon2id),
-		log:        o.Log,
-		audit:      o.Audit,
-		lockout:    cfg.MFA.Lockout,
-		now:        o.Now,
-		recovery:   recovery.New(o.Store),
-		codePolicy: cfg.MFA.Codes,
-		sms:        o.SMS,
-		email:      o.Email,
-		sidKey:     o.SIDKey,
+		issuer:       strings.TrimRight(cfg.Issuer, "/"),
+		ladder:       Ladder(cfg.Levels),
+		mfaAlways:    cfg.MFA.Login == "always",
+		factors:      cfg.MFA.Factors,
+		idle:         cfg.Session.IdleTimeout.D(),
+		absolute:     cfg.Session.AbsoluteTimeout.D(),
+		clients:      map[string]*Client{},
+		store:        o.Store,
+		keys:         o.Keys,
+		sessions:     o.Sessions,
+		hashes:       o.Hashes,
+		hashParams:   PasswordParams(cfg.Passwords.Argon2id),
+		log:          o.Log,
+		audit:        o.Audit,
+		lockout:      cfg.MFA.Lockout,
+		now:          o.Now,
+		recovery:     recovery.New(o.Store),
+		codePolicy:   cfg.MFA.Codes,
+		sms:          o.SMS,
+		email:        o.Email,
+		sidKey:       o.SIDKey,
+		pwPolicy:     password.Policy{MinLength: cfg.Passwords.MinLength},
+		registration: cfg.Registration == "open",
 	}
 	if len(p.sidKey) < 32 {
 		return nil, errors.New("op: SIDKey must be at least 32 bytes")
@@ -499,3 +503,11 @@ func redirectTo(uri string, params url.Values) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
+
+// PasswordPolicy is the policy every password a user chooses must meet
+// (passwords.min_length; NIST SP 800-63B).
+func (p *Provider) PasswordPolicy() password.Policy { return p.pwPolicy }
+
+// RegistrationOpen reports whether anyone may create an account on the
+// hosted pages (registration: open).
+func (p *Provider) RegistrationOpen() bool { return p.registration }
