@@ -37,3 +37,13 @@ func EmailIn(lang, to, code, host string, ttl time.Duration) (Message, error) {
 }
 
 func minutes(d time.Duration) int { return max(int(d.Round(time.Minute)/time.Minute), 1) }
+
+// Notice builds an email that tells the owner of to about something done
+// with their address (no code): lines are its paragraphs.
+func Notice(to, subject, host string, lines ...string) (Message, error) {
+	text, html, err := templates.NoticeMail(templates.NoticeData{Subject: subject, Lines: lines, Host: host})
+	if err != nil {
+		return Message{}, fmt.Errorf("notify: notice template: %w", err)
+	}
+	return Message{To: to, Text: text, Subject: subject, HTML: html}, nil
+}

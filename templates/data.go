@@ -43,6 +43,10 @@ type LoginData struct {
 	// "passkey" button, and conditional UI on the username input
 	// (autocomplete="username webauthn").
 	Passkey *Ceremony
+	// ForgotURL, when set, is a data-action="forgot" link (forgot
+	// password); RegisterURL a data-action="register" link (registration:
+	// open).
+	ForgotURL, RegisterURL string
 }
 
 // Ceremony is what static/passkey.js needs to run a WebAuthn ceremony:
@@ -278,4 +282,44 @@ type CIBAData struct {
 type CIBAOpenData struct {
 	Page
 	Action string
+}
+
+// EmailFormData is the data of a page that asks for an email address
+// (PageEmailForm): forgot password, registration, a new address on
+// /account. Its input has autocomplete="email" (PRODUCT.md §11).
+type EmailFormData struct {
+	Page
+	// Intro explains what happens with the address.
+	Intro string
+	// Action is where the form posts email and csrf_token.
+	Action string
+	// Email pre-fills the input.
+	Email string
+	// Hidden are more hidden inputs the form posts back.
+	Hidden map[string]string
+	// Submit is the button's label ("" for Continue).
+	Submit string
+	// CancelURL, when set, shows a data-action="cancel" link to it.
+	CancelURL string
+}
+
+// NewPasswordData is the data of the page where a user chooses a
+// password (PageNewPassword): after a reset, at registration, on
+// /account. Its input has autocomplete="new-password"; a refused
+// password re-renders it with 400 and the reason in role="alert".
+type NewPasswordData struct {
+	Page
+	Intro string
+	// Action is where the form posts password and csrf_token.
+	Action string
+	// Username, when set, is a hidden autocomplete="username" input, so
+	// password managers store the new password for the right account.
+	Username string
+	// MinLength is the policy's minimum, in characters.
+	MinLength int
+	// Pending, when set, is posted back as the hidden input "pending".
+	Pending string
+	Submit  string
+	// CancelURL, when set, shows a data-action="cancel" link to it.
+	CancelURL string
 }

@@ -47,6 +47,8 @@ const (
 	PageEnrollPhone   = "enroll_phone"   // EnrollPhoneData
 	PageCIBA          = "ciba"           // CIBAData
 	PageCIBAOpen      = "ciba_open"      // CIBAOpenData
+	PageEmailForm     = "email_form"     // EmailFormData
+	PageNewPassword   = "new_password"   // NewPasswordData
 )
 
 const layoutFile = "layout.html"

@@ -35,6 +35,32 @@ var mails = func() map[string]mailSet {
 	return out
 }()
 
+var (
+	noticeText = texttemplate.Must(texttemplate.ParseFS(mailFS, "mail/notice.txt"))
+	noticeHTML = htmltemplate.Must(htmltemplate.ParseFS(mailFS, "mail/notice.html"))
+)
+
+// NoticeData is what a notice email (no code: a change made to the
+// account, a registration attempt for an address that has one) shows.
+type NoticeData struct {
+	Subject string
+	// Lines are the paragraphs of the message.
+	Lines []string
+	Host  string
+}
+
+// NoticeMail renders a notice email: its plain-text and HTML bodies.
+func NoticeMail(d NoticeData) (text, html string, err error) {
+	var t, h bytes.Buffer
+	if err := noticeText.Execute(&t, d); err != nil {
+		return "", "", err
+	}
+	if err := noticeHTML.Execute(&h, d); err != nil {
+		return "", "", err
+	}
+	return t.String(), h.String(), nil
+}
+
 // MailData is what the one-time-code email shows.
 type MailData struct {
 	// Code is the one-time code.

@@ -105,7 +105,7 @@ func withError(p Page) Page {
 func samples() map[string]func(Page) any {
 	return map[string]func(Page) any{
 		PageLogin: func(p Page) any {
-			return LoginData{Page: p, Action: "/login/submit", Username: "alice", CancelAction: "/login/cancel"}
+			return LoginData{Page: p, Action: "/login/submit", Username: "alice", CancelAction: "/login/cancel", ForgotURL: "/reset?from=f", RegisterURL: "/register?from=f"}
 		},
 		PageCode: func(p Page) any {
 			return CodeData{Page: p, Factor: "totp", Action: "/step/totp", Hint: "Open your app.",
@@ -149,6 +149,14 @@ func samples() map[string]func(Page) any {
 		PageCIBAOpen: func(p Page) any {
 			return CIBAOpenData{Page: p, Action: "/ciba/x.y"}
 		},
+		PageEmailForm: func(p Page) any {
+			return EmailFormData{Page: p, Intro: "We will email you a code.", Action: "/reset", Email: "a@example.com",
+				Hidden: map[string]string{"from": "f1"}, CancelURL: "/login/f1"}
+		},
+		PageNewPassword: func(p Page) any {
+			return NewPasswordData{Page: p, Intro: "Your code was right.", Action: "/reset/x/password", Username: "alice",
+				MinLength: 8, Pending: "p", CancelURL: "/account"}
+		},
 		PageAccount: func(p Page) any {
 			return AccountData{Page: p, Username: "alice", Name: "Alice", Notice: "Done.", VerifyAction: "/account/verify",
 				HasPassword: true, TOTPOn: true, TOTP: true, TOTPAction: "/account/totp/new", TOTPRemove: "/account/totp/remove",
@@ -165,7 +173,7 @@ func samples() map[string]func(Page) any {
 
 func TestEveryTemplateParses(t *testing.T) {
 	r := newTestRenderer(t)
-	want := []string{PageAccount, PageCIBA, PageCIBAOpen, PageCode, PageEnrollPasskey, PageEnrollPhone, PageEnrollTOTP, PageError, PageInfo, PageLogin, PageLogout, PageWebAuthn}
+	want := []string{PageAccount, PageCIBA, PageCIBAOpen, PageCode, PageEmailForm, PageEnrollPasskey, PageEnrollPhone, PageEnrollTOTP, PageError, PageInfo, PageLogin, PageLogout, PageNewPassword, PageWebAuthn}
 	if got := r.Pages(); !slices.Equal(got, want) {
 		t.Errorf("Pages() = %v, want %v", got, want)
 	}

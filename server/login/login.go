@@ -71,6 +71,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	post(op.PathLogoutConfirm, h.logout)
 	h.registerPasskeys(mux, cop)
 	h.registerAccount(mux, cop, post)
+	h.registerReset(mux, post)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", filesOnly(static.FS)))
 }
 
@@ -182,6 +183,11 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := h.p.Decide(st.flow, st.c, st.sess, st.acct)
+	if st.flow.IsReset() && d.Outcome == authn.Need && d.Need[0] == authn.Email {
+		// A reset's emailed code is asked on its own page.
+		http.Redirect(w, r, op.PathReset+"/"+st.flow.ID, http.StatusSeeOther)
+		return
+	}
 	switch d.Outcome {
 	case authn.OK, authn.Fail:
 		h.p.Finish(w, r, st.flow, st.c, st.sess, d)
@@ -240,6 +246,8 @@ func (h *Handler) renderFactor(w http.ResponseWriter, r *http.Request, st *state
 			Username:     username,
 			CancelAction: cancel,
 			Passkey:      h.loginPasskey(st),
+			ForgotURL:    h.forgotURL(st),
+			RegisterURL:  h.registerURL(st),
 		})
 		return
 	}
@@ -325,6 +333,11 @@ func (h *Handler) failed(w http.ResponseWriter, r *http.Request, st *state, fact
 func (h *Handler) password(w http.ResponseWriter, r *http.Request) {
 	st, ok := h.load(w, r)
 	if !ok {
+		return
+	}
+	if st.flow.IsReset() {
+		// A reset never asks for the password it replaces.
+		http.Redirect(w, r, h.flowURL(st.flow, ""), http.StatusSeeOther)
 		return
 	}
 	ctx := r.Context()

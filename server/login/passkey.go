@@ -304,7 +304,7 @@ func (h *Handler) passkeyFinish(w http.ResponseWriter, r *http.Request) {
 // new session when nobody (or someone else) is signed in on it.
 func (h *Handler) recordPasskey(w http.ResponseWriter, r *http.Request, st *state, acct *session.Account, v authn.Verification) error {
 	ctx := r.Context()
-	if st.flow.IsCIBA() && (st.sess == nil || st.sess.Subject != acct.Subject) {
+	if (st.flow.IsCIBA() || st.flow.IsReset()) && (st.sess == nil || st.sess.Subject != acct.Subject) {
 		// An approval is for the user the request named, never another
 		// one whose passkey this is.
 		return errOtherUsersPasskey

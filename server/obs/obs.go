@@ -172,6 +172,17 @@ const (
 	EventCIBAApproved  = "ciba.approved"  // the user approved, at acr with amr
 	EventCIBADenied    = "ciba.denied"    // the user denied (or cancelled)
 	EventCIBAPinged    = "ciba.pinged"    // a ping-mode client notified (or the attempt failed: err)
+
+	// Self-service account lifecycle (PRODUCT.md §11).
+	EventResetStarted      = "reset.started"            // a forgot-password flow started (known: whether the address has an account)
+	EventResetVerified     = "reset.verified"           // a reset's emailed code verified
+	EventPasswordReset     = "reset.completed"          // a password reset: every session and grant ended (admin: by a recovery link)
+	EventRecoveryLink      = "admin.recovery_link"      // an operator issued a one-time recovery link
+	EventRecoveryLinkUsed  = "reset.link_used"          // a recovery link opened (used up)
+	EventPasswordChanged   = "account.password_changed" // a user changed their password on /account
+	EventEmailChanged      = "account.email_changed"    // a user changed their email address on /account
+	EventRegistered        = "account.registered"       // an account created by registration
+	EventRegisterDuplicate = "register.duplicate"       // a registration for an address that has an account (its owner told)
 )
 
 // Auditor writes audit events and counts them.

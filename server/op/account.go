@@ -102,6 +102,7 @@ func (p *Provider) passkeyEnrollments(a *session.Account) []authn.Enrollment {
 
 func (p *Provider) setUpAccount(cfg *config.Config) {
 	p.account = newClient(config.Client{ID: "stepup-account", Name: "your account"}, authn.AllowSkip)
+	p.accountEnroll = newClient(config.Client{ID: "stepup-account", Name: "your account"}, authn.ForceEnroll)
 	for _, c := range cfg.Clients {
 		if c.MinACR == "" {
 			continue

@@ -240,6 +240,10 @@ func (p *Provider) FlowAndSession(r *http.Request, id string) (*Flow, *Client, *
 		// An approval uses no browser session, and changes none.
 		return f, c, p.cibaSession(f), nil
 	}
+	if f.Reset != nil {
+		// Neither does a password reset.
+		return f, c, p.ResetSession(f), nil
+	}
 	s = p.live(s)
 	sub := ""
 	if s != nil {
@@ -253,6 +257,9 @@ func (p *Provider) decodeFlow(b []byte) (*Flow, *Client, error) {
 	var f Flow
 	if err := json.Unmarshal(b, &f); err != nil {
 		return nil, nil, session.ErrNotFound
+	}
+	if f.Account && f.ForceEnroll {
+		return &f, p.accountEnroll, nil
 	}
 	if f.Account {
 		return &f, p.account, nil
@@ -268,6 +275,10 @@ func (p *Provider) decodeFlow(b []byte) (*Flow, *Client, error) {
 // OAuth error, on the redirect URI.
 func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, f *Flow, c *Client, sess *session.Session, d authn.Decision) {
 	ctx := r.Context()
+	if f.Reset != nil {
+		p.finishReset(w, r, f, d)
+		return
+	}
 	if f.Account {
 		p.finishAccount(w, r, f, sess, d)
 		return

@@ -36,7 +36,7 @@ func (p *Provider) cibaSession(f *Flow) *session.Session {
 // in the browser's session sess (Elevate) — or, for a CIBA approval, in
 // the flow alone: an approval neither creates nor elevates a session.
 func (p *Provider) RecordVerification(ctx context.Context, w http.ResponseWriter, f *Flow, sess *session.Session, v authn.Verification) error {
-	if f.CIBA == nil {
+	if !f.keepsVerifications() {
 		return p.Elevate(ctx, w, sess, v)
 	}
 	if sess == nil || sess.Subject != f.HintSubject {

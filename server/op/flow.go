@@ -62,6 +62,12 @@ type Flow struct {
 	// a browser session (see ciba.go).
 	CIBA          *CIBAApproval        `json:"ciba,omitempty"`
 	Verifications []authn.Verification `json:"verifs,omitempty"`
+	// Reset marks a password reset (reset.go): like an approval, its
+	// verifications are kept in Verifications, for HintSubject.
+	Reset *Reset `json:"reset,omitempty"`
+	// ForceEnroll marks an /account verification that must end with a
+	// second factor enrolled (after an administrator's recovery link).
+	ForceEnroll bool `json:"force_enroll,omitempty"`
 }
 
 // forSubject forgets the enrollment values of the flow that were offered

@@ -102,8 +102,9 @@ type Provider struct {
 	// passkeys is the WebAuthn relying party; nil when webauthn is not in
 	// mfa.factors or the issuer's host cannot be an RP ID.
 	passkeys *passkey.RP
-	// account is the built-in client of stepup's own pages (/account).
-	account *Client
+	// account is the built-in client of stepup's own pages (/account);
+	// accountEnroll is the same forcing enrollment (Flow.ForceEnroll).
+	account, accountEnroll *Client
 	// mfaFloor: some client's min_acr is multi-factor.
 	mfaFloor   bool
 	codes      *otpcode.Codes
@@ -454,6 +455,9 @@ func (p *Provider) PolicyAccount(a *session.Account) authn.Account {
 
 // Decide evaluates the flow against the browser session and the account.
 func (p *Provider) Decide(f *Flow, c *Client, sess *session.Session, acct *session.Account) authn.Decision {
+	if f.Reset != nil {
+		return p.decideReset(f, acct)
+	}
 	hintOther := sess != nil && f.HintSubject != "" && f.HintSubject != sess.Subject
 	var verifs []authn.Verification
 	if sess != nil && !hintOther {

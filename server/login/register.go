@@ -1,0 +1,4 @@
+package login
+
+// PathRegister is the registration page.
+const PathRegister = "/register"

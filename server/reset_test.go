@@ -1,0 +1,229 @@
+package server_test
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/html"
+
+	"github.com/stepup-dev/stepup/config"
+)
+
+// Forgot password as a step-up (PRODUCT.md §11, issue 15 item 2).
+
+const newPass = "a brand new passphrase 42"
+
+// wait returns the code of the first message to to that arrives after
+// the first n (reset and registration emails are sent after the answer).
+func (in *inbox) wait(to string, n int) string {
+	in.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for in.count(to) <= n {
+		if time.Now().After(deadline) {
+			in.t.Fatalf("no message %d to %s", n+1, to)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return in.last(to)
+}
+
+// text returns the text of the latest message to to.
+func (in *inbox) text(to string) string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for i := len(in.msgs) - 1; i >= 0; i-- {
+		if in.msgs[i]["to"] == to {
+			return in.msgs[i]["text"]
+		}
+	}
+	return ""
+}
+
+// follow clicks the link carrying data-action=action.
+func (b *browser) follow(p *page, action string) *page {
+	b.t.Helper()
+	links := find(p.doc, func(n *html.Node) bool { return n.Data == "a" && hasAttr("data-action", action)(n) })
+	if len(links) != 1 {
+		b.t.Fatalf("no link data-action=%s (status %d at %s):\n%s", action, p.status, p.url, excerpt(p.body))
+	}
+	href, _ := attr(links[0], "href")
+	u, _ := p.url.Parse(href)
+	return b.get(u.String())
+}
+
+// emailForm submits the autocomplete=email form.
+func (b *browser) emailForm(p *page, email string) *page {
+	b.t.Helper()
+	f := p.form(b.t, hasAttr("autocomplete", "email"))
+	return b.submit(p, f, map[string]string{"email": email})
+}
+
+// newPassword submits the autocomplete=new-password form.
+func (b *browser) newPassword(p *page, pw string) *page {
+	b.t.Helper()
+	f := p.form(b.t, hasAttr("autocomplete", "new-password"))
+	return b.submit(p, f, map[string]string{"password": pw})
+}
+
+// startForgot opens the sign-in page of a, follows its forgot link and
+// asks for a code for email.
+func startForgot(t *testing.T, b *browser, a authReq, email string) *page {
+	t.Helper()
+	p := b.follow(b.get(a.url), "forgot")
+	if p.status != http.StatusOK {
+		t.Fatalf("forgot page: %d", p.status)
+	}
+	p = b.emailForm(p, email)
+	if p.status != http.StatusOK || !codeForm(p, "email") {
+		t.Fatalf("after the address: status %d, want the email code form:\n%s", p.status, excerpt(p.body))
+	}
+	return p
+}
+
+var flowIDs = regexp.MustCompile(`/(reset|login)/[A-Za-z0-9_-]{16,}`)
+
+// TestForgotPasswordNoSecondFactor: bob (password only) resets his
+// password from a sign-in page: an emailed code, then the new password
+// (a common one refused with 400 and an alert). Every grant he had ends;
+// the reset signs nobody in; the sign-in he came from goes on with the
+// new password, at 1fa. The old password no longer works.
+func TestForgotPasswordNoSecondFactor(t *testing.T) {
+	in := newInbox(t)
+	e := newEnv(t, withCodes(in))
+	r := e.rp("spa", "")
+	before := signIn(t, e, e.browser(), r, map[string]string{"scope": "openid profile offline_access"}, "bob", bobPass)
+	wantTokensLive(t, e, "before the reset", before)
+
+	b := e.browser()
+	a := r.authURL(nil)
+	p := startForgot(t, b, a, "Bob@Example.com")
+	code := in.wait(bobEmail, 0)
+	wantAlert(t, b.code(p, "email", wrongCode(code)), http.StatusUnauthorized, "wrong reset code")
+	p = b.code(p, "email", code)
+	if p.status != http.StatusOK || !p.has(hasAttr("autocomplete", "new-password")) {
+		t.Fatalf("after the code: status %d, want the new password form:\n%s", p.status, excerpt(p.body))
+	}
+	for _, bad := range []string{"password123", "bob", "short", bobEmail} {
+		wantAlert(t, b.newPassword(p, bad), http.StatusBadRequest, "new password "+bad)
+	}
+	done := b.newPassword(p, newPass)
+	if done.status != http.StatusOK || !done.has(hasAttr("data-action", "continue")) {
+		t.Fatalf("after the new password: %d:\n%s", done.status, excerpt(done.body))
+	}
+	wantTokensEnded(t, e, "after the reset", before)
+	// Nobody was signed in by the reset: the sign-in asks for the password.
+	p = b.follow(done, "continue")
+	if !p.has(hasAttr("autocomplete", "current-password")) {
+		t.Fatalf("continuing after the reset: want the sign-in form:\n%s", excerpt(p.body))
+	}
+	wantAlert(t, b.login(p, "bob", bobPass), http.StatusUnauthorized, "old password")
+	p = b.login(p, "bob", newPass)
+	wantClaims(t, r.mustExchange(a, p.result(t)), oneFA, []string{"pwd"})
+
+	// The reset is over: its code and its page are gone.
+	if p := b.get(e.issuer + "/reset/" + strings.Split(done.url.Path, "/")[2]); p.status != http.StatusBadRequest {
+		t.Fatalf("reset page after completion: %d", p.status)
+	}
+}
+
+// TestForgotPasswordUnknownAddress: an address without an account gets
+// the same pages and statuses as one with an account, no email, and no
+// code that works.
+func TestForgotPasswordUnknownAddress(t *testing.T) {
+	in := newInbox(t)
+	e := newEnv(t, withCodes(in))
+	r := e.rp("spa", "")
+	known := startForgot(t, e.browser(), r.authURL(nil), bobEmail)
+	b := e.browser()
+	unknown := startForgot(t, b, r.authURL(nil), "nobody@example.com")
+	norm := func(p *page) string {
+		s := flowIDs.ReplaceAllString(p.body, "/$1/ID")
+		s = regexp.MustCompile(`value="[^"]{20,}"`).ReplaceAllString(s, `value="TOKEN"`)
+		return strings.ReplaceAll(s, "n•••@example.com", "b•••@example.com")
+	}
+	if known.status != unknown.status || norm(known) != norm(unknown) {
+		t.Fatalf("pages differ:\nknown %d:\n%s\nunknown %d:\n%s", known.status, norm(known), unknown.status, norm(unknown))
+	}
+	in.wait(bobEmail, 0)
+	for _, c := range []string{"000000", "123456"} {
+		wantAlert(t, b.code(unknown, "email", c), http.StatusUnauthorized, "code for an unknown address")
+	}
+	if in.count("nobody@example.com") != 0 {
+		t.Fatal("an email went to an address without an account")
+	}
+	// A resend within the cooldown is refused alike.
+	resend := b.action(unknown, "resend", nil)
+	if resend.status != http.StatusTooManyRequests {
+		t.Fatalf("resend within the cooldown: %d", resend.status)
+	}
+}
+
+// TestForgotPasswordAsksTheStrongestFactor: alice (TOTP) must give an
+// authenticator code after the emailed one, on the usual step-up form;
+// carol (phone) a texted code. Recovery codes and skipping are not
+// offered.
+func TestForgotPasswordAsksTheStrongestFactor(t *testing.T) {
+	in := newInbox(t)
+	e := newEnv(t, withCodes(in, func(c *config.Config) {
+		c.Users[len(c.Users)-1].Email = "carol@example.com"
+	}))
+	r := e.rp("spa", "")
+	for _, tc := range []struct {
+		user, email, factor string
+		code                func() string
+	}{
+		{"alice", "alice@example.com", "totp", func() string { return e.totpCode(aliceTOTP) }},
+		{"carol", "carol@example.com", "sms", func() string { return in.last(carolPhone) }},
+	} {
+		b := e.browser()
+		a := r.authURL(nil)
+		p := startForgot(t, b, a, tc.email)
+		p = b.code(p, "email", in.wait(tc.email, 0))
+		if !codeForm(p, tc.factor) || p.has(hasAttr("autocomplete", "new-password")) {
+			t.Fatalf("%s after the email code: want the %s form:\n%s", tc.user, tc.factor, excerpt(p.body))
+		}
+		if p.has(hasAttr("data-factor", "recovery")) || p.has(hasAttr("data-factor", "email")) {
+			t.Fatalf("%s: other factors offered in a reset:\n%s", tc.user, excerpt(p.body))
+		}
+		// The new password cannot be set before the second factor.
+		resetPath := strings.Replace(p.url.Path, "/login/", "/reset/", 1)
+		skip := b.get(e.issuer + resetPath)
+		if skip.has(hasAttr("autocomplete", "new-password")) {
+			t.Fatalf("%s: the password form was shown before the second factor", tc.user)
+		}
+		wantAlert(t, b.code(p, tc.factor, "000000"), http.StatusUnauthorized, tc.user+" wrong second factor")
+		p = b.code(p, tc.factor, tc.code())
+		if !p.has(hasAttr("autocomplete", "new-password")) {
+			t.Fatalf("%s after the %s code: want the new password form:\n%s", tc.user, tc.factor, excerpt(p.body))
+		}
+		p = b.newPassword(p, newPass)
+		if p.status != http.StatusOK {
+			t.Fatalf("%s: new password: %d", tc.user, p.status)
+		}
+		// The sign-in goes on from the start: password, then (alice asked
+		// only 1fa) nothing more.
+		p = b.login(b.follow(p, "continue"), tc.user, newPass)
+		wantClaims(t, r.mustExchange(a, p.result(t)), oneFA, []string{"pwd"})
+	}
+}
+
+// TestForgotPasswordLockout: wrong reset codes use the account's one
+// failure budget: once it is spent, even the right code is refused
+// with 429, and so is the password at sign-in.
+func TestForgotPasswordLockout(t *testing.T) {
+	in := newInbox(t)
+	e := newEnv(t, withCodes(in, func(c *config.Config) { c.MFA.Lockout.MaxFailures = 3 }))
+	r := e.rp("spa", "")
+	b := e.browser()
+	p := startForgot(t, b, r.authURL(nil), bobEmail)
+	code := in.wait(bobEmail, 0)
+	for range 3 {
+		wantAlert(t, b.code(p, "email", wrongCode(code)), http.StatusUnauthorized, "wrong code")
+	}
+	wantAlert(t, b.code(p, "email", code), http.StatusTooManyRequests, "right code after the budget")
+	other := e.browser()
+	wantAlert(t, other.login(other.get(r.authURL(nil).url), "bob", bobPass), http.StatusTooManyRequests, "sign-in after the budget")
+}
