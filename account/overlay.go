@@ -210,3 +210,31 @@ func (o *overlay) Close() error {
 // Durable is the account database behind the overlay (administration:
 // SCIM reads and writes whole records).
 func (o *overlay) Durable() Store { return o.d }
+
+// SetEmail changes the account's email address in the database (a
+// concurrent update of the record is read again and the address written
+// on top of it). ErrTaken when another account has it; ErrNotFound
+// without an account.
+func (o *overlay) SetEmail(ctx context.Context, subject, email string) error {
+	for {
+		r, err := o.d.Get(ctx, subject)
+		if err != nil {
+			return err
+		}
+		r.Email = email
+		if _, err := o.d.Update(ctx, r); !errors.Is(err, ErrConflict) {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// Register creates an account made by registration (active, with a.
+// Subject, a.Username, a.Email and a.PasswordHash). ErrTaken when the
+// username or address is another account's.
+func (o *overlay) Register(ctx context.Context, a *session.Account) error {
+	_, err := o.d.Create(ctx, &Record{Account: *a, Active: true})
+	return err
+}

@@ -139,6 +139,11 @@ type AccountData struct {
 	PasskeyBegin, PasskeyFinish string
 	Passkeys                    []PasskeyRow
 	Sessions                    []SessionRow
+	// PasswordAction asks for a new password (data-action=
+	// "change-password"); AccountEmail is the account's address, in
+	// data-account-email; AddressAction, when set, asks for a new one
+	// (data-action="change-email").
+	PasswordAction, AccountEmail, AddressAction string
 }
 
 // FactorLink offers another enrolled factor on a code page.

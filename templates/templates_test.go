@@ -159,6 +159,7 @@ func samples() map[string]func(Page) any {
 		},
 		PageAccount: func(p Page) any {
 			return AccountData{Page: p, Username: "alice", Name: "Alice", Notice: "Done.", VerifyAction: "/account/verify",
+				PasswordAction: "/account/password", AccountEmail: "alice@example.com", AddressAction: "/account/address",
 				HasPassword: true, TOTPOn: true, TOTP: true, TOTPAction: "/account/totp/new", TOTPRemove: "/account/totp/remove",
 				RecoveryOn: true, RecoveryLeft: 3, RecoveryAction: "/account/recovery",
 				PhoneOn: true, Phone: "+1••••••0100", PhoneAction: "/account/phone", PhoneRemove: "/account/phone/remove",

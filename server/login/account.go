@@ -38,6 +38,7 @@ func (h *Handler) registerAccount(mux *http.ServeMux, cop *http.CrossOriginProte
 	post(op.PathAccount+"/sessions/{handle}/revoke", h.accountRevokeSession)
 	post(op.PathAccount+"/recovery", h.accountRecoveryCodes)
 	h.registerAccountCodes(post)
+	h.registerAccountProfile(post)
 	mux.Handle("POST "+op.PathAccount+"/passkeys/begin", cop.Handler(h.requireCSRFHeader(h.accountPasskeyBegin)))
 	mux.Handle("POST "+op.PathAccount+"/passkeys/finish", cop.Handler(h.requireCSRFHeader(h.accountPasskeyFinish)))
 }
@@ -120,6 +121,10 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
 		notice = "account.done_email_off"
 	case "phone":
 		notice = "account.done_phone"
+	case "password":
+		notice = "account.done_password"
+	case "address":
+		notice = "account.done_address"
 	}
 	if r.URL.Query().Get("verify") == "cancelled" {
 		errMsg = "account.verify_cancelled"
@@ -146,17 +151,22 @@ func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, sess *se
 		return l.DateTime(t)
 	}
 	data := templates.AccountData{
-		Page:         pg,
-		Username:     acct.Username,
-		Name:         acct.Name,
-		Notice:       notice,
-		Fresh:        h.p.AccountFresh(sess, acct),
-		VerifyAction: op.PathAccount + "/verify",
-		HasPassword:  acct.PasswordHash != "",
-		TOTPOn:       h.p.FactorEnabled(authn.TOTP),
-		TOTP:         acct.TOTPSecret != "",
-		TOTPAction:   op.PathAccount + "/totp/new",
-		TOTPRemove:   op.PathAccount + "/totp/remove",
+		Page:           pg,
+		Username:       acct.Username,
+		Name:           acct.Name,
+		Notice:         notice,
+		Fresh:          h.p.AccountFresh(sess, acct),
+		VerifyAction:   op.PathAccount + "/verify",
+		HasPassword:    acct.PasswordHash != "",
+		TOTPOn:         h.p.FactorEnabled(authn.TOTP),
+		TOTP:           acct.TOTPSecret != "",
+		TOTPAction:     op.PathAccount + "/totp/new",
+		TOTPRemove:     op.PathAccount + "/totp/remove",
+		PasswordAction: op.PathAccount + "/password",
+		AccountEmail:   acct.Email,
+	}
+	if h.canChangeAddress() {
+		data.AddressAction = op.PathAccount + "/address"
 	}
 	h.fillAccountCodes(&data, acct)
 	if h.p.FactorEnabled(authn.Recovery) {
