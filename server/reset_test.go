@@ -20,6 +20,14 @@ const newPass = "a brand new passphrase 42"
 // the first n (reset and registration emails are sent after the answer).
 func (in *inbox) wait(to string, n int) string {
 	in.t.Helper()
+	in.waitNotice(to, n)
+	return in.last(to)
+}
+
+// waitNotice waits for a message beyond the first n to to, and returns
+// its text.
+func (in *inbox) waitNotice(to string, n int) string {
+	in.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for in.count(to) <= n {
 		if time.Now().After(deadline) {
@@ -27,7 +35,7 @@ func (in *inbox) wait(to string, n int) string {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return in.last(to)
+	return in.text(to)
 }
 
 // text returns the text of the latest message to to.

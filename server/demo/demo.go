@@ -134,7 +134,8 @@ var page = template.Must(template.New("demo").Parse(`<!doctype html><html lang="
 {{if .Sub}}<dl><dt>sub</dt><dd>{{.Sub}}</dd><dt>acr</dt><dd data-claim="acr">{{.ACR}}</dd>
 <dt>amr</dt><dd data-claim="amr">{{.AMR}}</dd><dt>auth_time</dt><dd>{{.AuthTime}}</dd></dl>{{end}}
 <p><a href="/demo/login">Sign in (any level)</a></p>
-<p><a href="/demo/login?acr=mfa">Step up: multi-factor, max_age=300</a></p></main></html>`))
+<p><a href="/demo/login?acr=mfa">Step up: multi-factor, max_age=300</a></p>
+<p><a href="/account" data-action="account">Your account: password, email address, sign-in methods</a></p></main></html>`))
 
 func render(w http.ResponseWriter, status int, v view) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -57,12 +57,12 @@ func (h *Handler) openText(purpose, sid, sealed string) string {
 
 func (h *Handler) renderAccountPassword(w http.ResponseWriter, r *http.Request, acct *session.Account, status int, errMsg string) {
 	h.pages.Render(w, status, templates.PageNewPassword, templates.NewPasswordData{
-		Page:      h.page(w, r, nil, "Change your password", errMsg),
-		Intro:     "Your other devices will be signed out, and applications will ask you to sign in again.",
+		Page:      h.page(w, r, nil, "account.password_title", errMsg),
+		Intro:     h.loc(r, nil).T("account.password_intro"),
 		Action:    op.PathAccount + "/password/set",
 		Username:  acct.Username,
 		MinLength: h.minLength(),
-		Submit:    "Change password",
+		Submit:    h.loc(r, nil).T("account.change_password"),
 		CancelURL: op.PathAccount,
 	})
 }
@@ -86,7 +86,7 @@ func (h *Handler) accountPasswordSet(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	pw := r.PostFormValue("password")
 	if err := h.p.PasswordPolicy().Check(pw, acct.Username, acct.Email); err != nil {
-		h.renderAccountPassword(w, r, acct, http.StatusBadRequest, h.p.PasswordPolicy().Message(err))
+		h.renderAccountPassword(w, r, acct, http.StatusBadRequest, h.pwMessage(r, err))
 		return
 	}
 	hash, err := h.p.HashPassword(ctx, pw)
@@ -100,7 +100,7 @@ func (h *Handler) accountPasswordSet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !replaced {
-		h.renderAccount(w, r, sess, acct, http.StatusConflict, "", "Your password was changed in another window meanwhile. Reload the page and try again.")
+		h.renderAccount(w, r, sess, acct, http.StatusConflict, "", "account.password_conflict")
 		return
 	}
 	if err := h.endOthers(ctx, acct.Subject, sess.ID); err != nil {
@@ -109,9 +109,9 @@ func (h *Handler) accountPasswordSet(w http.ResponseWriter, r *http.Request) {
 	}
 	h.p.Audit(ctx, obs.EventPasswordChanged, "sub", acct.Subject)
 	if acct.Email != "" {
-		h.notice(ctx, acct, acct.Email, "Your password was changed",
-			"The password of your account "+acct.Username+" on "+issuerLabel(h.p.Issuer())+" was changed, and your other devices were signed out.",
-			"If you did not change it, reset your password now with \"Forgot your password?\" on the sign-in page, and tell your administrator.")
+		l, host := h.loc(r, nil), issuerLabel(h.p.Issuer())
+		h.notice(ctx, acct, acct.Email, l.T("mail.password_changed_subject"),
+			l.T("mail.password_changed", "User", acct.Username, "Host", host), l.T("mail.password_changed_warning"))
 	}
 	http.Redirect(w, r, op.PathAccount+"?done=password", http.StatusSeeOther)
 }
@@ -147,21 +147,21 @@ func (h *Handler) notice(ctx context.Context, acct *session.Account, to, subject
 
 func (h *Handler) renderAccountAddress(w http.ResponseWriter, r *http.Request, email string, status int, errMsg string) {
 	h.pages.Render(w, status, templates.PageEmailForm, templates.EmailFormData{
-		Page:      h.page(w, r, nil, "Change your email address", errMsg),
-		Intro:     "We will email a code to the new address to confirm it is yours. Your current address is told about the change.",
+		Page:      h.page(w, r, nil, "account.address_title", errMsg),
+		Intro:     h.loc(r, nil).T("account.address_intro"),
 		Action:    op.PathAccount + "/address/new",
 		Email:     email,
-		Submit:    "Email me a code",
+		Submit:    h.loc(r, nil).T("forgot.submit"),
 		CancelURL: op.PathAccount,
 	})
 }
 
 func (h *Handler) renderAccountAddressCode(w http.ResponseWriter, r *http.Request, email, sealed string, status int, errMsg string) {
 	h.pages.Render(w, status, templates.PageCode, templates.CodeData{
-		Page:         h.page(w, r, nil, "Confirm your new email address", errMsg),
+		Page:         h.page(w, r, nil, "account.address_code_title", errMsg),
 		Factor:       string(authn.Email),
 		Action:       op.PathAccount + "/address/confirm",
-		Hint:         "We emailed a 6-digit code to " + maskEmail(email) + ". Enter it to make it your address.",
+		Hint:         h.loc(r, nil).T("account.address_code_hint", "Email", maskEmail(email)),
 		ResendAction: op.PathAccount + "/address/resend",
 		CancelAction: op.PathAccount,
 		CancelLink:   true,
@@ -190,8 +190,9 @@ func (h *Handler) accountAddressForm(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) sendNewAddressCode(r *http.Request, sess *session.Session, acct *session.Account, email string) *problem {
 	b := otpcode.Binding{Session: sess.ID, Purpose: purposeNewEmail, To: email}
+	lang := h.loc(r, nil).Lang()
 	return h.sendToAddress(r, b, acct.Subject, func(code string) (notify.Message, error) {
-		return notify.Email(email, code, issuerLabel(h.p.Issuer()), h.p.Codes().TTL())
+		return notify.EmailIn(lang, email, code, issuerLabel(h.p.Issuer()), h.p.Codes().TTL())
 	})
 }
 
@@ -208,11 +209,11 @@ func (h *Handler) accountAddressNew(w http.ResponseWriter, r *http.Request) {
 	}
 	email, valid := normalEmail(r.PostFormValue("email"))
 	if !valid {
-		h.renderAccountAddress(w, r, r.PostFormValue("email"), http.StatusBadRequest, "Enter an email address, like name@example.com.")
+		h.renderAccountAddress(w, r, r.PostFormValue("email"), http.StatusBadRequest, "password.bad_email")
 		return
 	}
 	if email == normalLower(acct.Email) {
-		h.renderAccountAddress(w, r, email, http.StatusBadRequest, "This is already your address.")
+		h.renderAccountAddress(w, r, email, http.StatusBadRequest, "account.address_same")
 		return
 	}
 	if pr := h.sendNewAddressCode(r, sess, acct, email); pr != nil {
@@ -234,7 +235,7 @@ func (h *Handler) pendingAddress(w http.ResponseWriter, r *http.Request) (sess *
 	sealed = r.PostFormValue("pending")
 	email = h.openText("address", sess.ID, sealed)
 	if email == "" || !h.canChangeAddress() {
-		h.renderAccount(w, r, sess, acct, http.StatusBadRequest, "", "That change has expired. Start again.")
+		h.renderAccount(w, r, sess, acct, http.StatusBadRequest, "", "account.change_expired")
 		return nil, nil, "", "", false
 	}
 	return sess, acct, email, sealed, true
@@ -272,7 +273,7 @@ func (h *Handler) accountAddressConfirm(w http.ResponseWriter, r *http.Request) 
 	if errors.Is(err, account.ErrTaken) {
 		// Only whoever reads that mailbox gets here: saying so tells
 		// them nothing they could not learn by signing in with it.
-		h.renderAccount(w, r, sess, acct, http.StatusConflict, "", "Another account uses this address, so it cannot be yours here too.")
+		h.renderAccount(w, r, sess, acct, http.StatusConflict, "", "account.address_taken")
 		return
 	}
 	if err != nil {
@@ -281,9 +282,9 @@ func (h *Handler) accountAddressConfirm(w http.ResponseWriter, r *http.Request) 
 	}
 	h.p.Audit(ctx, obs.EventEmailChanged, "sub", acct.Subject)
 	if acct.Email != "" {
-		h.notice(ctx, acct, acct.Email, "Your email address was changed",
-			"The email address of your account "+acct.Username+" on "+issuerLabel(h.p.Issuer())+" was changed to "+maskEmail(email)+". Messages now go there.",
-			"If you did not change it, tell your administrator at once.")
+		l, host := h.loc(r, nil), issuerLabel(h.p.Issuer())
+		h.notice(ctx, acct, acct.Email, l.T("mail.address_changed_subject"),
+			l.T("mail.address_changed", "User", acct.Username, "Host", host, "Email", maskEmail(email)), l.T("mail.address_changed_warning"))
 	}
 	http.Redirect(w, r, op.PathAccount+"?done=address", http.StatusSeeOther)
 }

@@ -67,13 +67,14 @@ func normalEmail(s string) (string, bool) {
 }
 
 func (h *Handler) renderForgot(w http.ResponseWriter, r *http.Request, from, email string, status int, errMsg string) {
+	l := h.loc(r, nil)
 	h.pages.Render(w, status, templates.PageEmailForm, templates.EmailFormData{
-		Page:      h.page(w, r, nil, "Reset your password", errMsg),
-		Intro:     "Enter the email address of your account. We will email you a code to confirm it is yours.",
+		Page:      h.page(w, r, nil, "forgot.title", errMsg),
+		Intro:     l.T("forgot.intro"),
 		Action:    op.PathReset,
 		Email:     email,
 		Hidden:    map[string]string{"from": from},
-		Submit:    "Email me a code",
+		Submit:    l.T("forgot.submit"),
 		CancelURL: returnTo(from),
 	})
 }
@@ -109,7 +110,7 @@ func (h *Handler) forgotSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	email, ok := normalEmail(r.PostFormValue("email"))
 	if !ok {
-		h.renderForgot(w, r, from, r.PostFormValue("email"), http.StatusBadRequest, "Enter an email address, like name@example.com.")
+		h.renderForgot(w, r, from, r.PostFormValue("email"), http.StatusBadRequest, "password.bad_email")
 		return
 	}
 	ctx := r.Context()
@@ -146,8 +147,9 @@ func resetBinding(f *op.Flow) otpcode.Binding {
 func (h *Handler) sendResetCode(r *http.Request, f *op.Flow) *problem {
 	var compose func(code string) (notify.Message, error)
 	if f.HintSubject != "" {
+		lang := h.loc(r, nil).Lang()
 		compose = func(code string) (notify.Message, error) {
-			return notify.Email(f.Reset.Email, code, issuerLabel(h.p.Issuer()), h.p.Codes().TTL())
+			return notify.EmailIn(lang, f.Reset.Email, code, issuerLabel(h.p.Issuer()), h.p.Codes().TTL())
 		}
 	}
 	return h.sendToAddress(r, resetBinding(f), f.HintSubject, compose)
@@ -220,10 +222,10 @@ func (h *Handler) mailLater(ctx context.Context, purpose, sub string, compose fu
 func (h *Handler) resetState(w http.ResponseWriter, r *http.Request) (*op.Flow, *session.Account, bool) {
 	f, err := h.p.ResetFlow(r, r.PathValue("id"))
 	if errors.Is(err, session.ErrNotFound) {
-		h.Error(w, r, http.StatusBadRequest, "This password reset has expired or was already completed. Start again from the sign-in page.")
+		h.Error(w, r, http.StatusBadRequest, "forgot.expired")
 		return nil, nil, false
 	} else if errors.Is(err, op.ErrOtherBrowser) {
-		h.Error(w, r, http.StatusForbidden, "This password reset was started in another browser and can only be continued there.")
+		h.Error(w, r, http.StatusForbidden, "forgot.other_browser")
 		return nil, nil, false
 	} else if err != nil {
 		h.p.Unavailable(w, r, err)
@@ -254,10 +256,10 @@ func emailVerified(f *op.Flow) bool {
 
 func (h *Handler) renderResetCode(w http.ResponseWriter, r *http.Request, f *op.Flow, status int, errMsg string) {
 	h.pages.Render(w, status, templates.PageCode, templates.CodeData{
-		Page:         h.page(w, r, nil, "Enter the code we emailed you", errMsg),
+		Page:         h.page(w, r, nil, "code.title_email", errMsg),
 		Factor:       string(authn.Email),
 		Action:       op.PathReset + "/" + f.ID + "/code",
-		Hint:         "If " + maskEmail(f.Reset.Email) + " is the address of an account, we emailed a 6-digit code to it.",
+		Hint:         h.loc(r, nil).T("forgot.code_hint", "Email", maskEmail(f.Reset.Email)),
 		ResendAction: op.PathReset + "/" + f.ID + "/resend",
 		CancelAction: f.ReturnTo,
 		CancelLink:   true,
@@ -266,12 +268,11 @@ func (h *Handler) renderResetCode(w http.ResponseWriter, r *http.Request, f *op.
 
 func (h *Handler) renderResetPassword(w http.ResponseWriter, r *http.Request, f *op.Flow, acct *session.Account, status int, errMsg string) {
 	h.pages.Render(w, status, templates.PageNewPassword, templates.NewPasswordData{
-		Page:      h.page(w, r, nil, "Choose a new password", errMsg),
-		Intro:     "It's you. Choose a new password: every device signed in to your account will be signed out.",
+		Page:      h.page(w, r, nil, "forgot.new_title", errMsg),
+		Intro:     h.loc(r, nil).T("forgot.new_intro"),
 		Action:    op.PathReset + "/" + f.ID + "/password",
 		Username:  acct.Username,
 		MinLength: h.minLength(),
-		Submit:    "Save password",
 		CancelURL: f.ReturnTo,
 	})
 }
@@ -334,7 +335,7 @@ func (h *Handler) resetCode(w http.ResponseWriter, r *http.Request) {
 	f.Verifications = append(f.Verifications, authn.Verification{Factor: authn.Email, At: h.p.Now()})
 	if err := h.p.SaveFlow(ctx, f); err != nil {
 		if errors.Is(err, session.ErrNotFound) {
-			h.Error(w, r, http.StatusBadRequest, "This password reset has expired. Start again from the sign-in page.")
+			h.Error(w, r, http.StatusBadRequest, "forgot.expired")
 			return
 		}
 		h.p.Unavailable(w, r, err)
@@ -377,7 +378,7 @@ func (h *Handler) resetPassword(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	pw := r.PostFormValue("password")
 	if err := h.p.PasswordPolicy().Check(pw, acct.Username, acct.Email); err != nil {
-		h.renderResetPassword(w, r, f, acct, http.StatusBadRequest, h.p.PasswordPolicy().Message(err))
+		h.renderResetPassword(w, r, f, acct, http.StatusBadRequest, h.pwMessage(r, err))
 		return
 	}
 	hash, err := h.p.HashPassword(ctx, pw)
@@ -394,7 +395,7 @@ func (h *Handler) resetPassword(w http.ResponseWriter, r *http.Request) {
 		// The password changed meanwhile (another reset, /account): this
 		// reset proves nothing about the new one.
 		h.p.DropFlow(ctx, f)
-		h.Error(w, r, http.StatusConflict, "Your password was changed in the meantime, so this reset was stopped. Start again if you still need to.")
+		h.Error(w, r, http.StatusConflict, "forgot.changed_meanwhile")
 		return
 	}
 	// The flow ends now: a reset sets one password.
@@ -415,7 +416,7 @@ func (h *Handler) resetPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := f.ReturnTo
-	msg := "Your password was changed, and every device that was signed in to your account was signed out. Sign in with your new password."
+	msg := "forgot.done"
 	if f.Reset.Admin {
 		u, err := h.p.StartEnrollment(w, r, acct)
 		if err != nil {
@@ -423,11 +424,11 @@ func (h *Handler) resetPassword(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		next = u
-		msg = "Your password was changed and your old sign-in methods were removed. Sign in with your new password, then set up a new second factor."
+		msg = "forgot.done_admin"
 	}
 	h.pages.Render(w, http.StatusOK, templates.PageInfo, templates.InfoData{
-		Page:        h.page(w, r, nil, "Password changed", ""),
-		Message:     msg,
+		Page:        h.page(w, r, nil, "forgot.done_title", ""),
+		Message:     h.loc(r, nil).T(msg),
 		ContinueURL: next,
 	})
 }
@@ -436,7 +437,7 @@ func (h *Handler) resetPassword(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) busy(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, password.ErrBusy) || r.Context().Err() != nil {
 		w.Header().Set("Retry-After", "1")
-		h.Error(w, r, http.StatusServiceUnavailable, "The service is busy. Please try again in a moment.")
+		h.Error(w, r, http.StatusServiceUnavailable, "login.busy")
 		return
 	}
 	h.p.Unavailable(w, r, err)
@@ -475,7 +476,7 @@ func (h *Handler) removeFactors(ctx context.Context, acct *session.Account) erro
 // links does not use it up). It shows nothing of the account.
 func (h *Handler) resetLink(w http.ResponseWriter, r *http.Request) {
 	h.pages.Render(w, http.StatusOK, templates.PageCIBAOpen, templates.CIBAOpenData{
-		Page:   h.page(w, r, nil, "Recover your account", ""),
+		Page:   h.page(w, r, nil, "forgot.link_title", ""),
 		Action: op.PathReset + "/link/" + r.PathValue("sub") + "/" + r.PathValue("token"),
 	})
 }
@@ -502,7 +503,7 @@ func (h *Handler) resetLinkOpen(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !ok {
-		h.Error(w, r, http.StatusGone, "This recovery link has expired or was already used. Ask your administrator for a new one.")
+		h.Error(w, r, http.StatusGone, "forgot.link_used")
 		return
 	}
 	f, err := h.p.StartReset(w, r, op.Reset{Email: acct.Email, Admin: true}, sub, op.PathAccount)
@@ -530,4 +531,18 @@ func (h *Handler) registerURL(st *state) string {
 		return ""
 	}
 	return PathRegister + "?from=" + st.flow.ID
+}
+
+// pwMessage is the alert for a new password the policy refused.
+func (h *Handler) pwMessage(r *http.Request, err error) string {
+	l := h.loc(r, nil)
+	switch {
+	case errors.Is(err, password.ErrTooShort):
+		return l.T("password.too_short", "Count", h.minLength())
+	case errors.Is(err, password.ErrTooLong):
+		return l.T("password.too_long", "Count", password.MaxBytes)
+	case errors.Is(err, password.ErrPersonal):
+		return l.T("password.personal")
+	}
+	return l.T("password.common")
 }

@@ -173,7 +173,7 @@ func (p *Provider) finishReset(w http.ResponseWriter, r *http.Request, f *Flow, 
 		return
 	}
 	p.dropFlow(r.Context(), f)
-	p.pages.Error(w, r, http.StatusOK, "Your password was not changed. Start again from the sign-in page when you are ready.")
+	p.pages.Error(w, r, http.StatusOK, "forgot.not_changed")
 }
 
 // DropFlow ends a flow (a reset once the password is set).
