@@ -72,6 +72,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	h.registerPasskeys(mux, cop)
 	h.registerAccount(mux, cop, post)
 	h.registerReset(mux, post)
+	h.registerRegistration(mux, post)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", filesOnly(static.FS)))
 }
 
