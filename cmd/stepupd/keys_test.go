@@ -191,7 +191,7 @@ func TestKeysRevokeCommand(t *testing.T) {
 		t.Fatal("the raw row names the revoked key")
 	}
 	errs.Reset()
-	if code := keys([]string{"revoke", "-config", cfg, set[1]}, &out, &errs); code != 1 || !strings.Contains(errs.String(), "no such signing key") {
+	if code := keys([]string{"revoke", set[1], "-config", cfg}, &out, &errs); code != 1 || !strings.Contains(errs.String(), "no such signing key") {
 		t.Fatalf("revoking it again: exit %d, %q", code, errs.String())
 	}
 	for _, bad := range [][]string{{"revoke", "-config", cfg}, {"revoke", "-config", cfg, "a", "b"}} {

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -301,11 +302,15 @@ func keys(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, usage)
 		return 2
 	}
-	name, nargs, argUsage := "keys "+args[0], 0, ""
+	name, nargs, argUsage, flags := "keys "+args[0], 0, "", args[1:]
 	if args[0] == "revoke" {
 		nargs, argUsage = 1, " KID"
+		// `keys revoke KID -config F` as well as `keys revoke -config F KID`.
+		if len(flags) > 0 && !strings.HasPrefix(flags[0], "-") {
+			flags = append(slices.Clone(flags[1:]), flags[0])
+		}
 	}
-	cfg, rest, code := commandConfig(name, argUsage, nargs, "no key set to change", args[1:], stderr)
+	cfg, rest, code := commandConfig(name, argUsage, nargs, "no key set to change", flags, stderr)
 	if cfg == nil {
 		return code
 	}
