@@ -235,3 +235,66 @@ func TestForgotPasswordLockout(t *testing.T) {
 	other := e.browser()
 	wantAlert(t, other.login(other.get(r.authURL(nil).url), "bob", bobPass), http.StatusTooManyRequests, "sign-in after the budget")
 }
+
+// TestAdminRecoveryLink: an operator gives alice, who lost every factor,
+// a one-time link. Its page shows nothing of her until she continues;
+// then she chooses a new password, her factors are removed, every
+// session and grant ends, and signing in with the new password makes her
+// enroll a new second factor before /account. The link works once, and
+// not after an hour.
+func TestAdminRecoveryLink(t *testing.T) {
+	e := apiEnv(t)
+	admin, alice := e.ccToken("bank", bankSecret, "stepup:admin"), e.subject("alice")
+	r := e.rp("spa", "")
+	before := signIn(t, e, e.browser(), r, map[string]string{"scope": "openid profile offline_access"}, "alice", alicePass)
+
+	e.api("POST", "/api/v1/users/nobody/recovery-link", admin, nil).want(t, "unknown user", 404, "user_not_found")
+	e.api("POST", "/api/v1/users/"+alice+"/recovery-link", "", nil).want(t, "no token", 401, "")
+	res := e.api("POST", "/api/v1/users/"+alice+"/recovery-link", admin, nil).want(t, "recovery link", 201, "")
+	link := res.str("url")
+	if !strings.HasPrefix(link, e.issuer+"/reset/link/") {
+		t.Fatalf("link %q", link)
+	}
+	b := e.browser()
+	p := b.get(link)
+	if p.status != http.StatusOK || strings.Contains(p.body, "alice") || p.has(hasAttr("autocomplete", "new-password")) {
+		t.Fatalf("the link's page: %d:\n%s", p.status, excerpt(p.body))
+	}
+	p = b.action(p, "continue", nil)
+	if !p.has(hasAttr("autocomplete", "new-password")) {
+		t.Fatalf("after continuing: %d, want the new password form:\n%s", p.status, excerpt(p.body))
+	}
+	// Used up: a second opening fails, in any browser.
+	if again := e.browser(); again.action(again.get(link), "continue", nil).status != http.StatusGone {
+		t.Fatal("the link opened twice")
+	}
+	wantAlert(t, b.newPassword(p, "alice"), http.StatusBadRequest, "username as password")
+	p = b.newPassword(p, newPass)
+	if p.status != http.StatusOK {
+		t.Fatalf("new password: %d", p.status)
+	}
+	wantTokensEnded(t, e, "after the recovery link", before)
+	if a, _ := e.store().GetAccount(t.Context(), alice); a.TOTPSecret != "" {
+		t.Fatal("the lost TOTP app is still a factor")
+	}
+	p = b.follow(p, "continue")
+	p = b.login(p, "alice", newPass)
+	if !p.has(hasKey("data-totp-secret")) || p.has(hasAttr("data-action", "cancel")) {
+		t.Fatalf("after signing in: want TOTP enrollment without skip:\n%s", excerpt(p.body))
+	}
+	secret := textOf(find(p.doc, hasKey("data-totp-secret"))[0])
+	p = b.code(p, "totp", e.totpCode(strings.ReplaceAll(secret, " ", "")))
+	for p.has(hasAttr("data-action", "continue")) { // recovery codes, shown once
+		p = b.follow(p, "continue")
+	}
+	if p.url.Path != "/account" {
+		t.Fatalf("after enrolling: at %s:\n%s", p.url, excerpt(p.body))
+	}
+
+	// A link not opened within the hour is dead.
+	late := e.api("POST", "/api/v1/users/"+alice+"/recovery-link", admin, nil).want(t, "second link", 201, "").str("url")
+	e.clock.Advance(61 * time.Minute)
+	if lb := e.browser(); lb.action(lb.get(late), "continue", nil).status != http.StatusGone {
+		t.Fatal("an expired link opened")
+	}
+}

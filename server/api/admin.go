@@ -209,3 +209,32 @@ func (h *Handler) unlock(w http.ResponseWriter, r *http.Request) {
 	h.p.Audit(r.Context(), obs.EventAccountUnlocked, "sub", a.Subject, "client_id", c.client.GetID())
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// recoveryLink is POST /api/v1/users/{user_id}/recovery-link (PRODUCT.md
+// §11): a one-time link, valid for an hour, for a user who lost every
+// factor. Opened, it asks for a new password only (the operator vouched
+// for the user), removes the account's second factors, ends its sessions
+// and grants, and the next sign-in must enroll a new second factor. Only
+// a hash of the link's secret is stored; the link is in this answer
+// alone.
+func (h *Handler) recoveryLink(w http.ResponseWriter, r *http.Request) {
+	c, ok := h.authenticate(w, r, ScopeAdmin, false)
+	if !ok {
+		return
+	}
+	a, ok := h.account(w, r)
+	if !ok {
+		return
+	}
+	if a.Disabled {
+		fail(w, http.StatusConflict, "user_disabled", "the account is disabled; enable it first")
+		return
+	}
+	link, exp, err := h.p.IssueRecoveryLink(r.Context(), a.Subject)
+	if err != nil {
+		h.storeFailure(w, r, err, "")
+		return
+	}
+	h.p.Audit(r.Context(), obs.EventRecoveryLink, "sub", a.Subject, "client_id", c.client.GetID(), "expires_at", exp.Unix())
+	writeJSON(w, http.StatusCreated, map[string]any{"url": link, "expires_at": exp.Unix()})
+}

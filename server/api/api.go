@@ -76,6 +76,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/sessions/{id}/drop-elevation", h.dropElevation)
 	mux.HandleFunc("POST /api/v1/users/{user_id}/lock", h.lock)
 	mux.HandleFunc("POST /api/v1/users/{user_id}/unlock", h.unlock)
+	mux.HandleFunc("POST /api/v1/users/{user_id}/recovery-link", h.recoveryLink)
 	mux.HandleFunc("DELETE /api/v1/users/{user_id}/factors/{kind}", h.resetFactor)
 	mux.HandleFunc("POST /api/v1/users/{user_id}/disable", h.disable)
 	mux.HandleFunc("POST /api/v1/users/{user_id}/enable", h.enable)
