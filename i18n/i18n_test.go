@@ -76,7 +76,7 @@ func TestMatch(t *testing.T) {
 
 func TestLocalise(t *testing.T) {
 	de := For("de")
-	if got := de.T("logout.body_return", "Client", "Acme"); !strings.Contains(got, "zu Acme zurück") {
+	if got := de.T("logout.body_return", "Client", "Acme"); !strings.Contains(got, "zurück zu Acme.") {
 		t.Errorf("German template data: %q", got)
 	}
 	if got := de.HTML("layout.signing_in_to", "Client", "<b>x</b>"); !strings.Contains(string(got), "&lt;b&gt;x&lt;/b&gt;") || !strings.Contains(string(got), "<strong>") {

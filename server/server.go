@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/stepup-dev/stepup/authn/password"
@@ -124,7 +125,8 @@ func New(ctx context.Context, cfg *config.Config, store session.Store, o Options
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	login.New(p, pages, csrfKey).Register(mux)
+	lh := login.New(p, pages, csrfKey)
+	lh.Register(mux)
 	api.New(p).Register(mux)
 	scim.New(p).Register(mux)
 	ph := p.Handler()
@@ -144,8 +146,52 @@ func New(ctx context.Context, cfg *config.Config, store session.Store, o Options
 	if o.Mount != nil {
 		o.Mount(mux)
 	}
-	s.handler = s.middleware(mux)
+	s.handler = s.middleware(htmlMuxErrors(mux, lh))
 	return s, nil
+}
+
+// htmlMuxErrors answers a browser's request for an unknown path (404) or
+// a method a path does not take (405) with the styled error page instead
+// of the mux's plain text. Other clients (APIs, which do not ask for
+// text/html) keep the plain answer.
+func htmlMuxErrors(mux *http.ServeMux, pages op.Pages) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" || !strings.Contains(r.Header.Get("Accept"), "text/html") {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		probe := &probeWriter{header: http.Header{}}
+		h.ServeHTTP(probe, r)
+		switch probe.status {
+		case http.StatusNotFound:
+			pages.Error(w, r, http.StatusNotFound, "error.not_found")
+		case http.StatusMethodNotAllowed:
+			if allow := probe.header.Get("Allow"); allow != "" {
+				w.Header().Set("Allow", allow)
+			}
+			pages.Error(w, r, http.StatusMethodNotAllowed, "error.method")
+		default: // a redirect (a missing trailing slash): as the mux answers
+			mux.ServeHTTP(w, r)
+		}
+	})
+}
+
+// probeWriter learns the status and headers an answer would have.
+type probeWriter struct {
+	header http.Header
+	status int
+}
+
+func (p *probeWriter) Header() http.Header { return p.header }
+func (p *probeWriter) WriteHeader(status int) {
+	if p.status == 0 {
+		p.status = status
+	}
+}
+func (p *probeWriter) Write(b []byte) (int, error) {
+	p.WriteHeader(http.StatusOK)
+	return len(b), nil
 }
 
 // sharedSecret returns the random secret every instance on the store uses.

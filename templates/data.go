@@ -240,8 +240,10 @@ type InfoData struct {
 	// RecoveryCodes, when set, are listed each in an element carrying
 	// data-recovery-code.
 	RecoveryCodes []string
-	// ContinueURL, when set, shows a data-action="continue" link to it.
-	ContinueURL string
+	// ContinueURL, when set, shows a data-action="continue" link to it,
+	// labelled ContinueLabel (a catalogue key; "" is "Continue").
+	ContinueURL   string
+	ContinueLabel string
 }
 
 // ErrorData is the data of the error page (PageError), shown with a 4xx or
@@ -249,6 +251,11 @@ type InfoData struct {
 type ErrorData struct {
 	Page
 	Message string
+	// Ref is the id to quote to support (also logged), in an element
+	// carrying data-error-ref.
+	Ref string
+	// BackURL, when set, is a way back (data-action="back").
+	BackURL string
 }
 
 // LogoutData is the data of the sign-out confirmation page (PageLogout).
@@ -263,8 +270,11 @@ type LogoutData struct {
 	ClientID      string
 	PostLogoutURI string
 	State         string
-	// StayURL is the "stay signed in" link; "" links to /.
+	// StayURL is the "stay signed in" link; "" links to /account.
 	StayURL string
+	// Username names the account that signs out ("" when none is
+	// signed in).
+	Username string
 }
 
 // CIBAData is the data of the approval page of a backchannel

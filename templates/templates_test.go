@@ -530,7 +530,7 @@ func TestLogoutPage(t *testing.T) {
 	if strings.Contains(body, "post_logout_redirect_uri") || strings.Contains(body, `name="state"`) || strings.Contains(body, "client_id") {
 		t.Error("empty hidden inputs rendered")
 	}
-	if !strings.Contains(body, `<a href="/account">Stay signed in</a>`) {
+	if !strings.Contains(body, `<a href="/account" data-action="stay">Stay signed in</a>`) {
 		t.Error("StayURL not used")
 	}
 }

@@ -8,6 +8,7 @@ package login
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -69,6 +70,11 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	post("/login/{id}/ciba/approve", h.cibaApprove)
 	post("/login/{id}/ciba/deny", h.cibaDeny)
 	post(op.PathLogoutConfirm, h.logout)
+	// The README's sign-out link: the same confirmation as an
+	// RP-initiated logout without a client.
+	mux.HandleFunc("GET "+op.PathLogoutConfirm, func(w http.ResponseWriter, r *http.Request) {
+		h.ConfirmLogout(w, r, "", "", "", "")
+	})
 	h.registerPasskeys(mux, cop)
 	h.registerAccount(mux, cop, post)
 	h.registerReset(mux, post)
@@ -217,6 +223,12 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) page(w http.ResponseWriter, r *http.Request, st *state, title, errMsg string) templates.Page {
 	l := h.loc(r, st)
 	pg := templates.Page{Title: l.T(title), CSRF: h.csrfToken(h.browserID(w, r)), Error: l.T(errMsg), Lang: l.Lang()}
+	if errMsg == msgLocked {
+		// Say when, as Retry-After does: the form is disabled until then.
+		win := h.p.LockoutWindow()
+		pg.Status = "locked"
+		pg.Error = l.T("login.locked_until", "Count", int(win.Round(time.Minute)/time.Minute), "Time", h.p.Now().Add(win).UTC().Format("15:04"))
+	}
 	if st != nil {
 		pg.ClientName = st.c.Name()
 	}
@@ -240,6 +252,10 @@ func (h *Handler) renderFactor(w http.ResponseWriter, r *http.Request, st *state
 		username := st.flow.LoginHint
 		if st.acct != nil {
 			username = st.acct.Username
+		}
+		if typed := strings.TrimSpace(r.PostFormValue("username")); r.Method == http.MethodPost && typed != "" && !st.flow.IsCIBA() {
+			// A failed attempt keeps what the user typed.
+			username = typed
 		}
 		h.pages.Render(w, status, "login", templates.LoginData{
 			Page:         h.page(w, r, st, "login.title", errMsg),
@@ -694,21 +710,83 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	h.p.Logout(w, r, sess, plr, state)
 }
 
-// Error implements op.Pages.
+// Error implements op.Pages. The page is headed by what happened in
+// words (not "Bad Request"), and carries a reference id that is logged
+// with the status, path and message, so support can find what a user
+// quotes.
 func (h *Handler) Error(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	l := h.loc(r, nil)
+	ref := errorRef()
+	h.p.Log().WarnContext(r.Context(), "error page", "ref", ref, "status", status, "method", r.Method, "path", r.URL.Path, "msg", i18n.For(i18n.Default).T(msg))
 	h.pages.Render(w, status, "error", templates.ErrorData{
-		Page:    templates.Page{Title: http.StatusText(status), Lang: l.Lang()},
+		Page:    templates.Page{Title: l.T(errorTitle(status)), Lang: l.Lang()},
 		Message: l.T(msg),
+		Ref:     ref,
+		BackURL: op.PathAccount,
 	})
 }
 
-// ConfirmLogout implements op.Pages.
+// errorTitle is the heading key of an error page.
+func errorTitle(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "error.title_400"
+	case http.StatusForbidden:
+		return "error.title_403"
+	case http.StatusNotFound:
+		return "error.title_404"
+	case http.StatusMethodNotAllowed:
+		return "error.title_405"
+	case http.StatusGone:
+		return "error.title_410"
+	case http.StatusRequestEntityTooLarge:
+		return "error.title_413"
+	case http.StatusTooManyRequests:
+		return "error.title_429"
+	case http.StatusServiceUnavailable:
+		return "error.title_503"
+	}
+	return "error.title"
+}
+
+// errorRef is a short id to quote to support: 8 characters, no
+// look-alikes.
+func errorRef() string {
+	const alphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+// ConfirmLogout implements op.Pages. The page names the account that
+// would be signed out; with no session there is nothing to confirm and
+// the signed-out page says so.
 func (h *Handler) ConfirmLogout(w http.ResponseWriter, r *http.Request, clientID, clientName, plr, state string) {
+	sess, err := h.p.CurrentSession(r)
+	if err != nil {
+		h.p.Unavailable(w, r, err)
+		return
+	}
+	var acct *session.Account
+	if sess != nil {
+		if acct, err = h.p.LoadAccount(r.Context(), sess); err != nil && !errors.Is(err, op.ErrDisabled) {
+			h.p.Unavailable(w, r, err)
+			return
+		}
+	}
 	pg := h.page(w, r, nil, "logout.submit", "")
 	pg.ClientName = clientName
+	username := ""
+	if acct != nil {
+		username = acct.Username
+	}
 	h.pages.Render(w, http.StatusOK, "logout", templates.LogoutData{
 		Page:          pg,
+		Username:      username,
+		StayURL:       op.PathAccount,
 		Action:        op.PathLogoutConfirm,
 		ClientID:      clientID,
 		PostLogoutURI: plr,
@@ -722,5 +800,8 @@ func (h *Handler) LoggedOut(w http.ResponseWriter, r *http.Request) {
 	h.pages.Render(w, http.StatusOK, "info", templates.InfoData{
 		Page:    templates.Page{Title: l.T("logout.done_title"), Lang: l.Lang()},
 		Message: l.T("logout.done"),
+		// A way forward: /account signs in first.
+		ContinueURL:   op.PathAccount,
+		ContinueLabel: "logout.sign_in_again",
 	})
 }
