@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/net/html"
+
+	"github.com/stepup-dev/stepup/config"
 )
 
 // words is the text content of n, whitespace collapsed.
@@ -176,5 +178,65 @@ func TestUXErrorPages(t *testing.T) {
 	// An API client keeps the plain answer.
 	if resp, p := get("/no/such/page", "application/json"); p.status != http.StatusNotFound || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Errorf("API 404: status %d, Content-Type %q", p.status, resp.Header.Get("Content-Type"))
+	}
+}
+
+// Issue 15 item 7: step-up pages say who is signed in, with a way out;
+// "Skip for now" says what skipping does where it can only fail.
+func TestUXStepUpPages(t *testing.T) {
+	e := newEnv(t, nil)
+	r := e.rp("spa", "")
+	// Voluntary: skipping signs in at the level reached.
+	b := e.browser()
+	p := b.login(b.get(r.authURL(map[string]string{"acr_values": mfaACR}).url), "bob", bobPass)
+	if who := find(p.doc, hasAttr("data-signed-in-as", "")); len(who) != 1 || words(who[0]) != "bob" {
+		t.Fatalf("no \"Signed in as bob\" on the enrollment page:\n%s", excerpt(p.body))
+	}
+	if href, _ := attr(first(t, p, "not you", hasAttr("data-action", "not-you")), "href"); href != "/logout" {
+		t.Errorf("Not you? links to %q", href)
+	}
+	skip := first(t, p, "skip", hasAttr("data-action", "cancel"))
+	if words(skip) != "Skip for now" || len(find(p.doc, hasAttr("id", "skip-note"))) != 0 {
+		t.Errorf("voluntary enrollment: skip control %q", words(skip))
+	}
+	if res := b.cancel(p).result(t); res.code == "" {
+		t.Fatalf("skipping a voluntary enrollment: %+v", res)
+	}
+	// Essential: skipping can only fail, and the page says so.
+	b = e.browser()
+	claims := `{"id_token":{"acr":{"essential":true,"values":["` + mfaACR + `"]}}}`
+	p = b.login(b.get(r.authURL(map[string]string{"claims": claims}).url), "bob", bobPass)
+	skip = first(t, p, "skip", hasAttr("data-action", "cancel"))
+	note := words(first(t, p, "skip note", hasAttr("id", "skip-note")))
+	if words(skip) != "Cancel sign-in" || !strings.Contains(note, "without being signed in") {
+		t.Errorf("essential enrollment: skip control %q, note %q", words(skip), note)
+	}
+	if res := b.cancel(p).result(t); res.err != "unmet_authentication_requirements" {
+		t.Fatalf("cancelling an essential enrollment: %+v", res)
+	}
+}
+
+// Issue 15 item 7, /account: sessions name their device and application;
+// "Remove" is a destructive control distinct from "Replace".
+func TestUXAccountSessions(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		for i := range c.Clients {
+			if c.Clients[i].ID == "spa" {
+				c.Clients[i].Name = "Acme Web"
+			}
+		}
+	})
+	b, r := e.browser(), e.rp("spa", "")
+	b.header = http.Header{"User-Agent": {"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"}}
+	signIn(t, e, b, r, nil, "alice", alicePass)
+	p := b.get(e.issuer + "/account")
+	cur := first(t, p, "current session", hasAttr("data-current", ""))
+	if got := words(cur); !strings.Contains(got, "Firefox on Linux") || !strings.Contains(got, "used by Acme Web") {
+		t.Errorf("session row %q: want its device and the application's name", got)
+	}
+	for _, n := range find(p.doc, hasAttr("data-action", "remove-totp")) {
+		if c, _ := attr(n, "class"); !strings.Contains(c, "danger") {
+			t.Errorf("Remove is styled %q, want danger", c)
+		}
 	}
 }

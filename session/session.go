@@ -61,6 +61,10 @@ type Session struct {
 	Verifications []authn.Verification
 	// ClientIDs are the clients that received a code from this session.
 	ClientIDs []string
+	// Device names the browser and system the session was started on
+	// ("Firefox on Linux"), for the user's list of sessions; never the
+	// raw User-Agent.
+	Device string
 }
 
 // Account is a user account. Accounts persist (no TTL).

@@ -20,6 +20,9 @@ type Page struct {
 	// ClientName names the relying party the user is signing in to, when
 	// there is one.
 	ClientName string
+	// SignedInAs names the signed-in user on the pages of a step-up
+	// ("Signed in as alice · Not you?"); NotYouURL signs out.
+	SignedInAs, NotYouURL string
 	// Lang is the page's language (i18n.Match); "" is English. Every
 	// text of the page comes from that language's catalogue.
 	Lang string
@@ -79,6 +82,10 @@ type EnrollPasskeyData struct {
 	Ceremony     Ceremony
 	CancelAction string
 	Step         string
+	// SkipFails: skipping can only end the sign-in unsuccessfully (the
+	// level is essential, the client's floor, mfa.login: always); the
+	// skip control then says so and reads "Cancel sign-in".
+	SkipFails bool
 }
 
 // PasskeyRow is one passkey on the account page.
@@ -92,6 +99,9 @@ type PasskeyRow struct {
 
 // SessionRow is one session on the account page.
 type SessionRow struct {
+	// Device is "<browser> on <system>" ("" when unknown); Clients are
+	// the applications' names.
+	Device                              string
 	Created, LastSeen, Clients, Methods string
 	Current                             bool
 	RevokeAction                        string
@@ -203,6 +213,10 @@ type EnrollTOTPData struct {
 	// Alternatives are the other factors the user may enroll instead,
 	// each a link carrying data-enroll.
 	Alternatives []FactorLink
+	// SkipFails: skipping can only end the sign-in unsuccessfully (the
+	// level is essential, the client's floor, mfa.login: always); the
+	// skip control then says so and reads "Cancel sign-in".
+	SkipFails bool
 }
 
 // EnrollPhoneData is the data of the phone enrollment page
@@ -230,6 +244,10 @@ type EnrollPhoneData struct {
 	// Alternatives are the other factors the user may enroll instead,
 	// each a link carrying data-enroll.
 	Alternatives []FactorLink
+	// SkipFails: skipping can only end the sign-in unsuccessfully (the
+	// level is essential, the client's floor, mfa.login: always); the
+	// skip control then says so and reads "Cancel sign-in".
+	SkipFails bool
 }
 
 // InfoData is the data of a page that only informs (PageInfo), such as

@@ -204,10 +204,20 @@ func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, sess *se
 		for _, v := range s.Verifications {
 			methods = append(methods, l.T(factorLabel(v.Factor)))
 		}
+		var clients []string
+		for _, id := range s.ClientIDs {
+			// People know applications by name, not by client_id.
+			if c, ok := h.p.Client(id); ok {
+				clients = append(clients, c.Name())
+			} else {
+				clients = append(clients, id)
+			}
+		}
 		data.Sessions = append(data.Sessions, templates.SessionRow{
+			Device:       s.Device,
 			Created:      fmtTime(s.CreatedAt),
 			LastSeen:     fmtTime(s.LastSeenAt),
-			Clients:      strings.Join(s.ClientIDs, ", "),
+			Clients:      strings.Join(clients, ", "),
 			Methods:      strings.Join(methods, ", "),
 			Current:      s.ID == sess.ID,
 			RevokeAction: op.PathAccount + "/sessions/" + h.sessionHandle(s.ID) + "/revoke",

@@ -321,6 +321,7 @@ func (h *Handler) renderEnrollPhone(w http.ResponseWriter, r *http.Request, st *
 	}
 	if d.Skippable {
 		data.CancelAction = h.flowURL(st.flow, "/cancel")
+		data.SkipFails = h.skipFails(st)
 	}
 	h.pages.Render(w, status, templates.PageEnrollPhone, data)
 }

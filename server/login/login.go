@@ -231,6 +231,9 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request, st *state, title,
 	}
 	if st != nil {
 		pg.ClientName = st.c.Name()
+		if st.sess != nil && st.acct != nil && !st.flow.IsCIBA() {
+			pg.SignedInAs, pg.NotYouURL = st.acct.Username, op.PathLogoutConfirm
+		}
 	}
 	return pg
 }
@@ -431,7 +434,7 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request) {
 			// Another user signs in on this browser: the old session ends.
 			_ = h.p.Store().DeleteSession(ctx, st.sess.ID)
 		}
-		s := &session.Session{ID: session.NewID(), Subject: acct.Subject, CreatedAt: now, LastSeenAt: now, Verifications: []authn.Verification{v}}
+		s := &session.Session{ID: session.NewID(), Subject: acct.Subject, CreatedAt: now, LastSeenAt: now, Verifications: []authn.Verification{v}, Device: deviceName(r.UserAgent())}
 		if err := h.p.StartSession(ctx, w, s); err != nil {
 			h.p.Unavailable(w, r, err)
 			return
@@ -602,8 +605,19 @@ func (h *Handler) renderEnroll(w http.ResponseWriter, r *http.Request, st *state
 	}
 	if d.Skippable {
 		data.CancelAction = h.flowURL(st.flow, "/cancel")
+		data.SkipFails = h.skipFails(st)
 	}
 	h.pages.Render(w, status, "enroll_totp", data)
+}
+
+// skipFails reports whether skipping the enrollment offered in st can
+// only end the sign-in without success (an essential level, the client's
+// floor, mfa.login: always): the policy is asked what a cancel would
+// give, without cancelling.
+func (h *Handler) skipFails(st *state) bool {
+	f := *st.flow
+	f.Cancelled = true
+	return h.p.Decide(&f, st.c, st.sess, st.acct).Outcome != authn.OK
 }
 
 func issuerLabel(issuer string) string {

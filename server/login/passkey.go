@@ -320,7 +320,7 @@ func (h *Handler) recordPasskey(w http.ResponseWriter, r *http.Request, st *stat
 			_ = h.p.Store().DeleteSession(ctx, st.sess.ID)
 		}
 		now := v.At
-		s := &session.Session{ID: session.NewID(), Subject: acct.Subject, CreatedAt: now, LastSeenAt: now, Verifications: []authn.Verification{v}}
+		s := &session.Session{ID: session.NewID(), Subject: acct.Subject, CreatedAt: now, LastSeenAt: now, Verifications: []authn.Verification{v}, Device: deviceName(r.UserAgent())}
 		if err := h.p.StartSession(ctx, w, s); err != nil {
 			return err
 		}
@@ -379,10 +379,11 @@ func (h *Handler) renderEnrollPasskey(w http.ResponseWriter, r *http.Request, st
 			Begin:  h.flowURL(st.flow, "/enroll/webauthn/begin"),
 			Finish: h.flowURL(st.flow, "/enroll/webauthn/finish"),
 		},
-		Step: st.c.Name() + " asks for a phishing-resistant sign-in. Create a passkey on this device or a security key; you will use it right away.",
+		Step: h.loc(r, st).T("step.passkey_required", "Client", st.c.Name()),
 	}
 	if d.Skippable {
 		data.CancelAction = h.flowURL(st.flow, "/cancel")
+		data.SkipFails = h.skipFails(st)
 	}
 	h.pages.Render(w, status, "enroll_passkey", data)
 }

@@ -35,6 +35,7 @@ const (
 	fieldKey     = "key"
 	fieldCreated = "created"
 	fieldSeen    = "seen"
+	fieldDevice  = "dev"
 	prefixClient = "c:"
 	prefixVerify = "v:"
 )

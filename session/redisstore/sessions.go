@@ -37,6 +37,9 @@ func (s *Store) CreateSession(ctx context.Context, sess *session.Session, ttl ti
 	if !sess.LastSeenAt.IsZero() {
 		fields = append(fields, fieldSeen, unixNano(sess.LastSeenAt))
 	}
+	if sess.Device != "" {
+		fields = append(fields, fieldDevice, sess.Device)
+	}
 	for _, c := range sess.ClientIDs {
 		fields = append(fields, prefixClient+c, "1")
 	}
@@ -84,7 +87,7 @@ func (s *Store) GetSession(ctx context.Context, id string) (*session.Session, er
 }
 
 func parseSession(id string, m map[string]string) (*session.Session, error) {
-	sess := &session.Session{ID: id, Subject: m[fieldSub], KeyHash: m[fieldKey]}
+	sess := &session.Session{ID: id, Subject: m[fieldSub], KeyHash: m[fieldKey], Device: m[fieldDevice]}
 	var err error
 	if sess.CreatedAt, err = parseUnixNano(m[fieldCreated]); err != nil {
 		return nil, fmt.Errorf("redisstore: session field %s: %w", fieldCreated, err)

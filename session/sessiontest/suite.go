@@ -103,6 +103,7 @@ func testSessionRoundTrip(t *testing.T, s session.Store) {
 			{Factor: authn.Password, At: now.Add(-50 * time.Second)},
 		},
 		ClientIDs: []string{"web", "cli", "app"},
+		Device:    "Firefox on Linux",
 	}
 	mustCreate(t, s, want, ttl)
 	got := mustGet(t, s, want.ID)
@@ -1041,7 +1042,7 @@ func assertSession(t *testing.T, got, want *session.Session) {
 	if got.ID != want.ID || got.Subject != want.Subject ||
 		!got.CreatedAt.Equal(want.CreatedAt) || !got.LastSeenAt.Equal(want.LastSeenAt) ||
 		!equalVerifications(got.Verifications, want.Verifications) ||
-		!slices.Equal(got.ClientIDs, want.ClientIDs) || got.KeyHash != want.KeyHash {
+		!slices.Equal(got.ClientIDs, want.ClientIDs) || got.KeyHash != want.KeyHash || got.Device != want.Device {
 		t.Fatalf("session = %+v\nwant %+v", got, want)
 	}
 }
