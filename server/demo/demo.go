@@ -68,11 +68,16 @@ func (d *rp) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	state, nonce, verifier := random(), random(), oauth2.GenerateVerifier()
-	http.SetCookie(w, &http.Cookie{Name: "demo_rp", Value: state + "." + nonce + "." + verifier, Path: "/demo/", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: 600})
 	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)}
+	asked := "" // the cookie remembers what was asked, to compare with what came back
 	if r.URL.Query().Get("acr") == "mfa" {
+		asked = "mfa"
 		opts = append(opts, oauth2.SetAuthURLParam("acr_values", MFA), oauth2.SetAuthURLParam("max_age", "300"))
 	}
+	if l := r.URL.Query().Get("ui_locales"); l != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("ui_locales", l))
+	}
+	http.SetCookie(w, &http.Cookie{Name: "demo_rp", Value: state + "." + nonce + "." + verifier + "." + asked, Path: "/demo/", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: 600})
 	http.Redirect(w, r, cfg.AuthCodeURL(state, opts...), http.StatusFound)
 }
 
@@ -83,12 +88,20 @@ func (d *rp) callback(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		parts = strings.Split(c.Value, ".")
 	}
-	if len(parts) != 3 || q.Get("state") != parts[0] {
+	if len(parts) != 4 || q.Get("state") != parts[0] {
 		render(w, http.StatusBadRequest, view{Error: "state mismatch: start again from /demo/"})
 		return
 	}
+	asked := ""
+	if parts[3] == "mfa" {
+		asked = MFA
+	}
 	if e := q.Get("error"); e != "" {
-		render(w, http.StatusOK, view{Error: e + ": " + q.Get("error_description")})
+		v := view{Error: e + ": " + q.Get("error_description"), Asked: asked}
+		if asked != "" {
+			v.Mismatch = "asked for " + asked + ", got no sign-in (" + e + ")"
+		}
+		render(w, http.StatusOK, v)
 		return
 	}
 	if q.Get("iss") != d.issuer {
@@ -119,23 +132,33 @@ func (d *rp) callback(w http.ResponseWriter, r *http.Request) {
 		AuthTime int64    `json:"auth_time"`
 	}
 	_ = idt.Claims(&claims)
-	render(w, http.StatusOK, view{Sub: idt.Subject, ACR: claims.ACR, AMR: strings.Join(claims.AMR, " "),
-		AuthTime: time.Unix(claims.AuthTime, 0).UTC().Format(time.RFC3339)})
+	v := view{Sub: idt.Subject, ACR: claims.ACR, AMR: strings.Join(claims.AMR, " "),
+		AuthTime: time.Unix(claims.AuthTime, 0).UTC().Format(time.RFC3339), Asked: asked}
+	if asked != "" && claims.ACR != asked {
+		// A voluntary step-up the user cancelled still signs in, at the
+		// level reached: a relying party must compare, and so does this
+		// page, so a cancel never looks like success.
+		v.Mismatch = "asked for " + asked + ", got " + claims.ACR
+	}
+	render(w, http.StatusOK, v)
 }
 
 func (d *rp) home(w http.ResponseWriter, _ *http.Request) { render(w, http.StatusOK, view{}) }
 
-type view struct{ Error, Sub, ACR, AMR, AuthTime string }
+type view struct{ Error, Sub, ACR, AMR, AuthTime, Asked, Mismatch string }
 
 var page = template.Must(template.New("demo").Parse(`<!doctype html><html lang="en"><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>stepup demo</title>
-<link rel="stylesheet" href="/static/style.css"><main class="card"><h1>stepup demo relying party</h1>
-{{if .Error}}<p role="alert">{{.Error}}</p>{{end}}
-{{if .Sub}}<dl><dt>sub</dt><dd>{{.Sub}}</dd><dt>acr</dt><dd data-claim="acr">{{.ACR}}</dd>
+<link rel="stylesheet" href="/static/style.css"><main class="demo"><div class="card"><h1>stepup demo relying party</h1>
+{{if .Mismatch}}<p class="alert" role="alert" data-acr-mismatch>Step-up not completed: {{.Mismatch}}.</p>
+{{else if .Error}}<p class="alert" role="alert">{{.Error}}</p>{{end}}
+{{if .Sub}}<dl class="claims"><dt>sub</dt><dd>{{.Sub}}</dd><dt>acr</dt><dd data-claim="acr">{{.ACR}}</dd>
 <dt>amr</dt><dd data-claim="amr">{{.AMR}}</dd><dt>auth_time</dt><dd>{{.AuthTime}}</dd></dl>{{end}}
-<p><a href="/demo/login">Sign in (any level)</a></p>
-<p><a href="/demo/login?acr=mfa">Step up: multi-factor, max_age=300</a></p>
-<p><a href="/account" data-action="account">Your account: password, email address, sign-in methods</a></p></main></html>`))
+<p><a class="button" href="/demo/login">Sign in (any level)</a></p>
+<p><a class="button secondary" href="/demo/login?acr=mfa">Step up: multi-factor, max_age=300</a></p>
+<p class="links"><a href="/account" data-action="account">Your account: password, email address, sign-in methods</a></p>
+<p class="links"><a href="/demo/login?ui_locales=de" lang="de">Auf Deutsch anmelden</a> · <a href="/logout">Sign out</a></p>
+</div></main></html>`))
 
 func render(w http.ResponseWriter, status int, v view) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
