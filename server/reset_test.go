@@ -298,3 +298,25 @@ func TestAdminRecoveryLink(t *testing.T) {
 		t.Fatal("an expired link opened")
 	}
 }
+
+// TestForgotPasswordCaps: the per-address send cap holds for addresses
+// with and without an account alike, and a lower per-user cap does not
+// make addresses with an account stand out.
+func TestForgotPasswordCaps(t *testing.T) {
+	in := newInbox(t)
+	e := newEnv(t, withCodes(in, func(c *config.Config) { c.MFA.Codes.PerDestination, c.MFA.Codes.PerUser = 2, 1 }))
+	r := e.rp("spa", "")
+	for _, email := range []string{bobEmail, "nobody@example.com"} {
+		for i := range 3 {
+			b := e.browser()
+			p := b.emailForm(b.follow(b.get(r.authURL(nil).url), "forgot"), email)
+			want := http.StatusOK
+			if i == 2 {
+				want = http.StatusTooManyRequests
+			}
+			if p.status != want {
+				t.Fatalf("%s send %d: %d, want %d", email, i+1, p.status, want)
+			}
+		}
+	}
+}

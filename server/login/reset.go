@@ -123,18 +123,20 @@ func (h *Handler) forgotSubmit(w http.ResponseWriter, r *http.Request) {
 	if acct != nil {
 		sub, factor = acct.Subject, h.p.ResetFactor(acct)
 	}
-	f, err := h.p.StartReset(w, r, op.Reset{Email: email, Factor: factor}, sub, returnTo(from))
-	if err != nil {
-		h.p.Unavailable(w, r, err)
-		return
-	}
-	h.p.Audit(ctx, obs.EventResetStarted, "sub", sub, "known", acct != nil, "factor", string(factor))
+	// The flow is stored only once the send caps let its code through:
+	// a flood of addresses fills no memory.
+	f := h.p.NewReset(w, r, op.Reset{Email: email, Factor: factor}, sub, returnTo(from))
 	if pr := h.sendResetCode(r, f); pr != nil {
 		if status, msg, ok := h.answer(w, r, pr); ok {
 			h.renderForgot(w, r, from, email, status, msg)
 		}
 		return
 	}
+	if err := h.p.SaveFlow(ctx, f); err != nil {
+		h.p.Unavailable(w, r, err)
+		return
+	}
+	h.p.Audit(ctx, obs.EventResetStarted, "sub", sub, "known", acct != nil, "factor", string(factor))
 	http.Redirect(w, r, op.PathReset+"/"+f.ID, http.StatusSeeOther)
 }
 
@@ -152,7 +154,9 @@ func (h *Handler) sendResetCode(r *http.Request, f *op.Flow) *problem {
 			return notify.EmailIn(lang, f.Reset.Email, code, issuerLabel(h.p.Issuer()), h.p.Codes().TTL())
 		}
 	}
-	return h.sendToAddress(r, resetBinding(f), f.HintSubject, compose)
+	// No per-user cap here, only per address and per IP: a cap that only
+	// addresses with an account have would tell them apart.
+	return h.sendToAddress(r, resetBinding(f), "", compose)
 }
 
 // sendToAddress makes a code for b within the send caps (per address and

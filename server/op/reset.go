@@ -60,14 +60,21 @@ func (p *Provider) ResetFactor(acct *session.Account) authn.Factor {
 	return ""
 }
 
-// StartReset stores a new reset flow for the browser of r, for the
+// NewReset returns a new reset flow bound to the browser of r, for the
 // account sub ("" for an address that has none: the flow then goes on
-// like any other and can never succeed), and returns it. returnTo is
-// where the user goes afterwards (a sign-in page, or /account).
-func (p *Provider) StartReset(w http.ResponseWriter, r *http.Request, reset Reset, sub, returnTo string) (*Flow, error) {
+// like any other and can never succeed), not yet stored (SaveFlow).
+// returnTo is where the user goes afterwards (a sign-in page, or
+// /account).
+func (p *Provider) NewReset(w http.ResponseWriter, r *http.Request, reset Reset, sub, returnTo string) *Flow {
 	f := &Flow{ID: randomID(24), ClientID: p.account.GetID(), Account: true, ReturnTo: returnTo, Start: p.now(),
 		Scopes: []string{"openid"}, HintSubject: sub, Reset: &reset}
 	p.bindFlow(w, r, f)
+	return f
+}
+
+// StartReset is NewReset, stored.
+func (p *Provider) StartReset(w http.ResponseWriter, r *http.Request, reset Reset, sub, returnTo string) (*Flow, error) {
+	f := p.NewReset(w, r, reset, sub, returnTo)
 	if err := p.SaveFlow(r.Context(), f); err != nil {
 		return nil, err
 	}
