@@ -37,6 +37,9 @@ type Config struct {
 	// account on the hosted pages, with an address verified by an emailed
 	// code (PRODUCT.md §11).
 	Registration string `yaml:"registration"`
+	// Branding names, colours and overrides the hosted pages per issuer
+	// and per client (branding.go).
+	Branding Branding `yaml:"branding"`
 
 	// fromEnv holds the paths whose value Parse took, wholly or in part,
 	// from ${ENV_VAR}: those secrets are not plain text (PlainSecrets).

@@ -47,6 +47,9 @@ func Demo() *Config {
 			Name:       "Demo User",
 			TOTPSecret: DemoTOTPSecret,
 		}},
+		// The demo relying party is a branded client (issue 15 item 6):
+		// its pages carry its name and colour, the bank's the defaults.
+		Branding: Branding{Clients: []ClientBrand{{ID: DemoClientID, Name: "Demo Shop", Colors: BrandColors{Accent: "#6a1b9a"}}}},
 	}
 	applyDefaults(c, nil)
 	return c

@@ -194,6 +194,7 @@ func (c *Config) Validate() error {
 		v.add("passwords.min_length", "%d must be 8 to 64 characters (NIST SP 800-63B: at least 8)", n)
 	}
 	v.oneOf("registration", c.Registration, []string{"off", "open"})
+	v.branding(c)
 	if len(v.errs) == 0 {
 		return nil
 	}

@@ -102,7 +102,7 @@ func New(ctx context.Context, cfg *config.Config, store session.Store, o Options
 	if metrics == nil {
 		metrics = obs.NewMetrics()
 	}
-	pages, err := templates.New()
+	pages, err := templates.NewWith(brandOptions(cfg.Branding))
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +148,19 @@ func New(ctx context.Context, cfg *config.Config, store session.Store, o Options
 	}
 	s.handler = s.middleware(htmlMuxErrors(mux, lh))
 	return s, nil
+}
+
+// brandOptions are the hosted pages' branding: config.Branding in the
+// templates package's terms.
+func brandOptions(b config.Branding) templates.Options {
+	brand := func(name, logo string, c config.BrandColors) templates.Brand {
+		return templates.Brand{Name: name, LogoURL: logo, Accent: c.Accent, AccentText: c.AccentText, Background: c.Background}
+	}
+	o := templates.Options{Dir: b.Dir, Issuer: brand(b.Name, b.LogoURL, b.Colors), Clients: map[string]templates.Brand{}}
+	for _, c := range b.Clients {
+		o.Clients[c.ID] = brand(c.Name, c.LogoURL, c.Colors)
+	}
+	return o
 }
 
 // htmlMuxErrors answers a browser's request for an unknown path (404) or

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/stepup-dev/stepup/config"
 )
 
 // The widths issue 15 tries the pages at: a desktop and a phone.
@@ -160,4 +162,25 @@ func TestBrowserUXGerman(t *testing.T) {
 		t.Errorf("step-up heading %q is not German", h)
 	}
 	b.checkAt("step-up-totp-de")
+}
+
+// Issue 15 items 6 and 8: a branded client's pages in the browser: its
+// name and colour, no axe-core violation at either width.
+func TestBrowserUXBranding(t *testing.T) {
+	b := newBrowserEnv(t, true, func(c *config.Config) {
+		c.Branding = config.Branding{Name: "Acme ID", Clients: []config.ClientBrand{{ID: "web", Name: "Acme Bank",
+			Colors: config.BrandColors{Accent: "#0b5a2a", Background: "#eef2ee"}}}}
+	})
+	b.authorize(nil)
+	b.onPath("/login/")
+	if name := eval[string](b, `document.querySelector("[data-brand-name]").textContent`); name != "Acme Bank" {
+		t.Errorf("brand name %q", name)
+	}
+	if bg := eval[string](b, `getComputedStyle(document.querySelector('button[type="submit"]')).backgroundColor`); bg != "rgb(11, 90, 42)" {
+		t.Errorf("the sign-in button is %s, want the brand's #0b5a2a", bg)
+	}
+	if bg := eval[string](b, `getComputedStyle(document.body).backgroundColor`); bg != "rgb(238, 242, 238)" {
+		t.Errorf("the page background is %s, want the brand's #eef2ee", bg)
+	}
+	b.checkAt("login-branded")
 }

@@ -23,6 +23,9 @@ type Page struct {
 	// SignedInAs names the signed-in user on the pages of a step-up
 	// ("Signed in as alice · Not you?"); NotYouURL signs out.
 	SignedInAs, NotYouURL string
+	// Client is the id of the client whose pages these are ("" for the
+	// issuer's own): it picks the brand.
+	Client string
 	// Lang is the page's language (i18n.Match); "" is English. Every
 	// text of the page comes from that language's catalogue.
 	Lang string

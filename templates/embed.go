@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -67,6 +68,8 @@ var securityHeaders = map[string]string{
 
 // Renderer renders the pages. It is safe for concurrent use.
 type Renderer struct {
+	brand *branding
+	csp   string
 	// pages: language → page name → template. Each language's set is
 	// parsed with that language's i18n functions ({{t "key"}}), so a
 	// render needs no per-request cloning.
@@ -79,10 +82,25 @@ type Renderer struct {
 // file in FS, under the file's name without extension. Stylesheet links
 // point at /static/<file>?v=<content hash>.
 func New() (*Renderer, error) {
-	return newRenderer(FS, "/static/")
+	return newRenderer(FS, "/static/", Options{})
 }
 
-func newRenderer(files fs.FS, staticPrefix string) (*Renderer, error) {
+// NewWith is New with branding: the overrides directory's templates in
+// place of the embedded ones, and the brands' names, logos and colours.
+// An override that does not parse is an error naming branding.dir.
+func NewWith(o Options) (*Renderer, error) {
+	files := fs.FS(FS)
+	if o.Dir != "" {
+		files = overlay{over: os.DirFS(o.Dir), base: FS}
+	}
+	r, err := newRenderer(files, "/static/", o)
+	if err != nil && o.Dir != "" {
+		return nil, fmt.Errorf("branding.dir %s: %w", o.Dir, err)
+	}
+	return r, err
+}
+
+func newRenderer(files fs.FS, staticPrefix string, o Options) (*Renderer, error) {
 	version, err := assetVersion()
 	if err != nil {
 		return nil, err
@@ -91,10 +109,19 @@ func newRenderer(files fs.FS, staticPrefix string) (*Renderer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("templates: listing pages: %w", err)
 	}
-	r := &Renderer{pages: map[string]map[string]*template.Template{}}
+	br, err := newBranding(o)
+	if err != nil {
+		return nil, err
+	}
+	csp := securityHeaders["Content-Security-Policy"]
+	if len(br.imgSrc) > 0 {
+		csp = strings.Replace(csp, "img-src 'self' data:", "img-src 'self' data: "+strings.Join(br.imgSrc, " "), 1)
+	}
+	r := &Renderer{pages: map[string]map[string]*template.Template{}, brand: br, csp: csp}
 	for _, lang := range i18n.Languages() {
 		funcs := i18n.For(lang).Funcs()
 		funcs["asset"] = func(name string) string { return staticPrefix + name + "?v=" + version }
+		funcs["brand"] = br.of
 		set := map[string]*template.Template{}
 		for _, name := range names {
 			if name == layoutFile {
@@ -180,10 +207,15 @@ func (r *Renderer) Render(w http.ResponseWriter, status int, page string, data a
 	for k, v := range securityHeaders {
 		h.Set(k, v)
 	}
+	h.Set("Content-Security-Policy", r.csp)
 	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }
+
+// Branding serves /branding/: the brands' stylesheets and the overrides
+// directory's files.
+func (r *Renderer) Branding() http.Handler { return r.brand }
 
 func (r *Renderer) logger() *slog.Logger {
 	if r.Logger != nil {

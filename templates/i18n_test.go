@@ -2,6 +2,8 @@ package templates
 
 import (
 	"html"
+	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
@@ -63,5 +65,16 @@ func TestPagesInGerman(t *testing.T) {
 		if m := english.FindAllString(text, -1); len(m) > 0 {
 			t.Errorf("%s: English words %q in the German page:\n%s", name, m, strings.Join(strings.Fields(text), " "))
 		}
+	}
+}
+
+// An override that does not parse stops the start, naming branding.dir.
+func TestBrokenOverride(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "login.html"), []byte(`{{define "content"}}{{if}}{{end}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewWith(Options{Dir: dir}); err == nil || !strings.Contains(err.Error(), "branding.dir") || !strings.Contains(err.Error(), "login.html") {
+		t.Errorf("NewWith with a broken login.html: %v", err)
 	}
 }

@@ -190,7 +190,7 @@ func TestNewRejectsBrokenTemplates(t *testing.T) {
 		"no content":   {layoutFile: {Data: layout}, "bad.html": {Data: []byte(`<p>hi</p>`)}},
 		"no layout":    {"bad.html": {Data: []byte(`{{define "content"}}{{end}}`)}},
 	} {
-		if _, err := newRenderer(files, "/static/"); err == nil {
+		if _, err := newRenderer(files, "/static/", Options{}); err == nil {
 			t.Errorf("%s: newRenderer succeeded, want an error", name)
 		}
 	}

@@ -80,6 +80,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	h.registerReset(mux, post)
 	h.registerRegistration(mux, post)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", filesOnly(static.FS)))
+	mux.Handle("GET /branding/", h.pages.Branding())
 }
 
 // filesOnly serves the files of fsys and nothing else: a directory (the
@@ -230,7 +231,7 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request, st *state, title,
 		pg.Error = l.T("login.locked_until", "Count", int(win.Round(time.Minute)/time.Minute), "Time", h.p.Now().Add(win).UTC().Format("15:04"))
 	}
 	if st != nil {
-		pg.ClientName = st.c.Name()
+		pg.ClientName, pg.Client = st.c.Name(), st.c.GetID()
 		if st.sess != nil && st.acct != nil && !st.flow.IsCIBA() {
 			pg.SignedInAs, pg.NotYouURL = st.acct.Username, op.PathLogoutConfirm
 		}
@@ -792,7 +793,7 @@ func (h *Handler) ConfirmLogout(w http.ResponseWriter, r *http.Request, clientID
 		}
 	}
 	pg := h.page(w, r, nil, "logout.submit", "")
-	pg.ClientName = clientName
+	pg.ClientName, pg.Client = clientName, clientID
 	username := ""
 	if acct != nil {
 		username = acct.Username
