@@ -194,7 +194,12 @@ func TestKeysRevokeCommand(t *testing.T) {
 	if code := keys([]string{"revoke", set[1], "-config", cfg}, &out, &errs); code != 1 || !strings.Contains(errs.String(), "no such signing key") {
 		t.Fatalf("revoking it again: exit %d, %q", code, errs.String())
 	}
-	for _, bad := range [][]string{{"revoke", "-config", cfg}, {"revoke", "-config", cfg, "a", "b"}} {
+	// A base64url kid may begin with "-": it is a kid, not a flag.
+	errs.Reset()
+	if code := keys([]string{"revoke", "-config", cfg, "-dashFirstKid"}, &out, &errs); code != 1 || !strings.Contains(errs.String(), "no such signing key") {
+		t.Fatalf("a kid beginning with -: exit %d, %q", code, errs.String())
+	}
+	for _, bad := range [][]string{{"revoke", "-config", cfg}, {"revoke", "-config", cfg, "a", "b"}, {"revoke", "kid"}} {
 		if code := keys(bad, &out, &errs); code != 2 {
 			t.Fatalf("keys %q: exit %d, want 2", bad, code)
 		}

@@ -23,7 +23,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -305,10 +304,7 @@ func keys(args []string, stdout, stderr io.Writer) int {
 	name, nargs, argUsage, flags := "keys "+args[0], 0, "", args[1:]
 	if args[0] == "revoke" {
 		nargs, argUsage = 1, " KID"
-		// `keys revoke KID -config F` as well as `keys revoke -config F KID`.
-		if len(flags) > 0 && !strings.HasPrefix(flags[0], "-") {
-			flags = append(slices.Clone(flags[1:]), flags[0])
-		}
+		flags = kidLast(flags)
 	}
 	cfg, rest, code := commandConfig(name, argUsage, nargs, "no key set to change", flags, stderr)
 	if cfg == nil {
@@ -356,6 +352,31 @@ func keys(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "removed %s (every token they signed has expired)\n", strings.Join(res.Pruned, ", "))
 	}
 	return 0
+}
+
+// kidLast puts the arguments of `keys revoke` that are not -config and
+// its value after "--", so that the kid may come before or after
+// -config, and may begin with "-" as a base64url kid can.
+func kidLast(args []string) []string {
+	var cfg, rest []string
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--":
+			rest = append(rest, args[i+1:]...)
+			i = len(args)
+		case a == "-config" || a == "--config":
+			cfg = append(cfg, a)
+			if i+1 < len(args) {
+				cfg = append(cfg, args[i+1])
+				i++
+			}
+		case strings.HasPrefix(a, "-config=") || strings.HasPrefix(a, "--config="):
+			cfg = append(cfg, a)
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return append(append(cfg, "--"), rest...)
 }
 
 func printDemo(w io.Writer, cfg *config.Config, sub string) {
