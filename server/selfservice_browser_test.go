@@ -26,6 +26,18 @@ func (b *browserEnv) emailCode(in *inbox, to string, n int) {
 	b.typeAndSubmit(`form[data-factor="email"] input[autocomplete="one-time-code"]`, in.wait(to, n))
 }
 
+// checkHere is checkAt for a page that answered a POST, which a reload
+// would send again (another code, a cooldown): each width is checked
+// without reloading.
+func (b *browserEnv) checkHere(name string) {
+	b.t.Helper()
+	for _, w := range uxWidths {
+		b.viewport(w)
+		b.checkPage(name, w)
+	}
+	b.viewport(uxWidths[0])
+}
+
 func (b *browserEnv) newPassword(pw string) {
 	b.t.Helper()
 	b.waitFor("the new password form", `!!document.querySelector('input[autocomplete="new-password"]')`)
@@ -39,13 +51,17 @@ func TestBrowserRegistration(t *testing.T) {
 	b.onPath("/login/")
 	b.click(`a[data-action="register"]`)
 	b.onPath("/register")
-	b.screenshot("register.png")
+	b.checkAt("register")
 	b.typeAndSubmit(`input[autocomplete="email"]`, "hana@example.com")
+	b.waitFor("the email code form", `!!document.querySelector('form[data-factor="email"]')`)
+	b.checkHere("register-code")
 	b.emailCode(in, "hana@example.com", 0)
 	b.waitFor("the new password form", `!!document.querySelector('input[autocomplete="new-password"]')`)
+	b.checkHere("register-password")
 	// A common password is refused with the reason in an alert.
 	b.typeAndSubmit(`input[autocomplete="new-password"]`, "password1")
 	b.waitFor("the refusal", `!!document.querySelector('[role="alert"]') && !!document.querySelector('input[autocomplete="new-password"]')`)
+	b.checkHere("register-password-refused")
 	b.newPassword(newPass)
 	b.atRP()
 	wantClaims(t, r.mustExchange(a, b.cb.last(t)), oneFA, []string{"pwd"})
@@ -81,17 +97,32 @@ func TestBrowserForgotPassword(t *testing.T) {
 		b.onPath("/login/")
 		b.click(`a[data-action="forgot"]`)
 		b.onPath("/reset")
+		first := tc.factor == "webauthn"
+		if first {
+			b.checkAt("forgot")
+		}
 		n := in.count(tc.email)
 		b.typeAndSubmit(`input[autocomplete="email"]`, tc.email)
+		if first {
+			b.waitFor("the email code form", `!!document.querySelector('form[data-factor="email"]')`)
+			b.checkAt("reset-code")
+		}
 		b.emailCode(in, tc.email, n)
 		b.onPath("/login/")
 		b.waitFor(tc.factor+" form", fmt.Sprintf(`!!document.querySelector('form[data-factor=%q]')`, tc.factor))
-		if tc.factor == "webauthn" {
-			b.screenshot("reset-passkey.png")
+		if first {
+			b.checkAt("reset-passkey")
 		}
 		tc.answer()
+		if first {
+			b.waitFor("the new password form", `!!document.querySelector('input[autocomplete="new-password"]')`)
+			b.checkAt("reset-password")
+		}
 		b.newPassword(newPass)
 		b.waitFor("the done page", `!!document.querySelector('[data-action="continue"]')`)
+		if first {
+			b.checkHere("reset-done")
+		}
 		b.click(`[data-action="continue"]`)
 		b.onPath("/login/")
 		b.signIn(tc.user, newPass)
@@ -109,7 +140,10 @@ func TestBrowserChangeEmail(t *testing.T) {
 	b.onPath("/account")
 	b.click(`[data-action="change-email"]`)
 	b.waitFor("the address form", `!!document.querySelector('input[autocomplete="email"]')`)
+	b.checkHere("account-email")
 	b.typeAndSubmit(`input[autocomplete="email"]`, "bob.new@example.com")
+	b.waitFor("the email code form", `!!document.querySelector('form[data-factor="email"]')`)
+	b.checkHere("account-email-code")
 	b.emailCode(in, "bob.new@example.com", 0)
 	b.onPath("/account")
 	b.waitFor("the new address", `location.search.includes("done=address") && document.querySelector("[data-account-email]").textContent === "bob.new@example.com"`)

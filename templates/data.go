@@ -348,8 +348,9 @@ type NewPasswordData struct {
 	Intro string
 	// Action is where the form posts password and csrf_token.
 	Action string
-	// Username, when set, is a hidden autocomplete="username" input, so
-	// password managers store the new password for the right account.
+	// Username, when set, is shown in a read-only autocomplete="username"
+	// input, so the user sees whose password this is and password
+	// managers store it for the right account.
 	Username string
 	// MinLength is the policy's minimum, in characters.
 	MinLength int
