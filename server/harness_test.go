@@ -75,6 +75,8 @@ type env struct {
 	issuer  string
 	log     *slog.Logger
 	metrics *obs.Metrics // of the first instance
+	// mount is server.Options.Mount of every instance.
+	mount func(*http.ServeMux)
 	// accounts opens the account database (nil when the test brings its
 	// own store).
 	accounts func() account.Store
@@ -90,6 +92,9 @@ type envOptions struct {
 	// localhost names the issuer http://localhost:<port> instead of the
 	// IP: WebAuthn refuses an IP address as RP ID.
 	localhost bool
+	// mount adds routes to every instance (server.Options.Mount), given
+	// the issuer.
+	mount func(issuer string) func(*http.ServeMux)
 }
 
 // baseConfig: alice has a password and TOTP, bob only a password.
@@ -151,6 +156,9 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 		}
 	}
 	e := &env{t: t, cfg: cfg, open: o.open, clock: &clock{now: time.Now().Truncate(time.Second)}, issuer: issuer, log: o.log, metrics: o.metrics}
+	if o.mount != nil {
+		e.mount = o.mount(issuer)
+	}
 	if e.open == nil {
 		// As stepupd runs: accounts in SQL (SQLite in the test's directory,
 		// or PostgreSQL in CI), the rest in Redis. Each store is another
@@ -183,7 +191,7 @@ func (e *env) instance() *server.Server {
 
 func (e *env) instanceWith(m *obs.Metrics) *server.Server {
 	e.t.Helper()
-	srv, err := server.New(context.Background(), e.cfg, e.open(), server.Options{Now: e.clock.Now, Log: e.log, Metrics: m})
+	srv, err := server.New(context.Background(), e.cfg, e.open(), server.Options{Now: e.clock.Now, Log: e.log, Metrics: m, Mount: e.mount})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -101,10 +101,16 @@ type browserEnv struct {
 
 func newBrowserEnv(t *testing.T, uv bool, mutate func(*config.Config)) *browserEnv {
 	t.Helper()
+	return newBrowserEnvMount(t, uv, mutate, nil)
+}
+
+// newBrowserEnvMount is newBrowserEnv with extra routes (envOptions.mount).
+func newBrowserEnvMount(t *testing.T, uv bool, mutate func(*config.Config), mount func(issuer string) func(*http.ServeMux)) *browserEnv {
+	t.Helper()
 	path := chromiumPath(t)
 	cb := newRPCallbackServer(t)
 	logs := &syncBuffer{}
-	e := newEnvWith(t, envOptions{localhost: true, log: slog.New(slog.NewJSONHandler(logs, nil)), mutate: func(c *config.Config) {
+	e := newEnvWith(t, envOptions{localhost: true, mount: mount, log: slog.New(slog.NewJSONHandler(logs, nil)), mutate: func(c *config.Config) {
 		c.Clients = append(c.Clients, config.Client{
 			ID: "web", Public: true, RedirectURIs: []string{cb.url()},
 			GrantTypes: []string{"authorization_code", "refresh_token"},

@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/stepup-dev/stepup/config"
+	"github.com/stepup-dev/stepup/server/demo"
 )
 
 // The widths issue 15 tries the pages at: a desktop and a phone.
@@ -183,4 +185,32 @@ func TestBrowserUXBranding(t *testing.T) {
 		t.Errorf("the page background is %s, want the brand's #eef2ee", bg)
 	}
 	b.checkAt("login-branded")
+}
+
+// Issue 15 item 7, demo page: after a cancelled step-up (long acr URIs on
+// the page) nothing overflows on a phone, and the page has a top margin.
+func TestBrowserUXDemo(t *testing.T) {
+	b := newBrowserEnvMount(t, true, func(c *config.Config) {
+		c.Clients = append(c.Clients, config.Client{ID: "demo", Public: true, RedirectURIs: []string{c.Issuer + "/demo/callback"}, GrantTypes: []string{"authorization_code"}})
+	}, func(issuer string) func(*http.ServeMux) { return demo.Mount(issuer, "demo", issuer+"/demo/callback") })
+	b.navigate(b.issuer + "/demo/login?acr=mfa")
+	b.onPath("/login/")
+	b.signIn("bob", bobPass)
+	b.waitFor("enrollment offer", `!!document.querySelector('[data-action="cancel"]')`)
+	eval[bool](b, `(window.__stepupOld = true, document.querySelector('[data-action="cancel"]').click(), true)`)
+	b.waitFor("the demo page", `!window.__stepupOld && location.pathname === "/demo/callback" && document.readyState === "complete"`)
+	if m := eval[string](b, `(document.querySelector("[data-acr-mismatch]") || {}).textContent || ""`); !strings.Contains(m, "asked for "+mfaACR) {
+		t.Errorf("mismatch %q", m)
+	}
+	if top := eval[float64](b, `document.querySelector(".card").getBoundingClientRect().top`); top < 16 {
+		t.Errorf("the demo card is %.0f px from the top", top)
+	}
+	// No reload: the callback's code works once.
+	for _, w := range uxWidths {
+		b.viewport(w)
+		if eval[int](b, `document.querySelectorAll("[data-claim]").length`) == 0 {
+			t.Fatal("the demo page shows no claims")
+		}
+		b.checkPage("demo-cancelled-step-up", w)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/stepup-dev/stepup/config"
+	"github.com/stepup-dev/stepup/server/demo"
 )
 
 // words is the text content of n, whitespace collapsed.
@@ -238,5 +239,39 @@ func TestUXAccountSessions(t *testing.T) {
 		if c, _ := attr(n, "class"); !strings.Contains(c, "danger") {
 			t.Errorf("Remove is styled %q, want danger", c)
 		}
+	}
+}
+
+// demoEnv is an issuer with the demo relying party mounted on /demo/ and
+// its client registered, as stepupd's demo mode runs it.
+func demoEnv(t *testing.T) *env {
+	t.Helper()
+	return newEnvWith(t, envOptions{
+		mutate: func(c *config.Config) {
+			c.Clients = append(c.Clients, config.Client{ID: "demo", Public: true, RedirectURIs: []string{c.Issuer + "/demo/callback"}, GrantTypes: []string{"authorization_code"}})
+		},
+		mount: func(issuer string) func(*http.ServeMux) { return demo.Mount(issuer, "demo", issuer+"/demo/callback") },
+	})
+}
+
+// Issue 15 item 7, demo page: a cancelled step-up does not look like
+// success; the page says what was asked for and what came back.
+func TestUXDemoCancelledStepUp(t *testing.T) {
+	e := demoEnv(t)
+	b := e.browser()
+	p := b.login(b.get(e.issuer+"/demo/login"), "bob", bobPass)
+	if p.status != http.StatusOK || len(find(p.doc, hasAttr("data-claim", "acr"))) != 1 || len(find(p.doc, hasAttr("data-acr-mismatch", ""))) != 0 {
+		t.Fatalf("plain sign-in on the demo: status %d:\n%s", p.status, excerpt(p.body))
+	}
+	// Step up, but skip the enrollment offered (voluntary): the demo is
+	// signed in at 1fa and says it is not what it asked for.
+	p = b.get(e.issuer + "/demo/login?acr=mfa")
+	if len(find(p.doc, hasAttr("data-action", "cancel"))) == 0 {
+		t.Fatalf("no skip on the enrollment offer:\n%s", excerpt(p.body))
+	}
+	p = b.cancel(p)
+	m := find(p.doc, hasAttr("data-acr-mismatch", ""))
+	if len(m) != 1 || !strings.Contains(words(m[0]), "asked for "+mfaACR+", got "+oneFA) {
+		t.Fatalf("a cancelled step-up on the demo page (status %d):\n%s", p.status, excerpt(p.body))
 	}
 }
