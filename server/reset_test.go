@@ -320,3 +320,40 @@ func TestForgotPasswordCaps(t *testing.T) {
 		}
 	}
 }
+
+// TestSelfServiceInTheSignInsLanguage: the forgot-password and
+// registration pages opened from a sign-in asked with ui_locales=de, and
+// every page after them, the step-up included, are German, and so is the
+// emailed code.
+func TestSelfServiceInTheSignInsLanguage(t *testing.T) {
+	in := newInbox(t)
+	e := newEnv(t, openRegistration(in))
+	r := e.rp("spa", "")
+	de := func(p *page, what string) {
+		t.Helper()
+		if !strings.Contains(p.body, `<html lang="de"`) {
+			t.Fatalf("%s: not German (status %d at %s):\n%s", what, p.status, p.url, excerpt(p.body))
+		}
+	}
+	b := e.browser()
+	login := b.get(r.authURL(map[string]string{"ui_locales": "de"}).url)
+	de(login, "sign-in page")
+	p := b.follow(login, "forgot")
+	de(p, "forgot page")
+	p = b.emailForm(p, "alice@example.com")
+	de(p, "reset code page")
+	code := in.wait("alice@example.com", 0)
+	if txt := in.text("alice@example.com"); !strings.Contains(txt, "Bestätigungscode") {
+		t.Fatalf("the code email is not German: %q", txt)
+	}
+	p = b.code(p, "email", code)
+	de(p, "second factor page")
+	p = b.code(p, "totp", e.totpCode(aliceTOTP))
+	de(p, "new password page")
+	wantAlert(t, b.newPassword(p, "alice"), http.StatusBadRequest, "refused password")
+	de(b.newPassword(p, newPass), "done page")
+
+	p = b.follow(b.get(r.authURL(map[string]string{"ui_locales": "de"}).url), "register")
+	de(p, "registration page")
+	de(b.emailForm(p, "ida@example.com"), "registration code page")
+}

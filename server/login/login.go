@@ -245,6 +245,10 @@ func (h *Handler) loc(r *http.Request, st *state) *i18n.Localizer {
 	var ui []string
 	if st != nil && st.flow != nil {
 		ui = st.flow.UILocales
+	} else if v := r.URL.Query().Get("ui_locales"); v != "" && len(v) <= maxUILocales {
+		// A page outside a flow (forgot password, registration) opened
+		// from one carries the flow's ui_locales in its URLs.
+		ui = strings.Fields(v)
 	}
 	return i18n.For(i18n.Match(ui, r.Header.Get("Accept-Language")))
 }

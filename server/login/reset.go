@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/mail"
+	"net/url"
 	"regexp"
 	"strings"
 
@@ -71,7 +72,7 @@ func (h *Handler) renderForgot(w http.ResponseWriter, r *http.Request, from, ema
 	h.pages.Render(w, status, templates.PageEmailForm, templates.EmailFormData{
 		Page:      h.page(w, r, nil, "forgot.title", errMsg),
 		Intro:     l.T("forgot.intro"),
-		Action:    op.PathReset,
+		Action:    op.PathReset + lq(r),
 		Email:     email,
 		Hidden:    map[string]string{"from": from},
 		Submit:    l.T("forgot.submit"),
@@ -126,6 +127,7 @@ func (h *Handler) forgotSubmit(w http.ResponseWriter, r *http.Request) {
 	// The flow is stored only once the send caps let its code through:
 	// a flood of addresses fills no memory.
 	f := h.p.NewReset(w, r, op.Reset{Email: email, Factor: factor}, sub, returnTo(from))
+	f.UILocales = strings.Fields(r.URL.Query().Get("ui_locales"))
 	if pr := h.sendResetCode(r, f); pr != nil {
 		if status, msg, ok := h.answer(w, r, pr); ok {
 			h.renderForgot(w, r, from, email, status, msg)
@@ -137,7 +139,7 @@ func (h *Handler) forgotSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.p.Audit(ctx, obs.EventResetStarted, "sub", sub, "known", acct != nil, "factor", string(factor))
-	http.Redirect(w, r, op.PathReset+"/"+f.ID, http.StatusSeeOther)
+	http.Redirect(w, r, op.PathReset+"/"+f.ID+lq(r), http.StatusSeeOther)
 }
 
 func resetBinding(f *op.Flow) otpcode.Binding {
@@ -262,9 +264,9 @@ func (h *Handler) renderResetCode(w http.ResponseWriter, r *http.Request, f *op.
 	h.pages.Render(w, status, templates.PageCode, templates.CodeData{
 		Page:         h.page(w, r, nil, "code.title_email", errMsg),
 		Factor:       string(authn.Email),
-		Action:       op.PathReset + "/" + f.ID + "/code",
+		Action:       op.PathReset + "/" + f.ID + "/code" + lq(r),
 		Hint:         h.loc(r, nil).T("forgot.code_hint", "Email", maskEmail(f.Reset.Email)),
-		ResendAction: op.PathReset + "/" + f.ID + "/resend",
+		ResendAction: op.PathReset + "/" + f.ID + "/resend" + lq(r),
 		CancelAction: f.ReturnTo,
 		CancelLink:   true,
 	})
@@ -274,7 +276,7 @@ func (h *Handler) renderResetPassword(w http.ResponseWriter, r *http.Request, f 
 	h.pages.Render(w, status, templates.PageNewPassword, templates.NewPasswordData{
 		Page:      h.page(w, r, nil, "forgot.new_title", errMsg),
 		Intro:     h.loc(r, nil).T("forgot.new_intro"),
-		Action:    op.PathReset + "/" + f.ID + "/password",
+		Action:    op.PathReset + "/" + f.ID + "/password" + lq(r),
 		Username:  acct.Username,
 		MinLength: h.minLength(),
 		CancelURL: f.ReturnTo,
@@ -314,7 +316,7 @@ func (h *Handler) resetCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if emailVerified(f) && acct != nil {
-		http.Redirect(w, r, op.PathReset+"/"+f.ID, http.StatusSeeOther)
+		http.Redirect(w, r, op.PathReset+"/"+f.ID+lq(r), http.StatusSeeOther)
 		return
 	}
 	ctx := r.Context()
@@ -346,7 +348,7 @@ func (h *Handler) resetCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.p.Audit(ctx, obs.EventResetVerified, "sub", acct.Subject, "next", string(f.Reset.Factor))
-	http.Redirect(w, r, op.PathReset+"/"+f.ID, http.StatusSeeOther)
+	http.Redirect(w, r, op.PathReset+"/"+f.ID+lq(r), http.StatusSeeOther)
 }
 
 func (h *Handler) resetResend(w http.ResponseWriter, r *http.Request) {
@@ -355,7 +357,7 @@ func (h *Handler) resetResend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if emailVerified(f) {
-		http.Redirect(w, r, op.PathReset+"/"+f.ID, http.StatusSeeOther)
+		http.Redirect(w, r, op.PathReset+"/"+f.ID+lq(r), http.StatusSeeOther)
 		return
 	}
 	if pr := h.sendResetCode(r, f); pr != nil {
@@ -376,7 +378,7 @@ func (h *Handler) resetPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if acct == nil || !h.p.ResetReady(f, acct) {
-		http.Redirect(w, r, op.PathReset+"/"+f.ID, http.StatusSeeOther)
+		http.Redirect(w, r, op.PathReset+"/"+f.ID+lq(r), http.StatusSeeOther)
 		return
 	}
 	ctx := r.Context()
@@ -516,7 +518,7 @@ func (h *Handler) resetLinkOpen(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.p.Audit(ctx, obs.EventRecoveryLinkUsed, "sub", sub)
-	http.Redirect(w, r, op.PathReset+"/"+f.ID, http.StatusSeeOther)
+	http.Redirect(w, r, op.PathReset+"/"+f.ID+lq(r), http.StatusSeeOther)
 }
 
 // forgotURL is the login page's data-action="forgot" link: none in an
@@ -525,7 +527,7 @@ func (h *Handler) forgotURL(st *state) string {
 	if st.flow.IsCIBA() || st.flow.IsReset() {
 		return ""
 	}
-	return op.PathReset + "?from=" + st.flow.ID
+	return op.PathReset + "?from=" + st.flow.ID + langParam(st.flow.UILocales)
 }
 
 // registerURL is the login page's data-action="register" link, with
@@ -534,7 +536,29 @@ func (h *Handler) registerURL(st *state) string {
 	if !h.p.RegistrationOpen() || st.flow.IsCIBA() || st.flow.IsReset() || st.flow.Account && st.flow.ForceEnroll {
 		return ""
 	}
-	return PathRegister + "?from=" + st.flow.ID
+	return PathRegister + "?from=" + st.flow.ID + langParam(st.flow.UILocales)
+}
+
+// maxUILocales bounds the ui_locales a self-service URL carries.
+const maxUILocales = 64
+
+// langParam is "&ui_locales=…" for a flow's ui_locales ("" for none), so
+// the self-service pages opened from its sign-in page speak its language.
+func langParam(ui []string) string {
+	v := strings.Join(ui, " ")
+	if v == "" || len(v) > maxUILocales {
+		return ""
+	}
+	return "&ui_locales=" + url.QueryEscape(v)
+}
+
+// lq is "?ui_locales=…" when the request carries one: the self-service
+// pages pass it on from form to form.
+func lq(r *http.Request) string {
+	if v := r.URL.Query().Get("ui_locales"); v != "" && len(v) <= maxUILocales {
+		return "?ui_locales=" + url.QueryEscape(v)
+	}
+	return ""
 }
 
 // pwMessage is the alert for a new password the policy refused.

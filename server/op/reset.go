@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/stepup-dev/stepup/authn"
@@ -176,7 +177,11 @@ func (p *Provider) EndEverything(ctx context.Context, sub string) error {
 // for the new password; cancelled or failed, the flow ends.
 func (p *Provider) finishReset(w http.ResponseWriter, r *http.Request, f *Flow, d authn.Decision) {
 	if d.Outcome == authn.OK {
-		http.Redirect(w, r, p.issuer+PathReset+"/"+f.ID, http.StatusSeeOther)
+		target := p.issuer + PathReset + "/" + f.ID
+		if len(f.UILocales) > 0 {
+			target += "?ui_locales=" + url.QueryEscape(strings.Join(f.UILocales, " "))
+		}
+		http.Redirect(w, r, target, http.StatusSeeOther)
 		return
 	}
 	p.dropFlow(r.Context(), f)
