@@ -736,7 +736,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) Error(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	l := h.loc(r, nil)
 	ref := errorRef()
-	h.p.Log().WarnContext(r.Context(), "error page", "ref", ref, "status", status, "method", r.Method, "path", r.URL.Path, "msg", i18n.For(i18n.Default).T(msg))
+	h.p.Log().WarnContext(r.Context(), "error page", "ref", ref, "status", status, "method", r.Method, "path", op.LogPath(r), "msg", i18n.For(i18n.Default).T(msg))
 	h.pages.Render(w, status, "error", templates.ErrorData{
 		Page:    templates.Page{Title: l.T(errorTitle(status)), Lang: l.Lang()},
 		Message: l.T(msg),

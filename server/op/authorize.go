@@ -17,11 +17,11 @@ import (
 // Unavailable answers a request that needs the store while it is down.
 func (p *Provider) Unavailable(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, ErrDisabled) {
-		p.Audit(r.Context(), obs.EventLoginFailed, "path", r.URL.Path, "reason", "disabled")
+		p.Audit(r.Context(), obs.EventLoginFailed, "path", LogPath(r), "reason", "disabled")
 		p.pages.Error(w, r, http.StatusForbidden, MsgDisabled)
 		return
 	}
-	p.Audit(r.Context(), obs.EventStoreDown, "path", r.URL.Path, "err", err.Error(), "reason", "store_unavailable")
+	p.Audit(r.Context(), obs.EventStoreDown, "path", LogPath(r), "err", err.Error(), "reason", "store_unavailable")
 	w.Header().Set("Retry-After", "5")
 	p.pages.Error(w, r, http.StatusServiceUnavailable, "error.unavailable")
 }

@@ -237,6 +237,17 @@ func (p *Provider) IssueRecoveryLink(ctx context.Context, sub string) (string, t
 	return p.issuer + PathReset + "/link/" + url.PathEscape(sub) + "/" + token, exp, nil
 }
 
+// LogPath is the path of r as a log line may hold it: the secret of a
+// recovery link (PathReset/link/{sub}/{token}) sets the password of an
+// account for an hour, and whoever reads the logs must not get it.
+func LogPath(r *http.Request) string {
+	if rest, ok := strings.CutPrefix(r.URL.Path, PathReset+"/link/"); ok {
+		sub, _, _ := strings.Cut(rest, "/")
+		return PathReset + "/link/" + sub + "/REDACTED"
+	}
+	return r.URL.Path
+}
+
 // UseRecoveryLink uses up the recovery link of sub with token: true once,
 // for the first use before it expires.
 func (p *Provider) UseRecoveryLink(ctx context.Context, sub, token string) (bool, error) {

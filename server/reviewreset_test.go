@@ -1,0 +1,50 @@
+package server_test
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stepup-dev/stepup/config"
+)
+
+// Adversarial review of the self-service flows (issue 15).
+
+// TestRecoveryLinkSecretNeverLogged: an administrator's recovery link is
+// a bearer credential for an hour (it sets the password of an account
+// that lost every factor). Opening it with a form the browser's cookie
+// does not match (cookies cleared, another browser) answers a 403 error
+// page, which logs its path with a reference id: that line must not
+// carry the link's secret, which still works afterwards.
+func TestRecoveryLinkSecretNeverLogged(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e := newEnvWith(t, envOptions{log: log, mutate: func(c *config.Config) {
+		for i := range c.Clients {
+			if c.Clients[i].ID == "bank" {
+				c.Clients[i].Scopes = []string{"stepup:admin"}
+			}
+		}
+	}})
+	admin, alice := e.ccToken("bank", bankSecret, "stepup:admin"), e.subject("alice")
+	link := e.api("POST", "/api/v1/users/"+alice+"/recovery-link", admin, nil).want(t, "recovery link", 201, "").str("url")
+	token := link[strings.LastIndex(link, "/")+1:]
+
+	p := e.browser().get(link)
+	other := e.browser()
+	if got := other.action(p, "continue", nil); got.status != http.StatusForbidden {
+		t.Fatalf("the link's form posted from another browser: %d, want 403", got.status)
+	}
+	if strings.Contains(buf.String(), token) {
+		t.Fatalf("the recovery link's secret is in the log:\n%s", buf.String())
+	}
+	// It was a live secret: the link still opens.
+	b := e.browser()
+	if got := b.action(b.get(link), "continue", nil); !got.has(hasAttr("autocomplete", "new-password")) {
+		t.Fatalf("the link after the refused post: %d:\n%s", got.status, excerpt(got.body))
+	}
+	if strings.Contains(buf.String(), token) {
+		t.Fatalf("the recovery link's secret is in the log:\n%s", buf.String())
+	}
+}
