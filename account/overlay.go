@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/stepup-dev/stepup/authn"
 	"github.com/stepup-dev/stepup/session"
@@ -213,13 +214,18 @@ func (o *overlay) Durable() Store { return o.d }
 
 // SetEmail changes the account's email address in the database (a
 // concurrent update of the record is read again and the address written
-// on top of it). ErrTaken when another account has it; ErrNotFound
+// on top of it). An account whose username is its address (one made by
+// registration) keeps them equal: the username changes too. ErrTaken
+// when another account has the address (or that username); ErrNotFound
 // without an account.
 func (o *overlay) SetEmail(ctx context.Context, subject, email string) error {
 	for {
 		r, err := o.d.Get(ctx, subject)
 		if err != nil {
 			return err
+		}
+		if r.Email != "" && strings.EqualFold(r.Username, r.Email) {
+			r.Username = email
 		}
 		r.Email = email
 		if _, err := o.d.Update(ctx, r); !errors.Is(err, ErrConflict) {

@@ -73,6 +73,15 @@ func TestRegistration(t *testing.T) {
 	}
 	// The account signs in like any other.
 	signIn(t, e, e.browser(), r, nil, "dave@example.com", newPass)
+	// Its username is its address, and follows it when it changes.
+	ab := e.browser()
+	p = ab.accountPage("dave@example.com", newPass)
+	p = ab.emailForm(ab.action(p, "change-email", nil), "dave.new@example.com")
+	p = ab.code(p, "email", in.wait("dave.new@example.com", 0))
+	if p.url.Query().Get("done") != "address" {
+		t.Fatalf("changing the address: at %s", p.url)
+	}
+	signIn(t, e, e.browser(), r, nil, "dave.new@example.com", newPass)
 
 	// Registering from a client that forces enrollment: the enrollment
 	// page follows, with no way to skip it.
