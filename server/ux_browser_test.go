@@ -47,6 +47,13 @@ func (b *browserEnv) checkPage(name string, width int64) {
 	if overflow := eval[float64](b, `document.documentElement.scrollWidth - window.innerWidth`); overflow > 0 {
 		b.t.Errorf("%s at %d px: the page overflows sideways by %.0f px", name, width, overflow)
 	}
+	// Text running out of its box (a long unbreakable word) overflows
+	// the card even when the page itself does not scroll.
+	if spill := eval[string](b, `[...document.querySelectorAll("main p, main dd, main li, main h1, main h2, main label, main a, main strong, main code")]
+		.filter(el => el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).display !== "inline")
+		.map(el => el.tagName + ": " + el.textContent.trim().slice(0, 60)).join("; ")`); spill != "" {
+		b.t.Errorf("%s at %d px: text overflows its box: %s", name, width, spill)
+	}
 	src, err := os.ReadFile("testdata/axe/axe.min.js")
 	if err != nil {
 		b.t.Fatal(err)
@@ -135,6 +142,13 @@ func TestBrowserUXPages(t *testing.T) {
 	b.navigate(b.issuer + "/logout")
 	b.onPath("/logout")
 	b.checkAt("logout")
+	// The self-service pages the sign-in page links to.
+	b.clearCookies()
+	b.authorize(nil)
+	b.onPath("/login/")
+	b.click(`[data-action="forgot"]`)
+	b.waitFor("forgot page", `document.readyState === "complete" && !!document.querySelector('input[autocomplete="email"]')`)
+	b.checkAt("forgot-password")
 	b.navigate(b.issuer + "/no/such/page")
 	b.checkAt("not-found")
 }
@@ -172,6 +186,7 @@ func TestBrowserUXBranding(t *testing.T) {
 	b := newBrowserEnv(t, true, func(c *config.Config) {
 		c.Branding = config.Branding{Name: "Acme ID", Clients: []config.ClientBrand{{ID: "web", Name: "Acme Bank",
 			Colors: config.BrandColors{Accent: "#0b5a2a", Background: "#eef2ee"}}}}
+		c.Registration = "open"
 	})
 	b.authorize(nil)
 	b.onPath("/login/")
@@ -185,6 +200,13 @@ func TestBrowserUXBranding(t *testing.T) {
 		t.Errorf("the page background is %s, want the brand's #eef2ee", bg)
 	}
 	b.checkAt("login-branded")
+	// The registration page keeps the client's brand.
+	b.click(`[data-action="register"]`)
+	b.waitFor("register page", `document.readyState === "complete" && !!document.querySelector('input[autocomplete="email"]')`)
+	if name := eval[string](b, `(document.querySelector("[data-brand-name]") || {}).textContent || ""`); name != "Acme Bank" && name != "Acme ID" {
+		t.Errorf("registration page brand %q", name)
+	}
+	b.checkAt("register-branded")
 }
 
 // Issue 15 item 7, demo page: after a cancelled step-up (long acr URIs on

@@ -54,6 +54,10 @@ func TestUXLockoutSaysWhen(t *testing.T) {
 	if _, disabled := attr(fs, "disabled"); !disabled {
 		t.Error("the sign-in form is not disabled while locked")
 	}
+	// The way out while locked: forgot password.
+	if href, _ := attr(first(t, p, "forgot link", hasAttr("data-action", "forgot")), "href"); href == "" {
+		t.Error("the locked page offers no forgot-password link")
+	}
 }
 
 // Issue 15 item 7: a wrong password keeps the typed username.
