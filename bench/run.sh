@@ -44,7 +44,10 @@ cleanup() {
 	if [ -s "$WORK/zitadel.pid" ]; then kill "$(cat "$WORK/zitadel.pid")" 2>/dev/null || true; fi
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	if [ -n "$PGDIR" ]; then $AS_PG "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate -w stop >/dev/null 2>&1 || true; fi
+	if [ -n "$PGDIR" ]; then
+		$AS_PG "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate -w stop >/dev/null 2>&1 || true
+		rm -rf "$PGDIR"
+	fi
 }
 PGDIR="" PGBIN="" AS_PG="" PGPORT="" PGPID=""
 # stop PID… — end processes started here and forget them, so the exit trap
