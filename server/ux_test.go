@@ -197,15 +197,27 @@ func TestUXStepUpPages(t *testing.T) {
 	if who := find(p.doc, hasAttr("data-signed-in-as", "")); len(who) != 1 || words(who[0]) != "bob" {
 		t.Fatalf("no \"Signed in as bob\" on the enrollment page:\n%s", excerpt(p.body))
 	}
-	if href, _ := attr(first(t, p, "not you", hasAttr("data-action", "not-you")), "href"); href != "/logout" {
-		t.Errorf("Not you? links to %q", href)
-	}
 	skip := first(t, p, "skip", hasAttr("data-action", "cancel"))
 	if words(skip) != "Skip for now" || len(find(p.doc, hasAttr("id", "skip-note"))) != 0 {
 		t.Errorf("voluntary enrollment: skip control %q", words(skip))
 	}
 	if res := b.cancel(p).result(t); res.code == "" {
 		t.Fatalf("skipping a voluntary enrollment: %+v", res)
+	}
+
+	// "Not you?" signs bob out and goes on with the same request at the
+	// password form: alice signs in and the request completes for her.
+	b = e.browser()
+	a := r.authURL(map[string]string{"acr_values": mfaACR})
+	p = b.login(b.get(a.url), "bob", bobPass)
+	p = b.submit(p, p.form(t, func(n *html.Node) bool { return len(find(n, hasAttr("data-action", "not-you"))) > 0 }), nil)
+	if p.status != http.StatusOK || len(find(p.doc, hasAttr("autocomplete", "current-password"))) != 1 || len(find(p.doc, hasAttr("data-signed-in-as", ""))) != 0 {
+		t.Fatalf("after Not you?: status %d, want the password form of the same request:\n%s", p.status, excerpt(p.body))
+	}
+	p = b.code(b.login(p, "alice", alicePass), "totp", e.totpCode(aliceTOTP))
+	tk := r.mustExchange(a, p.result(t))
+	if tk.claims.ACR != mfaACR {
+		t.Errorf("after switching to alice: acr %q", tk.claims.ACR)
 	}
 	// Essential: skipping can only fail, and the page says so.
 	b = e.browser()

@@ -23,6 +23,9 @@ type Page struct {
 	// SignedInAs names the signed-in user on the pages of a step-up
 	// ("Signed in as alice · Not you?"); NotYouURL signs out.
 	SignedInAs, NotYouURL string
+	// NotYouPost makes "Not you?" a form posting csrf_token to NotYouURL
+	// (the flow's switch) rather than a link.
+	NotYouPost bool
 	// Client is the id of the client whose pages these are ("" for the
 	// issuer's own): it picks the brand.
 	Client string

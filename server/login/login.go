@@ -61,6 +61,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	post("/login/{id}/totp", h.totp)
 	post("/login/{id}/enroll/totp", h.enrollTOTP)
 	post("/login/{id}/cancel", h.cancel)
+	post("/login/{id}/switch", h.switchUser)
 	post("/login/{id}/recovery", h.recovery)
 	post("/login/{id}/sms", h.verifyCode(authn.SMS))
 	post("/login/{id}/email", h.verifyCode(authn.Email))
@@ -234,6 +235,12 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request, st *state, title,
 		pg.ClientName, pg.Client = st.c.Name(), st.c.GetID()
 		if st.sess != nil && st.acct != nil && !st.flow.IsCIBA() {
 			pg.SignedInAs, pg.NotYouURL = st.acct.Username, op.PathLogoutConfirm
+			if !st.flow.Account {
+				// In a relying party's sign-in, "Not you?" signs out and
+				// goes on with the same request; /account's own
+				// verification is the signed-in user's, so it signs out.
+				pg.NotYouURL, pg.NotYouPost = h.flowURL(st.flow, "/switch"), true
+			}
 		}
 	}
 	return pg
@@ -712,6 +719,30 @@ func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
 		d = authn.Decision{Outcome: authn.Fail, Error: "access_denied", Description: "the user cancelled"}
 	}
 	h.p.Finish(w, r, st.flow, st.c, st.sess, d)
+}
+
+// switchUser is "Not you?" on a step-up page: the browser's session ends
+// (as a sign-out would) and the same sign-in request starts again at the
+// password form, for whoever is at the keyboard. The flow binding stays:
+// the request is still this browser's.
+func (h *Handler) switchUser(w http.ResponseWriter, r *http.Request) {
+	st, ok := h.load(w, r)
+	if !ok {
+		return
+	}
+	if st.flow.IsCIBA() || st.flow.Account {
+		http.Redirect(w, r, h.flowURL(st.flow, ""), http.StatusSeeOther)
+		return
+	}
+	if st.sess != nil {
+		if err := h.p.Store().DeleteSession(r.Context(), st.sess.ID); err != nil {
+			h.p.Unavailable(w, r, err)
+			return
+		}
+		h.p.Audit(r.Context(), obs.EventLogout, "sub", st.sess.Subject, "reason", "not_you", "client_id", st.c.GetID())
+	}
+	h.p.Sessions().Clear(w)
+	http.Redirect(w, r, h.flowURL(st.flow, ""), http.StatusSeeOther)
 }
 
 // logout is the confirmed RP-initiated logout.
