@@ -156,6 +156,19 @@ func TestForgotPasswordUnknownAddress(t *testing.T) {
 		t.Fatalf("pages differ:\nknown %d:\n%s\nunknown %d:\n%s", known.status, norm(known), unknown.status, norm(unknown))
 	}
 	in.wait(bobEmail, 0)
+	// The step-up pages of the two resets show nothing before the emailed
+	// code either: both go back to the code page.
+	knownB := e.browser()
+	known = startForgot(t, knownB, r.authURL(nil), bobEmail)
+	for _, c := range []struct {
+		b *browser
+		p *page
+	}{{knownB, known}, {b, unknown}} {
+		id := strings.Split(c.p.url.Path, "/")[2]
+		if p := c.b.get(e.issuer + "/login/" + id); p.url.Path != "/reset/"+id || !codeForm(p, "email") {
+			t.Fatalf("the step-up page of a reset before its code: at %s:\n%s", p.url, excerpt(p.body))
+		}
+	}
 	for _, c := range []string{"000000", "123456"} {
 		wantAlert(t, b.code(unknown, "email", c), http.StatusUnauthorized, "code for an unknown address")
 	}
@@ -356,4 +369,31 @@ func TestSelfServiceInTheSignInsLanguage(t *testing.T) {
 	p = b.follow(b.get(r.authURL(map[string]string{"ui_locales": "de"}).url), "register")
 	de(p, "registration page")
 	de(b.emailForm(p, "ida@example.com"), "registration code page")
+}
+
+// TestForgotPasswordFactorEnrolledMeanwhile: a second factor enrolled
+// after the reset began is asked for too: the reset is never weaker than
+// a step-up at the time the password is set.
+func TestForgotPasswordFactorEnrolledMeanwhile(t *testing.T) {
+	in := newInbox(t)
+	e := newEnv(t, withCodes(in))
+	b := e.browser()
+	p := startForgot(t, b, e.rp("spa", "").authURL(nil), bobEmail)
+	p = b.code(p, "email", in.wait(bobEmail, 0))
+	if !p.has(hasAttr("autocomplete", "new-password")) {
+		t.Fatalf("bob has no second factor: want the password form:\n%s", excerpt(p.body))
+	}
+	if err := e.store().SetTOTPSecret(t.Context(), e.subject("bob"), aliceTOTP); err != nil {
+		t.Fatal(err)
+	}
+	wantTOTP := func(p *page, what string) {
+		t.Helper()
+		if !codeForm(p, "totp") || p.has(hasAttr("autocomplete", "new-password")) {
+			t.Fatalf("%s: want the TOTP form:\n%s", what, excerpt(p.body))
+		}
+	}
+	wantTOTP(b.get(p.url.String()), "reloading the password page")
+	if got := b.newPassword(p, newPass); got.has(hasAttr("data-action", "continue")) {
+		t.Fatalf("the password was set without the new factor:\n%s", excerpt(got.body))
+	}
 }

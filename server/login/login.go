@@ -191,12 +191,14 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	d := h.p.Decide(st.flow, st.c, st.sess, st.acct)
-	if st.flow.IsReset() && d.Outcome == authn.Need && d.Need[0] == authn.Email {
-		// A reset's emailed code is asked on its own page.
+	if st.flow.IsReset() && !st.flow.Reset.EmailVerified(st.flow) {
+		// A reset's emailed code is asked on its own page, before
+		// anything is decided: an address with an account and one without
+		// look the same until then.
 		http.Redirect(w, r, op.PathReset+"/"+st.flow.ID, http.StatusSeeOther)
 		return
 	}
+	d := h.p.Decide(st.flow, st.c, st.sess, st.acct)
 	switch d.Outcome {
 	case authn.OK, authn.Fail:
 		h.p.Finish(w, r, st.flow, st.c, st.sess, d)

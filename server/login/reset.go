@@ -251,14 +251,7 @@ func (h *Handler) resetState(w http.ResponseWriter, r *http.Request) (*op.Flow, 
 	return f, acct, true
 }
 
-func emailVerified(f *op.Flow) bool {
-	for _, v := range f.Verifications {
-		if v.Factor == authn.Email {
-			return true
-		}
-	}
-	return f.Reset.Admin
-}
+func emailVerified(f *op.Flow) bool { return f.Reset.EmailVerified(f) }
 
 func (h *Handler) renderResetCode(w http.ResponseWriter, r *http.Request, f *op.Flow, status int, errMsg string) {
 	h.pages.Render(w, status, templates.PageCode, templates.CodeData{
@@ -404,15 +397,15 @@ func (h *Handler) resetPassword(w http.ResponseWriter, r *http.Request) {
 		h.Error(w, r, http.StatusConflict, "forgot.changed_meanwhile")
 		return
 	}
-	// The flow ends now: a reset sets one password.
+	// The flow ends now: a reset sets one password. Whatever fails next,
+	// sessions and grants are ended first, then (recovery link) the lost
+	// factors removed; an error after that says so with a 503, and another
+	// recovery link completes it.
 	h.p.DropFlow(ctx, f)
-	if f.Reset.Admin {
-		if err := h.removeFactors(ctx, acct); err != nil {
-			h.p.Unavailable(w, r, err)
-			return
-		}
-	}
 	endErr := h.p.EndEverything(ctx, acct.Subject)
+	if f.Reset.Admin {
+		endErr = errors.Join(endErr, h.removeFactors(ctx, acct))
+	}
 	h.p.Sessions().Clear(w)
 	h.p.Audit(ctx, obs.EventPasswordReset, "sub", acct.Subject, "admin", f.Reset.Admin, "second_factor", string(f.Reset.Factor))
 	if endErr != nil {

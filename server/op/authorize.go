@@ -241,7 +241,13 @@ func (p *Provider) FlowAndSession(r *http.Request, id string) (*Flow, *Client, *
 		return f, c, p.cibaSession(f), nil
 	}
 	if f.Reset != nil {
-		// Neither does a password reset.
+		// Neither does a password reset. Until its emailed code is
+		// verified it has no session at all: nothing of the account (its
+		// factors, its passkeys' ids) shows on the step-up pages, which
+		// would tell an address with an account from one without.
+		if !f.Reset.EmailVerified(f) {
+			return f, c, nil, nil
+		}
 		return f, c, p.ResetSession(f), nil
 	}
 	s = p.live(s)
