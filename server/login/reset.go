@@ -127,7 +127,9 @@ func (h *Handler) forgotSubmit(w http.ResponseWriter, r *http.Request) {
 	// The flow is stored only once the send caps let its code through:
 	// a flood of addresses fills no memory.
 	f := h.p.NewReset(w, r, op.Reset{Email: email, Factor: factor}, sub, returnTo(from))
-	f.UILocales = strings.Fields(r.URL.Query().Get("ui_locales"))
+	if v := r.URL.Query().Get("ui_locales"); len(v) <= maxUILocales {
+		f.UILocales = strings.Fields(v)
+	}
 	if pr := h.sendResetCode(r, f); pr != nil {
 		if status, msg, ok := h.answer(w, r, pr); ok {
 			h.renderForgot(w, r, from, email, status, msg)
