@@ -61,3 +61,28 @@ func TestLanguageChoice(t *testing.T) {
 		})
 	}
 }
+
+// Issue 15 item 5: the code text message of a German sign-in is German
+// (the flow's ui_locales reaches the sender); the WebOTP line is kept.
+func TestCodeTextInFlowLanguage(t *testing.T) {
+	in := newInbox(t)
+	e := newEnv(t, withCodes(in))
+	b, r := e.browser(), e.rp("spa", "")
+	b.header = http.Header{"Accept-Language": {"en"}}
+	p := b.login(b.get(r.authURL(map[string]string{"ui_locales": "de", "acr_values": mfaACR}).url), "carol", carolPass)
+	if !codeForm(p, "sms") || htmlLang(p) != "de" {
+		t.Fatalf("want the German SMS code page (lang %q):\n%s", htmlLang(p), excerpt(p.body))
+	}
+	in.last(carolPhone) // a code was sent
+	in.mu.Lock()
+	text := ""
+	for _, m := range in.msgs {
+		if m["to"] == carolPhone {
+			text = m["text"]
+		}
+	}
+	in.mu.Unlock()
+	if !strings.Contains(text, "ist Ihr Bestätigungscode für") || !strings.Contains(text, "\n\n@") {
+		t.Errorf("the SMS of a German sign-in: %q", text)
+	}
+}
