@@ -130,7 +130,7 @@ func (h *Handler) forgotSubmit(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("ui_locales"); len(v) <= maxUILocales {
 		f.UILocales = strings.Fields(v)
 	}
-	if pr := h.sendResetCode(r, f); pr != nil {
+	if pr := h.sendResetCode(r, f, acct); pr != nil {
 		if status, msg, ok := h.answer(w, r, pr); ok {
 			h.renderForgot(w, r, from, email, status, msg)
 		}
@@ -150,9 +150,9 @@ func resetBinding(f *op.Flow) otpcode.Binding {
 
 // sendResetCode issues the reset's code and, when the address has an
 // account, emails it.
-func (h *Handler) sendResetCode(r *http.Request, f *op.Flow) *problem {
+func (h *Handler) sendResetCode(r *http.Request, f *op.Flow, acct *session.Account) *problem {
 	var compose func(code string) (notify.Message, error)
-	if f.HintSubject != "" {
+	if acct != nil {
 		lang := h.loc(r, nil).Lang()
 		compose = func(code string) (notify.Message, error) {
 			return notify.EmailIn(lang, f.Reset.Email, code, issuerLabel(h.p.Issuer()), h.p.Codes().TTL())
@@ -248,6 +248,12 @@ func (h *Handler) resetState(w http.ResponseWriter, r *http.Request) (*op.Flow, 
 		if err != nil {
 			h.p.Unavailable(w, r, err)
 			return nil, nil, false
+		}
+		if acct != nil && !h.p.ResetAddressCurrent(f, acct) {
+			// The account moved to another address since the reset began
+			// (perhaps because the old mailbox is no longer safe): the
+			// old address proves nothing, and gets no more codes.
+			acct = nil
 		}
 	}
 	return f, acct, true
@@ -347,7 +353,7 @@ func (h *Handler) resetCode(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) resetResend(w http.ResponseWriter, r *http.Request) {
-	f, _, ok := h.resetState(w, r)
+	f, acct, ok := h.resetState(w, r)
 	if !ok {
 		return
 	}
@@ -355,7 +361,7 @@ func (h *Handler) resetResend(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, op.PathReset+"/"+f.ID+lq(r), http.StatusSeeOther)
 		return
 	}
-	if pr := h.sendResetCode(r, f); pr != nil {
+	if pr := h.sendResetCode(r, f, acct); pr != nil {
 		if status, msg, ok := h.answer(w, r, pr); ok {
 			h.renderResetCode(w, r, f, status, msg)
 		}

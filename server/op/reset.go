@@ -140,6 +140,9 @@ func (p *Provider) decideReset(f *Flow, acct *session.Account) authn.Decision {
 	if f.Reset.Admin {
 		return authn.Decision{Outcome: authn.OK}
 	}
+	if !p.ResetAddressCurrent(f, acct) {
+		return authn.Decision{Outcome: authn.Fail, Error: "access_denied", Description: "the account's address changed"}
+	}
 	now := p.now()
 	has := func(fa authn.Factor) bool {
 		return slices.ContainsFunc(f.Verifications, func(v authn.Verification) bool {
@@ -155,6 +158,14 @@ func (p *Provider) decideReset(f *Flow, acct *session.Account) authn.Decision {
 		return authn.Decision{Outcome: authn.Need, Need: []authn.Factor{want}, Target: "reset"}
 	}
 	return authn.Decision{Outcome: authn.OK}
+}
+
+// ResetAddressCurrent reports whether the address a reset's code goes
+// to is still acct's (ignoring case, as addresses are unique): an
+// account that moved to another address meanwhile is not reset through
+// the old one. A recovery link's reset has no code and always is.
+func (p *Provider) ResetAddressCurrent(f *Flow, acct *session.Account) bool {
+	return f.Reset.Admin || strings.EqualFold(acct.Email, f.Reset.Email)
 }
 
 // ResetReady reports whether the reset flow f has verified everything it
