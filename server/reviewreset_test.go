@@ -48,3 +48,29 @@ func TestRecoveryLinkSecretNeverLogged(t *testing.T) {
 		t.Fatalf("the recovery link's secret is in the log:\n%s", buf.String())
 	}
 }
+
+// TestRecoveryLinkEndsWithTheReset: an operator sent alice a recovery
+// link, then (the first mail went astray, or she asked twice) another.
+// Once she has set a new password with one of them, the other, still
+// within its hour and never opened, must not reset her account again.
+func TestRecoveryLinkEndsWithTheReset(t *testing.T) {
+	e := apiEnv(t)
+	admin, alice := e.ccToken("bank", bankSecret, "stepup:admin"), e.subject("alice")
+	first := e.api("POST", "/api/v1/users/"+alice+"/recovery-link", admin, nil).want(t, "first link", 201, "").str("url")
+	second := e.api("POST", "/api/v1/users/"+alice+"/recovery-link", admin, nil).want(t, "second link", 201, "").str("url")
+
+	b := e.browser()
+	p := b.action(b.get(second), "continue", nil)
+	if p = b.newPassword(p, newPass); p.status != http.StatusOK {
+		t.Fatalf("new password through the second link: %d", p.status)
+	}
+	stray := e.browser()
+	got := stray.action(stray.get(first), "continue", nil)
+	if got.has(hasAttr("autocomplete", "new-password")) {
+		got = stray.newPassword(got, "someone else's passphrase 7")
+		t.Fatalf("an older recovery link reset the account again after the reset (status %d)", got.status)
+	}
+	if got.status != http.StatusGone {
+		t.Fatalf("older link after the reset: %d, want 410", got.status)
+	}
+}

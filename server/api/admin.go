@@ -230,7 +230,7 @@ func (h *Handler) recoveryLink(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusConflict, "user_disabled", "the account is disabled; enable it first")
 		return
 	}
-	link, exp, err := h.p.IssueRecoveryLink(r.Context(), a.Subject)
+	link, exp, err := h.p.IssueRecoveryLink(r.Context(), a)
 	if err != nil {
 		h.storeFailure(w, r, err, "")
 		return

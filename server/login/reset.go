@@ -493,21 +493,20 @@ func (h *Handler) resetLink(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) resetLinkOpen(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	sub := r.PathValue("sub")
-	ok, err := h.p.UseRecoveryLink(ctx, sub, r.PathValue("token"))
+	// The account first: a link is bound to the password it had when the
+	// link was made (op.UseRecoveryLink).
+	acct, err := h.p.Store().GetAccount(ctx, sub)
+	if errors.Is(err, session.ErrNotFound) || (err == nil && acct.Disabled) {
+		acct, err = nil, nil
+	}
 	if err != nil {
 		h.p.Unavailable(w, r, err)
 		return
 	}
-	var acct *session.Account
-	if ok {
-		acct, err = h.p.Store().GetAccount(ctx, sub)
-		if errors.Is(err, session.ErrNotFound) || (err == nil && acct.Disabled) {
-			ok, err = false, nil
-		}
-		if err != nil {
-			h.p.Unavailable(w, r, err)
-			return
-		}
+	ok, err := h.p.UseRecoveryLink(ctx, acct, r.PathValue("token"))
+	if err != nil {
+		h.p.Unavailable(w, r, err)
+		return
 	}
 	if !ok {
 		h.Error(w, r, http.StatusGone, "forgot.link_used")

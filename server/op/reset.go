@@ -250,16 +250,24 @@ const recoveryLinkAction = "stepup:recovery-link"
 // IssueRecoveryLink makes a one-time recovery link for sub that can be
 // opened until the returned time (PRODUCT.md §11: for a user who lost
 // every factor). Only a hash of its secret is stored.
-func (p *Provider) IssueRecoveryLink(ctx context.Context, sub string) (string, time.Time, error) {
+func (p *Provider) IssueRecoveryLink(ctx context.Context, acct *session.Account) (string, time.Time, error) {
 	token := randomID(32)
 	exp := p.now().Add(ResetLinkLifetime)
 	err := p.store.PutStepUpGrant(ctx, hashSecret("recovery-link\x00"+token), &session.StepUpGrant{
-		Subject: sub, Action: recoveryLinkAction, ClientID: p.account.GetID(), OneTime: true, ExpiresAt: exp, Factor: "admin",
+		Subject: acct.Subject, Action: recoveryLinkFor(acct), ClientID: p.account.GetID(), OneTime: true, ExpiresAt: exp, Factor: "admin",
 	})
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	return p.issuer + PathReset + "/link/" + url.PathEscape(sub) + "/" + token, exp, nil
+	return p.issuer + PathReset + "/link/" + url.PathEscape(acct.Subject) + "/" + token, exp, nil
+}
+
+// recoveryLinkFor is the action of acct's recovery links: bound to the
+// password the account has when the link is made, so that once a new
+// password is set (by one of several links sent, by a forgot-password
+// reset, on /account) every link made before it is dead.
+func recoveryLinkFor(acct *session.Account) string {
+	return recoveryLinkAction + ":" + hashSecret("password\x00"+acct.PasswordHash)[:22]
 }
 
 // LogPath is the path of r as a log line may hold it: the secret of a
@@ -273,12 +281,13 @@ func LogPath(r *http.Request) string {
 	return r.URL.Path
 }
 
-// UseRecoveryLink uses up the recovery link of sub with token: true once,
-// for the first use before it expires.
-func (p *Provider) UseRecoveryLink(ctx context.Context, sub, token string) (bool, error) {
-	if sub == "" || token == "" {
+// UseRecoveryLink uses up the recovery link of acct with token: true
+// once, for the first use before it expires, while acct's password is
+// the one it had when the link was made.
+func (p *Provider) UseRecoveryLink(ctx context.Context, acct *session.Account, token string) (bool, error) {
+	if acct == nil || acct.Subject == "" || token == "" {
 		return false, nil
 	}
-	_, ok, err := p.store.UseStepUpGrant(ctx, hashSecret("recovery-link\x00"+token), sub, recoveryLinkAction, p.account.GetID(), p.now())
+	_, ok, err := p.store.UseStepUpGrant(ctx, hashSecret("recovery-link\x00"+token), acct.Subject, recoveryLinkFor(acct), p.account.GetID(), p.now())
 	return ok, err
 }
