@@ -74,3 +74,22 @@ func TestRecoveryLinkEndsWithTheReset(t *testing.T) {
 		t.Fatalf("older link after the reset: %d, want 410", got.status)
 	}
 }
+
+// TestResetStepUpPageSignsNobodyIn: a reset signs nobody in, so its
+// second-factor page (after the emailed code) must not say "Signed in as
+// alice" with a "Not you?" that signs out the browser's real session
+// (of whoever else may be signed in on it).
+func TestResetStepUpPageSignsNobodyIn(t *testing.T) {
+	in := newInbox(t)
+	e := newEnv(t, withCodes(in))
+	r := e.rp("spa", "")
+	b := e.browser()
+	p := startForgot(t, b, r.authURL(nil), "alice@example.com")
+	p = b.code(p, "email", in.wait("alice@example.com", 0))
+	if !codeForm(p, "totp") {
+		t.Fatalf("after the email code: want the TOTP form:\n%s", excerpt(p.body))
+	}
+	if p.has(hasAttr("data-action", "not-you")) || strings.Contains(p.body, "Signed in as") {
+		t.Fatalf("the reset's step-up page says someone is signed in:\n%s", excerpt(p.body))
+	}
+}

@@ -235,7 +235,9 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request, st *state, title,
 	}
 	if st != nil {
 		pg.ClientName, pg.Client = st.c.Name(), st.c.GetID()
-		if st.sess != nil && st.acct != nil && !st.flow.IsCIBA() {
+		// An approval and a reset sign nobody in: their session is the
+		// flow's own, and "Not you?" would sign out the browser's.
+		if st.sess != nil && st.acct != nil && !st.flow.IsCIBA() && !st.flow.IsReset() {
 			pg.SignedInAs, pg.NotYouURL = st.acct.Username, op.PathLogoutConfirm
 			if !st.flow.Account {
 				// In a relying party's sign-in, "Not you?" signs out and
