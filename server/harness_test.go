@@ -227,6 +227,7 @@ type page struct {
 	loc    *url.URL // set when the browser stopped at the RP
 	body   string
 	doc    *html.Node
+	header http.Header // the response's
 }
 
 func (b *browser) do(req *http.Request) *page {
@@ -240,7 +241,7 @@ func (b *browser) do(req *http.Request) *page {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	p := &page{status: resp.StatusCode, url: resp.Request.URL, body: string(body)}
+	p := &page{status: resp.StatusCode, url: resp.Request.URL, body: string(body), header: resp.Header}
 	if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode/100 == 3 {
 		p.loc, _ = url.Parse(loc)
 	}

@@ -233,7 +233,9 @@ func TestForgotPasswordAsksTheStrongestFactor(t *testing.T) {
 
 // TestForgotPasswordLockout: wrong reset codes use the account's one
 // failure budget: once it is spent, even the right code is refused
-// with 429, and so is the password at sign-in.
+// (answered like any refused reset code, 401: see
+// TestForgotPasswordLockedAccountLooksUnknown), and the password at
+// sign-in with 429.
 func TestForgotPasswordLockout(t *testing.T) {
 	in := newInbox(t)
 	e := newEnv(t, withCodes(in, func(c *config.Config) { c.MFA.Lockout.MaxFailures = 3 }))
@@ -244,9 +246,67 @@ func TestForgotPasswordLockout(t *testing.T) {
 	for range 3 {
 		wantAlert(t, b.code(p, "email", wrongCode(code)), http.StatusUnauthorized, "wrong code")
 	}
-	wantAlert(t, b.code(p, "email", code), http.StatusTooManyRequests, "right code after the budget")
+	after := b.code(p, "email", code)
+	wantAlert(t, after, http.StatusUnauthorized, "right code after the budget")
+	if !codeForm(after, "email") || after.has(hasAttr("autocomplete", "new-password")) {
+		t.Fatalf("the right code after the budget went on:\n%s", excerpt(after.body))
+	}
 	other := e.browser()
 	wantAlert(t, other.login(other.get(r.authURL(nil).url), "bob", bobPass), http.StatusTooManyRequests, "sign-in after the budget")
+}
+
+// TestForgotPasswordLockedAccountLooksUnknown: bob's account is locked
+// out by wrong passwords at sign-in (anyone can do that knowing his
+// username). A reset for his address must still answer a code exactly
+// as a reset for an address without an account does (401, the same
+// page, no Retry-After), or the lockout tells that the address has an
+// account; and the lockout still holds: even his right code does not go
+// on. An unknown address whose own budget is spent answers alike.
+func TestForgotPasswordLockedAccountLooksUnknown(t *testing.T) {
+	in := newInbox(t)
+	e := newEnv(t, withCodes(in, func(c *config.Config) { c.MFA.Lockout.MaxFailures = 3 }))
+	r := e.rp("spa", "")
+	attacker := e.browser()
+	for range 3 {
+		attacker.login(attacker.get(r.authURL(nil).url), "bob", "not bobs password")
+	}
+	wantAlert(t, attacker.login(attacker.get(r.authURL(nil).url), "bob", bobPass), http.StatusTooManyRequests, "bob locked out")
+
+	kb, ub := e.browser(), e.browser()
+	known := startForgot(t, kb, r.authURL(nil), bobEmail)
+	unknown := startForgot(t, ub, r.authURL(nil), "nobody@example.com")
+	code := in.wait(bobEmail, 0)
+	norm := func(p *page) string {
+		s := flowIDs.ReplaceAllString(p.body, "/$1/ID")
+		s = regexp.MustCompile(`value="[^"]{20,}"`).ReplaceAllString(s, `value="TOKEN"`)
+		return strings.ReplaceAll(s, "n•••@example.com", "b•••@example.com")
+	}
+	same := func(what string, k, u *page) {
+		t.Helper()
+		wantAlert(t, k, http.StatusUnauthorized, what+" (bob, locked)")
+		wantAlert(t, u, http.StatusUnauthorized, what+" (unknown)")
+		if k.status != u.status || norm(k) != norm(u) || k.header.Get("Retry-After") != u.header.Get("Retry-After") {
+			t.Fatalf("%s: answers differ:\nlocked %d %q:\n%s\nunknown %d %q:\n%s", what,
+				k.status, k.header.Get("Retry-After"), norm(k), u.status, u.header.Get("Retry-After"), norm(u))
+		}
+	}
+	same("a wrong code", kb.code(known, "email", wrongCode(code)), ub.code(unknown, "email", wrongCode(code)))
+	// The unknown address spends its own budget (3 failures); bob's was
+	// spent before: both are over it now, and still answer alike.
+	for range 3 {
+		ub.code(unknown, "email", wrongCode(code))
+	}
+	same("a code over the budget", kb.code(known, "email", wrongCode(code)), ub.code(unknown, "email", wrongCode(code)))
+	// The lockout applies: bob's right code does not lead on.
+	right := kb.code(known, "email", code)
+	wantAlert(t, right, http.StatusUnauthorized, "bob's right code while locked")
+	if !codeForm(right, "email") || right.has(hasAttr("autocomplete", "new-password")) {
+		t.Fatalf("a locked account's reset went on:\n%s", excerpt(right.body))
+	}
+	id := strings.Split(right.url.Path, "/")[2]
+	if p := kb.get(e.issuer + "/reset/" + id); p.has(hasAttr("autocomplete", "new-password")) {
+		t.Fatal("a locked account's reset offers a new password")
+	}
 }
 
 // TestAdminRecoveryLink: an operator gives alice, who lost every factor,

@@ -27,6 +27,17 @@ const msgLocked = "login.locked"
 // is exhausted — even if the secret would have been right — or 503 when
 // the store is down (fail closed: no budget, no check).
 func (h *Handler) reserve(w http.ResponseWriter, r *http.Request, subject, username string, retry func(status int, msg string)) (*attempt, bool) {
+	return h.reserveAs(w, r, subject, username, retry, "")
+}
+
+// reserveAs is reserve whose answer to a spent per-user budget is a plain
+// failure (401 with userLockedMsg, no Retry-After) when userLockedMsg is
+// set: for a flow that must answer an unknown address exactly as an
+// account (forgot password), where an account's lockout, spent perhaps
+// by someone else's sign-in attempts, would otherwise tell that the
+// address has one. Nothing is checked either way; a spent IP budget
+// (the asker's own) still answers 429.
+func (h *Handler) reserveAs(w http.ResponseWriter, r *http.Request, subject, username string, retry func(status int, msg string), userLockedMsg string) (*attempt, bool) {
 	a := &attempt{h: h, r: r, subject: subject, budgets: h.p.Budgets(r, subject, username)}
 	counts, over, err := h.p.Reserve(r.Context(), h.p.LockoutWindow(), a.budgets...)
 	if err != nil {
@@ -37,8 +48,14 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request, subject, usern
 	if len(over) == 0 {
 		return a, true
 	}
+	userOnly := true
 	for _, b := range over {
 		h.p.Audit(r.Context(), obs.EventLocked, "budget", string(b.Kind), "sub", subject, "ip", a.ip())
+		userOnly = userOnly && b.Kind == session.BudgetUser
+	}
+	if userOnly && userLockedMsg != "" {
+		retry(http.StatusUnauthorized, userLockedMsg)
+		return nil, false
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(int(h.p.LockoutWindow().Seconds())))
 	retry(http.StatusTooManyRequests, msgLocked)

@@ -144,6 +144,11 @@ func (h *Handler) forgotSubmit(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, op.PathReset+"/"+f.ID+lq(r), http.StatusSeeOther)
 }
 
+// msgResetBadCode answers every refused reset code alike: a wrong one,
+// one for an unknown address, and any code while the address's failure
+// budget is spent (which must not tell that the address has an account).
+const msgResetBadCode = "forgot.bad_code"
+
 func resetBinding(f *op.Flow) otpcode.Binding {
 	return otpcode.Binding{Session: "reset-" + f.ID, Purpose: purposeReset, To: f.Reset.Email}
 }
@@ -322,7 +327,7 @@ func (h *Handler) resetCode(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	retry := func(status int, msg string) { h.renderResetCode(w, r, f, status, msg) }
-	try, ok := h.reserve(w, r, f.HintSubject, f.Reset.Email, retry)
+	try, ok := h.reserveAs(w, r, f.HintSubject, f.Reset.Email, retry, msgResetBadCode)
 	if !ok {
 		return
 	}
@@ -335,7 +340,7 @@ func (h *Handler) resetCode(w http.ResponseWriter, r *http.Request) {
 	if !good || acct == nil {
 		try.failed()
 		h.p.Audit(ctx, obs.EventStepUpFailed, "reason", "bad_code", "factor", "email", "purpose", purposeReset, "sub", f.HintSubject)
-		retry(http.StatusUnauthorized, msgBadCode)
+		retry(http.StatusUnauthorized, msgResetBadCode)
 		return
 	}
 	try.succeeded()
