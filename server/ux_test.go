@@ -291,3 +291,34 @@ func TestUXDemoCancelledStepUp(t *testing.T) {
 		t.Fatalf("a cancelled step-up on the demo page (status %d):\n%s", p.status, excerpt(p.body))
 	}
 }
+
+// Issue 15 item 3: the signed-in step-up pages link to /account beside
+// "Not you?", in the page's language; /account's own verification does
+// not (it is on the way there).
+func TestUXStepUpPagesLinkToAccount(t *testing.T) {
+	e := newEnv(t, nil)
+	r := e.rp("spa", "")
+	for _, tc := range []struct{ lang, text string }{{"", "Account"}, {"de", "Konto"}} {
+		b := e.browser()
+		q := map[string]string{"acr_values": mfaACR}
+		if tc.lang != "" {
+			q["ui_locales"] = tc.lang
+		}
+		p := b.login(b.get(r.authURL(q).url), "bob", bobPass)
+		who := first(t, p, "whoami", func(n *html.Node) bool { return n.Data == "div" && hasAttr("class", "whoami")(n) })
+		link := find(who, func(n *html.Node) bool { return n.Data == "a" && hasAttr("data-action", "account")(n) })
+		if len(link) != 1 || words(link[0]) != tc.text {
+			t.Fatalf("%q: no %q link in the signed-in line:\n%s", tc.lang, tc.text, excerpt(p.body))
+		}
+		if href, _ := attr(link[0], "href"); href != "/account" {
+			t.Fatalf("%q: Account link to %q", tc.lang, href)
+		}
+		acct := b.follow(p, "account")
+		if acct.status != http.StatusOK || !strings.HasPrefix(acct.url.Path, "/account") && !strings.HasPrefix(acct.url.Path, "/login/") {
+			t.Fatalf("%q: following Account: %d at %s", tc.lang, acct.status, acct.url)
+		}
+		if acct.has(hasAttr("data-action", "account")) {
+			t.Fatalf("%q: /account (or its verification) links to itself:\n%s", tc.lang, excerpt(acct.body))
+		}
+	}
+}

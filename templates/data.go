@@ -26,6 +26,9 @@ type Page struct {
 	// NotYouPost makes "Not you?" a form posting csrf_token to NotYouURL
 	// (the flow's switch) rather than a link.
 	NotYouPost bool
+	// AccountURL, when set, adds an "Account" link (data-action=account)
+	// beside "Not you?": the signed-in user's way to /account.
+	AccountURL string
 	// Client is the id of the client whose pages these are ("" for the
 	// issuer's own): it picks the brand.
 	Client string

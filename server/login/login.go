@@ -244,6 +244,9 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request, st *state, title,
 				// goes on with the same request; /account's own
 				// verification is the signed-in user's, so it signs out.
 				pg.NotYouURL, pg.NotYouPost = h.flowURL(st.flow, "/switch"), true
+				// /account's own verification is on the way there
+				// already; elsewhere the signed-in user may go there.
+				pg.AccountURL = op.PathAccount
 			}
 		}
 	}
