@@ -39,9 +39,15 @@ func EmailIn(lang, to, code, host string, ttl time.Duration) (Message, error) {
 func minutes(d time.Duration) int { return max(int(d.Round(time.Minute)/time.Minute), 1) }
 
 // Notice builds an email that tells the owner of to about something done
-// with their address (no code): lines are its paragraphs.
+// with their address (no code): lines are its paragraphs, in English.
 func Notice(to, subject, host string, lines ...string) (Message, error) {
-	text, html, err := templates.NoticeMail(templates.NoticeData{Subject: subject, Lines: lines, Host: host})
+	return NoticeIn(i18n.Default, to, subject, host, lines...)
+}
+
+// NoticeIn is Notice whose subject and lines are in the language lang
+// (an i18n tag; unsupported is English), which the HTML body declares.
+func NoticeIn(lang, to, subject, host string, lines ...string) (Message, error) {
+	text, html, err := templates.NoticeMail(templates.NoticeData{Subject: subject, Lines: lines, Host: host, Lang: lang})
 	if err != nil {
 		return Message{}, fmt.Errorf("notify: notice template: %w", err)
 	}

@@ -30,3 +30,20 @@ func TestComposeInLanguage(t *testing.T) {
 		t.Errorf("unknown language must be English: %q", e.Subject)
 	}
 }
+
+// Issue 15 item 5: a notice email's HTML body declares the language its
+// lines are in (it said lang="en" whatever the language).
+func TestNoticeInLanguage(t *testing.T) {
+	for _, tc := range []struct{ lang, want string }{{"de", "de"}, {"en", "en"}, {"", "en"}, {"xx", "en"}} {
+		m, err := NoticeIn(tc.lang, "a@example.com", "Betreff", "id.example.com", "Zeile eins", "Zeile zwei")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(m.HTML, `<html lang="`+tc.want+`">`) || !strings.Contains(m.HTML, "<p>Zeile zwei</p>") || !strings.Contains(m.Text, "Zeile eins") {
+			t.Errorf("NoticeIn(%q): want lang=%q:\n%s", tc.lang, tc.want, m.HTML)
+		}
+	}
+	if m, _ := Notice("a@example.com", "Subject", "id.example.com", "Line"); !strings.Contains(m.HTML, `<html lang="en">`) {
+		t.Errorf("Notice: want lang=en:\n%s", m.HTML)
+	}
+}

@@ -47,10 +47,16 @@ type NoticeData struct {
 	// Lines are the paragraphs of the message.
 	Lines []string
 	Host  string
+	// Lang is the language the lines are in ("" is English): the HTML
+	// body's lang, for screen readers and translation tools.
+	Lang string
 }
 
 // NoticeMail renders a notice email: its plain-text and HTML bodies.
 func NoticeMail(d NoticeData) (text, html string, err error) {
+	if _, ok := mails[d.Lang]; !ok {
+		d.Lang = i18n.Default
+	}
 	var t, h bytes.Buffer
 	if err := noticeText.Execute(&t, d); err != nil {
 		return "", "", err

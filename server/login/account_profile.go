@@ -110,7 +110,7 @@ func (h *Handler) accountPasswordSet(w http.ResponseWriter, r *http.Request) {
 	h.p.Audit(ctx, obs.EventPasswordChanged, "sub", acct.Subject)
 	if acct.Email != "" {
 		l, host := h.loc(r, nil), issuerLabel(h.p.Issuer())
-		h.notice(ctx, acct, acct.Email, l.T("mail.password_changed_subject"),
+		h.notice(ctx, l.Lang(), acct, acct.Email, l.T("mail.password_changed_subject"),
 			l.T("mail.password_changed", "User", acct.Username, "Host", host), l.T("mail.password_changed_warning"))
 	}
 	http.Redirect(w, r, op.PathAccount+"?done=password", http.StatusSeeOther)
@@ -139,9 +139,9 @@ func (h *Handler) endOthers(ctx context.Context, sub, keep string) error {
 }
 
 // notice emails a notice (no code) to the address to, after the answer.
-func (h *Handler) notice(ctx context.Context, acct *session.Account, to, subject string, lines ...string) {
+func (h *Handler) notice(ctx context.Context, lang string, acct *session.Account, to, subject string, lines ...string) {
 	h.mailLater(ctx, "notice", acct.Subject, func(string) (notify.Message, error) {
-		return notify.Notice(to, subject, issuerLabel(h.p.Issuer()), lines...)
+		return notify.NoticeIn(lang, to, subject, issuerLabel(h.p.Issuer()), lines...)
 	}, "")
 }
 
@@ -283,7 +283,7 @@ func (h *Handler) accountAddressConfirm(w http.ResponseWriter, r *http.Request) 
 	h.p.Audit(ctx, obs.EventEmailChanged, "sub", acct.Subject)
 	if acct.Email != "" {
 		l, host := h.loc(r, nil), issuerLabel(h.p.Issuer())
-		h.notice(ctx, acct, acct.Email, l.T("mail.address_changed_subject"),
+		h.notice(ctx, l.Lang(), acct, acct.Email, l.T("mail.address_changed_subject"),
 			l.T("mail.address_changed", "User", acct.Username, "Host", host, "Email", maskEmail(email)), l.T("mail.address_changed_warning"))
 	}
 	http.Redirect(w, r, op.PathAccount+"?done=address", http.StatusSeeOther)

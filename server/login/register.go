@@ -136,7 +136,7 @@ func (h *Handler) sendRegisterCode(r *http.Request, email string) *problem {
 	if taken {
 		h.p.Audit(ctx, obs.EventRegisterDuplicate)
 		compose = func(string) (notify.Message, error) {
-			return notify.Notice(email, l.T("mail.register_exists_subject"), host,
+			return notify.NoticeIn(l.Lang(), email, l.T("mail.register_exists_subject"), host,
 				l.T("mail.register_exists", "Host", host), l.T("mail.register_exists_hint"))
 		}
 	}
