@@ -474,15 +474,35 @@ func (h *Handler) renderBusy(w http.ResponseWriter, r *http.Request, st *state) 
 	})
 }
 
+// endedAnswer is the status and message of a flow that ran out while it
+// kept its verifications (op.ErrApprovalEnded): a reset says so in the
+// words of the reset's other pages, an approval in its own.
+func endedAnswer(err error) (int, string) {
+	if errors.Is(err, op.ErrResetEnded) {
+		return http.StatusBadRequest, "forgot.expired"
+	}
+	return http.StatusGone, "error.ciba_ended"
+}
+
+// otherPasskeyMsg answers the passkey of another account than the one a
+// flow is for (an approval's, a reset's).
+func otherPasskeyMsg(f *op.Flow) string {
+	if f.IsReset() {
+		return "passkey.other_account_reset"
+	}
+	return "passkey.other_account"
+}
+
 // storeFailure handles a failed session write: a session that vanished
 // (expired, signed out elsewhere) starts over; one whose key another
 // request of this browser renewed first goes on with the cookie that
 // request set (nothing was written); an outage answers 503.
 func (h *Handler) storeFailure(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, op.ErrApprovalEnded) {
-		// A CIBA approval ran out: its page says so; the browser's own
-		// session is not touched.
-		h.Error(w, r, http.StatusGone, "error.ciba_ended")
+		// A CIBA approval or a reset ran out: its page says so; the
+		// browser's own session is not touched.
+		status, msg := endedAnswer(err)
+		h.Error(w, r, status, msg)
 		return
 	}
 	if errors.Is(err, session.ErrKeyChanged) {

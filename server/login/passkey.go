@@ -266,11 +266,12 @@ func (h *Handler) passkeyFinish(w http.ResponseWriter, r *http.Request) {
 	v := res.Verification(now)
 	if err := h.recordPasskey(w, r, st, acct, v); err != nil {
 		if errors.Is(err, op.ErrApprovalEnded) {
-			writeJSON(w, r, http.StatusGone, ceremonyAnswer{Error: "error.ciba_ended"})
+			status, msg := endedAnswer(err)
+			writeJSON(w, r, status, ceremonyAnswer{Error: msg})
 			return
 		}
 		if errors.Is(err, errOtherUsersPasskey) {
-			writeJSON(w, r, http.StatusUnauthorized, ceremonyAnswer{Error: "passkey.other_account"})
+			writeJSON(w, r, http.StatusUnauthorized, ceremonyAnswer{Error: otherPasskeyMsg(st.flow)})
 			return
 		}
 		if errors.Is(err, session.ErrKeyChanged) {

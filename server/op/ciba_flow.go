@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 
@@ -40,7 +41,7 @@ func (p *Provider) RecordVerification(ctx context.Context, w http.ResponseWriter
 		return p.Elevate(ctx, w, sess, v)
 	}
 	if sess == nil || sess.Subject != f.HintSubject {
-		return ErrApprovalEnded
+		return f.ended()
 	}
 	vs := make([]authn.Verification, 0, len(f.Verifications)+1)
 	for _, x := range f.Verifications {
@@ -50,7 +51,7 @@ func (p *Provider) RecordVerification(ctx context.Context, w http.ResponseWriter
 	}
 	f.Verifications = append(vs, v)
 	if err := p.SaveFlow(ctx, f); errors.Is(err, session.ErrNotFound) {
-		return ErrApprovalEnded
+		return f.ended()
 	} else if err != nil {
 		return err
 	}
@@ -62,6 +63,20 @@ func (p *Provider) RecordVerification(ctx context.Context, w http.ResponseWriter
 // missing session it says nothing about the browser's own session, which
 // must be left alone.
 var ErrApprovalEnded = errors.New("the approval flow has ended")
+
+// ErrResetEnded is ErrApprovalEnded for a password reset's flow (which
+// also keeps its verifications to itself): its page must speak of the
+// reset, not of an approval.
+var ErrResetEnded = fmt.Errorf("the password reset has ended: %w", ErrApprovalEnded)
+
+// ended is the error of a flow that keeps its verifications and has run
+// out.
+func (f *Flow) ended() error {
+	if f.IsReset() {
+		return ErrResetEnded
+	}
+	return ErrApprovalEnded
+}
 
 // IsCIBA reports whether f approves a backchannel request.
 func (f *Flow) IsCIBA() bool { return f.CIBA != nil }
