@@ -267,7 +267,7 @@ func (p *Provider) IssueRecoveryLink(ctx context.Context, acct *session.Account)
 // password is set (by one of several links sent, by a forgot-password
 // reset, on /account) every link made before it is dead.
 func recoveryLinkFor(acct *session.Account) string {
-	return recoveryLinkAction + ":" + hashSecret("password\x00"+acct.PasswordHash)[:22]
+	return recoveryLinkAction + ":" + hashSecret("password\x00" + acct.PasswordHash)[:22]
 }
 
 // LogPath is the path of r as a log line may hold it: the secret of a
