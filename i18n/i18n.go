@@ -156,6 +156,16 @@ type Localizer struct {
 	lang    string
 	loc     *goi18n.Localizer
 	printer *message.Printer
+	// plain holds the renderings of messages without arguments (most of
+	// a page's): go-i18n's Localize matches the language and runs the
+	// message's template on every call, though the embedded catalogue
+	// never changes. Keyed by plainKey; at most two entries per key.
+	plain sync.Map
+}
+
+type plainKey struct {
+	key    string
+	escape bool
 }
 
 var (
@@ -213,6 +223,19 @@ func (l *Localizer) render(key string, escape bool, args []any) string {
 		}
 		return key
 	}
+	if len(args) == 0 {
+		pk := plainKey{key, escape}
+		if s, ok := l.plain.Load(pk); ok {
+			return s.(string)
+		}
+		s := l.localize(key, escape, nil)
+		l.plain.Store(pk, s)
+		return s
+	}
+	return l.localize(key, escape, args)
+}
+
+func (l *Localizer) localize(key string, escape bool, args []any) string {
 	data := map[string]any{}
 	var count any
 	for i := 0; i+1 < len(args); i += 2 {

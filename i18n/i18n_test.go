@@ -98,6 +98,17 @@ func TestLocalise(t *testing.T) {
 	if got, want := For("en").Number(1234567), "1,234,567"; got != want {
 		t.Errorf("English number: %q, want %q", got, want)
 	}
+	// Messages without arguments are rendered once and kept: the kept
+	// rendering is the language's, and a message with arguments is not
+	// served from it.
+	for range 2 {
+		if got := de.T("login.title"); got == "" || got == For("en").T("login.title") {
+			t.Errorf("German login.title kept as %q", got)
+		}
+		if got := de.T("logout.body_return", "Client", "Beta"); !strings.Contains(got, "zurück zu Beta.") {
+			t.Errorf("German template data after a kept rendering: %q", got)
+		}
+	}
 	var nilLoc *Localizer
 	if nilLoc.T("login.title") != "Sign in" || For("xx").Lang() != "en" {
 		t.Error("nil or unknown-language Localizer must speak English")
