@@ -146,3 +146,29 @@ func TestRegistrationCaps(t *testing.T) {
 		}
 	}
 }
+
+// TestRegistrationStandaloneEnrolls: a registration not started from a
+// sign-in (straight to /register) ends on /account; with `mfa.login:
+// always` every sign-in is multi-factor (PRODUCT.md §3), so the new
+// account must enroll a second factor before /account shows, as a
+// sign-in to /account would make it.
+func TestRegistrationStandaloneEnrolls(t *testing.T) {
+	in := newInbox(t)
+	e := newEnv(t, openRegistration(in, func(c *config.Config) { c.MFA.Login = "always" }))
+	b := e.browser()
+	p := b.get(e.issuer + "/register")
+	if p.status != http.StatusOK {
+		t.Fatalf("/register: %d", p.status)
+	}
+	n := in.count("frank@example.com")
+	p = b.emailForm(p, "frank@example.com")
+	p = b.code(p, "email", in.wait("frank@example.com", n))
+	p = b.newPassword(p, newPass)
+	if !p.has(hasKey("data-totp-secret")) || p.has(hasAttr("data-action", "change-email")) {
+		t.Fatalf("after a standalone registration with mfa.login always: want the enrollment, at %s (%d):\n%s", p.url, p.status, excerpt(p.body))
+	}
+	p, _, _ = b.enrollTOTP(p)
+	if p.url.Path != "/account" || !p.has(hasAttr("data-action", "change-email")) {
+		t.Fatalf("after the enrollment: want /account, at %s (%d):\n%s", p.url, p.status, excerpt(p.body))
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/stepup-dev/stepup/authn/otpcode"
 	"github.com/stepup-dev/stepup/notify"
 	"github.com/stepup-dev/stepup/server/obs"
+	"github.com/stepup-dev/stepup/server/op"
 	"github.com/stepup-dev/stepup/session"
 	"github.com/stepup-dev/stepup/templates"
 )
@@ -287,7 +288,19 @@ func (h *Handler) registerPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.p.Audit(ctx, obs.EventLogin, "sub", acct.Subject, "client_id", h.p.AccountClientID(), "via", "registration")
-	http.Redirect(w, r, returnTo(st.from), http.StatusSeeOther)
+	to := returnTo(st.from)
+	if to == op.PathAccount && h.p.NeedsSecondFactor() {
+		// Not started from a sign-in: /account is where it goes, and a
+		// sign-in to /account asks what the policy asks of every sign-in
+		// (mfa.login: always, a floor): the enrollment, before /account.
+		u, err := h.p.StartAccountVerification(w, r, acct, op.PathAccount, false)
+		if err != nil {
+			h.p.Unavailable(w, r, err)
+			return
+		}
+		to = u
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
 // newSubject is a random, never reassigned subject identifier (as the
