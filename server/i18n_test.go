@@ -4,6 +4,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/stepup-dev/stepup/config"
 
 	"golang.org/x/net/html"
 )
@@ -84,5 +87,50 @@ func TestCodeTextInFlowLanguage(t *testing.T) {
 	in.mu.Unlock()
 	if !strings.Contains(text, "ist Ihr Bestätigungscode für") || !strings.Contains(text, "\n\n@") {
 		t.Errorf("the SMS of a German sign-in: %q", text)
+	}
+}
+
+// lastText is the text of the latest message to to.
+func (in *inbox) lastText(to string) string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for i := len(in.msgs) - 1; i >= 0; i-- {
+		if in.msgs[i]["to"] == to {
+			return in.msgs[i]["text"]
+		}
+	}
+	return ""
+}
+
+// Issue 15 item 5 through the API: an API session has no ui_locales, so
+// POST …/send takes the caller's Accept-Language (a native app passes the
+// device's), and without one the text is English.
+func TestAPICodeTextInCallersLanguage(t *testing.T) {
+	in := newInbox(t)
+	e := newEnv(t, withCodes(in, func(c *config.Config) {
+		for i := range c.Clients {
+			if c.Clients[i].ID == "bank" {
+				c.Clients[i].Scopes = []string{"stepup:authn"}
+			}
+		}
+	}))
+	tok := e.ccToken("bank", bankSecret, "stepup:authn")
+	for _, tc := range []struct{ accept, want string }{
+		{"de-DE,de;q=0.9,en;q=0.5", "ist Ihr Bestätigungscode für"},
+		{"", "verification code. It expires in"},
+	} {
+		id := e.api("POST", "/api/v1/authn/sessions", tok, map[string]any{"username": "carol"}).want(t, "start", 201, "").str("id")
+		path := "/api/v1/authn/sessions/" + id
+		e.api("POST", path+"/verify", tok, map[string]any{"factor": "password", "password": carolPass}).want(t, "password", 200, "")
+		var h []string
+		if tc.accept != "" {
+			h = []string{"Accept-Language", tc.accept}
+		}
+		e.api("POST", path+"/send", tok, map[string]any{"factor": "sms"}, h...).want(t, "send", 202, "")
+		in.last(carolPhone) // a code was sent, in the text
+		if text := in.lastText(carolPhone); !strings.Contains(text, tc.want) || !strings.Contains(text, "\n\n@") {
+			t.Errorf("Accept-Language %q: the SMS %q, want %q", tc.accept, text, tc.want)
+		}
+		e.clock.Advance(2 * time.Minute) // past the resend cooldown
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stepup-dev/stepup/authn"
 	"github.com/stepup-dev/stepup/authn/otpcode"
+	"github.com/stepup-dev/stepup/i18n"
 	"github.com/stepup-dev/stepup/notify"
 	"github.com/stepup-dev/stepup/server/obs"
 	"github.com/stepup-dev/stepup/server/op"
@@ -121,15 +122,18 @@ func (h *Handler) sendCode(w http.ResponseWriter, r *http.Request) {
 	if u, err := url.Parse(host); err == nil && u.Host != "" {
 		host = u.Host
 	}
+	// An API session has no ui_locales; the caller's Accept-Language
+	// (a native app passes the device's) picks the text, then English.
+	lang := i18n.Match(nil, r.Header.Get("Accept-Language"))
 	var m notify.Message
 	if f.kind == authn.Email {
-		if m, err = notify.Email(to, code, host, h.p.Codes().TTL()); err != nil {
+		if m, err = notify.EmailIn(lang, to, code, host, h.p.Codes().TTL()); err != nil {
 			h.p.Log().ErrorContext(ctx, "composing a code email failed", "err", err)
 			fail(w, http.StatusInternalServerError, "server_error", "the code could not be sent")
 			return
 		}
 	} else {
-		m = notify.SMS(to, code, host, h.p.Codes().TTL())
+		m = notify.SMSIn(lang, to, code, host, h.p.Codes().TTL())
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
 	defer cancel()
