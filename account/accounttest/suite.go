@@ -10,6 +10,7 @@ import (
 	"github.com/stepup-dev/stepup/account"
 	"github.com/stepup-dev/stepup/authn"
 	"github.com/stepup-dev/stepup/session"
+	"github.com/stepup-dev/stepup/session/sessiontest"
 )
 
 // Run runs the conformance suite against the stores newStore returns.
@@ -540,37 +541,7 @@ func testSharedSecrets(t *testing.T, s account.Store) {
 		t.Fatalf("LookupSecret = %q, %v", v, err)
 	}
 
-	// SwapSecret: compare and set; of several swaps from one value, one
-	// wins; a swap from a stale value or of a missing name changes nothing.
-	if ok, err := s.SwapSecret(ctx, name+"-missing", []byte("x"), []byte("y")); err != nil || ok {
-		t.Fatalf("SwapSecret(missing) = %v, %v; want false", ok, err)
-	}
-	cur := got[0]
-	const m = 6
-	won := make([]bool, m)
-	serrs := make([]error, m)
-	race(m, func(i int) { won[i], serrs[i] = s.SwapSecret(ctx, name, cur, []byte(fmt.Sprintf("swapped-%d", i))) })
-	if err := errors.Join(serrs...); err != nil {
-		t.Fatal(err)
-	}
-	winner := -1
-	for i, w := range won {
-		if w {
-			if winner >= 0 {
-				t.Fatalf("two swaps from one value both won: %v", won)
-			}
-			winner = i
-		}
-	}
-	if winner < 0 {
-		t.Fatal("no swap won")
-	}
-	if v, err := s.InitSecret(ctx, name, []byte("later")); err != nil || string(v) != fmt.Sprintf("swapped-%d", winner) {
-		t.Fatalf("after the swap the value is %q, %v; want swapped-%d", v, err, winner)
-	}
-	if ok, err := s.SwapSecret(ctx, name, cur, []byte("stale")); err != nil || ok {
-		t.Fatalf("SwapSecret from a stale value = %v, %v; want false", ok, err)
-	}
+	sessiontest.CheckSwapSecret(t, s, name, got[0])
 }
 
 func race(n int, f func(i int)) {

@@ -2,6 +2,7 @@ package sessiontest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -749,37 +750,7 @@ func testInitSecret(t *testing.T, s session.Store) {
 		t.Fatalf("InitSecret(other name) = %q, %v; want other", got, err)
 	}
 
-	// SwapSecret: compare and set; of several swaps from one value, one
-	// wins; a swap from a stale value or of a missing name changes nothing.
-	if ok, err := s.SwapSecret(ctx, name+"-missing", []byte("x"), []byte("y")); err != nil || ok {
-		t.Fatalf("SwapSecret(missing) = %v, %v; want false", ok, err)
-	}
-	cur := binary
-	const m = 6
-	won := make([]bool, m)
-	serrs := make([]error, m)
-	race(m, func(i int) { won[i], serrs[i] = s.SwapSecret(ctx, name, cur, []byte(fmt.Sprintf("swapped-%d", i))) })
-	if err := errors.Join(serrs...); err != nil {
-		t.Fatal(err)
-	}
-	winner := -1
-	for i, w := range won {
-		if w {
-			if winner >= 0 {
-				t.Fatalf("two swaps from one value both won: %v", won)
-			}
-			winner = i
-		}
-	}
-	if winner < 0 {
-		t.Fatal("no swap won")
-	}
-	if v, err := s.InitSecret(ctx, name, []byte("later")); err != nil || string(v) != fmt.Sprintf("swapped-%d", winner) {
-		t.Fatalf("after the swap the value is %q, %v; want swapped-%d", v, err, winner)
-	}
-	if ok, err := s.SwapSecret(ctx, name, cur, []byte("stale")); err != nil || ok {
-		t.Fatalf("SwapSecret from a stale value = %v, %v; want false", ok, err)
-	}
+	CheckSwapSecret(t, s, name, binary)
 
 	// Instances starting together all end up with one value.
 	raced := "cookie-" + newID()
@@ -1420,5 +1391,50 @@ func testElevateConcurrent(t *testing.T, s session.Store) {
 	}
 	if got := mustGet(t, s, sess.ID); got.KeyHash != won[0] {
 		t.Fatalf("key digest %q, want the winner's %q", got.KeyHash, won[0])
+	}
+}
+
+// SecretSwapper is the compare-and-set half of the shared-secret
+// contract that the Redis store and the account database both keep.
+type SecretSwapper interface {
+	InitSecret(ctx context.Context, name string, value []byte) ([]byte, error)
+	SwapSecret(ctx context.Context, name string, old, value []byte) (bool, error)
+}
+
+// CheckSwapSecret checks SwapSecret on a name whose value is cur. Both
+// conformance suites (this one and account/accounttest) run it, so the
+// two stores are held to one contract.
+func CheckSwapSecret(t *testing.T, s SecretSwapper, name string, cur []byte) {
+	t.Helper()
+	ctx := t.Context()
+	// SwapSecret: compare and set; of several swaps from one value, one
+	// wins; a swap from a stale value or of a missing name changes nothing.
+	if ok, err := s.SwapSecret(ctx, name+"-missing", []byte("x"), []byte("y")); err != nil || ok {
+		t.Fatalf("SwapSecret(missing) = %v, %v; want false", ok, err)
+	}
+	const m = 6
+	won := make([]bool, m)
+	serrs := make([]error, m)
+	race(m, func(i int) { won[i], serrs[i] = s.SwapSecret(ctx, name, cur, []byte(fmt.Sprintf("swapped-%d", i))) })
+	if err := errors.Join(serrs...); err != nil {
+		t.Fatal(err)
+	}
+	winner := -1
+	for i, w := range won {
+		if w {
+			if winner >= 0 {
+				t.Fatalf("two swaps from one value both won: %v", won)
+			}
+			winner = i
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no swap won")
+	}
+	if v, err := s.InitSecret(ctx, name, []byte("later")); err != nil || string(v) != fmt.Sprintf("swapped-%d", winner) {
+		t.Fatalf("after the swap the value is %q, %v; want swapped-%d", v, err, winner)
+	}
+	if ok, err := s.SwapSecret(ctx, name, cur, []byte("stale")); err != nil || ok {
+		t.Fatalf("SwapSecret from a stale value = %v, %v; want false", ok, err)
 	}
 }
