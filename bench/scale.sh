@@ -6,7 +6,16 @@
 # Redis, the bench — shares this machine's cores: read the figures as
 # "what N processes on the same cores give", not as N machines.
 #
-#   bench/scale.sh [DURATION]    # default 10s per mode; CONCURRENCY (32), USERS (200)
+#   bench/scale.sh [DURATION]    # default 10s per mode; CONCURRENCY (32), USERS (1000: the stepup mode spends one user per TOTP step)
+#
+# MODES (default "sso,stepup,login") are measured in each row; the
+# "server CPU ms/op" column sums every instance's CPU, so it is the cost of
+# one operation whatever the number of instances: the premise of the
+# capacity model in docs/benchmarks.md is that it stays flat from 1 to 4.
+# PROCS sets GOMAXPROCS for every instance ("auto": the machine's cores
+# divided by the instances, at least 1 — N processes on the same cores then
+# use as many Ps as one, as N machines of cores/N would; empty: Go's
+# default, every instance schedules on every core).
 #
 # Ports 6460-6479 on 127.0.0.1. Every process it starts is stopped on exit.
 set -euo pipefail
@@ -14,9 +23,11 @@ cd "$(dirname "$0")/.."
 
 DUR=${1:-10s}
 C=${CONCURRENCY:-32}
-USERS=${USERS:-200}
+USERS=${USERS:-1000}
 COUNTS=${COUNTS:-"1 2 4"}
 TOPOLOGIES=${TOPOLOGIES:-"single cluster"}
+MODES=${MODES:-sso,stepup,login}
+PROCS=${PROCS:-}
 BASE=6460
 
 WORK=$(mktemp -d /tmp/stepup-scale.XXXXXX)
@@ -65,6 +76,7 @@ for topo in $TOPOLOGIES; do
 	single)
 		redis_node $BASE
 		redisopt=(-redis-url "redis://127.0.0.1:$BASE/0")
+		countopt=(-redis "127.0.0.1:$BASE")
 		;;
 	cluster)
 		addrs=()
@@ -76,6 +88,7 @@ for topo in $TOPOLOGIES; do
 		redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$WORK/cluster-create.log"
 		wait_for 30 sh -c "redis-cli -p $((BASE + 1)) cluster info | grep -q cluster_state:ok"
 		redisopt=(-redis-addrs "$(IFS=,; echo "${addrs[*]}")")
+		countopt=()
 		;;
 	esac
 	for n in $COUNTS; do
@@ -84,10 +97,12 @@ for topo in $TOPOLOGIES; do
 		"$WORK/bench" -write-config "$dir" -issuer "http://127.0.0.1:$front" "${redisopt[@]}" -users "$USERS" -alg ES256 >&2
 		backends=()
 		pids=()
+		procs=$PROCS
+		if [ "$procs" = auto ]; then procs=$(($(nproc) / n)); [ "$procs" -ge 1 ] || procs=1; fi
 		for i in $(seq 1 "$n"); do
 			port=$((front + i - 1))
 			sed "s/^listen: .*/listen: \"127.0.0.1:$port\"/" "$dir/stepup.yaml" >"$dir/stepup-$i.yaml"
-			"$WORK/stepupd" -config "$dir/stepup-$i.yaml" >"$dir/stepupd-$i.log" 2>&1 &
+			GOMAXPROCS=${procs:-$(nproc)} "$WORK/stepupd" -config "$dir/stepup-$i.yaml" >"$dir/stepupd-$i.log" 2>&1 &
 			echo $! >"$WORK/stepupd-$i.pid"
 			pids+=("$!")
 			backends+=("127.0.0.1:$port")
@@ -99,9 +114,10 @@ for topo in $TOPOLOGIES; do
 		"$WORK/bench" -secrets "$dir/bench-secrets.json" -mode cc -duration 2s -concurrency $((2 * n)) \
 			-backends "$(IFS=,; echo "${backends[*]}")" >/dev/null 2>&1 || true
 		sleep 1
-		log "$topo, $n instance(s); load: $(uptime)"
-		"$WORK/bench" -secrets "$dir/bench-secrets.json" -mode sso,login -duration "$DUR" -concurrency "$C" \
-			-backends "$(IFS=,; echo "${backends[*]}")" -label "$topo Redis, $n stepupd" -md "$ROWS" \
+		log "$topo, $n instance(s), GOMAXPROCS ${procs:-default}; load: $(uptime)"
+		"$WORK/bench" -secrets "$dir/bench-secrets.json" -mode "$MODES" -duration "$DUR" -concurrency "$C" \
+			-backends "$(IFS=,; echo "${backends[*]}")" -label "$topo Redis, $n stepupd${procs:+, GOMAXPROCS $procs}" -md "$ROWS" \
+			"${countopt[@]}" \
 			-pid "$(IFS=,; echo "${pids[*]}")"
 		echo "| load average after: $(cut -d' ' -f1-3 /proc/loadavg) |" >>"$ROWS"
 		stop_pidfiles "$WORK"/stepupd-*.pid
