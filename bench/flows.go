@@ -53,6 +53,7 @@ type bench struct {
 	backends                    []string // -backends: the instances behind the issuer
 	scim                        scimConfig
 	scimTok                     scimToken
+	rate                        float64 // -rate: operations per second over all workers (0: closed loop)
 }
 
 // discover reads the provider's metadata and prepares the verifier, so a

@@ -51,6 +51,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 var allModes = []string{"discovery", "jwks", "cc", "login", "sso", "stepup"}
@@ -100,6 +102,7 @@ func run() error {
 	databaseURL := fs.String("database-url", "", "with -write-config: database.url (empty: a SQLite file DIR/stepup.db; none: no database section, for a stepupd from before accounts moved to SQL)")
 	pids := fs.String("pid", "", "comma list of server process ids (stepupd first, then e.g. redis-server; PID+ adds the process's children, e.g. a PostgreSQL postmaster's backends): report their CPU ms per op and the first one's RSS")
 	redisAddr := fs.String("redis", "", "host:port of stepupd's Redis (loopback): report Redis commands per op (stepupd's own round-trip count is read from its /metrics)")
+	opRate := fs.Float64("rate", 0, "operations per second over all workers, paced (0: each worker starts its next operation as soon as the last ended); bench/scale.sh uses it to give every instance the same load")
 	mdHeaderOnly := fs.Bool("md-header", false, "print the header of the -md table and exit")
 	freePort := fs.Bool("free-port", false, "print a free TCP port on 127.0.0.1 and exit (for run.sh)")
 	backends := fs.String("backends", "", "comma list of host:port of stepupd instances serving -issuer: connections to the issuer are spread over them, skipping one that refuses (a client-side TCP load balancer)")
@@ -136,7 +139,10 @@ func run() error {
 		return writeConfig(*writeDir, *issuer, *redisURL, *redisAddrs, *databaseURL, *alg, n)
 	}
 
-	b := &bench{target: *target, verifyEvery: *verifyEvery, warmup: *warmup, redisAddr: *redisAddr,
+	if *opRate < 0 {
+		return fmt.Errorf("-rate %v: must be 0 or more", *opRate)
+	}
+	b := &bench{target: *target, verifyEvery: *verifyEvery, warmup: *warmup, redisAddr: *redisAddr, rate: *opRate,
 		scim: scimConfig{prefix: *scimPrefix, count: *scimCount, start: *scimStart, existing: *scimExisting}}
 	for _, k := range strings.Split(*scimFilters, ",") {
 		if k = strings.TrimSpace(k); k != "" {
@@ -438,12 +444,25 @@ func (b *bench) measure(ctx context.Context, r *result, conc int, d time.Duratio
 	cpu0.trips = trips0
 	start := time.Now()
 	deadline := start.Add(d)
+	// With -rate the workers share one token bucket (burst 1): an
+	// operation starts only when a token is there, so the server sees
+	// that many operations per second whatever their latency, as long as
+	// the workers suffice. Waiting for a token is not timed.
+	var lim *rate.Limiter
+	if b.rate > 0 {
+		lim = rate.NewLimiter(rate.Limit(b.rate), 1)
+	}
+	paceCtx, cancelPace := context.WithDeadline(ctx, deadline)
+	defer cancelPace()
 	var wg sync.WaitGroup
 	for w := range conc {
 		tallies[w] = newTally()
 		wg.Go(func() {
 			t := tallies[w]
 			for ctx.Err() == nil && time.Now().Before(deadline) {
+				if lim != nil && lim.Wait(paceCtx) != nil {
+					return // the deadline came before the next token
+				}
 				t0 := time.Now()
 				err := op(ctx, w)
 				if errors.Is(err, errPoolEmpty) {

@@ -23,9 +23,10 @@ const userHZ = 100
 // cpuSnap is one reading of the counters.
 type cpuSnap struct {
 	at        time.Time
-	servers   float64 // seconds of CPU used by the -pid processes
-	self      float64 // seconds of CPU used by the bench
-	machBusy  float64 // seconds of CPU used by everything (all cores)
+	servers   float64   // seconds of CPU used by the -pid processes
+	perPID    []float64 // the same, per -pid entry
+	self      float64   // seconds of CPU used by the bench
+	machBusy  float64   // seconds of CPU used by everything (all cores)
 	serverErr error
 	redisCmds int64   // -1 when not known
 	trips     float64 // stepupd's store round trips; -1 when not known
@@ -129,6 +130,7 @@ func snapCPU(pids []string, redisAddr string) cpuSnap {
 			s.serverErr = err
 		}
 		s.servers += v
+		s.perPID = append(s.perPID, v)
 	}
 	return s
 }
@@ -153,8 +155,9 @@ type cpuUse struct {
 	otherCores                  float64 // CPU used by processes that are neither the server(s) nor the bench
 	rssMiB                      float64 // of the first -pid, after the mode
 	ok                          bool
-	redisPerOp                  float64 // -1 when not known
-	tripsPerOp                  float64 // -1 when not known
+	redisPerOp                  float64   // -1 when not known
+	tripsPerOp                  float64   // -1 when not known
+	perPIDMSPerOp               []float64 // serverMSPerOp split by -pid entry (with more than one)
 }
 
 func diffCPU(a, b cpuSnap, attempts int64, pids []string) cpuUse {
@@ -179,6 +182,11 @@ func diffCPU(a, b cpuSnap, attempts int64, pids []string) cpuUse {
 		ok:            true,
 		redisPerOp:    redis,
 		tripsPerOp:    trips,
+	}
+	if len(pids) > 1 {
+		for i := range pids {
+			u.perPIDMSPerOp = append(u.perPIDMSPerOp, 1000*(b.perPID[i]-a.perPID[i])/float64(attempts))
+		}
 	}
 	if kib, err := rssKiB(strings.TrimSuffix(pids[0], "+")); err == nil {
 		u.rssMiB = float64(kib) / 1024

@@ -9,13 +9,20 @@
 #   bench/scale.sh [DURATION]    # default 10s per mode; CONCURRENCY (32), USERS (1000: the stepup mode spends one user per TOTP step)
 #
 # MODES (default "sso,stepup,login") are measured in each row; the
-# "server CPU ms/op" column sums every instance's CPU, so it is the cost of
-# one operation whatever the number of instances: the premise of the
-# capacity model in docs/benchmarks.md is that it stays flat from 1 to 4.
+# "server CPU ms/op" column sums every instance's CPU and every Redis
+# node's (as bench/run.sh's does), so it is the cost of one operation
+# whatever the number of instances, and its notes split it per process
+# (the instances, then the Redis nodes): the premise of the capacity model
+# in docs/benchmarks.md is that it stays flat from 1 to 4 instances.
 # PROCS sets GOMAXPROCS for every instance ("auto": the machine's cores
 # divided by the instances, at least 1 — N processes on the same cores then
 # use as many Ps as one, as N machines of cores/N would; empty: Go's
-# default, every instance schedules on every core).
+# default, every instance schedules on every core). RATES (e.g.
+# "sso=150 stepup=25 login=2") paces each listed mode at that many
+# operations per second PER INSTANCE (the bench's -rate, times the
+# instances): every instance then carries the same load in every row, as
+# it would if each instance had a machine of its own; a mode not listed
+# runs closed-loop (as fast as the workers go).
 #
 # Ports 6460-6479 on 127.0.0.1. Every process it starts is stopped on exit.
 set -euo pipefail
@@ -28,6 +35,7 @@ COUNTS=${COUNTS:-"1 2 4"}
 TOPOLOGIES=${TOPOLOGIES:-"single cluster"}
 MODES=${MODES:-sso,stepup,login}
 PROCS=${PROCS:-}
+RATES=${RATES:-}
 BASE=6460
 
 WORK=$(mktemp -d /tmp/stepup-scale.XXXXXX)
@@ -115,10 +123,15 @@ for topo in $TOPOLOGIES; do
 			-backends "$(IFS=,; echo "${backends[*]}")" >/dev/null 2>&1 || true
 		sleep 1
 		log "$topo, $n instance(s), GOMAXPROCS ${procs:-default}; load: $(uptime)"
-		"$WORK/bench" -secrets "$dir/bench-secrets.json" -mode "$MODES" -duration "$DUR" -concurrency "$C" \
-			-backends "$(IFS=,; echo "${backends[*]}")" -label "$topo Redis, $n stepupd${procs:+, GOMAXPROCS $procs}" -md "$ROWS" \
-			"${countopt[@]}" \
-			-pid "$(IFS=,; echo "${pids[*]}")"
+		for mode in ${MODES//,/ }; do
+			rateopt=()
+			for kv in $RATES; do
+				[ "${kv%%=*}" = "$mode" ] && rateopt=(-rate "$((${kv#*=} * n))")
+			done
+			"$WORK/bench" -secrets "$dir/bench-secrets.json" -mode "$mode" -duration "$DUR" -concurrency "$C" \
+				-backends "$(IFS=,; echo "${backends[*]}")" -label "$topo Redis, $n stepupd${procs:+, GOMAXPROCS $procs}${rateopt[1]:+, ${rateopt[1]}/s}" -md "$ROWS" \
+				"${countopt[@]}" "${rateopt[@]}" -pid "$(IFS=,; echo "${pids[*]}"),$(cat "$WORK"/redis-*.pid | paste -sd,)"
+		done
 		echo "| load average after: $(cut -d' ' -f1-3 /proc/loadavg) |" >>"$ROWS"
 		stop_pidfiles "$WORK"/stepupd-*.pid
 	done

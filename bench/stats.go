@@ -128,6 +128,9 @@ func (r *result) print(w io.Writer, label string) {
 	if r.cpu.ok {
 		fmt.Fprintf(w, "    cpu: server %.3f ms/op, bench %.3f ms/op, other processes %.2f cores; server RSS after %.0f MiB\n",
 			r.cpu.serverMSPerOp, r.cpu.benchMSPerOp, r.cpu.otherCores, r.cpu.rssMiB)
+		if by := r.cpu.byPID(); by != "" {
+			fmt.Fprintf(w, "    %s\n", by)
+		}
 	}
 	if r.cpu.redisPerOp >= 0 || r.cpu.tripsPerOp >= 0 {
 		fmt.Fprintf(w, "    redis: %.1f commands/op (scripts' inner commands included), %.1f round trips/op (stepupd's count)\n", r.cpu.redisPerOp, r.cpu.tripsPerOp)
@@ -135,6 +138,20 @@ func (r *result) print(w io.Writer, label string) {
 	for _, n := range r.notes {
 		fmt.Fprintf(w, "    note: %s\n", n)
 	}
+}
+
+// byPID says how the server CPU per operation splits over the -pid
+// processes, in their order (e.g. the stepupd instances, then Redis):
+// what a capacity model multiplies separately. Empty with one process.
+func (u cpuUse) byPID() string {
+	if len(u.perPIDMSPerOp) == 0 {
+		return ""
+	}
+	parts := make([]string, len(u.perPIDMSPerOp))
+	for i, v := range u.perPIDMSPerOp {
+		parts[i] = fmt.Sprintf("%.3f", v)
+	}
+	return "server CPU by -pid: " + strings.Join(parts, " + ") + " ms/op"
 }
 
 // mdHeader is the header of the rows mdRow writes.
@@ -148,6 +165,9 @@ func (r *result) mdRow(label string) string {
 	}
 	slices.Sort(r.t.lat)
 	note := strings.Join(r.notes, "; ")
+	if by := r.cpu.byPID(); by != "" {
+		note = strings.TrimPrefix(note+"; "+by, "; ")
+	}
 	if r.t.errs > 0 {
 		// The most frequent error kind says more than a count.
 		var top string
