@@ -145,8 +145,15 @@ type Secrets struct {
 
 // Keys configures token signing.
 type Keys struct {
-	Algorithm string `yaml:"algorithm"` // RS256 | ES256 | EdDSA
-	File      string `yaml:"file"`      // PEM private key; "" → generated once, shared via the store
+	// Algorithm is the ID token algorithm of the clients that register
+	// no id_token_signed_response_alg: RS256 (default) | ES256 | EdDSA.
+	// Access tokens are signed with ES256 whatever it is.
+	Algorithm string `yaml:"algorithm"`
+	// File holds the PEM private keys, one per algorithm (it must hold
+	// one of Algorithm; with no P-256 key, access tokens are signed with
+	// the Algorithm key); "" → key sets generated once, shared via the
+	// store and rotated with `stepupd keys rotate`.
+	File string `yaml:"file"`
 }
 
 // SessionConfig bounds browser sessions.
@@ -237,6 +244,10 @@ type Client struct {
 	Scopes                 []string `yaml:"scopes"`
 	MinACR                 string   `yaml:"min_acr"`
 	Unenrolled             string   `yaml:"unenrolled"`
+	// IDTokenSignedResponseAlg is the algorithm of the client's ID
+	// tokens (OIDC Dynamic Client Registration §2): RS256, ES256 or
+	// EdDSA; "" → keys.algorithm. Access tokens are ES256 whatever it is.
+	IDTokenSignedResponseAlg string `yaml:"id_token_signed_response_alg"`
 	// CIBA configures OpenID CIBA for a client whose grant_types list
 	// GrantTypeCIBA.
 	CIBA CIBA `yaml:"ciba"`

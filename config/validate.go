@@ -706,6 +706,9 @@ func (v *checker) clients(c *Config) {
 			}
 		}
 
+		if cl.IDTokenSignedResponseAlg != "" {
+			v.oneOf(p+".id_token_signed_response_alg", cl.IDTokenSignedResponseAlg, algorithms)
+		}
 		if cl.MinACR != "" && !slices.Contains(acrs, cl.MinACR) {
 			v.add(p+".min_acr", "%q is not the acr of a level (levels: %s)", cl.MinACR, strings.Join(acrs, ", "))
 		}

@@ -4,50 +4,87 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/stepup-dev/stepup/config"
 	"github.com/stepup-dev/stepup/rs"
 	"github.com/stepup-dev/stepup/server"
 	"github.com/stepup-dev/stepup/server/op"
 )
 
 // TestSigningKeyRevocation: `stepupd keys revoke KID` is the emergency
-// for a leaked key. The key leaves the JWKS and stops signing at once
-// (each instance within its 30 s reload, a new one immediately), another
-// key signs without the rotation's publication delay, and the tokens
-// the revoked key signed stop verifying at /userinfo, in rs and in
-// go-oidc as soon as they fetch the JWKS again (both do on the first
-// token with the new kid). Its private key is gone from the store,
-// including the single-key slot of earlier versions.
+// for a leaked key, of either key set. The key leaves the JWKS and stops
+// signing at once (each instance within its 30 s reload, a new one
+// immediately), another key of its algorithm signs without the
+// rotation's publication delay, and the tokens the revoked key signed
+// stop verifying at /userinfo, in rs and in go-oidc as soon as they fetch
+// the JWKS again (both do on the first token with the new kid); the
+// tokens of the other algorithm's key are not touched. Its private key is
+// gone from the store, including the single-key slot of earlier versions.
 func TestSigningKeyRevocation(t *testing.T) {
-	e := newEnv(t, func(c *config.Config) { c.Keys.Algorithm = "ES256" })
+	for _, alg := range []string{"RS256", "ES256"} {
+		t.Run(alg, func(t *testing.T) { testSigningKeyRevocation(t, alg) })
+	}
+}
+
+// testSigningKeyRevocation revokes keys of alg. "spa" gets RS256 ID
+// tokens, "es" ES256 ones; every access token is ES256.
+func testSigningKeyRevocation(t *testing.T, alg string) {
+	e := newEnv(t, withES256Client)
 	ctx := context.Background()
-	v, err := rs.New(rs.Config{Issuer: e.issuer, Audience: "spa", Now: e.clock.Now})
-	if err != nil {
-		t.Fatal(err)
+	apis := map[string]*httptest.Server{}
+	for _, c := range []string{"spa", "es"} {
+		v, err := rs.New(rs.Config{Issuer: e.issuer, Audience: c, Now: e.clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		apis[c] = bankAPI(t, v)
 	}
-	api := bankAPI(t, v)
-	r := e.rp("spa", "")
+	rps := map[string]*rp{"spa": e.rpWithAlgs("spa", "RS256"), "es": e.rpWithAlgs("es", "ES256")}
 	kidOf := func(token string) string { s, _ := jwtHeader(t, token)["kid"].(string); return s }
-	login := func() *tokens {
+	type logins map[string]*tokens
+	login := func() logins {
 		t.Helper()
-		return signIn(t, e, e.browser(), r, nil, "bob", bobPass) // go-oidc verified the ID token
-	}
-	works := func(what string, tk *tokens) {
-		t.Helper()
-		if _, err := r.verifier.Verify(ctx, tk.idToken); err != nil {
-			t.Fatalf("%s: go-oidc: %v", what, err)
+		return logins{ // go-oidc verified the ID tokens
+			"spa": signIn(t, e, e.browser(), rps["spa"], nil, "bob", bobPass),
+			"es":  signIn(t, e, e.browser(), rps["es"], nil, "bob", bobPass),
 		}
-		callAPI(t, "GET", api.URL+"/balance", tk.tok.AccessToken).want(t, what+": rs", 200, "")
+	}
+	// kids: the kid of alg's key and of the other's in l.
+	kids := func(l logins) (mine, other string) {
+		rsKID, esKID := kidOf(l["spa"].idToken), kidOf(l["es"].idToken)
+		if kidOf(l["spa"].tok.AccessToken) != esKID || kidOf(l["es"].tok.AccessToken) != esKID {
+			t.Fatal("the access tokens are not signed by the ES256 key")
+		}
+		if alg == "RS256" {
+			return rsKID, esKID
+		}
+		return esKID, rsKID
+	}
+	idWorks := func(what, c string, tk *tokens) {
+		t.Helper()
+		if _, err := rps[c].verifier.Verify(ctx, tk.idToken); err != nil {
+			t.Fatalf("%s: %s: go-oidc: %v", what, c, err)
+		}
+	}
+	atWorks := func(what, c string, tk *tokens) {
+		t.Helper()
+		callAPI(t, "GET", apis[c].URL+"/balance", tk.tok.AccessToken).want(t, what+": "+c+": rs", 200, "")
 		if s := userinfoStatus(t, e, tk.tok.AccessToken); s != http.StatusOK {
-			t.Fatalf("%s: userinfo %d", what, s)
+			t.Fatalf("%s: %s: userinfo %d", what, c, s)
 		}
 	}
-	dead := func(what string, tk *tokens) {
+	works := func(what string, l logins) {
+		t.Helper()
+		for c, tk := range l {
+			idWorks(what, c, tk)
+			atWorks(what, c, tk)
+		}
+	}
+	idDead := func(what, c string, tk *tokens) {
 		t.Helper()
 		// go-oidc's RemoteKeySet wakes the verification that fetched the
 		// JWKS before it stores the fetched keys in its cache (jwks.go,
@@ -56,59 +93,77 @@ func TestSigningKeyRevocation(t *testing.T) {
 		// Wait for that store, bounded, instead of failing on go-oidc's
 		// own race; a key that stays accepted still fails the test.
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if _, err := r.verifier.Verify(ctx, tk.idToken); err != nil {
+			if _, err := rps[c].verifier.Verify(ctx, tk.idToken); err != nil {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: go-oidc still verifies an ID token of the revoked key", what)
+				t.Fatalf("%s: %s: go-oidc still verifies an ID token of the revoked key", what, c)
 			}
 		}
-		if a := callAPI(t, "GET", api.URL+"/balance", tk.tok.AccessToken); a.status != http.StatusUnauthorized || !strings.Contains(a.auth, `error="invalid_token"`) {
-			t.Fatalf("%s: rs answers %d %q, want 401 invalid_token", what, a.status, a.auth)
+	}
+	atDead := func(what, c string, tk *tokens) {
+		t.Helper()
+		if a := callAPI(t, "GET", apis[c].URL+"/balance", tk.tok.AccessToken); a.status != http.StatusUnauthorized || !strings.Contains(a.auth, `error="invalid_token"`) {
+			t.Fatalf("%s: %s: rs answers %d %q, want 401 invalid_token", what, c, a.status, a.auth)
 		}
 		if s := userinfoStatus(t, e, tk.tok.AccessToken); s != http.StatusUnauthorized {
-			t.Fatalf("%s: userinfo %d, want 401", what, s)
+			t.Fatalf("%s: %s: userinfo %d, want 401", what, c, s)
 		}
+	}
+	// dead: what the revoked key signed fails, the rest still works.
+	dead := func(what string, l logins) {
+		t.Helper()
+		if alg == "RS256" {
+			idDead(what, "spa", l["spa"])
+			atWorks(what+" (ES256 access token)", "spa", l["spa"])
+			idWorks(what+" (ES256 ID token)", "es", l["es"])
+			atWorks(what+" (ES256 access token)", "es", l["es"])
+			return
+		}
+		idDead(what, "es", l["es"])
+		atDead(what, "es", l["es"])
+		atDead(what, "spa", l["spa"])
+		idWorks(what+" (RS256 ID token)", "spa", l["spa"])
 	}
 	legacyKID := func() string {
 		t.Helper()
-		pem, err := e.open().InitSecret(ctx, "signing-key:ES256", nil)
+		pem, err := e.open().InitSecret(ctx, "signing-key:"+alg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		k, err := op.NewKeys("ES256", pem)
+		k, err := op.NewKeys(alg, pem)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return k.SigningKID()
+		return k.SigningKID(alg)
 	}
 
 	leaked := login()
-	kidA := kidOf(leaked.idToken)
+	kidA, other := kids(leaked)
 	works("before the revocation", leaked)
 	if legacyKID() != kidA {
 		t.Fatal("the single-key slot of earlier versions does not hold the first key; the test assumes it does")
 	}
 
-	// A is the only key: a new one is generated and signs at once.
+	// A is the only key of alg: a new one is generated and signs at once.
 	res, err := server.RevokeSigningKey(ctx, e.cfg, e.open(), kidA, e.clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	kidC := res.Signer
-	if res.Revoked != kidA || !res.New || kidC == kidA {
+	if res.Revoked != kidA || res.Alg != alg || !res.New || kidC == kidA {
 		t.Fatalf("revocation: %+v", res)
 	}
-	if got := jwksKIDs(t, e, e.instance()); !slices.Equal(got, []string{kidC}) {
-		t.Fatalf("a new instance publishes %v, want only %s", got, kidC)
+	if got := jwksKIDs(t, e, e.instance()); !slices.Equal(got, sorted(kidC, other)) {
+		t.Fatalf("a new instance publishes %v, want only %s and the other set's %s", got, kidC, other)
 	}
 	e.clock.Advance(31 * time.Second) // the running instance reloads; rs may fetch again
-	if got := jwksKIDs(t, e, nil); !slices.Equal(got, []string{kidC}) {
-		t.Fatalf("the running instance publishes %v after its reload, want only %s", got, kidC)
+	if got := jwksKIDs(t, e, nil); !slices.Equal(got, sorted(kidC, other)) {
+		t.Fatalf("the running instance publishes %v after its reload, want only %s and %s", got, kidC, other)
 	}
 	fresh := login()
-	if kidOf(fresh.idToken) != kidC || kidOf(fresh.tok.AccessToken) != kidC {
-		t.Fatalf("after the revocation tokens are signed by %s, want %s", kidOf(fresh.idToken), kidC)
+	if m, o := kids(fresh); m != kidC || o != other {
+		t.Fatalf("after the revocation tokens are signed by %s and %s, want %s and %s", m, o, kidC, other)
 	}
 	works("the new key", fresh)
 	dead("a token of the revoked key", leaked)
@@ -118,13 +173,14 @@ func TestSigningKeyRevocation(t *testing.T) {
 
 	// After a rotation, revoking the key that signs makes the published
 	// one sign at once instead of after the publication delay.
-	rot, err := server.RotateSigningKeys(ctx, e.cfg, e.open(), e.clock.Now())
+	rots, err := server.RotateSigningKeys(ctx, e.cfg, e.open(), alg, e.clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
+	rot := rots[0]
 	e.clock.Advance(31 * time.Second)
 	beforeD := login()
-	if kidOf(beforeD.idToken) != kidC {
+	if m, _ := kids(beforeD); m != kidC {
 		t.Fatal("the rotated key signs before its time")
 	}
 	res, err = server.RevokeSigningKey(ctx, e.cfg, e.open(), kidC, e.clock.Now())
@@ -135,12 +191,12 @@ func TestSigningKeyRevocation(t *testing.T) {
 		t.Fatalf("revoking the signer with a published successor: %+v, want %s to sign", res, rot.New)
 	}
 	e.clock.Advance(31 * time.Second)
-	if got := jwksKIDs(t, e, nil); !slices.Equal(got, []string{rot.New}) {
-		t.Fatalf("JWKS %v, want only %s", got, rot.New)
+	if got := jwksKIDs(t, e, nil); !slices.Equal(got, sorted(rot.New, other)) {
+		t.Fatalf("JWKS %v, want only %s and %s", got, rot.New, other)
 	}
 	afterD := login()
-	if kidOf(afterD.idToken) != rot.New {
-		t.Fatalf("signed by %s, want the rotated key %s at once", kidOf(afterD.idToken), rot.New)
+	if m, _ := kids(afterD); m != rot.New {
+		t.Fatalf("signed by %s, want the rotated key %s at once", m, rot.New)
 	}
 	works("the rotated key", afterD)
 	dead("the second revoked key", beforeD)

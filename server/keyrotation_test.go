@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stepup-dev/stepup/config"
 	"github.com/stepup-dev/stepup/rs"
 	"github.com/stepup-dev/stepup/server"
 )
@@ -58,102 +57,129 @@ func userinfoStatus(t *testing.T, e *env, token string) int {
 	return resp.StatusCode
 }
 
-// TestSigningKeyRotation rotates the signing key the way `stepupd keys
-// rotate` does while the provider runs: the new key is published first
-// and signs only once every client can know it, tokens of the old key
-// keep verifying (go-oidc for ID tokens, rs for access tokens, the
-// provider's own userinfo) until they expire, and then the old key
-// leaves the JWKS.
+// TestSigningKeyRotation rotates the signing keys the way `stepupd keys
+// rotate` does while the provider runs: both key sets at once, RS256
+// (the ID tokens of "spa", which registered nothing) and ES256 (the ID
+// tokens of "es", which registered it, and every access token). Each new
+// key is published first and signs only once every client can know it,
+// tokens of the old keys keep verifying (go-oidc for ID tokens, rs for
+// access tokens, the provider's own userinfo) until they expire, and
+// then the old keys leave the JWKS.
 func TestSigningKeyRotation(t *testing.T) {
-	e := newEnv(t, func(c *config.Config) { c.Keys.Algorithm = "ES256" })
+	e := newEnv(t, withES256Client)
 	ctx := context.Background()
-	v, err := rs.New(rs.Config{Issuer: e.issuer, Audience: "spa", Now: e.clock.Now})
-	if err != nil {
-		t.Fatal(err)
+	apis := map[string]*httptest.Server{}
+	for _, c := range []string{"spa", "es"} {
+		v, err := rs.New(rs.Config{Issuer: e.issuer, Audience: c, Now: e.clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		apis[c] = bankAPI(t, v)
 	}
-	api := bankAPI(t, v)
-	r := e.rp("spa", "")
+	rps := map[string]*rp{"spa": e.rpWithAlgs("spa", "RS256"), "es": e.rpWithAlgs("es", "ES256")}
 	kidOf := func(token string) string { s, _ := jwtHeader(t, token)["kid"].(string); return s }
-	login := func() *tokens {
+	// A login of each client: the kids of spa's ID token (RS256), and of
+	// es's ID token and both access tokens (ES256).
+	type logins struct{ spa, es *tokens }
+	login := func() (l logins, rsKID, esKID string) {
 		t.Helper()
-		tk := signIn(t, e, e.browser(), r, nil, "bob", bobPass) // go-oidc verified the ID token
-		if kidOf(tk.idToken) != kidOf(tk.tok.AccessToken) {
-			t.Fatalf("the ID token and the access token are signed by different keys")
+		l.spa = signIn(t, e, e.browser(), rps["spa"], nil, "bob", bobPass) // go-oidc verified the ID token
+		l.es = signIn(t, e, e.browser(), rps["es"], nil, "bob", bobPass)
+		rsKID, esKID = kidOf(l.spa.idToken), kidOf(l.es.idToken)
+		if kidOf(l.spa.tok.AccessToken) != esKID || kidOf(l.es.tok.AccessToken) != esKID {
+			t.Fatalf("the access tokens are not signed by the ES256 key of es's ID token")
 		}
-		return tk
+		return l, rsKID, esKID
 	}
-	works := func(what string, tk *tokens) {
+	works := func(what string, l logins) {
 		t.Helper()
-		if _, err := r.verifier.Verify(ctx, tk.idToken); err != nil {
-			t.Fatalf("%s: go-oidc: %v", what, err)
-		}
-		callAPI(t, "GET", api.URL+"/balance", tk.tok.AccessToken).want(t, what+": rs", 200, "")
-		if s := userinfoStatus(t, e, tk.tok.AccessToken); s != http.StatusOK {
-			t.Fatalf("%s: userinfo %d", what, s)
+		for c, tk := range map[string]*tokens{"spa": l.spa, "es": l.es} {
+			if _, err := rps[c].verifier.Verify(ctx, tk.idToken); err != nil {
+				t.Fatalf("%s: %s: go-oidc: %v", what, c, err)
+			}
+			callAPI(t, "GET", apis[c].URL+"/balance", tk.tok.AccessToken).want(t, what+": "+c+": rs", 200, "")
+			if s := userinfoStatus(t, e, tk.tok.AccessToken); s != http.StatusOK {
+				t.Fatalf("%s: %s: userinfo %d", what, c, s)
+			}
 		}
 	}
 
-	before := login()
-	kidA := kidOf(before.idToken)
-	if got := jwksKIDs(t, e, nil); !slices.Equal(got, []string{kidA}) {
-		t.Fatalf("JWKS before the rotation: %v, want [%s]", got, kidA)
+	before, rsA, esA := login()
+	if got := jwksKIDs(t, e, nil); !slices.Equal(got, sorted(rsA, esA)) {
+		t.Fatalf("JWKS before the rotation: %v, want [%s %s]", got, rsA, esA)
 	}
 	works("before the rotation", before)
 
-	res, err := server.RotateSigningKeys(ctx, e.cfg, e.open(), e.clock.Now())
+	sets, err := server.RotateSigningKeys(ctx, e.cfg, e.open(), "", e.clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	kidB := res.New
-	if kidB == kidA || !slices.Equal(res.Retiring, []string{kidA}) || res.SignsFrom.Sub(e.clock.Now()) < 10*time.Minute || !res.RetireAt.Equal(res.SignsFrom.Add(10*time.Minute)) {
-		t.Fatalf("rotation at %s: %+v", e.clock.Now(), res)
+	if len(sets) != 2 || sets[0].Alg != "RS256" || sets[1].Alg != "ES256" {
+		t.Fatalf("rotated %+v, want the RS256 and the ES256 sets", sets)
 	}
-	// The running instance sees the new set within its refresh (30 s),
+	for _, res := range sets {
+		old := map[string]string{"RS256": rsA, "ES256": esA}[res.Alg]
+		if res.New == old || !slices.Equal(res.Retiring, []string{old}) || res.SignsFrom.Sub(e.clock.Now()) < 10*time.Minute || !res.RetireAt.Equal(res.SignsFrom.Add(10*time.Minute)) {
+			t.Fatalf("rotation at %s: %+v", e.clock.Now(), res)
+		}
+	}
+	rsB, esB := sets[0].New, sets[1].New
+	all := sorted(rsA, esA, rsB, esB)
+	// The running instance sees the new sets within its refresh (30 s),
 	// without a restart; so does a new one at once.
 	e.clock.Advance(31 * time.Second)
-	if got := jwksKIDs(t, e, nil); !slices.Equal(got, sorted(kidA, kidB)) {
-		t.Fatalf("JWKS after the rotation: %v, want A and B", got)
+	if got := jwksKIDs(t, e, nil); !slices.Equal(got, all) {
+		t.Fatalf("JWKS after the rotation: %v, want %v", got, all)
 	}
-	if got := jwksKIDs(t, e, e.instance()); !slices.Equal(got, sorted(kidA, kidB)) {
-		t.Fatalf("a new instance publishes %v, want A and B", got)
+	if got := jwksKIDs(t, e, e.instance()); !slices.Equal(got, all) {
+		t.Fatalf("a new instance publishes %v, want %v", got, all)
 	}
-	published := login()
-	if kidOf(published.idToken) != kidA {
-		t.Fatalf("B signs before its signs_from: kid %s", kidOf(published.idToken))
+	published, rsNow, esNow := login()
+	if rsNow != rsA || esNow != esA {
+		t.Fatalf("a new key signs before its signs_from: %s %s", rsNow, esNow)
 	}
 	works("A while B is only published", published)
 
 	// Just before B signs: the last tokens of A.
-	e.clock.Advance(res.SignsFrom.Sub(e.clock.Now()) - time.Minute)
-	lastA := login()
-	if kidOf(lastA.idToken) != kidA {
-		t.Fatalf("B signs before its signs_from")
+	e.clock.Advance(sets[0].SignsFrom.Sub(e.clock.Now()) - time.Minute)
+	lastA, rsNow, esNow := login()
+	if rsNow != rsA || esNow != esA {
+		t.Fatalf("a new key signs before its signs_from")
 	}
 	e.clock.Advance(2 * time.Minute)
-	first := login()
-	if kidOf(first.idToken) != kidB {
-		t.Fatalf("after signs_from the kid is %s, want B %s", kidOf(first.idToken), kidB)
+	first, rsNow, esNow := login()
+	if rsNow != rsB || esNow != esB {
+		t.Fatalf("after signs_from the kids are %s %s, want B %s %s", rsNow, esNow, rsB, esB)
 	}
 	works("B", first)
 	works("A's last tokens after B took over", lastA)
 
 	// After retire_at A is gone; B stays and signs.
-	e.clock.Advance(res.RetireAt.Sub(e.clock.Now()) + time.Second)
-	if got := jwksKIDs(t, e, nil); !slices.Equal(got, []string{kidB}) {
-		t.Fatalf("JWKS after retire_at: %v, want [%s]", got, kidB)
+	e.clock.Advance(sets[0].RetireAt.Sub(e.clock.Now()) + time.Second)
+	if got := jwksKIDs(t, e, nil); !slices.Equal(got, sorted(rsB, esB)) {
+		t.Fatalf("JWKS after retire_at: %v, want [%s %s]", got, rsB, esB)
 	}
-	works("B after A retired", login())
-	if s := userinfoStatus(t, e, lastA.tok.AccessToken); s == http.StatusOK {
+	l, _, _ := login()
+	works("B after A retired", l)
+	if s := userinfoStatus(t, e, lastA.spa.tok.AccessToken); s == http.StatusOK {
 		t.Fatal("a token of a retired key is accepted")
 	}
 
-	// The next rotation removes A from the stored set.
-	res2, err := server.RotateSigningKeys(ctx, e.cfg, e.open(), e.clock.Now())
+	// The next rotation of ES256 alone removes its A from the stored set
+	// and leaves the RS256 set as it was.
+	res2, err := server.RotateSigningKeys(ctx, e.cfg, e.open(), "ES256", e.clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(res2.Pruned, []string{kidA}) || !slices.Equal(res2.Retiring, []string{kidB}) {
+	if len(res2) != 1 || !slices.Equal(res2[0].Pruned, []string{esA}) || !slices.Equal(res2[0].Retiring, []string{esB}) {
 		t.Fatalf("second rotation: %+v", res2)
+	}
+	e.clock.Advance(31 * time.Second)
+	if got := jwksKIDs(t, e, nil); !slices.Equal(got, sorted(rsB, esB, res2[0].New)) {
+		t.Fatalf("JWKS after rotating ES256 alone: %v", got)
+	}
+	if _, err := server.RotateSigningKeys(ctx, e.cfg, e.open(), "EdDSA", e.clock.Now()); err == nil {
+		t.Fatal("rotating a key set the configuration has not")
 	}
 }
 

@@ -61,7 +61,7 @@ func New(ctx context.Context, cfg *config.Config, store session.Store, o Options
 	if err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
-	keys, err := op.LoadKeys(ctx, cfg.Keys.Algorithm, cfg.Keys.File, store, o.Now)
+	keys, err := op.LoadKeys(ctx, KeyOptions(cfg), store, o.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -296,25 +296,71 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 	})
 }
 
-// RotateSigningKeys is `stepupd keys rotate`: a new signing key in the
-// store's key set, published at once, signing once every client can
-// have seen it (op.RotateKeys). Instances pick it up within a minute,
-// without a restart. A key from keys.file is the operator's to rotate.
-func RotateSigningKeys(ctx context.Context, cfg *config.Config, store session.SecretStore, now time.Time) (op.KeySet, error) {
-	if cfg.Keys.File != "" {
-		return op.KeySet{}, errors.New("keys.file is set: the signing key is that file's; remove keys.file to keep the keys in the database and rotate them")
+// KeyOptions are the signing keys cfg asks for.
+func KeyOptions(cfg *config.Config) op.KeyOptions {
+	o := op.KeyOptions{Algorithm: cfg.Keys.Algorithm, File: cfg.Keys.File}
+	for _, c := range cfg.Clients {
+		if c.IDTokenSignedResponseAlg != "" {
+			o.ClientAlgorithms = append(o.ClientAlgorithms, c.IDTokenSignedResponseAlg)
+		}
 	}
-	return op.RotateKeys(ctx, cfg.Keys.Algorithm, store, now)
+	return o
 }
 
-// RevokeSigningKey is `stepupd keys revoke KID`: the key leaves the
-// store's key set at once, published and signing no more, and another
-// key signs from now (op.RevokeKey). Instances pick it up within
-// 30 seconds, without a restart. A key from keys.file is replaced by
-// replacing the file (docs/operators.md).
+// RotateSigningKeys is `stepupd keys rotate`: a new signing key in each
+// of the store's key sets (only alg's when alg is not ""), published at
+// once, signing once every client can have seen it (op.RotateKeys).
+// Instances pick it up within a minute, without a restart. A key from
+// keys.file is the operator's to rotate.
+func RotateSigningKeys(ctx context.Context, cfg *config.Config, store session.SecretStore, alg string, now time.Time) ([]op.KeySet, error) {
+	if cfg.Keys.File != "" {
+		return nil, errors.New("keys.file is set: the signing keys are that file's; remove keys.file to keep the keys in the database and rotate them")
+	}
+	algs, err := signingAlgorithms(cfg, alg)
+	if err != nil {
+		return nil, err
+	}
+	var out []op.KeySet
+	for _, a := range algs {
+		res, err := op.RotateKeys(ctx, a, store, now)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", a, err)
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// signingAlgorithms are the key sets of cfg in the store, or alg alone
+// when it is one of them.
+func signingAlgorithms(cfg *config.Config, alg string) ([]string, error) {
+	o := KeyOptions(cfg)
+	algs := op.KeyAlgorithms(o.Algorithm, o.ClientAlgorithms)
+	if alg == "" {
+		return algs, nil
+	}
+	if !slices.Contains(algs, alg) {
+		return nil, fmt.Errorf("no %s key set: the key sets are %s", alg, strings.Join(algs, ", "))
+	}
+	return []string{alg}, nil
+}
+
+// RevokeSigningKey is `stepupd keys revoke KID`: the key leaves its key
+// set in the store at once, published and signing no more, and another
+// key of its algorithm signs from now (op.RevokeKey). Instances pick it
+// up within 30 seconds, without a restart. A key from keys.file is
+// replaced by replacing the file (docs/operators.md).
 func RevokeSigningKey(ctx context.Context, cfg *config.Config, store session.SecretStore, kid string, now time.Time) (op.Revocation, error) {
 	if cfg.Keys.File != "" {
 		return op.Revocation{}, errors.New("keys.file is set: the signing key is that file's; to revoke it, put a new key in the file and restart every instance (docs/operators.md)")
 	}
-	return op.RevokeKey(ctx, cfg.Keys.Algorithm, kid, store, now)
+	algs, _ := signingAlgorithms(cfg, "")
+	for _, a := range algs {
+		res, err := op.RevokeKey(ctx, a, kid, store, now)
+		if errors.Is(err, op.ErrNoSuchKey) {
+			continue
+		}
+		return res, err
+	}
+	return op.Revocation{}, fmt.Errorf("%w %q in the key sets (%s)", op.ErrNoSuchKey, kid, strings.Join(algs, ", "))
 }

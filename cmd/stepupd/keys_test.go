@@ -25,6 +25,12 @@ import (
 // alone would.
 func storedKeySet(t *testing.T, cfgPath, dbFile string) (kids []string, raw string) {
 	t.Helper()
+	return storedKeySetOf(t, cfgPath, dbFile, "ES256")
+}
+
+// storedKeySetOf is storedKeySet of the alg key set.
+func storedKeySetOf(t *testing.T, cfgPath, dbFile, alg string) (kids []string, raw string) {
+	t.Helper()
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +40,7 @@ func storedKeySet(t *testing.T, cfgPath, dbFile string) (kids []string, raw stri
 		t.Fatal(err)
 	}
 	defer s.Close()
-	v, err := s.LookupSecret(context.Background(), "signing-keys:ES256")
+	v, err := s.LookupSecret(context.Background(), "signing-keys:"+alg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +64,7 @@ func storedKeySet(t *testing.T, cfgPath, dbFile string) (kids []string, raw stri
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if err := db.QueryRow(`SELECT value FROM shared_secrets WHERE name = 'signing-keys:ES256'`).Scan(&raw); err != nil {
+	if err := db.QueryRow(`SELECT value FROM shared_secrets WHERE name = ?`, "signing-keys:"+alg).Scan(&raw); err != nil {
 		t.Fatal(err)
 	}
 	return kids, raw
@@ -69,12 +75,18 @@ func TestKeysRotateCommand(t *testing.T) {
 	dbFile := filepath.Join(dir, "stepup.db")
 	cfg := es256Config(t, "sqlite:"+dbFile, embeddedRedis(t))
 	var out, errs bytes.Buffer
-	if code := keys([]string{"rotate", "-config", cfg}, &out, &errs); code != 0 || !strings.HasPrefix(out.String(), "new signing key ") || !strings.Contains(out.String(), "retiring ") {
+	// Both key sets rotate: RS256 (ID tokens of the clients that
+	// registered it) and ES256 (access tokens, keys.algorithm here).
+	if code := keys([]string{"rotate", "-config", cfg}, &out, &errs); code != 0 || !strings.HasPrefix(out.String(), "new RS256 signing key ") || !strings.Contains(out.String(), "\nnew ES256 signing key ") {
 		t.Fatalf("first rotate: exit %d, stdout %q, stderr %q", code, out.String(), errs.String())
 	}
 	first, raw := storedKeySet(t, cfg, dbFile)
 	if len(first) != 2 || !strings.Contains(out.String(), first[1]) || !strings.Contains(out.String(), "retiring "+first[0]) {
 		t.Fatalf("after one rotation the set is %v; the command said %q", first, out.String())
+	}
+	firstRS, _ := storedKeySetOf(t, cfg, dbFile, "RS256")
+	if len(firstRS) != 2 || !strings.Contains(out.String(), "new RS256 signing key "+firstRS[1]) || !strings.Contains(out.String(), "retiring "+firstRS[0]) {
+		t.Fatalf("after one rotation the RS256 set is %v; the command said %q", firstRS, out.String())
 	}
 	// Sealed: the raw row is neither the JSON nor a PEM.
 	if !strings.HasPrefix(raw, "v1.") || strings.Contains(raw, "PRIVATE KEY") || strings.Contains(raw, first[0]) || strings.Contains(raw, "pem") {
@@ -88,8 +100,23 @@ func TestKeysRotateCommand(t *testing.T) {
 	if len(second) != 3 || second[0] != first[0] || second[1] != first[1] {
 		t.Fatalf("the second rotation lost a key: %v then %v", first, second)
 	}
+	// -alg rotates one set and leaves the other alone.
+	out.Reset()
+	if code := keys([]string{"rotate", "-alg", "ES256", "-config", cfg}, &out, &errs); code != 0 || !strings.HasPrefix(out.String(), "new ES256 signing key ") || strings.Contains(out.String(), "RS256") {
+		t.Fatalf("rotate -alg ES256: exit %d, stdout %q, stderr %q", code, out.String(), errs.String())
+	}
+	if third, _ := storedKeySet(t, cfg, dbFile); len(third) != 4 {
+		t.Fatalf("after rotate -alg ES256 the ES256 set is %v", third)
+	}
+	if rs, _ := storedKeySetOf(t, cfg, dbFile, "RS256"); len(rs) != 3 {
+		t.Fatalf("rotate -alg ES256 changed the RS256 set: %v", rs)
+	}
+	errs.Reset()
+	if code := keys([]string{"rotate", "-config", cfg, "-alg=EdDSA"}, &out, &errs); code != 1 || !strings.Contains(errs.String(), "no EdDSA key set") {
+		t.Fatalf("rotate -alg EdDSA without an EdDSA set: exit %d, %q", code, errs.String())
+	}
 
-	for _, bad := range [][]string{nil, {"rotate"}, {"spin", "-config", cfg}, {"rotate", "-config", cfg, "extra"}} {
+	for _, bad := range [][]string{nil, {"rotate"}, {"spin", "-config", cfg}, {"rotate", "-config", cfg, "extra"}, {"rotate", "-config", cfg, "-alg"}} {
 		if code := keys(bad, &out, &errs); code != 2 {
 			t.Fatalf("keys %q: exit %d, want 2", bad, code)
 		}
@@ -150,7 +177,7 @@ func TestKeysRotateConcurrently(t *testing.T) {
 			}
 			store := account.Overlay(short, durable)
 			defer store.Close()
-			_, errs[i] = server.RotateSigningKeys(ctx, cfg, store, time.Now())
+			_, errs[i] = server.RotateSigningKeys(ctx, cfg, store, "ES256", time.Now())
 		}()
 	}
 	wg.Wait()

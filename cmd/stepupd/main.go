@@ -4,7 +4,7 @@
 //	stepupd -config FILE          run with a configuration file
 //	stepupd check-config FILE     validate a configuration file and exit
 //	stepupd migrate -config FILE  apply the database migrations and exit
-//	stepupd keys rotate -config FILE  add a signing key; the current one retires
+//	stepupd keys rotate -config FILE [-alg ALG]  add a signing key to each key set (or ALG's); the current ones retire
 //	stepupd keys revoke -config FILE KID  drop a leaked signing key at once
 //	stepupd import -config FILE USERS.jsonl   create or update accounts from SCIM Users
 //	stepupd hash-password         read a password on stdin, print its argon2id hash
@@ -290,18 +290,28 @@ func migrate(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// keys is `stepupd keys rotate -config FILE`: a new signing key in the
-// database, published now, signing once every client can know it; the
-// keys it replaces stay published until their last token has expired.
+// keys is `stepupd keys rotate -config FILE [-alg ALG]`: a new signing
+// key in each key set of the database (RS256 and ES256, and EdDSA when
+// configured; only ALG's with -alg), published now, signing once every
+// client can know it; the keys it replaces stay published until their
+// last token has expired.
 // `stepupd keys revoke -config FILE KID` is the emergency for a key that
 // may have leaked: it leaves the set at once and another key signs.
 func keys(args []string, stdout, stderr io.Writer) int {
-	const usage = "usage: stepupd keys rotate -config FILE\n       stepupd keys revoke -config FILE KID"
+	const usage = "usage: stepupd keys rotate -config FILE [-alg RS256|ES256|EdDSA]\n       stepupd keys revoke -config FILE KID"
 	if len(args) == 0 || (args[0] != "rotate" && args[0] != "revoke") {
 		fmt.Fprintln(stderr, usage)
 		return 2
 	}
-	name, nargs, argUsage, flags := "keys "+args[0], 0, "", args[1:]
+	name, nargs, argUsage, flags := "keys "+args[0], 0, " [-alg ALG]", args[1:]
+	alg := ""
+	if args[0] == "rotate" {
+		var ok bool
+		if alg, flags, ok = algFlag(flags); !ok {
+			fmt.Fprintln(stderr, usage)
+			return 2
+		}
+	}
 	if args[0] == "revoke" {
 		nargs, argUsage = 1, " KID"
 		flags = kidLast(flags)
@@ -331,7 +341,7 @@ func keys(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "stepupd %s: %v\n", name, err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "revoked %s: removed from the key set; every instance drops it within 30 seconds\n", res.Revoked)
+		fmt.Fprintf(stdout, "revoked %s: removed from the %s key set; every instance drops it within 30 seconds\n", res.Revoked, res.Alg)
 		if res.New {
 			fmt.Fprintf(stdout, "new signing key %s: signs now\n", res.Signer)
 		} else {
@@ -339,19 +349,41 @@ func keys(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	res, err := server.RotateSigningKeys(ctx, cfg, store, time.Now())
+	sets, err := server.RotateSigningKeys(ctx, cfg, store, alg, time.Now())
+	for _, res := range sets {
+		fmt.Fprintf(stdout, "new %s signing key %s: published now, signs from %s\n", res.Alg, res.New, res.SignsFrom.UTC().Format(time.RFC3339))
+		if len(res.Retiring) > 0 {
+			fmt.Fprintf(stdout, "retiring %s: published until %s\n", strings.Join(res.Retiring, ", "), res.RetireAt.UTC().Format(time.RFC3339))
+		}
+		if len(res.Pruned) > 0 {
+			fmt.Fprintf(stdout, "removed %s (every token they signed has expired)\n", strings.Join(res.Pruned, ", "))
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "stepupd %s: %v\n", name, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "new signing key %s: published now, signs from %s\n", res.New, res.SignsFrom.UTC().Format(time.RFC3339))
-	if len(res.Retiring) > 0 {
-		fmt.Fprintf(stdout, "retiring %s: published until %s\n", strings.Join(res.Retiring, ", "), res.RetireAt.UTC().Format(time.RFC3339))
-	}
-	if len(res.Pruned) > 0 {
-		fmt.Fprintf(stdout, "removed %s (every token they signed has expired)\n", strings.Join(res.Pruned, ", "))
-	}
 	return 0
+}
+
+// algFlag takes -alg ALG (or -alg=ALG) out of args; ok is false when
+// -alg has no value.
+func algFlag(args []string) (alg string, rest []string, ok bool) {
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "-alg" || a == "--alg":
+			if i+1 >= len(args) {
+				return "", nil, false
+			}
+			alg = args[i+1]
+			i++
+		case strings.HasPrefix(a, "-alg=") || strings.HasPrefix(a, "--alg="):
+			alg = a[strings.Index(a, "=")+1:]
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return alg, rest, true
 }
 
 // kidLast puts the arguments of `keys revoke` that are not -config and

@@ -105,7 +105,7 @@ func BenchmarkSignIDToken(b *testing.B) {
 			claims := benchIDClaims(time.Now())
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := k.signID(claims); err != nil {
+				if _, err := k.signID("", claims); err != nil {
 					b.Fatal(err)
 				}
 			}

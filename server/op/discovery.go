@@ -42,7 +42,7 @@ func (p *Provider) discoveryDocument() ([]byte, error) {
 		"response_modes_supported":                      []string{"query"},
 		"grant_types_supported":                         []string{"authorization_code", "refresh_token", "client_credentials", string(GrantTypeCIBA)},
 		"subject_types_supported":                       []string{"public"},
-		"id_token_signing_alg_values_supported":         []string{p.keys.Algorithm()},
+		"id_token_signing_alg_values_supported":         p.keys.Algorithms(),
 		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post", "none"},
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "none"},

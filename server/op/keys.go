@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,14 +26,78 @@ import (
 )
 
 // Keys signs the tokens stepup issues and verifies the ones it gets back
-// (access tokens at userinfo and introspection, id_token_hint).
+// (access tokens at userinfo and introspection, id_token_hint). It holds
+// one key set per algorithm: ID tokens are signed with the algorithm the
+// client registered (id_token_signed_response_alg, keys.algorithm when
+// it registered none), access tokens with ES256 (AccessAlgorithm), and
+// the JWKS publishes the keys of every set.
+type Keys struct {
+	sets  map[string]*algKeys // by algorithm
+	algs  []string            // the algorithms of sets, in algorithmOrder
+	idAlg string              // ID tokens of clients that registered none
+	atAlg string              // access tokens
+	jwks  atomic.Pointer[jwksView]
+	// verifyAlgs are the algorithms of tokens verify parses.
+	verifyAlgs []jose.SignatureAlgorithm
+}
+
+func (k *Keys) ready() *Keys {
+	for _, a := range k.algs {
+		k.verifyAlgs = append(k.verifyAlgs, jose.SignatureAlgorithm(a))
+	}
+	return k
+}
+
+// algorithmOrder is the order in which discovery lists the ID token
+// algorithms and the JWKS its keys: RS256 first, OIDC's default.
+var algorithmOrder = []string{"RS256", "ES256", "EdDSA"}
+
+// AccessTokenAlgorithm signs access tokens when the key sets are in the
+// store: verifying is the resource server's work on every request, and
+// ES256 signs 20 times faster than RS256 (docs/decisions.md).
+const AccessTokenAlgorithm = "ES256"
+
+// jwksView is the published JWKS, built from the views of the sets it
+// was made of (rebuilt when one of them changes).
+type jwksView struct {
+	views []*keyView
+	body  []byte
+}
+
+// KeyAlgorithms lists the algorithms whose key sets the store holds for
+// a configuration: RS256 and ES256 always (RS256 is OIDC's default ID
+// token algorithm, ES256 signs access tokens), plus keys.algorithm and
+// the clients' id_token_signed_response_alg (EdDSA when one names it).
+func KeyAlgorithms(defaultAlg string, clientAlgs []string) []string {
+	var out []string
+	for _, a := range algorithmOrder {
+		if a == "RS256" || a == AccessTokenAlgorithm || a == defaultAlg || slices.Contains(clientAlgs, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// KeyOptions says which keys LoadKeys loads.
+type KeyOptions struct {
+	// Algorithm is keys.algorithm: the ID token algorithm of clients
+	// that registered none.
+	Algorithm string
+	// File is keys.file: one PEM private key per algorithm, instead of
+	// the key sets in the store.
+	File string
+	// ClientAlgorithms are the clients' id_token_signed_response_alg.
+	ClientAlgorithms []string
+}
+
+// algKeys is the key set of one algorithm.
 //
-// Keys parses each private key and serializes the JWKS once per change
+// It parses each private key and serializes the JWKS once per change
 // of the key set, so neither costs anything per request. With keys.file
 // there is one key; otherwise the key set lives in the store (see
 // RotateKeys) and every instance reloads it every keySetRefresh, so
 // instances converge on a rotation without a restart.
-type Keys struct {
+type algKeys struct {
 	alg   jose.SignatureAlgorithm
 	store session.SecretStore // nil: one static key
 	name  string
@@ -60,7 +125,7 @@ type signingKey struct {
 type keyView struct {
 	signing *signingKey
 	byKID   map[string]*signingKey
-	jwks    []byte
+	jwks    []jose.JSONWebKey
 	from    time.Time
 	until   time.Time // rebuild once now reaches it
 }
@@ -100,35 +165,113 @@ type keyRecord struct {
 
 func keySetName(alg string) string { return "signing-keys:" + alg }
 
-// LoadKeys returns the signing keys: the one in file when set, otherwise
-// the key set shared through the store. The first instance creates the
-// set from the single key earlier versions shared ("signing-key:ALG"),
-// so tokens already issued keep verifying. now is the clock (nil:
-// time.Now).
-func LoadKeys(ctx context.Context, alg, file string, secrets session.SecretStore, now func() time.Time) (*Keys, error) {
-	if file != "" {
-		b, err := os.ReadFile(file)
+// LoadKeys returns the signing keys: the ones in o.File when set,
+// otherwise the key sets shared through the store, one per algorithm of
+// KeyAlgorithms. The first instance creates each set from the single key
+// earlier versions shared ("signing-key:ALG"), so tokens already issued
+// keep verifying. now is the clock (nil: time.Now).
+func LoadKeys(ctx context.Context, o KeyOptions, secrets session.SecretStore, now func() time.Time) (*Keys, error) {
+	if o.File != "" {
+		b, err := os.ReadFile(o.File)
 		if err != nil {
 			return nil, fmt.Errorf("keys.file: %w", err)
 		}
-		return NewKeys(alg, b)
+		k, err := fileKeys(o.Algorithm, b)
+		if err != nil {
+			return nil, fmt.Errorf("keys.file: %w", err)
+		}
+		return k, nil
 	}
 	if now == nil {
 		now = time.Now
 	}
-	raw, err := initKeySet(ctx, alg, secrets, now())
+	k := &Keys{sets: map[string]*algKeys{}, idAlg: o.Algorithm, atAlg: AccessTokenAlgorithm}
+	for _, alg := range KeyAlgorithms(o.Algorithm, o.ClientAlgorithms) {
+		raw, err := initKeySet(ctx, alg, secrets, now())
+		if err != nil {
+			return nil, err
+		}
+		set, err := parseKeySet(alg, raw)
+		if err != nil {
+			return nil, err
+		}
+		ak := &algKeys{alg: jose.SignatureAlgorithm(alg), store: secrets, name: keySetName(alg), now: now, raw: raw, set: set}
+		if _, err := ak.build(now()); err != nil {
+			return nil, err
+		}
+		k.sets[alg] = ak
+		k.algs = append(k.algs, alg)
+	}
+	return k.ready(), nil
+}
+
+// fileKeys reads keys.file: one PEM private key per algorithm (an RSA
+// key signs RS256, a P-256 key ES256, an Ed25519 key EdDSA). It must
+// hold a key of alg (keys.algorithm); access tokens are signed with its
+// ES256 key, or with the alg key when it has none (a file of one key
+// signs everything with it, as before there were two).
+func fileKeys(alg string, b []byte) (*Keys, error) {
+	k := &Keys{sets: map[string]*algKeys{}, idAlg: alg}
+	for rest := b; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		one := pem.EncodeToMemory(block)
+		ka, err := keyAlgorithm(block)
+		if err != nil {
+			return nil, err
+		}
+		if k.sets[ka] != nil {
+			return nil, fmt.Errorf("two %s keys: give one key per algorithm", ka)
+		}
+		sk, err := parseKey(ka, one)
+		if err != nil {
+			return nil, err
+		}
+		ak := &algKeys{alg: jose.SignatureAlgorithm(ka), now: time.Now, set: []*signingKey{sk}}
+		if _, err := ak.build(time.Unix(0, 0)); err != nil {
+			return nil, err
+		}
+		k.sets[ka] = ak
+	}
+	if len(k.sets) == 0 {
+		return nil, errors.New("signing key: no PEM block")
+	}
+	if k.sets[alg] == nil {
+		return nil, fmt.Errorf("no %s key (keys.algorithm)", alg)
+	}
+	for _, a := range algorithmOrder {
+		if k.sets[a] != nil {
+			k.algs = append(k.algs, a)
+		}
+	}
+	k.atAlg = alg
+	if k.sets[AccessTokenAlgorithm] != nil {
+		k.atAlg = AccessTokenAlgorithm
+	}
+	return k.ready(), nil
+}
+
+// keyAlgorithm is the algorithm a PEM private key signs.
+func keyAlgorithm(block *pem.Block) (string, error) {
+	key, err := parsePrivate(block)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	set, err := parseKeySet(alg, raw)
-	if err != nil {
-		return nil, err
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+		return "RS256", nil
+	case *ecdsa.PrivateKey:
+		if k.Curve == elliptic.P256() {
+			return "ES256", nil
+		}
+		return "", errors.New("signing key: ES256 needs a P-256 key")
+	case ed25519.PrivateKey:
+		return "EdDSA", nil
 	}
-	k := &Keys{alg: jose.SignatureAlgorithm(alg), store: secrets, name: keySetName(alg), now: now, raw: raw, set: set}
-	if _, err := k.build(now()); err != nil {
-		return nil, err
-	}
-	return k, nil
+	return "", fmt.Errorf("signing key: unsupported key type %T", key)
 }
 
 // initKeySet returns the stored key set, creating it from the single
@@ -197,12 +340,11 @@ func parseKeySet(alg string, raw []byte) ([]*signingKey, error) {
 }
 
 // build computes the view at now from the parsed set and installs it.
-func (k *Keys) build(now time.Time) (*keyView, error) {
+func (k *algKeys) build(now time.Time) (*keyView, error) {
 	v := &keyView{byKID: map[string]*signingKey{}, from: now, until: now.Add(keySetRefresh)}
 	if k.store == nil {
 		v.until = time.Unix(1<<62, 0)
 	}
-	var jwks jose.JSONWebKeySet
 	for _, s := range k.set {
 		if !s.retireAt.IsZero() {
 			if !now.Before(s.retireAt) {
@@ -213,7 +355,7 @@ func (k *Keys) build(now time.Time) (*keyView, error) {
 			}
 		}
 		v.byKID[s.kid] = s
-		jwks.Keys = append(jwks.Keys, s.jwk)
+		v.jwks = append(v.jwks, s.jwk)
 		if s.signsFrom.After(now) {
 			if s.signsFrom.Before(v.until) {
 				v.until = s.signsFrom
@@ -227,10 +369,6 @@ func (k *Keys) build(now time.Time) (*keyView, error) {
 	if v.signing == nil {
 		return nil, errors.New("signing key set: no key signs now")
 	}
-	var err error
-	if v.jwks, err = json.Marshal(jwks); err != nil {
-		return nil, err
-	}
 	k.view.Store(v)
 	return v, nil
 }
@@ -238,7 +376,7 @@ func (k *Keys) build(now time.Time) (*keyView, error) {
 // current returns the view of now, reloading the set from the store
 // when keySetRefresh has passed. A store that does not answer leaves the
 // set as it was: signing goes on with the keys already known.
-func (k *Keys) current() *keyView {
+func (k *algKeys) current() *keyView {
 	now := k.now()
 	if v := k.view.Load(); !now.Before(v.from) && now.Before(v.until) {
 		return v
@@ -275,6 +413,7 @@ func (k *Keys) current() *keyView {
 
 // KeySet is what RotateKeys did.
 type KeySet struct {
+	Alg       string    // the algorithm of the set
 	New       string    // kid of the new key
 	SignsFrom time.Time // when it starts signing
 	Retiring  []string  // kids of the keys that stop
@@ -311,7 +450,7 @@ func RotateKeys(ctx context.Context, alg string, secrets session.SecretStore, no
 		if signsFrom.Nanosecond() != 0 {
 			signsFrom = signsFrom.Truncate(time.Second).Add(time.Second)
 		}
-		res := KeySet{New: nk.kid, SignsFrom: signsFrom}
+		res := KeySet{Alg: alg, New: nk.kid, SignsFrom: signsFrom}
 		res.RetireAt = res.SignsFrom.Add(longestTokenLifetime())
 		kept := rec.Keys[:0:0]
 		for _, r := range rec.Keys {
@@ -346,6 +485,7 @@ var ErrNoSuchKey = errors.New("no such signing key")
 
 // Revocation is what RevokeKey did.
 type Revocation struct {
+	Alg     string // the algorithm of the set
 	Revoked string // kid removed from the set
 	Signer  string // kid that signs from now on
 	New     bool   // Signer was generated by the revocation
@@ -374,7 +514,7 @@ func RevokeKey(ctx context.Context, alg, kid string, secrets session.SecretStore
 		if err != nil {
 			return Revocation{}, err
 		}
-		res := Revocation{Revoked: kid}
+		res := Revocation{Alg: alg, Revoked: kid}
 		kept := rec.Keys[:0:0]
 		for _, r := range rec.Keys {
 			if r.KID == kid {
@@ -465,26 +605,21 @@ func generateKey(alg string) ([]byte, error) {
 }
 
 // NewKeys returns one static key: a PEM private key (PKCS#8, PKCS#1 or
-// SEC 1) for alg.
+// SEC 1) for alg, which signs every token.
 func NewKeys(alg string, pemBytes []byte) (*Keys, error) {
 	sk, err := parseKey(alg, pemBytes)
 	if err != nil {
 		return nil, err
 	}
-	k := &Keys{alg: jose.SignatureAlgorithm(alg), now: time.Now, set: []*signingKey{sk}}
-	if _, err := k.build(time.Unix(0, 0)); err != nil {
+	ak := &algKeys{alg: jose.SignatureAlgorithm(alg), now: time.Now, set: []*signingKey{sk}}
+	if _, err := ak.build(time.Unix(0, 0)); err != nil {
 		return nil, err
 	}
-	return k, nil
+	k := &Keys{sets: map[string]*algKeys{alg: ak}, algs: []string{alg}, idAlg: alg, atAlg: alg}
+	return k.ready(), nil
 }
 
-// parseKey parses a PEM private key for alg; its kid is derived from
-// its thumbprint.
-func parseKey(alg string, pemBytes []byte) (*signingKey, error) {
-	block, _ := pem.Decode(pemBytes)
-	if block == nil {
-		return nil, errors.New("signing key: no PEM block")
-	}
+func parsePrivate(block *pem.Block) (any, error) {
 	var key any
 	var err error
 	switch block.Type {
@@ -497,6 +632,20 @@ func parseKey(alg string, pemBytes []byte) (*signingKey, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	return key, nil
+}
+
+// parseKey parses a PEM private key for alg; its kid is derived from
+// its thumbprint.
+func parseKey(alg string, pemBytes []byte) (*signingKey, error) {
+	block, _ := pem.Decode(pemBytes)
+	if block == nil {
+		return nil, errors.New("signing key: no PEM block")
+	}
+	key, err := parsePrivate(block)
+	if err != nil {
+		return nil, err
 	}
 	signer, ok := key.(crypto.Signer)
 	if !ok {
@@ -541,25 +690,66 @@ func parseKey(alg string, pemBytes []byte) (*signingKey, error) {
 	return k, nil
 }
 
-// Algorithm is the JWS algorithm of every token.
-func (k *Keys) Algorithm() string { return string(k.alg) }
+// Algorithm is keys.algorithm: the ID token algorithm of clients that
+// registered none.
+func (k *Keys) Algorithm() string { return k.idAlg }
 
-// JWKS is the serialized public key set: every key not retired.
-func (k *Keys) JWKS() []byte { return k.current().jwks }
+// AccessAlgorithm is the algorithm of access tokens.
+func (k *Keys) AccessAlgorithm() string { return k.atAlg }
 
-// Public returns the public key that signs now (for tests and the
-// resource-server package).
-func (k *Keys) Public() crypto.PublicKey { return k.current().signing.public }
+// Algorithms are the algorithms an ID token can be signed with, RS256
+// first: those of the key sets.
+func (k *Keys) Algorithms() []string { return slices.Clone(k.algs) }
 
-// SigningKID is the kid of the key that signs now.
-func (k *Keys) SigningKID() string { return k.current().signing.kid }
+// Has reports whether alg has a key set.
+func (k *Keys) Has(alg string) bool { return k.sets[alg] != nil }
 
-func (k *Keys) signAccess(claims any) (string, error) {
-	return k.sign(k.current().signing.atSign, claims)
+// JWKS is the serialized public key set: every key not retired, of
+// every algorithm.
+func (k *Keys) JWKS() []byte {
+	views := make([]*keyView, len(k.algs))
+	for i, a := range k.algs {
+		views[i] = k.sets[a].current()
+	}
+	if j := k.jwks.Load(); j != nil && slices.Equal(j.views, views) {
+		return j.body
+	}
+	var set jose.JSONWebKeySet
+	for _, v := range views {
+		set.Keys = append(set.Keys, v.jwks...)
+	}
+	body, err := json.Marshal(set)
+	if err != nil {
+		// Marshalling keys that marshalled when parsed cannot fail.
+		panic(err)
+	}
+	k.jwks.Store(&jwksView{views: views, body: body})
+	return body
 }
 
-func (k *Keys) signID(claims any) (string, error) {
-	return k.sign(k.current().signing.idSign, claims)
+// SigningKID is the kid of the key of alg that signs now ("" when alg
+// has no key set).
+func (k *Keys) SigningKID(alg string) string {
+	if s := k.sets[alg]; s != nil {
+		return s.current().signing.kid
+	}
+	return ""
+}
+
+func (k *Keys) signAccess(claims any) (string, error) {
+	return k.sign(k.sets[k.atAlg].current().signing.atSign, claims)
+}
+
+// signID signs an ID token with the key of alg ("": keys.algorithm).
+func (k *Keys) signID(alg string, claims any) (string, error) {
+	if alg == "" {
+		alg = k.idAlg
+	}
+	s := k.sets[alg]
+	if s == nil {
+		return "", fmt.Errorf("signing: no %s key", alg)
+	}
+	return k.sign(s.current().signing.idSign, claims)
 }
 
 func (k *Keys) sign(s jose.Signer, claims any) (string, error) {
@@ -584,7 +774,7 @@ func (k *Keys) verify(token, wantTyp string, claims any) error {
 	// hints): ParseSigned would also take the JSON serialization, which
 	// we never issue and which a proxy or WAF in front of us may not read
 	// the way go-jose does.
-	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{k.alg})
+	jws, err := jose.ParseSignedCompact(token, k.verifyAlgs)
 	if err != nil || len(jws.Signatures) != 1 {
 		return errBadToken
 	}
@@ -592,7 +782,13 @@ func (k *Keys) verify(token, wantTyp string, claims any) error {
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != wantTyp {
 		return errBadToken
 	}
-	key, ok := k.current().byKID[h.KeyID]
+	// The header's alg picks the set: a kid of another algorithm's set is
+	// not looked for, so a key is only ever used with its own algorithm.
+	set := k.sets[h.Algorithm]
+	if set == nil {
+		return errBadToken
+	}
+	key, ok := set.current().byKID[h.KeyID]
 	if !ok {
 		return errBadToken
 	}

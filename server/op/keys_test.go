@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // memSecrets is a session.SecretStore in memory that counts reads.
@@ -36,11 +41,13 @@ func (s *memSecrets) SwapSecret(_ context.Context, name string, old, value []byt
 	return true, nil
 }
 
-func publishedKIDs(t *testing.T, k *Keys) map[string]bool {
+// publishedKIDs are the kids of the alg keys in k's JWKS.
+func publishedKIDs(t *testing.T, k *Keys, alg string) map[string]bool {
 	t.Helper()
 	var set struct {
 		Keys []struct {
 			KID string `json:"kid"`
+			Alg string `json:"alg"`
 		} `json:"keys"`
 	}
 	if err := json.Unmarshal(k.JWKS(), &set); err != nil {
@@ -48,7 +55,9 @@ func publishedKIDs(t *testing.T, k *Keys) map[string]bool {
 	}
 	out := map[string]bool{}
 	for _, x := range set.Keys {
-		out[x.KID] = true
+		if x.Alg == alg {
+			out[x.KID] = true
+		}
 	}
 	return out
 }
@@ -61,17 +70,17 @@ func TestKeySetConverges(t *testing.T) {
 	store := &memSecrets{m: map[string][]byte{}}
 	now := time.Unix(1_800_000_000, 0)
 	clock := func() time.Time { return now }
-	a, err := LoadKeys(ctx, "ES256", "", store, clock)
+	a, err := LoadKeys(ctx, KeyOptions{Algorithm: "ES256"}, store, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := LoadKeys(ctx, "ES256", "", store, clock)
+	b, err := LoadKeys(ctx, KeyOptions{Algorithm: "ES256"}, store, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kidA := a.SigningKID()
-	if b.SigningKID() != kidA {
-		t.Fatalf("two instances sign with %s and %s", kidA, b.SigningKID())
+	kidA := a.SigningKID("ES256")
+	if b.SigningKID("ES256") != kidA {
+		t.Fatalf("two instances sign with %s and %s", kidA, b.SigningKID("ES256"))
 	}
 	res, err := RotateKeys(ctx, "ES256", store, now)
 	if err != nil {
@@ -79,19 +88,19 @@ func TestKeySetConverges(t *testing.T) {
 	}
 	now = now.Add(keySetRefresh)
 	for _, k := range []*Keys{a, b} {
-		if got := publishedKIDs(t, k); !got[kidA] || !got[res.New] || len(got) != 2 {
+		if got := publishedKIDs(t, k, "ES256"); !got[kidA] || !got[res.New] || len(got) != 2 {
 			t.Fatalf("after the refresh an instance publishes %v", got)
 		}
-		if k.SigningKID() != kidA {
+		if k.SigningKID("ES256") != kidA {
 			t.Fatal("the new key signs before its signs_from")
 		}
 	}
 	now = res.SignsFrom
-	if a.SigningKID() != res.New || b.SigningKID() != res.New {
+	if a.SigningKID("ES256") != res.New || b.SigningKID("ES256") != res.New {
 		t.Fatal("the new key does not sign at its signs_from")
 	}
 	now = res.RetireAt
-	if got := publishedKIDs(t, a); got[kidA] || !got[res.New] {
+	if got := publishedKIDs(t, a, "ES256"); got[kidA] || !got[res.New] {
 		t.Fatalf("at retire_at the JWKS is %v", got)
 	}
 
@@ -113,4 +122,108 @@ func TestKeySetConverges(t *testing.T) {
 	if store.reads-before != 1 {
 		t.Fatalf("%d reads of the store for 5 tokens, want 1", store.reads-before)
 	}
+}
+
+// keys.file holds one PEM key per algorithm: a file of one key signs
+// every token with it (as before there were two sets); with a P-256 key
+// beside the keys.algorithm key, access tokens are ES256.
+func TestKeysFile(t *testing.T) {
+	rsaPEM, err := generateKey("RS256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecPEM, _ := generateKey("ES256")
+	ec2PEM, _ := generateKey("ES256")
+	for _, c := range []struct {
+		name, alg string
+		file      []byte
+		algs      []string
+		at        string
+		err       string
+	}{
+		{"one RSA key", "RS256", rsaPEM, []string{"RS256"}, "RS256", ""},
+		{"one P-256 key", "ES256", ecPEM, []string{"ES256"}, "ES256", ""},
+		{"both", "RS256", append(append([]byte{}, ecPEM...), rsaPEM...), []string{"RS256", "ES256"}, "ES256", ""},
+		{"no key of keys.algorithm", "RS256", ecPEM, nil, "", "no RS256 key"},
+		{"two of one algorithm", "ES256", append(append([]byte{}, ecPEM...), ec2PEM...), nil, "", "two ES256 keys"},
+		{"no key", "RS256", []byte("nothing"), nil, "", "no PEM block"},
+	} {
+		k, err := fileKeys(c.alg, c.file)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s: error %v, want %q", c.name, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if !slices.Equal(k.Algorithms(), c.algs) || k.AccessAlgorithm() != c.at || k.Algorithm() != c.alg {
+			t.Errorf("%s: algorithms %v, access %s, default %s", c.name, k.Algorithms(), k.AccessAlgorithm(), k.Algorithm())
+		}
+		var claims struct{ X string }
+		at, _ := k.signAccess(map[string]string{"X": "at"})
+		id, _ := k.signID("", map[string]string{"X": "id"})
+		if err := k.verify(at, "at+jwt", &claims); err != nil || claims.X != "at" {
+			t.Errorf("%s: access token: %v", c.name, err)
+		}
+		if err := k.verify(id, "JWT", &claims); err != nil || claims.X != "id" {
+			t.Errorf("%s: ID token: %v", c.name, err)
+		}
+	}
+}
+
+// A token is verified only with a key of its header's algorithm, found
+// by kid in that algorithm's set.
+func TestVerifyPicksTheSetOfTheAlgorithm(t *testing.T) {
+	ctx := context.Background()
+	store := &memSecrets{m: map[string][]byte{}}
+	k, err := LoadKeys(ctx, KeyOptions{Algorithm: "RS256"}, store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(k.Algorithms(), []string{"RS256", "ES256"}) || k.AccessAlgorithm() != "ES256" {
+		t.Fatalf("algorithms %v, access %s", k.Algorithms(), k.AccessAlgorithm())
+	}
+	var claims map[string]any
+	for _, alg := range []string{"RS256", "ES256"} {
+		id, err := k.signID(alg, map[string]string{"a": alg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := k.verify(id, "JWT", &claims); err != nil || claims["a"] != alg {
+			t.Fatalf("%s ID token: %v %v", alg, err, claims)
+		}
+	}
+	if _, err := k.signID("EdDSA", map[string]string{}); err == nil {
+		t.Fatal("signed with an algorithm that has no key set")
+	}
+	// A token of another issuer's key with our RS256 kid.
+	other, _ := generateKey("ES256")
+	ok, _ := parseKey("ES256", other)
+	ok.kid = k.SigningKID("RS256")
+	forged, _ := k.sign(mustSigner(t, ok.kid, other), map[string]string{"a": "x"})
+	if err := k.verify(forged, "JWT", &claims); err == nil {
+		t.Fatal("a token signed by another key under our RS256 kid verified")
+	}
+	if ed := KeyAlgorithms("EdDSA", nil); !slices.Equal(ed, []string{"RS256", "ES256", "EdDSA"}) {
+		t.Fatalf("KeyAlgorithms with keys.algorithm EdDSA: %v", ed)
+	}
+	if es := KeyAlgorithms("ES256", []string{"ES256", "RS256"}); !slices.Equal(es, []string{"RS256", "ES256"}) {
+		t.Fatalf("KeyAlgorithms: %v", es)
+	}
+}
+
+func mustSigner(t *testing.T, kid string, pemBytes []byte) jose.Signer {
+	t.Helper()
+	block, _ := pem.Decode(pemBytes)
+	key, err := parsePrivate(block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: kid}}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

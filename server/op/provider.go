@@ -193,7 +193,11 @@ func New(o Options) (*Provider, error) {
 	if slices.Contains(cfg.MFA.Factors, "sms") && p.sms != nil {
 		p.enrollable = append(p.enrollable, authn.SMS)
 	}
-	for _, c := range cfg.Clients {
+	for i, c := range cfg.Clients {
+		// A keys.file without a key of the client's algorithm.
+		if a := c.IDTokenSignedResponseAlg; a != "" && !p.keys.Has(a) {
+			return nil, fmt.Errorf("clients[%d].id_token_signed_response_alg: %q: keys.file holds no %s key (add one, or leave the field out for keys.algorithm)", i, a, a)
+		}
 		p.clients[c.ID] = newClient(c, authn.Unenrolled(cfg.MFA.Unenrolled))
 	}
 	if err := p.setUpPasskeys(cfg); err != nil {

@@ -196,6 +196,12 @@ func (p *Provider) tokenResponse(c *Client, g *session.Grant, gd grantData, nonc
 		Scope:        gd.Scopes,
 	}
 	if slices.Contains(gd.Scopes, oidc.ScopeOpenID) {
+		// The client's registered id_token_signed_response_alg, else
+		// keys.algorithm (RS256 unless the operator chose another).
+		alg := c.cfg.IDTokenSignedResponseAlg
+		if alg == "" {
+			alg = p.keys.Algorithm()
+		}
 		id := idTokenClaims{
 			Issuer:   p.issuer,
 			Subject:  gd.Subject,
@@ -207,10 +213,10 @@ func (p *Provider) tokenResponse(c *Client, g *session.Grant, gd grantData, nonc
 			ACR:      gd.ACR,
 			AMR:      gd.AMR,
 			AZP:      c.GetID(),
-			AtHash:   atHash(access, p.keys.Algorithm()),
+			AtHash:   atHash(access, alg),
 			SID:      p.PublicSID(g.SessionID),
 		}
-		if resp.IDToken, err = p.keys.signID(id); err != nil {
+		if resp.IDToken, err = p.keys.signID(alg, id); err != nil {
 			return nil, oidc.ErrServerError().WithParent(err)
 		}
 	}
