@@ -28,7 +28,11 @@ const benchRedirectURI = "http://127.0.0.1:9/cb"
 // before issue 14, which keeps accounts in Redis and knows no such key).
 // A postgres:// URL also gets a fresh secrets.encryption_keys, which
 // stepupd requires with PostgreSQL.
-func writeConfig(dir, issuer, redisURL, redisAddrs, databaseURL, alg string, n int) error {
+//
+// alg is keys.algorithm, unless idTokenAlg is set: then the config has
+// no keys section (RS256, the default, for clients that register none)
+// and the client registers idTokenAlg unless it is RS256.
+func writeConfig(dir, issuer, redisURL, redisAddrs, databaseURL, alg, idTokenAlg string, n int) error {
 	u, err := url.Parse(issuer)
 	if err != nil || u.Scheme != "http" || u.Port() == "" || (u.Path != "" && u.Path != "/") {
 		return fmt.Errorf("-issuer %q: want http://127.0.0.1:PORT", issuer)
@@ -41,6 +45,18 @@ func writeConfig(dir, issuer, redisURL, redisAddrs, databaseURL, alg string, n i
 	case "RS256", "ES256", "EdDSA":
 	default:
 		return fmt.Errorf("-alg %q: want RS256, ES256 or EdDSA", alg)
+	}
+	switch idTokenAlg {
+	case "", "RS256", "ES256", "EdDSA":
+	default:
+		return fmt.Errorf("-id-token-alg %q: want RS256, ES256 or EdDSA", idTokenAlg)
+	}
+	keysSection, clientAlg, what := "keys:\n  algorithm: "+alg+"\n", "", "keys.algorithm "+alg
+	if idTokenAlg != "" {
+		keysSection, what = "", "ID tokens "+idTokenAlg+", access tokens ES256"
+		if idTokenAlg != "RS256" {
+			clientAlg = "    id_token_signed_response_alg: " + idTokenAlg + "\n"
+		}
 	}
 	s := secretsFile{
 		Issuer:       issuer,
@@ -63,12 +79,12 @@ func writeConfig(dir, issuer, redisURL, redisAddrs, databaseURL, alg string, n i
 		return err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `# Written by: go run ./bench -write-config %s -issuer %s -alg %s -users %d
+	fmt.Fprintf(&b, `# Written by: go run ./bench -write-config %s -issuer %s -alg %s -id-token-alg %q -users %d
 # Load-test configuration: one confidential client and %d users sharing one
 # password (see bench-secrets.json), each with its own TOTP secret.
 issuer: %s
 listen: %q
-`, dir, issuer, alg, n, n, issuer, u.Host)
+`, dir, issuer, alg, idTokenAlg, n, n, issuer, u.Host)
 	switch {
 	case redisAddrs != "":
 		fmt.Fprintf(&b, "redis:\n  addrs:\n")
@@ -97,15 +113,13 @@ listen: %q
 			fmt.Fprintf(&b, "secrets:\n  encryption_keys: [%q]\n", base64.StdEncoding.EncodeToString(k))
 		}
 	}
-	fmt.Fprintf(&b, `keys:
-  algorithm: %s
-clients:
+	fmt.Fprintf(&b, `%sclients:
   - id: %s
     name: bench
     secret_hash: %q
     redirect_uris: [%q]
     grant_types: [authorization_code, refresh_token, client_credentials]
-`, alg, s.ClientID, secretHash, s.RedirectURI)
+%s`, keysSection, s.ClientID, secretHash, s.RedirectURI, clientAlg)
 	if databaseURL != "none" {
 		// The SCIM modes provision users with this client's tokens.
 		b.WriteString("    scopes: [\"stepup:scim\"]\n")
@@ -131,7 +145,7 @@ clients:
 	if err := os.WriteFile(secPath, append(js, '\n'), 0o600); err != nil {
 		return err
 	}
-	fmt.Printf("wrote %s and %s (%d users, %s)\n", cfgPath, secPath, n, alg)
+	fmt.Printf("wrote %s and %s (%d users, %s)\n", cfgPath, secPath, n, what)
 	return nil
 }
 

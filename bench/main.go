@@ -97,7 +97,8 @@ func run() error {
 	label := fs.String("label", "", "label for the report rows (default: target)")
 	mdPath := fs.String("md", "", "append one markdown table row per mode to this file")
 	writeDir := fs.String("write-config", "", "write DIR/stepup.yaml and DIR/bench-secrets.json for stepupd, then exit")
-	alg := fs.String("alg", "ES256", "with -write-config: signing algorithm RS256 | ES256 | EdDSA")
+	alg := fs.String("alg", "ES256", "with -write-config: keys.algorithm RS256 | ES256 | EdDSA (every token, for a stepupd from before issue 18; with it, the ID tokens of clients that register none)")
+	idTokenAlg := fs.String("id-token-alg", "", "with -write-config: the bench client's ID token algorithm, for a stepupd with two signing keys (issue 18), instead of -alg: RS256 registers none (the default), ES256 or EdDSA registers it as id_token_signed_response_alg; keys.algorithm is left out; access tokens are ES256 either way")
 	redisURL := fs.String("redis-url", "", "with -write-config: redis.url (empty: the embedded store)")
 	databaseURL := fs.String("database-url", "", "with -write-config: database.url (empty: a SQLite file DIR/stepup.db; none: no database section, for a stepupd from before accounts moved to SQL)")
 	pids := fs.String("pid", "", "comma list of server process ids (stepupd first, then e.g. redis-server; PID+ adds the process's children, e.g. a PostgreSQL postmaster's backends): report their CPU ms per op and the first one's RSS")
@@ -136,7 +137,7 @@ func run() error {
 		if n <= 0 {
 			n = 1000
 		}
-		return writeConfig(*writeDir, *issuer, *redisURL, *redisAddrs, *databaseURL, *alg, n)
+		return writeConfig(*writeDir, *issuer, *redisURL, *redisAddrs, *databaseURL, *alg, *idTokenAlg, n)
 	}
 
 	if *opRate < 0 {

@@ -7,7 +7,12 @@
 #
 # Environment: USERS (stepup users = step-up pool size, default 1500),
 # CONCURRENCY (default 32), LOGIN_CONCURRENCY (default 8), ALGS (default
-# "ES256 RS256"), ZITADEL=0 to skip the zitadel example, OVERLOAD=0 to skip
+# "ES256 RS256": the ID token algorithm of the bench client; the current
+# build signs access tokens with ES256 whatever it is, and its "RS256" is
+# a client that registers nothing, OIDC's default, "ES256" one that
+# registers id_token_signed_response_alg: ES256; BEFORE_BIN, from before
+# issue 18, gets keys.algorithm ALG, which signed every token with ALG),
+# ZITADEL=0 to skip the zitadel example, OVERLOAD=0 to skip
 # the extra login run at CONCURRENCY (which shows stepupd shedding load).
 # DBS (default "sqlite"): the account databases to measure the current
 # build with, "sqlite" (a file beside the config) and/or "postgres" (a
@@ -15,9 +20,12 @@
 # postmaster and every backend — counts as server CPU). BEFORE_BIN: a
 # stepupd binary built from an older commit, measured first in the same
 # session with a config without a database section (accounts in Redis,
-# as before issue 14); BEFORE_REV names it in the rows (e.g. 7c30706):
+# as before issue 14; BEFORE_DB=sqlite gives it a SQLite file, for a
+# binary from after issue 14 such as f51beb0); BEFORE_REV names it in the
+# rows (e.g. 7c30706):
 #   git worktree add /tmp/before 7c30706 && (cd /tmp/before && go build -o /tmp/stepupd-before ./cmd/stepupd)
 #   BEFORE_BIN=/tmp/stepupd-before BEFORE_REV=7c30706 DBS="sqlite postgres" bench/run.sh
+#   BEFORE_BIN=/tmp/stepupd-f51beb0 BEFORE_REV=f51beb0 BEFORE_DB=sqlite ZITADEL=0 OVERLOAD=0 bench/run.sh
 # Every process it starts is stopped on exit; logs stay in the work dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +40,7 @@ OVERLOAD=${OVERLOAD:-1}
 DBS=${DBS:-sqlite}
 BEFORE_BIN=${BEFORE_BIN:-}
 BEFORE_REV=${BEFORE_REV:-before}
+BEFORE_DB=${BEFORE_DB:-none}
 
 WORK=$(mktemp -d /tmp/stepup-bench.XXXXXX)
 ROWS=$WORK/rows.md
@@ -116,10 +125,16 @@ start_postgres() {
 }
 
 # run_stepup ALG DB [BIN LABEL] — DB is sqlite, postgres or none (BIN
-# keeps accounts in Redis).
+# keeps accounts in Redis). ALG is the bench client's ID token algorithm
+# for the current build (access tokens ES256), keys.algorithm for BIN.
 run_stepup() {
-	local alg=$1 db=$2 bin=${3:-$WORK/stepupd} label=${4:-"stepup $1 $2"}
-	local dir=$WORK/stepup-$1-$2 port rport rpid spid dburl="" dbpid=""
+	local alg=$1 db=$2 bin=${3:-$WORK/stepupd} label=${4:-"stepup $1 clients (AT ES256) $2"}
+	local dir=$WORK/stepup-$1-$2 port rport rpid spid dburl="" dbpid="" algopt=(-id-token-alg "$1") dbname=bench_${1,,}
+	if [ "$bin" != "$WORK/stepupd" ]; then
+		dir=$dir-before
+		dbname=${dbname}_before
+		algopt=(-alg "$alg")
+	fi
 	mkdir -p "$dir"
 	echo "- $label: load average $(cut -d' ' -f1-3 /proc/loadavg) at $(date -u +%H:%M:%S) UTC" >>"$LOADS"
 	port=$("$B" -free-port)
@@ -127,8 +142,8 @@ run_stepup() {
 	case $db in
 	none) dburl=none ;;
 	postgres)
-		$AS_PG "$PGBIN/psql" -q -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c "CREATE DATABASE bench_${alg,,}"
-		dburl="postgres://postgres@127.0.0.1:$PGPORT/bench_${alg,,}?sslmode=disable"
+		$AS_PG "$PGBIN/psql" -q -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c "CREATE DATABASE $dbname"
+		dburl="postgres://postgres@127.0.0.1:$PGPORT/$dbname?sslmode=disable"
 		dbpid=",$PGPID+"
 		;;
 	esac
@@ -140,7 +155,7 @@ run_stepup() {
 	PIDS+=("$rpid")
 	wait_for 10 redis-cli -p "$rport" ping
 	"$B" -write-config "$dir" -issuer "http://127.0.0.1:$port" -redis-url "redis://127.0.0.1:$rport/0" \
-		-database-url "$dburl" -users "$USERS" -alg "$alg" >&2
+		-database-url "$dburl" -users "$USERS" "${algopt[@]}" >&2
 	"$bin" check-config "$dir/stepup.yaml" >&2
 	"$bin" -config "$dir/stepup.yaml" >"$dir/stepupd.log" 2>&1 &
 	spid=$!
@@ -225,7 +240,11 @@ log "stepup $REV; machine: $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/
 case " $DBS " in *" postgres "*) start_postgres ;; esac
 for alg in $ALGS; do
 	if [ -n "$BEFORE_BIN" ]; then
-		run_stepup "$alg" none "$BEFORE_BIN" "stepup $alg $BEFORE_REV (accounts in Redis)"
+		if [ "$BEFORE_DB" = none ]; then
+			run_stepup "$alg" none "$BEFORE_BIN" "stepup $alg $BEFORE_REV (accounts in Redis)"
+		else
+			run_stepup "$alg" "$BEFORE_DB" "$BEFORE_BIN" "stepup $alg $BEFORE_REV (every token $alg) $BEFORE_DB"
+		fi
 	fi
 	for db in $DBS; do
 		run_stepup "$alg" "$db"
