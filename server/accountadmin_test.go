@@ -111,18 +111,23 @@ func TestAdminDisableAndDelete(t *testing.T) {
 	}
 }
 
-// Checked at completion, not only at the start: a code issued before the
-// account was disabled or deleted in the database gets no tokens, even
-// when the sessions in Redis were not ended (a disable whose second half
-// failed, stepupd import, a write by hand); a refresh token of a deleted
-// account is refused too.
+// Checked at completion, not only at the start: a code of a password
+// sign-in issued before the account was disabled or deleted in the
+// database gets no tokens, even when the sessions in Redis were not ended
+// (a disable whose second half failed, stepupd import, a write by hand);
+// a refresh token of a deleted account is refused too. (A code of single
+// sign-on or a step-up, whose request read the account after the
+// session, is checked at its exchange through the session: the
+// disable's second half ends it; see op.Finish and
+// TestSCIMDisableAndDeleteRaceOtherInstance.)
 func TestDisabledInTheDatabaseOnlyIsEnough(t *testing.T) {
 	for _, deleted := range []bool{false, true} {
 		e := newEnv(t, nil)
 		b, r := e.browser(), e.rp("spa", "")
 		tk := signIn(t, e, b, r, map[string]string{"scope": "openid offline_access"}, "alice", alicePass)
 		a := r.authURL(nil)
-		res := b.get(a.url).result(t)
+		nb := e.browser()
+		res := nb.login(nb.get(a.url), "alice", alicePass).result(t)
 		if deleted {
 			if err := e.accounts().Delete(t.Context(), e.subject("alice")); err != nil {
 				t.Fatal(err)

@@ -74,6 +74,28 @@ func TestSCIMDisableAndDeleteRaceOtherInstance(t *testing.T) {
 			lb := e.browser()
 			loginFlow := r2.authURL(nil)
 			pendingLogin := lb.get(loginFlow.url)
+			// Single sign-on and a step-up with a session from before,
+			// whose requests read the account after the session: their
+			// exchange reads no account (issue 14's one read per flow),
+			// and must still refuse them.
+			ssoFlow := r2.authURL(offline)
+			pendingSSO := b.get(ssoFlow.url).result(t)
+			sb := e.browser()
+			signIn(t, e, sb, r2, nil, user, pass)
+			stepFlow := r2.authURL(map[string]string{"acr_values": mfaACR})
+			pendingStep := sb.get(stepFlow.url)
+			if pendingStep.loc != nil {
+				t.Fatal("the step-up's TOTP page was not shown")
+			}
+			e.clock.Advance(30 * time.Second) // a fresh TOTP time step
+			stepCode := sb.code(pendingStep, "totp", e.totpCode(importedTOTP)).result(t)
+			sb2 := e.browser()
+			signIn(t, e, sb2, r2, nil, user, pass)
+			step2Flow := r2.authURL(map[string]string{"acr_values": mfaACR})
+			pendingStep2 := sb2.get(step2Flow.url)
+			if pendingStep2.loc != nil {
+				t.Fatal("the second step-up's TOTP page was not shown")
+			}
 
 			type got struct {
 				what                 string
@@ -192,6 +214,18 @@ func TestSCIMDisableAndDeleteRaceOtherInstance(t *testing.T) {
 			if p := tb.code(pendingTOTP, "totp", e.totpCode(importedTOTP)); p.loc != nil && strings.HasPrefix(p.loc.String(), rpCallback) && p.loc.Query().Get("code") != "" {
 				if _, err := r2.cfg.Exchange(r2.ctx, p.loc.Query().Get("code"), oauth2.VerifierOption(totpFlow.verifier)); err == nil {
 					t.Error("a flow at the TOTP step when the SCIM call came completed after it")
+				}
+			}
+			if _, err := r2.cfg.Exchange(r2.ctx, pendingSSO.code, oauth2.VerifierOption(ssoFlow.verifier)); err == nil {
+				t.Error("a single sign-on code issued before the SCIM call was exchanged after it")
+			}
+			if _, err := r2.cfg.Exchange(r2.ctx, stepCode.code, oauth2.VerifierOption(stepFlow.verifier)); err == nil {
+				t.Error("a step-up code issued before the SCIM call was exchanged after it")
+			}
+			e.clock.Advance(30 * time.Second)
+			if p := sb2.code(pendingStep2, "totp", e.totpCode(importedTOTP)); p.loc != nil && strings.HasPrefix(p.loc.String(), rpCallback) && p.loc.Query().Get("code") != "" {
+				if _, err := r2.cfg.Exchange(r2.ctx, p.loc.Query().Get("code"), oauth2.VerifierOption(step2Flow.verifier)); err == nil {
+					t.Error("a step-up at its TOTP page when the SCIM call came completed after it")
 				}
 			}
 			if p := lb.login(pendingLogin, user, pass); p.loc != nil || (p.status != http.StatusForbidden && p.status != http.StatusUnauthorized) {

@@ -65,6 +65,13 @@ type Session struct {
 	// ("Firefox on Linux"), for the user's list of sessions; never the
 	// raw User-Agent.
 	Device string
+	// AccountChecked is never stored: it is set (by op.LoadAccount) on
+	// the value a request holds when the request read the session's
+	// account as active after the session was read from the store (or
+	// fully created). A code issued from such a value needs no second
+	// account read at its exchange (see op.Finish). A session created
+	// after its account was read does not have it.
+	AccountChecked bool `json:"-"`
 }
 
 // Account is a user account. Accounts persist (no TTL).

@@ -279,6 +279,21 @@ func (p *Provider) decodeFlow(b []byte) (*Flow, *Client, error) {
 
 // Finish answers the client for an OK or Fail decision: a code, or an
 // OAuth error, on the redirect URI.
+//
+// A code records whether this request read the account as active after
+// reading sess (sess.AccountChecked, set by LoadAccount): then the code's
+// exchange needs no account read of its own (issue 14 item 2 with one
+// account read per flow). Why that holds: every disable and delete
+// (admin API, SCIM, import) writes the database (D), then ends the
+// user's grants and lists the user's sessions (L) and ends each one
+// listed before it returns. The exchange stores its grant only while
+// the code's session exists and is not ending, in the same script that
+// indexes the grant under the session (PutGrant). A session is indexed
+// under its user before CreateSession returns, so before any request can
+// read it. So either the session was listed at L — then an exchange
+// after the disable returned finds it ended, and one before had its
+// grant ended with it — or it was indexed after L, and this request read
+// the account after D, and saw it disabled or gone.
 func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, f *Flow, c *Client, sess *session.Session, d authn.Decision) {
 	ctx := r.Context()
 	if f.Reset != nil {
@@ -319,6 +334,7 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, f *Flow, c *Cl
 		Scopes:        f.Scopes,
 		SessionID:     sess.ID,
 		GrantID:       randomID(18),
+		Checked:       sess.AccountChecked,
 	}
 	payload, err := json.Marshal(cd)
 	if err != nil {

@@ -491,6 +491,11 @@ func (p *Provider) LoadAccount(ctx context.Context, sess *session.Session) (*ses
 		// the account was disabled cannot finish.
 		return nil, ErrDisabled
 	}
+	if err == nil {
+		// Read as active after sess was read: see Finish and
+		// codeData.Checked.
+		sess.AccountChecked = true
+	}
 	return a, err
 }
 

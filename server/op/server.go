@@ -141,20 +141,29 @@ func (s *tokenServer) CodeExchange(ctx context.Context, r *zop.ClientRequest[oid
 	} else if err != nil {
 		return nil, storeError(err)
 	}
-	// The account is read after the grant is stored (issue 14): one
-	// disabled or deleted before this read gets no tokens; one disabled
-	// after it had its grants ended after the database write, this one
-	// included (the admin API writes the database, then ends the grants).
-	if a, err := s.p.store.GetAccount(ctx, cd.Subject); errors.Is(err, session.ErrNotFound) || (err == nil && a.Disabled) {
-		if err := s.p.store.DeleteGrant(ctx, g.ID); err != nil && !errors.Is(err, session.ErrNotFound) {
+	// PutGrant stored the grant only while the code's session lived and
+	// was not ending: for a code whose request read the account as
+	// active after reading that session (cd.Checked), that is the whole
+	// completion check (see Finish). Other codes (a session started
+	// after its account was read, as a password sign-in does) read the
+	// account after the grant is stored: one disabled or deleted before
+	// this read gets no tokens; one disabled after it had its grants
+	// ended after the database write, this one included (the admin API
+	// writes the database, then ends the grants).
+	if !cd.Checked {
+		if err := s.p.accountMayComplete(ctx, cd.Subject); err != nil {
+			if errors.Is(err, errAccountGone) {
+				s.p.Audit(ctx, obs.EventLoginFailed, "client_id", c.GetID(), "sub", cd.Subject, "reason", "disabled")
+			}
+			// Nothing is issued, and the grant is not left behind.
+			if derr := s.p.store.DeleteGrant(ctx, g.ID); derr != nil && !errors.Is(derr, session.ErrNotFound) {
+				return nil, storeError(derr)
+			}
+			if errors.Is(err, errAccountGone) {
+				return nil, invalidGrant("the account is disabled or deleted")
+			}
 			return nil, storeError(err)
 		}
-		s.p.Audit(ctx, obs.EventLoginFailed, "client_id", c.GetID(), "sub", cd.Subject, "reason", "disabled")
-		return nil, invalidGrant("the account is disabled or deleted")
-	} else if err != nil {
-		// Unknown: the grant is not left behind, and nothing is issued.
-		_ = s.p.store.DeleteGrant(ctx, g.ID)
-		return nil, storeError(err)
 	}
 	resp, err := s.p.tokenResponse(c, g, gd, cd.Nonce, refresh, now)
 	if err != nil {
@@ -162,6 +171,23 @@ func (s *tokenServer) CodeExchange(ctx context.Context, r *zop.ClientRequest[oid
 	}
 	s.p.Audit(ctx, obs.EventToken, "grant_type", "authorization_code", "client_id", c.GetID(), "sub", cd.Subject, "acr", cd.ACR)
 	return zop.NewResponse(resp), nil
+}
+
+// errAccountGone is accountMayComplete's answer for an account that is
+// disabled or deleted.
+var errAccountGone = errors.New("the account is disabled or deleted")
+
+// accountMayComplete reads the account of sub: errAccountGone when it is
+// disabled or deleted, the store's error when it cannot be read.
+func (p *Provider) accountMayComplete(ctx context.Context, sub string) error {
+	a, err := p.store.GetAccount(ctx, sub)
+	switch {
+	case errors.Is(err, session.ErrNotFound), err == nil && a.Disabled:
+		return errAccountGone
+	case err != nil:
+		return err
+	}
+	return nil
 }
 
 // tokenResponse mints the access token (and ID token when openid was

@@ -70,6 +70,12 @@ type codeData struct {
 	Scopes        []string `json:"scopes"`
 	SessionID     string   `json:"sid"`
 	GrantID       string   `json:"grant_id"`
+	// Checked is set when the request that issued the code read the
+	// account as active after reading its session (SessionID): the
+	// exchange then reads no account (see Finish). Codes without it (a
+	// session started after the account was read, as a password sign-in
+	// does; an earlier version's codes) are checked at the exchange.
+	Checked bool `json:"chk,omitempty"`
 }
 
 // grantData is the payload of a grant (token family).
