@@ -12,6 +12,9 @@
 # a client that registers nothing, OIDC's default, "ES256" one that
 # registers id_token_signed_response_alg: ES256; BEFORE_BIN, from before
 # issue 18, gets keys.algorithm ALG, which signed every token with ALG),
+# MODES (default "discovery jwks cc login sso stepup": the stepupd modes
+# to run; e.g. MODES=sso for the SSO flow alone, without the step-up's
+# minute of password sign-ins to set up),
 # ZITADEL=0 to skip the zitadel example, OVERLOAD=0 to skip
 # the extra login run at CONCURRENCY (which shows stepupd shedding load).
 # DBS (default "sqlite"): the account databases to measure the current
@@ -41,6 +44,8 @@ DBS=${DBS:-sqlite}
 BEFORE_BIN=${BEFORE_BIN:-}
 BEFORE_REV=${BEFORE_REV:-before}
 BEFORE_DB=${BEFORE_DB:-none}
+MODES=${MODES:-"discovery jwks cc login sso stepup"}
+want() { case " $MODES " in *" $1 "*) return 0 ;; esac; return 1; }
 
 WORK=$(mktemp -d /tmp/stepup-bench.XXXXXX)
 ROWS=$WORK/rows.md
@@ -167,25 +172,29 @@ run_stepup() {
 	local args=(-secrets "$dir/bench-secrets.json" -duration "$DUR" -concurrency "$C" -login-concurrency "$LC"
 		-pid "$spid,$rpid$dbpid" -redis "127.0.0.1:$rport" -md "$ROWS")
 
-	"$B" "${args[@]}" -label "$label" -mode discovery,jwks,cc
+	local quick=()
+	for m in discovery jwks cc; do want "$m" && quick+=("$m"); done
+	if [ "${#quick[@]}" -gt 0 ]; then
+		"$B" "${args[@]}" -label "$label" -mode "$(IFS=,; echo "${quick[*]}")"
+	fi
 
 	m0=$(used_memory "$rport")
 	s0=$(count_keys "$rport" 'stepup:{sess:*')
-	"$B" "${args[@]}" -label "$label" -mode login
+	if want login; then "$B" "${args[@]}" -label "$label" -mode login; fi
 	m1=$(used_memory "$rport")
 	s1=$(count_keys "$rport" 'stepup:{sess:*')
 
-	if [ "$OVERLOAD" = 1 ]; then
+	if [ "$OVERLOAD" = 1 ] && want login; then
 		# Same mode with more browsers than stepupd's hashing queue
 		# (2 running + 8 waiting on 2 cores): the rest get 503 busy.
 		"$B" "${args[@]}" -label "$label (overload)" -mode login -login-concurrency "$C"
 	fi
 
-	"$B" "${args[@]}" -label "$label" -mode sso
+	if want sso; then "$B" "${args[@]}" -label "$label" -mode sso; fi
 
 	m2=$(used_memory "$rport")
 	s2=$(count_keys "$rport" 'stepup:{sess:*')
-	"$B" "${args[@]}" -label "$label" -mode stepup
+	if want stepup; then "$B" "${args[@]}" -label "$label" -mode stepup; fi
 	m3=$(used_memory "$rport")
 	s3=$(count_keys "$rport" 'stepup:{sess:*')
 
