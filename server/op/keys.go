@@ -124,6 +124,9 @@ type signingKey struct {
 // keys that verify (the published ones) and their JWKS.
 type keyView struct {
 	signing *signingKey
+	// pending: no key of the set may sign yet; signing is the first
+	// that will (published already).
+	pending bool
 	byKID   map[string]*signingKey
 	jwks    []jose.JSONWebKey
 	from    time.Time
@@ -186,10 +189,23 @@ func LoadKeys(ctx context.Context, o KeyOptions, secrets session.SecretStore, no
 		now = time.Now
 	}
 	k := &Keys{sets: map[string]*algKeys{}, idAlg: o.Algorithm, atAlg: AccessTokenAlgorithm}
-	for _, alg := range KeyAlgorithms(o.Algorithm, o.ClientAlgorithms) {
-		raw, err := initKeySet(ctx, alg, secrets, now())
+	// keys.algorithm's set first: a key of it in the store already is a
+	// deployment that has issued tokens, whose clients and resource
+	// servers may cache its JWKS; a set it did not have yet (ES256, on the
+	// first start after the upgrade that brought two key sets) is then
+	// published first and signs only after RotationDelay(), as a rotated
+	// key does. Until then access tokens are signed with keys.algorithm's
+	// key, as before.
+	algs := KeyAlgorithms(o.Algorithm, o.ClientAlgorithms)
+	order := append([]string{o.Algorithm}, slices.DeleteFunc(slices.Clone(algs), func(a string) bool { return a == o.Algorithm })...)
+	var pending time.Duration
+	for i, alg := range order {
+		raw, existed, err := initKeySet(ctx, alg, secrets, now(), pending)
 		if err != nil {
 			return nil, err
+		}
+		if i == 0 && existed {
+			pending = RotationDelay()
 		}
 		set, err := parseKeySet(alg, raw)
 		if err != nil {
@@ -200,8 +216,8 @@ func LoadKeys(ctx context.Context, o KeyOptions, secrets session.SecretStore, no
 			return nil, err
 		}
 		k.sets[alg] = ak
-		k.algs = append(k.algs, alg)
 	}
+	k.algs = algs
 	return k.ready(), nil
 }
 
@@ -274,30 +290,37 @@ func keyAlgorithm(block *pem.Block) (string, error) {
 	return "", fmt.Errorf("signing key: unsupported key type %T", key)
 }
 
-// initKeySet returns the stored key set, creating it from the single
-// shared key when there is none.
-func initKeySet(ctx context.Context, alg string, secrets session.SecretStore, now time.Time) ([]byte, error) {
+// initKeySet returns the stored key set of alg, creating it from the
+// single shared key when there is none (created too when missing). A set
+// it creates signs from now + pending (published from now). existed
+// reports whether the single shared key was in the store already.
+func initKeySet(ctx context.Context, alg string, secrets session.SecretStore, now time.Time, pending time.Duration) (raw []byte, existed bool, err error) {
 	fresh, err := generateKey(alg)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	first, err := secrets.InitSecret(ctx, "signing-key:"+alg, fresh)
 	if err != nil {
-		return nil, fmt.Errorf("sharing the signing key through the store: %w", err)
+		return nil, false, fmt.Errorf("sharing the signing key through the store: %w", err)
 	}
+	existed = !bytes.Equal(first, fresh)
 	k, err := parseKey(alg, first)
 	if err != nil {
-		return nil, err
+		return nil, existed, err
 	}
-	initial, err := json.Marshal(keySetRecord{Keys: []keyRecord{{KID: k.kid, Alg: alg, PEM: string(first), CreatedAt: now.Unix()}}})
+	r := keyRecord{KID: k.kid, Alg: alg, PEM: string(first), CreatedAt: now.Unix()}
+	if pending > 0 {
+		r.PublishAt, r.SignsFrom = now.Unix(), now.Add(pending).Truncate(time.Second).Add(time.Second).Unix()
+	}
+	initial, err := json.Marshal(keySetRecord{Keys: []keyRecord{r}})
 	if err != nil {
-		return nil, err
+		return nil, existed, err
 	}
-	raw, err := secrets.InitSecret(ctx, keySetName(alg), initial)
+	raw, err = secrets.InitSecret(ctx, keySetName(alg), initial)
 	if err != nil {
-		return nil, fmt.Errorf("sharing the signing key set through the store: %w", err)
+		return nil, existed, fmt.Errorf("sharing the signing key set through the store: %w", err)
 	}
-	return raw, nil
+	return raw, existed, nil
 }
 
 func decodeKeySet(raw []byte) (keySetRecord, error) {
@@ -342,6 +365,7 @@ func parseKeySet(alg string, raw []byte) ([]*signingKey, error) {
 // build computes the view at now from the parsed set and installs it.
 func (k *algKeys) build(now time.Time) (*keyView, error) {
 	v := &keyView{byKID: map[string]*signingKey{}, from: now, until: now.Add(keySetRefresh)}
+	var next *signingKey
 	if k.store == nil {
 		v.until = time.Unix(1<<62, 0)
 	}
@@ -360,11 +384,20 @@ func (k *algKeys) build(now time.Time) (*keyView, error) {
 			if s.signsFrom.Before(v.until) {
 				v.until = s.signsFrom
 			}
+			if next == nil || s.signsFrom.Before(next.signsFrom) {
+				next = s
+			}
 			continue
 		}
 		if v.signing == nil || s.signsFrom.After(v.signing.signsFrom) {
 			v.signing = s
 		}
+	}
+	if v.signing == nil && next != nil {
+		// Only keys published ahead of their time (a set a running
+		// deployment just added): the first of them signs what must be
+		// of this algorithm, and Keys signs access tokens with another.
+		v.signing, v.pending = next, true
 	}
 	if v.signing == nil {
 		return nil, errors.New("signing key set: no key signs now")
@@ -429,7 +462,7 @@ type KeySet struct {
 // if it is still the one read.
 func RotateKeys(ctx context.Context, alg string, secrets session.SecretStore, now time.Time) (KeySet, error) {
 	for range 20 {
-		raw, err := initKeySet(ctx, alg, secrets, now)
+		raw, _, err := initKeySet(ctx, alg, secrets, now, RotationDelay())
 		if err != nil {
 			return KeySet{}, err
 		}
@@ -506,7 +539,7 @@ type Revocation struct {
 // the first token with the new kid).
 func RevokeKey(ctx context.Context, alg, kid string, secrets session.SecretStore, now time.Time) (Revocation, error) {
 	for range 20 {
-		raw, err := initKeySet(ctx, alg, secrets, now)
+		raw, _, err := initKeySet(ctx, alg, secrets, now, RotationDelay())
 		if err != nil {
 			return Revocation{}, err
 		}
@@ -737,7 +770,15 @@ func (k *Keys) SigningKID(alg string) string {
 }
 
 func (k *Keys) signAccess(claims any) (string, error) {
-	return k.sign(k.sets[k.atAlg].current().signing.atSign, claims)
+	v := k.sets[k.atAlg].current()
+	if v.pending {
+		// The ES256 set a running deployment just added is not signing
+		// yet: keys.algorithm's key signs access tokens until it does.
+		if d := k.sets[k.idAlg].current(); !d.pending {
+			v = d
+		}
+	}
+	return k.sign(v.signing.atSign, claims)
 }
 
 // signID signs an ID token with the key of alg ("": keys.algorithm).

@@ -227,3 +227,79 @@ func mustSigner(t *testing.T, kid string, pemBytes []byte) jose.Signer {
 	}
 	return s
 }
+
+// An upgrade from one key set: a store that a version signing every token
+// with keys.algorithm's key left behind keeps verifying what that key
+// signed (access tokens and ID token hints), the key goes on signing the
+// ID tokens of keys.algorithm, and the ES256 set it adds (for an RS256
+// deployment) is published at once but signs access tokens only after
+// RotationDelay(), as a rotated key would: resource servers that cache
+// the JWKS see it first. A new deployment signs with ES256 at once.
+func TestUpgradeKeepsTheStoredKeySet(t *testing.T) {
+	ctx := context.Background()
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time { return now }
+	for _, alg := range []string{"RS256", "ES256"} {
+		now = time.Unix(1_800_000_000, 0)
+		store := &memSecrets{m: map[string][]byte{}}
+		// What f51beb0 stored: the single-key slot and the set made from it.
+		raw, _, err := initKeySet(ctx, alg, store, now.Add(-time.Hour), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, _ := decodeKeySet(raw)
+		old, err := NewKeys(alg, []byte(rec.Keys[0].PEM))
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldAT, _ := old.signAccess(map[string]string{"k": "at"})
+		oldID, _ := old.signID("", map[string]string{"k": "id"})
+
+		k, err := LoadKeys(ctx, KeyOptions{Algorithm: alg}, store, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c map[string]string
+		if err := k.verify(oldAT, "at+jwt", &c); err != nil || c["k"] != "at" {
+			t.Fatalf("%s: an access token of the old key: %v", alg, err)
+		}
+		if err := k.verify(oldID, "JWT", &c); err != nil || c["k"] != "id" {
+			t.Fatalf("%s: an ID token of the old key: %v", alg, err)
+		}
+		if k.SigningKID(alg) != rec.Keys[0].KID {
+			t.Fatalf("%s: the stored key no longer signs the ID tokens of keys.algorithm", alg)
+		}
+		if !publishedKIDs(t, k, "ES256")[k.SigningKID("ES256")] || !publishedKIDs(t, k, "RS256")[k.SigningKID("RS256")] {
+			t.Fatalf("%s: the JWKS lacks a key: %s", alg, k.JWKS())
+		}
+		at, _ := k.signAccess(map[string]string{})
+		if h := tokenHeader(t, at); h["alg"] != alg || h["kid"] != rec.Keys[0].KID {
+			t.Fatalf("%s: right after the upgrade access tokens are signed %v, want the stored key", alg, h)
+		}
+		now = now.Add(RotationDelay() + time.Second)
+		at, _ = k.signAccess(map[string]string{})
+		if h := tokenHeader(t, at); h["alg"] != "ES256" || h["kid"] != k.SigningKID("ES256") {
+			t.Fatalf("%s: after the publication delay access tokens are signed %v, want ES256", alg, h)
+		}
+	}
+	// A new deployment: ES256 access tokens from the start.
+	now = time.Unix(1_800_000_000, 0)
+	k, err := LoadKeys(ctx, KeyOptions{Algorithm: "RS256"}, &memSecrets{m: map[string][]byte{}}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, _ := k.signAccess(map[string]string{})
+	if h := tokenHeader(t, at); h["alg"] != "ES256" {
+		t.Fatalf("a new deployment signs access tokens %v, want ES256", h)
+	}
+}
+
+func tokenHeader(t *testing.T, token string) map[string]any {
+	t.Helper()
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := jws.Signatures[0].Protected
+	return map[string]any{"alg": h.Algorithm, "kid": h.KeyID}
+}
