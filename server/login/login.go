@@ -148,6 +148,15 @@ type state struct {
 // load fetches the flow, session and account, answering the error page or
 // 503 itself when it returns false.
 func (h *Handler) load(w http.ResponseWriter, r *http.Request) (*state, bool) {
+	st, ok := h.loadFlow(w, r)
+	if !ok {
+		return nil, false
+	}
+	return st, h.loadAccount(w, r, st)
+}
+
+// loadFlow is load's first half: the flow and the session, no account.
+func (h *Handler) loadFlow(w http.ResponseWriter, r *http.Request) (*state, bool) {
 	f, c, sess, err := h.p.FlowAndSession(r, r.PathValue("id"))
 	if errors.Is(err, session.ErrNotFound) {
 		h.Error(w, r, http.StatusBadRequest, "error.flow_expired")
@@ -159,12 +168,42 @@ func (h *Handler) load(w http.ResponseWriter, r *http.Request) (*state, bool) {
 		h.p.Unavailable(w, r, err)
 		return nil, false
 	}
-	acct, err := h.p.LoadAccount(r.Context(), sess)
+	return &state{flow: f, c: c, sess: sess}, true
+}
+
+// loadAccount is load's second half: the session's account.
+func (h *Handler) loadAccount(w http.ResponseWriter, r *http.Request, st *state) bool {
+	acct, err := h.p.LoadAccount(r.Context(), st.sess)
 	if err != nil {
 		h.p.Unavailable(w, r, err)
-		return nil, false
+		return false
 	}
-	return &state{flow: f, c: c, sess: sess, acct: acct}, true
+	st.acct = acct
+	return true
+}
+
+// showShown renders the TOTP page /authorize decided on (op.ShownStep)
+// without reading the account, when the flow was decided for the
+// session as it still is and the TOTP form is the page asked for. It
+// shows a form and nothing else: the post reads the account and decides
+// again. It reports whether it rendered.
+func (h *Handler) showShown(w http.ResponseWriter, r *http.Request, st *state) bool {
+	f := st.flow
+	if f.IsCIBA() || f.IsReset() || f.Account || f.Cancelled {
+		return false
+	}
+	sh := f.ShownFor(st.sess)
+	if sh == nil {
+		return false
+	}
+	if want := r.URL.Query().Get("factor"); want != "" && want != string(authn.TOTP) {
+		return false
+	}
+	d := authn.Decision{Outcome: authn.Need, Need: sh.Need, Alternatives: sh.Alternatives, Target: sh.Target}
+	// The name in "Signed in as" is all the page takes of the account.
+	view := &state{flow: f, c: st.c, sess: st.sess, acct: &session.Account{Subject: st.sess.Subject, Username: sh.Username}}
+	h.renderFactor(w, r, view, d, authn.TOTP, http.StatusOK, "")
+	return true
 }
 
 func (h *Handler) flowURL(f *op.Flow, suffix string) string {
@@ -187,8 +226,8 @@ func (h *Handler) decided(w http.ResponseWriter, r *http.Request, st *state, d a
 
 // show renders the page the policy asks for.
 func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
-	st, ok := h.load(w, r)
-	if !ok {
+	st, ok := h.loadFlow(w, r)
+	if !ok || h.showShown(w, r, st) || !h.loadAccount(w, r, st) {
 		return
 	}
 	if st.flow.IsReset() && !st.flow.Reset.EmailVerified(st.flow) {

@@ -105,6 +105,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		p.Finish(w, r, f, c, sess, d)
 	default:
 		f.ID = randomID(24)
+		f.Shown = shownStep(d, sess, acct)
 		p.bindFlow(w, r, f)
 		if err := p.SaveFlow(r.Context(), f); err != nil {
 			p.Unavailable(w, r, err)

@@ -1,6 +1,7 @@
 package op
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"math"
@@ -14,6 +15,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/stepup-dev/stepup/authn"
+	"github.com/stepup-dev/stepup/session"
 )
 
 // Flow is a pending authorization request: everything the hosted pages and
@@ -68,6 +70,58 @@ type Flow struct {
 	// ForceEnroll marks an /account verification that must end with a
 	// second factor enrolled (after an administrator's recovery link).
 	ForceEnroll bool `json:"force_enroll,omitempty"`
+	// Shown is what /authorize decided when it sent the browser to a
+	// TOTP step (see ShownStep), so that the page can be shown without
+	// reading the account again.
+	Shown *ShownStep `json:"shown,omitempty"`
+}
+
+// ShownStep is /authorize's decision for a step-up whose page is the
+// TOTP form: the session it was made for and a digest of that session's
+// verifications, the user's name and the factors asked. The TOTP page
+// renders from it while the session and its verifications are still the
+// same, without an account read; the page's post reads the account (the
+// TOTP secret, whether it is active) and decides again, so nothing is
+// granted on what ShownStep says (issue 14: one account read per
+// step-up flow's completion, issue 18: fewer reads per step-up).
+type ShownStep struct {
+	SessionID    string         `json:"sid"`
+	Verifs       string         `json:"verifs"`
+	Username     string         `json:"user"`
+	Need         []authn.Factor `json:"need"`
+	Alternatives []authn.Factor `json:"alts,omitempty"`
+	Target       string         `json:"target,omitempty"`
+}
+
+// shownStep returns what a TOTP step-up page needs of decision d, made
+// for sess and acct at /authorize; nil when the page is another.
+func shownStep(d authn.Decision, sess *session.Session, acct *session.Account) *ShownStep {
+	if d.Outcome != authn.Need || sess == nil || acct == nil || len(d.Need) == 0 || d.Need[0] != authn.TOTP {
+		return nil
+	}
+	return &ShownStep{SessionID: sess.ID, Verifs: VerificationsDigest(sess.Verifications), Username: acct.Username,
+		Need: d.Need, Alternatives: d.Alternatives, Target: d.Target}
+}
+
+// VerificationsDigest is a digest of a session's verifications: it
+// changes with any verification recorded since.
+func VerificationsDigest(vs []authn.Verification) string {
+	b, err := json.Marshal(vs)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return b64(sum[:16])
+}
+
+// ShownFor returns the flow's ShownStep when it was decided for sess as
+// it still is (same session, same verifications), nil otherwise.
+func (f *Flow) ShownFor(sess *session.Session) *ShownStep {
+	sh := f.Shown
+	if sh == nil || sess == nil || sh.SessionID != sess.ID || sh.Verifs == "" || sh.Verifs != VerificationsDigest(sess.Verifications) {
+		return nil
+	}
+	return sh
 }
 
 // forSubject forgets the enrollment values of the flow that were offered
