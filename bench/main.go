@@ -82,7 +82,7 @@ func run() error {
 	mode := fs.String("mode", "all", "comma list of "+strings.Join(allModes, ",")+", or all; or soak (mixed traffic with a time series, see bench/soak.sh)")
 	duration := fs.Duration("duration", 10*time.Second, "timed phase of each mode")
 	conc := fs.Int("concurrency", 32, "workers (virtual users) per mode")
-	loginConc := fs.Int("login-concurrency", 8, "workers for the login mode and for setting up password sessions; stepupd runs one argon2id hash per core and lets 4 per core wait (10 on 2 cores), beyond that it answers 503 busy")
+	loginConc := fs.Int("login-concurrency", 8, "workers for the login mode and for setting up password sessions; stepupd runs one argon2id hash per 2 cores and lets 4 per core wait (9 on 2 cores), beyond that it answers 503 busy")
 	clientID := fs.String("client-id", "bench", "confidential client for login/sso/stepup (zitadel: web)")
 	clientSecret := fs.String("client-secret", "", "its secret (client_secret_basic); default from -secrets (zitadel: secret)")
 	redirectURI := fs.String("redirect-uri", "http://127.0.0.1:9/cb", "registered redirect URI; never contacted (zitadel: http://localhost:9999/auth/callback)")

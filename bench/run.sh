@@ -186,7 +186,7 @@ run_stepup() {
 
 	if [ "$OVERLOAD" = 1 ] && want login; then
 		# Same mode with more browsers than stepupd's hashing queue
-		# (2 running + 8 waiting on 2 cores): the rest get 503 busy.
+		# (1 running + 8 waiting on 2 cores): the rest get 503 busy.
 		"$B" "${args[@]}" -label "$label (overload)" -mode login -login-concurrency "$C"
 	fi
 

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -111,8 +110,9 @@ func New(ctx context.Context, cfg *config.Config, store session.Store, o Options
 		Store:    store,
 		Keys:     keys,
 		Sessions: session.NewManager(iss.Scheme == "https", hashKey, blockKey, cfg.Session.AbsoluteTimeout.D()),
-		// About one argon2id hash per core at a time: each takes 64 MiB.
-		Hashes: password.NewLimiter(runtime.NumCPU()),
+		// One argon2id hash per `threads` cores at a time, each in a
+		// reused work area of the configured memory (64 MiB).
+		Hashes: password.NewLimiterFor(0, 0, op.PasswordParams(cfg.Passwords.Argon2id)),
 		Log:    log,
 		Audit:  obs.NewAuditor(log, metrics),
 		Now:    o.Now,

@@ -9,7 +9,7 @@ import (
 	"hash"
 	"strings"
 
-	"golang.org/x/crypto/argon2"
+	"github.com/stepup-dev/stepup/authn/password/internal/argon2"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/scrypt"
 )
@@ -42,7 +42,9 @@ const (
 
 // verifier is a parsed hash of one of the accepted formats.
 type verifier interface {
-	matches(password string) bool
+	// matches hashes password; an argon2 hash works in mem when it fits
+	// (nil: fresh memory), the other formats ignore it.
+	matches(mem *argon2.Memory, password string) bool
 	// format names the format ("argon2id", "bcrypt", …).
 	format() string
 }
@@ -114,7 +116,7 @@ type bcryptHash struct{ s []byte }
 
 func (h bcryptHash) format() string { return FormatBcrypt }
 
-func (h bcryptHash) matches(password string) bool {
+func (h bcryptHash) matches(_ *argon2.Memory, password string) bool {
 	return bcrypt.CompareHashAndPassword(h.s, []byte(password)) == nil
 }
 
@@ -170,7 +172,7 @@ type pbkdf2Hash struct {
 
 func (h pbkdf2Hash) format() string { return h.name }
 
-func (h pbkdf2Hash) matches(password string) bool {
+func (h pbkdf2Hash) matches(_ *argon2.Memory, password string) bool {
 	key, err := pbkdf2.Key(h.h, password, h.salt, h.rounds, len(h.key))
 	return err == nil && subtle.ConstantTimeCompare(key, h.key) == 1
 }
@@ -246,7 +248,7 @@ type scryptHash struct {
 
 func (h scryptHash) format() string { return FormatScrypt }
 
-func (h scryptHash) matches(password string) bool {
+func (h scryptHash) matches(_ *argon2.Memory, password string) bool {
 	key, err := scrypt.Key([]byte(password), h.salt, h.n, h.r, h.p, len(h.key))
 	return err == nil && subtle.ConstantTimeCompare(key, h.key) == 1
 }
@@ -290,9 +292,9 @@ func parsePasslibScrypt(s string) (verifier, error) {
 }
 
 // argon2Key derives the key of h's variant.
-func argon2Key(variant, password string, salt []byte, p Params) []byte {
+func argon2Key(mem *argon2.Memory, variant, password string, salt []byte, p Params) []byte {
 	if variant == FormatArgon2i {
-		return argon2.Key([]byte(password), salt, p.Time, p.MemoryKiB, p.Threads, p.KeyLen)
+		return argon2.Key(mem, []byte(password), salt, p.Time, p.MemoryKiB, p.Threads, p.KeyLen)
 	}
-	return argon2.IDKey([]byte(password), salt, p.Time, p.MemoryKiB, p.Threads, p.KeyLen)
+	return argon2.IDKey(mem, []byte(password), salt, p.Time, p.MemoryKiB, p.Threads, p.KeyLen)
 }

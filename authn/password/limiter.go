@@ -3,8 +3,11 @@ package password
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync/atomic"
+
+	"github.com/stepup-dev/stepup/authn/password/internal/argon2"
 )
 
 // ErrBusy is returned by a Limiter when too many verifications are already
@@ -15,23 +18,64 @@ var ErrBusy = errors.New("password: too many concurrent hash verifications")
 // queueFactor bounds how many callers may wait per slot.
 const queueFactor = 4
 
-// Limiter bounds the number of argon2id computations running at once, and
-// the number of callers waiting for one, so that memory use stays at most
-// n × the hash's memory. Use NewLimiter; the zero value is not usable.
-// A Limiter is safe for concurrent use.
+// Limiter bounds the number of argon2 computations running at once, and
+// the number of callers waiting for one, and gives each slot one work
+// area (argon2 memory) that its hashes reuse: memory stays at n × the
+// hash's memory whatever the load, and a hash spends no time on fresh
+// memory (page faults, zeroing, garbage collection). Use NewLimiter; the
+// zero value is not usable. A Limiter is safe for concurrent use.
 type Limiter struct {
-	slots   chan struct{}
+	slots chan struct{}
+	// mems holds one work area per slot, nil until a slot first needs
+	// one; a caller holding a slot takes one (never waits: there are as
+	// many as slots) and gives it back.
+	mems    chan *argon2.Memory
+	memKiB  uint32       // size of a pooled work area
+	pooled  atomic.Int64 // work areas ever made for the pool (≤ slots)
 	waiting atomic.Int64
 	maxWait int64
 }
 
 // NewLimiter returns a Limiter that runs at most n hashes at once and lets
-// at most 4n more callers wait. n ≤ 0 means GOMAXPROCS.
+// at most 4n more callers wait, with work areas for DefaultParams. n ≤ 0
+// means GOMAXPROCS.
 func NewLimiter(n int) *Limiter {
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	return &Limiter{slots: make(chan struct{}, n), maxWait: int64(queueFactor * n)}
+	return NewLimiterFor(n, queueFactor*n, DefaultParams)
+}
+
+// DefaultSlots is how many hashes with p to run at once so that they
+// keep every core busy: one per p.Threads cores (an argon2 hash runs its
+// lanes in parallel), at least one. More would only add memory.
+func DefaultSlots(p Params) int {
+	return max(1, runtime.GOMAXPROCS(0)/max(1, int(p.Threads)))
+}
+
+// NewLimiterFor returns a Limiter that runs at most n hashes at once (n
+// ≤ 0: DefaultSlots(p)) and lets at most queue more callers wait (queue
+// ≤ 0: 4 per core), with work areas large enough for hashes with p's
+// memory or DefaultParams', whichever is larger. An argon2 hash with more
+// memory (an imported one) gets a work area of its own for that hash,
+// given back to the system right after it.
+func NewLimiterFor(n, queue int, p Params) *Limiter {
+	if n <= 0 {
+		n = DefaultSlots(p)
+	}
+	if queue <= 0 {
+		queue = queueFactor * runtime.GOMAXPROCS(0)
+	}
+	l := &Limiter{
+		slots:   make(chan struct{}, n),
+		mems:    make(chan *argon2.Memory, n),
+		memKiB:  max(p.MemoryKiB, DefaultParams.MemoryKiB),
+		maxWait: int64(queue),
+	}
+	for range n {
+		l.mems <- nil
+	}
+	return l
 }
 
 // Verify is the package's Verify run in a slot. A malformed hash is
@@ -43,33 +87,63 @@ func (l *Limiter) Verify(ctx context.Context, hash, password string) (bool, erro
 	if err != nil {
 		return false, err
 	}
-	if err := l.acquire(ctx); err != nil {
-		return false, err
+	var ok bool
+	var p *Params
+	if a, isArgon2 := h.(phcHash); isArgon2 {
+		p = &a.p
 	}
-	defer l.release()
-	return h.matches(password), nil
+	err = l.run(ctx, p, func(mem *argon2.Memory) { ok = h.matches(mem, password) })
+	return ok, err
 }
 
 // DummyVerify is the package's DummyVerify run in a slot, with the same
 // waiting rules as Verify, so an unknown username also queues like a known
 // one.
 func (l *Limiter) DummyVerify(ctx context.Context, password string) error {
-	if err := l.acquire(ctx); err != nil {
-		return err
-	}
-	defer l.release()
-	DummyVerify(password)
-	return nil
+	return l.run(ctx, &dummy.p, func(mem *argon2.Memory) { dummy.matches(mem, password) })
 }
 
 // Hash is HashWith(p, password) run in a slot, with the same waiting
 // rules as Verify: rehashing on sign-in costs what a verification does.
 func (l *Limiter) Hash(ctx context.Context, p Params, password string) (string, error) {
+	if err := p.validate(); err != nil {
+		return "", fmt.Errorf("password: hash: %w", err)
+	}
+	var hash string
+	var err error
+	if rerr := l.run(ctx, &p, func(mem *argon2.Memory) { hash, err = hashWith(mem, p, password) }); rerr != nil {
+		return "", rerr
+	}
+	return hash, err
+}
+
+// run calls f in a slot with the work area an argon2 hash with
+// parameters p should use (nil for other hashes: p is nil).
+func (l *Limiter) run(ctx context.Context, p *Params, f func(*argon2.Memory)) error {
 	if err := l.acquire(ctx); err != nil {
-		return "", err
+		return err
 	}
 	defer l.release()
-	return HashWith(p, password)
+	if p == nil {
+		f(nil)
+		return nil
+	}
+	if p.MemoryKiB > l.memKiB {
+		// Larger than the pool's areas: one of its own, returned to the
+		// system at once (still one per slot at a time).
+		mem := argon2.NewMemory(p.MemoryKiB)
+		defer mem.Free()
+		f(mem)
+		return nil
+	}
+	mem := <-l.mems
+	defer func() { l.mems <- mem }()
+	if mem == nil {
+		mem = argon2.NewMemory(l.memKiB)
+		l.pooled.Add(1)
+	}
+	f(mem)
+	return nil
 }
 
 func (l *Limiter) acquire(ctx context.Context) error {

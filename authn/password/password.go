@@ -29,7 +29,7 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/crypto/argon2"
+	"github.com/stepup-dev/stepup/authn/password/internal/argon2"
 )
 
 // Params are the argon2id cost parameters and sizes of a hash.
@@ -76,6 +76,11 @@ func Hash(password string) (string, error) {
 // PHC string. Parameters outside the bounds Verify accepts are an error, so
 // every hash made here can be verified.
 func HashWith(p Params, password string) (string, error) {
+	return hashWith(nil, p, password)
+}
+
+// hashWith is HashWith working in mem (nil: fresh memory).
+func hashWith(mem *argon2.Memory, p Params, password string) (string, error) {
 	if err := p.validate(); err != nil {
 		return "", fmt.Errorf("password: hash: %w", err)
 	}
@@ -83,11 +88,12 @@ func HashWith(p Params, password string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("password: reading salt: %w", err)
 	}
-	return hashWithSalt(p, password, salt), nil
+	return hashWithSalt(mem, p, password, salt), nil
 }
 
-func hashWithSalt(p Params, password string, salt []byte) string {
-	key := argon2.IDKey([]byte(password), salt, p.Time, p.MemoryKiB, p.Threads, p.KeyLen)
+// hashWithSalt hashes in mem (nil: fresh memory).
+func hashWithSalt(mem *argon2.Memory, p Params, password string, salt []byte) string {
+	key := argon2.IDKey(mem, []byte(password), salt, p.Time, p.MemoryKiB, p.Threads, p.KeyLen)
 	return encode(p, salt, key)
 }
 
@@ -106,7 +112,7 @@ func Verify(hash, password string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return h.matches(password), nil
+	return h.matches(nil, password), nil
 }
 
 // ParsePHC checks that s is an argon2id (v=19) PHC string with parameters
@@ -129,7 +135,7 @@ var dummy = mustParse(dummyHash)
 // with DefaultParams and discards the result. Call it when the account does
 // not exist so that a wrong username takes as long as a wrong password.
 func DummyVerify(password string) {
-	dummy.matches(password)
+	dummy.matches(nil, password)
 }
 
 // b64 is the PHC encoding: standard alphabet, no padding, and (Strict) no
@@ -145,8 +151,8 @@ type phcHash struct {
 
 func (h phcHash) format() string { return h.variant }
 
-func (h phcHash) matches(password string) bool {
-	key := argon2Key(h.variant, password, h.salt, h.p)
+func (h phcHash) matches(mem *argon2.Memory, password string) bool {
+	key := argon2Key(mem, h.variant, password, h.salt, h.p)
 	return subtle.ConstantTimeCompare(key, h.key) == 1
 }
 

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/argon2"
+	xargon2 "golang.org/x/crypto/argon2"
+
+	"github.com/stepup-dev/stepup/authn/password/internal/argon2"
 )
 
 // cheap keeps tests fast; the algorithm is the same at any cost.
@@ -70,11 +73,11 @@ func TestKnownAnswer(t *testing.T) {
 	salt := []byte("0123456789abcdef")
 	pw := "correct horse battery staple"
 
-	key := argon2.IDKey([]byte(pw), salt, 2, 256, 1, 32)
+	key := xargon2.IDKey([]byte(pw), salt, 2, 256, 1, 32)
 	want := "$argon2id$v=19$m=256,t=2,p=1$" +
 		base64.RawStdEncoding.EncodeToString(salt) + "$" +
 		base64.RawStdEncoding.EncodeToString(key)
-	got := hashWithSalt(p, pw, salt)
+	got := hashWithSalt(nil, p, pw, salt)
 	if got != want {
 		t.Errorf("hashWithSalt = %q, want %q", got, want)
 	}
@@ -312,5 +315,80 @@ func BenchmarkVerify(b *testing.B) {
 		if _, err := Verify(phc, "correct horse battery staple"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestLimiterBoundsWorkAreas: however many verifications come at once,
+// the hashes run in at most one work area per slot, made once and reused
+// (counted by the pool, not by timing), never in fresh memory; and the
+// result is still the right one.
+func TestLimiterBoundsWorkAreas(t *testing.T) {
+	p := Params{Time: 1, MemoryKiB: 2048, Threads: 2, SaltLen: 16, KeyLen: 32}
+	const slots = 3
+	l := NewLimiterFor(slots, queueFactor*slots, p)
+	if l.memKiB != DefaultParams.MemoryKiB {
+		t.Fatalf("work areas of %d KiB, want DefaultParams' %d", l.memKiB, DefaultParams.MemoryKiB)
+	}
+	l.memKiB = p.MemoryKiB // keep the test's memory small
+	phc, err := HashWith(p, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh0, live0 := argon2.FreshAllocs(), argon2.LiveBytes()
+	var wg sync.WaitGroup
+	var wrong, busy atomic.Int64
+	for round := range 8 {
+		for i := range slots * (queueFactor + 1) {
+			wg.Go(func() {
+				pw := "pw"
+				if (round+i)%3 == 0 {
+					pw = "not it"
+				}
+				ok, err := l.Verify(context.Background(), phc, pw)
+				switch {
+				case errors.Is(err, ErrBusy):
+					busy.Add(1)
+				case err != nil || ok != (pw == "pw"):
+					wrong.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if err := l.DummyVerify(context.Background(), "x"); err != nil {
+		t.Fatal(err)
+	}
+	if wrong.Load() != 0 {
+		t.Errorf("%d verifications gave the wrong answer", wrong.Load())
+	}
+	if n := l.pooled.Load(); n < 1 || n > slots {
+		t.Errorf("%d work areas made for %d slots", n, slots)
+	}
+	if n := argon2.FreshAllocs() - fresh0; n != 0 {
+		t.Errorf("%d hashes ran in fresh memory instead of a slot's work area", n)
+	}
+	if got, max := argon2.LiveBytes()-live0, int64(slots)*int64(p.MemoryKiB)*1024; got > max {
+		t.Errorf("work areas hold %d bytes, more than %d slots × %d KiB", got, slots, p.MemoryKiB)
+	}
+	t.Logf("%d work areas, %d answered busy", l.pooled.Load(), busy.Load())
+
+	// A hash larger than the pool's areas gets one of its own, freed
+	// right after.
+	big := Params{Time: 1, MemoryKiB: 4096, Threads: 1, SaltLen: 16, KeyLen: 32}
+	bigPHC, _ := HashWith(big, "pw")
+	live1 := argon2.LiveBytes()
+	if ok, err := l.Verify(context.Background(), bigPHC, "pw"); err != nil || !ok {
+		t.Errorf("Verify(large hash) = %v, %v", ok, err)
+	}
+	if argon2.LiveBytes() != live1 {
+		t.Errorf("a large hash's work area was kept: %d bytes live, was %d", argon2.LiveBytes(), live1)
+	}
+	// Hash through the limiter verifies with the package's Verify.
+	h, err := l.Hash(context.Background(), p, "new")
+	if ok, verr := Verify(h, "new"); err != nil || verr != nil || !ok {
+		t.Errorf("Limiter.Hash gave %q (%v), Verify = %v, %v", h, err, ok, verr)
+	}
+	if n := l.pooled.Load(); n > slots {
+		t.Errorf("%d work areas made for %d slots", n, slots)
 	}
 }
