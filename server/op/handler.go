@@ -19,12 +19,12 @@ import (
 // only.
 func (p *Provider) Handler() http.Handler {
 	ts := &tokenServer{p: p}
-	zh := zop.RegisterServer(ts, zop.Endpoints{
+	zr := zop.RegisterServer(ts, zop.Endpoints{
 		Token:         zop.NewEndpoint(PathToken),
 		Introspection: zop.NewEndpoint(PathIntrospect),
 		Revocation:    zop.NewEndpoint(PathRevoke),
 	}, zop.WithServerCORSOptions(nil))
-	zh = p.withIPBudget(zh)
+	zh := p.withIPBudget(zr)
 	origins := newCORSOrigins(p.clients)
 	corsPost := corsFor(origins, http.MethodPost)
 	mux := http.NewServeMux()
@@ -39,7 +39,7 @@ func (p *Provider) Handler() http.Handler {
 	// (a public client redeeming its code, revoking at sign-out);
 	// introspection is for confidential clients, whose secret has no
 	// place in a browser, so it answers no CORS at all.
-	mux.Handle(PathToken, noStore(corsPost(formEndpoint("token", p.withIPBudget(p.cibaTokenRouter(zh))))))
+	mux.Handle(PathToken, noStore(corsPost(formEndpoint("token", p.withIPBudget(p.cibaTokenRouter(p.clientCredentialsRouter(zr)))))))
 	// CIBA: the backchannel endpoint is for confidential clients' servers
 	// (no CORS); the approval link is a hosted page.
 	mux.Handle(PathBCAuthorize, noStore(formEndpoint("backchannel authentication", p.withIPBudget(http.HandlerFunc(p.bcAuthorize)))))
