@@ -117,6 +117,19 @@ func TestFlowsOnTopologies(t *testing.T) {
 			if _, err := r.exchange(a, res); err == nil {
 				t.Fatal("code redeemed twice")
 			}
+
+			// A single sign-on code is not checked against the account
+			// at its exchange (its /authorize read it): what stops it
+			// after the user's sessions ended is PutGrant's check of the
+			// session, a script on the session's slot.
+			a = r.authURL(nil)
+			res = b.get(a.url).result(t)
+			if p := b.get(e.issuer + "/end_session?" + url.Values{"id_token_hint": {first.idToken}}.Encode()); p.status != http.StatusOK {
+				t.Fatalf("end_session: %d", p.status)
+			}
+			if _, err := r.exchange(a, res); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+				t.Fatalf("exchange of a code of an ended session: %v, want invalid_grant", err)
+			}
 		})
 	}
 }
