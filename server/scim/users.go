@@ -279,12 +279,19 @@ func (h *Handler) modify(w http.ResponseWriter, r *http.Request, change func(*ac
 			h.storeFailure(w, r, err)
 			return
 		}
-		if wasActive && !got.Active {
+		if !got.Active {
+			// Also when it was inactive already: a retry after a first
+			// call whose Redis half failed (503), or the second of two
+			// racing calls, returns only once the sessions and grants
+			// are ended (codes of single sign-on are not checked against
+			// the account at their exchange: op.Finish). Idempotent.
 			if err := h.endSessions(ctx, sub); err != nil {
 				h.unavailable(w, r, err)
 				return
 			}
-			h.p.Audit(ctx, obs.EventAccountDisabled, "sub", sub, "client_id", clientOf(ctx))
+			if wasActive {
+				h.p.Audit(ctx, obs.EventAccountDisabled, "sub", sub, "client_id", clientOf(ctx))
+			}
 		}
 		h.writeUser(w, http.StatusOK, got)
 		return
