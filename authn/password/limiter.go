@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/stepup-dev/stepup/authn/password/internal/argon2"
 )
@@ -34,7 +36,17 @@ type Limiter struct {
 	pooled  atomic.Int64 // work areas ever made for the pool (≤ slots)
 	waiting atomic.Int64
 	maxWait int64
+	// idle gives the work areas' memory back to the system once no hash
+	// has run for idleAfter (releaseIdle): a burst of sign-ins does not
+	// leave n × the hash's memory resident for good.
+	idleMu   sync.Mutex
+	idle     *time.Timer
+	inFlight int
 }
+
+// idleAfter is how long the work areas stay resident after the last
+// hash.
+const idleAfter = 30 * time.Second
 
 // NewLimiter returns a Limiter that runs at most n hashes at once and lets
 // at most 4n more callers wait, with work areas for DefaultParams. n ≤ 0
@@ -136,6 +148,8 @@ func (l *Limiter) run(ctx context.Context, p *Params, f func(*argon2.Memory)) er
 		f(mem)
 		return nil
 	}
+	l.busy()
+	defer l.done()
 	mem := <-l.mems
 	defer func() { l.mems <- mem }()
 	if mem == nil {
@@ -144,6 +158,52 @@ func (l *Limiter) run(ctx context.Context, p *Params, f func(*argon2.Memory)) er
 	}
 	f(mem)
 	return nil
+}
+
+func (l *Limiter) busy() {
+	l.idleMu.Lock()
+	l.inFlight++
+	if l.idle != nil {
+		l.idle.Stop()
+	}
+	l.idleMu.Unlock()
+}
+
+func (l *Limiter) done() {
+	l.idleMu.Lock()
+	defer l.idleMu.Unlock()
+	if l.inFlight--; l.inFlight > 0 {
+		return
+	}
+	if l.idle == nil {
+		l.idle = time.AfterFunc(idleAfter, func() { l.releaseIdle() })
+	} else {
+		l.idle.Reset(idleAfter)
+	}
+}
+
+// releaseIdle gives the pages of every work area back to the system, if
+// no hash is running: the areas stay (at most one per slot), and the next
+// hash in each touches fresh pages again. It returns how many it
+// released.
+func (l *Limiter) releaseIdle() int {
+	l.idleMu.Lock()
+	defer l.idleMu.Unlock()
+	if l.inFlight > 0 {
+		return 0
+	}
+	// No hash is running and busy waits for idleMu: every area is in
+	// mems.
+	n := 0
+	for range cap(l.mems) {
+		mem := <-l.mems
+		if mem != nil {
+			mem.Release()
+			n++
+		}
+		l.mems <- mem
+	}
+	return n
 }
 
 func (l *Limiter) acquire(ctx context.Context) error {

@@ -392,3 +392,42 @@ func TestLimiterBoundsWorkAreas(t *testing.T) {
 		t.Errorf("%d work areas made for %d slots", n, slots)
 	}
 }
+
+// TestLimiterReleasesIdleAreas: once no hash runs, the work areas' pages
+// go back to the system (the areas stay, and the next hashes are still
+// right); never while a hash holds one. Called directly, not by waiting
+// for the idle timer.
+func TestLimiterReleasesIdleAreas(t *testing.T) {
+	p := Params{Time: 1, MemoryKiB: 1024, Threads: 1, SaltLen: 16, KeyLen: 32}
+	l := NewLimiterFor(2, 8, p)
+	l.memKiB = p.MemoryKiB
+	phc, _ := HashWith(p, "pw")
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() { l.Verify(context.Background(), phc, "pw") })
+	}
+	wg.Wait()
+	made := l.pooled.Load()
+	l.busy() // a hash in flight
+	if n := l.releaseIdle(); n != 0 {
+		t.Errorf("released %d areas while a hash runs", n)
+	}
+	l.done()
+	r0 := argon2.Releases()
+	if n := l.releaseIdle(); n != int(made) || argon2.Releases()-r0 != made {
+		t.Errorf("released %d areas (%d releases), want the %d made", n, argon2.Releases()-r0, made)
+	}
+	for _, pw := range []string{"pw", "other"} {
+		if ok, err := l.Verify(context.Background(), phc, pw); err != nil || ok != (pw == "pw") {
+			t.Errorf("after release, Verify(%q) = %v, %v", pw, ok, err)
+		}
+	}
+	if l.pooled.Load() != made {
+		t.Errorf("%d areas after release, want the same %d", l.pooled.Load(), made)
+	}
+	l.idleMu.Lock()
+	if l.inFlight != 0 {
+		t.Errorf("inFlight = %d after every hash ended", l.inFlight)
+	}
+	l.idleMu.Unlock()
+}

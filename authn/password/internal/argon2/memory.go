@@ -12,8 +12,9 @@ import "sync/atomic"
 // rest of the heap grow by as much before a collection. A Memory must not
 // be used by two hashes at once.
 type Memory struct {
-	b    []block
-	free func()
+	b       []block
+	free    func()
+	release func()
 }
 
 // live counts the bytes of Memory allocated and not yet freed.
@@ -27,9 +28,27 @@ func LiveBytes() int64 { return live.Load() }
 // number of lanes up to memoryKiB/8).
 func NewMemory(memoryKiB uint32) *Memory {
 	n := int(memoryKiB)
-	b, free := allocBlocks(n)
+	b, free, release := allocBlocks(n)
 	live.Add(int64(n) * blockLength * 8)
-	return &Memory{b: b, free: free}
+	return &Memory{b: b, free: free, release: release}
+}
+
+// released counts Release calls that gave pages back.
+var released atomic.Int64
+
+// Releases is the number of times a Memory's pages were given back by
+// Release.
+func Releases() int64 { return released.Load() }
+
+// Release gives m's pages back to the system but keeps m usable: its next
+// hash touches fresh (zeroed) pages again, which a hash that overwrites
+// every block does not mind. For a Memory that will sit idle.
+func (m *Memory) Release() {
+	if m == nil || m.b == nil {
+		return
+	}
+	m.release()
+	released.Add(1)
 }
 
 // Fits reports whether a hash that works in the given number of blocks
@@ -52,7 +71,8 @@ func (m *Memory) Free() {
 }
 
 // heapBlocks is the portable allocation: on the Go heap.
-func heapBlocks(n int) ([]block, func()) { return make([]block, n), func() {} }
+// On the heap, Release does nothing: the blocks stay referenced.
+func heapBlocks(n int) ([]block, func(), func()) { return make([]block, n), func() {}, func() {} }
 
 // fresh counts the hashes that ran in fresh memory (no Memory, or one
 // too small).

@@ -4,4 +4,4 @@
 
 package argon2
 
-func allocBlocks(n int) ([]block, func()) { return heapBlocks(n) }
+func allocBlocks(n int) ([]block, func(), func()) { return heapBlocks(n) }

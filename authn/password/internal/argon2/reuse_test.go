@@ -148,6 +148,12 @@ func TestMemoryFitsAndLive(t *testing.T) {
 	if !m.FitsParams(3, 4) { // rounded up to 32 blocks
 		t.Error("small memory should fit")
 	}
+	// Released pages come back zeroed; the hash is the same.
+	IDKey(m, []byte("x"), []byte("saltsalt"), 1, 1024, 2, 32)
+	m.Release()
+	if got, want := IDKey(m, []byte("pw"), []byte("saltsalt"), 2, 1024, 2, 32), xargon2.IDKey([]byte("pw"), []byte("saltsalt"), 2, 1024, 2, 32); !bytes.Equal(got, want) {
+		t.Errorf("after Release: %x, x/crypto %x", got, want)
+	}
 	var nilMem *Memory
 	if nilMem.Fits(1) {
 		t.Error("nil Memory fits")
