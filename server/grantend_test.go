@@ -52,9 +52,13 @@ func TestEndingSessionsEndsTheirTokens(t *testing.T) {
 			e := apiEnv(t)
 			b, r := e.browser(), e.rp("spa", "")
 			online := signIn(t, e, b, r, nil, "alice", alicePass)
-			// Single sign-on in the same browser session: an offline grant.
-			a := r.authURL(map[string]string{"scope": "openid profile offline_access"})
-			offline := r.mustExchange(a, b.get(a.url).result(t))
+			// Single sign-on in the same browser session: an offline grant,
+			// of another client (a session holds one grant per client:
+			// the same client's would replace the online one).
+			rb := e.rp("bank", bankSecret)
+			a := rb.authURL(map[string]string{"scope": "openid profile offline_access"})
+			offline := rb.mustExchange(a, b.get(a.url).result(t))
+			offline.client, offline.secret = "bank", bankSecret
 			if online.tok.RefreshToken == "" || offline.tok.RefreshToken == "" {
 				t.Fatal("the public client got no refresh token")
 			}
@@ -129,6 +133,15 @@ func (e *env) refreshWith(rt string) (int, map[string]any) {
 	return e.postForm("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {"spa"}}, "", "")
 }
 
+// refreshTokens refreshes tk with the client it was issued to.
+func (e *env) refreshTokens(tk *tokens) (int, map[string]any) {
+	e.t.Helper()
+	if tk.client == "" {
+		return e.refreshWith(tk.tok.RefreshToken)
+	}
+	return e.postForm("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tk.tok.RefreshToken}}, tk.client, tk.secret)
+}
+
 // wantTokensLive: the access token is active at introspection, userinfo
 // answers, and the refresh token works (checked last: it rotates).
 func wantTokensLive(t *testing.T, e *env, what string, tk *tokens) {
@@ -139,7 +152,7 @@ func wantTokensLive(t *testing.T, e *env, what string, tk *tokens) {
 	if got := e.call("GET", "/userinfo", "", "Authorization", "Bearer "+tk.tok.AccessToken); got.status != http.StatusOK {
 		t.Fatalf("%s: userinfo %d %s, want 200", what, got.status, got.raw)
 	}
-	if status, body := e.refreshWith(tk.tok.RefreshToken); status != http.StatusOK {
+	if status, body := e.refreshTokens(tk); status != http.StatusOK {
 		t.Fatalf("%s: refresh %d %v, want 200", what, status, body["error"])
 	} else {
 		tk.tok.RefreshToken, _ = body["refresh_token"].(string)
@@ -161,7 +174,7 @@ func wantTokensEnded(t *testing.T, e *env, what string, tk *tokens) {
 	}
 	e.api("POST", "/api/v1/authn/sessions", tk.tok.AccessToken, map[string]any{}).want(t, what+": the API with the access token", 401, "invalid_token")
 	// Last: a refused refresh may clean up what the checks above look at.
-	if status, body := e.refreshWith(tk.tok.RefreshToken); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+	if status, body := e.refreshTokens(tk); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
 		t.Errorf("%s: refresh %d %v, want 400 invalid_grant", what, status, body["error"])
 	}
 }

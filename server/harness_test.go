@@ -438,6 +438,9 @@ type tokens struct {
 	tok     *oauth2.Token
 	idToken string
 	claims  claims
+	// client and secret refresh the tokens in the grantend tests; ""
+	// is the public client spa.
+	client, secret string
 }
 
 // exchange redeems the code and verifies the ID token's signature, issuer,

@@ -107,11 +107,25 @@ type StoredPasskey struct {
 	Data []byte
 }
 
-// Grant is one token family: everything issued from one authorization code
-// (or one client_credentials exchange is not a grant). Deleting it revokes
-// its refresh token and makes its access tokens inactive.
+// Grant is one token family: what a client holds from a session (or one
+// CIBA approval; a client_credentials exchange is not a grant). A session
+// has at most one grant per client: a later authorization of the same
+// client in the same session stores the grant again under the same id,
+// with that authorization's claims and a new refresh token (the old one is
+// no longer current). Deleting it revokes its refresh token and makes its
+// access tokens inactive.
 type Grant struct {
-	ID        string
+	ID string
+	// Auth names the authorization (code) that stored the grant last, so
+	// that ending that authorization (a replayed code) refuses its store
+	// still in flight without ending later ones (EndAuthorization).
+	Auth string
+	// Inc names the grant's incarnation: PutGrant keeps it while the grant
+	// is stored again under the same subject's cut, and sets a new one
+	// (the caller's, in Inc) when the grant is new, was deleted or was cut
+	// since. Access tokens carry it, so a grant deleted and stored again
+	// does not bring the old incarnation's access tokens back to life.
+	Inc       string
 	ClientID  string
 	Subject   string
 	SessionID string
@@ -331,11 +345,15 @@ type Activity struct {
 // stored meanwhile is ended too, never left behind.
 type GrantStore interface {
 	// PutGrant stores g until g.ExpiresAt and indexes it under its
-	// session and its subject. With a SessionID, that session must exist,
-	// be g.Subject's and not be ending; otherwise nothing is stored and
-	// ErrGrantEnded is returned (a code whose session ended before its
-	// exchange). An id that was deleted cannot be stored again
-	// (ErrGrantEnded), so a deletion racing a PutGrant always wins.
+	// session and its subject, replacing a grant stored under the same id
+	// (its refresh hash, payload, flags and expiry; see Grant.Inc for the
+	// incarnation, which PutGrant sets in g). With a SessionID, that
+	// session must exist, be g.Subject's and not be ending; otherwise
+	// nothing is stored and ErrGrantEnded is returned (a code whose
+	// session ended before its exchange). An id that DeleteGrant ended
+	// cannot be stored again, nor one whose authorization g.Auth was
+	// ended (EndAuthorization): ErrGrantEnded, so a deletion racing a
+	// PutGrant always wins.
 	PutGrant(ctx context.Context, g *Grant) error
 	// GetGrant returns a grant as stored, live or not (see LiveGrant).
 	GetGrant(ctx context.Context, id string) (*Grant, error)
@@ -347,9 +365,11 @@ type GrantStore interface {
 	LiveGrant(ctx context.Context, id string) (*Grant, error)
 	// AccessTokenLive reports, in one round trip, whether an access token
 	// may be honoured: its id jti is not revoked and, unless grantID is
-	// "" (a client's own token), its grant exists, is subject's and was
-	// not ended by EndUserGrants since it was stored.
-	AccessTokenLive(ctx context.Context, grantID, subject, jti string) (bool, error)
+	// "" (a client's own token), its grant exists, is subject's, is still
+	// the incarnation inc the token was issued from ("" for tokens and
+	// grants without one) and was not ended by EndUserGrants since it was
+	// stored.
+	AccessTokenLive(ctx context.Context, grantID, inc, subject, jti string) (bool, error)
 	// RotateRefresh replaces the grant's refresh hash oldHash by newHash
 	// atomically. If oldHash is not current, the grant is deleted (reuse
 	// detection revokes the whole family) and Reused is returned.
@@ -357,10 +377,17 @@ type GrantStore interface {
 	// DeleteGrant deletes a grant for good: its id can never be stored
 	// again (see PutGrant).
 	DeleteGrant(ctx context.Context, id string) error
+	// EndAuthorization deletes a grant (if it exists) and ends one
+	// authorization of it: a PutGrant with that Auth is refused from then
+	// on, a later authorization may store the id again (as a new
+	// incarnation). auth "" deletes the grant and ends nothing.
+	EndAuthorization(ctx context.Context, id, auth string) error
 	// EndUserGrants ends every grant of subject, offline ones included,
 	// and any being stored concurrently: none of them is live afterwards
 	// (LiveGrant, AccessTokenLive), even one an index missed. Grants
-	// stored after it returns are not affected. Sessions are left alone.
+	// stored after it returns are not affected, also under an id that
+	// was ended (a later authorization in the same session). Sessions are
+	// left alone.
 	EndUserGrants(ctx context.Context, subject string) error
 	// RevokeToken marks an access-token id revoked until ttl passes.
 	RevokeToken(ctx context.Context, jti string, ttl time.Duration) error

@@ -139,14 +139,14 @@ func (p *Provider) IssueNativeCode(ctx context.Context, n NativeCode) (string, e
 		Nonce:         n.Nonce,
 		Scopes:        n.Scopes,
 		SessionID:     n.Session.ID,
-		GrantID:       randomID(18),
 	}
+	newCodeGrant(&cd)
 	payload, err := json.Marshal(cd)
 	if err != nil {
 		return "", err
 	}
 	bookkeeping, err := p.store.IssueCode(ctx,
-		session.Code{Hash: hashSecret(code), GrantID: cd.GrantID, Binding: codeBinding(cd.ClientID, cd.RedirectURI, cd.CodeChallenge), Data: payload, TTL: codeLifetime, SpentTTL: codeSpentMemory},
+		session.Code{Hash: hashSecret(code), GrantID: codeGrantRef(&cd), Binding: codeBinding(cd.ClientID, cd.RedirectURI, cd.CodeChallenge), Data: payload, TTL: codeLifetime, SpentTTL: codeSpentMemory},
 		session.Activity{SessionID: n.Session.ID, Subject: n.Session.Subject, ClientID: n.Client.GetID(), At: p.now(), TTL: p.SessionTTL(n.Session.CreatedAt)},
 		n.FlowID)
 	if err != nil {

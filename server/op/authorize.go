@@ -334,9 +334,9 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, f *Flow, c *Cl
 		Nonce:         f.Nonce,
 		Scopes:        f.Scopes,
 		SessionID:     sess.ID,
-		GrantID:       randomID(18),
 		Checked:       sess.AccountChecked,
 	}
+	newCodeGrant(&cd)
 	payload, err := json.Marshal(cd)
 	if err != nil {
 		p.redirectError(w, r, f.RedirectURI, f.State, "server_error", "could not issue a code")
@@ -346,7 +346,7 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, f *Flow, c *Cl
 	// end of the flow go in one round trip. Only the code must be stored:
 	// the rest is bookkeeping, and a failure there loses nothing else.
 	bookkeeping, err := p.store.IssueCode(ctx,
-		session.Code{Hash: hashSecret(code), GrantID: cd.GrantID, Binding: codeBinding(cd.ClientID, cd.RedirectURI, cd.CodeChallenge), Data: payload, TTL: codeLifetime, SpentTTL: codeSpentMemory},
+		session.Code{Hash: hashSecret(code), GrantID: codeGrantRef(&cd), Binding: codeBinding(cd.ClientID, cd.RedirectURI, cd.CodeChallenge), Data: payload, TTL: codeLifetime, SpentTTL: codeSpentMemory},
 		session.Activity{SessionID: sess.ID, Subject: sess.Subject, ClientID: c.GetID(), At: p.now(), TTL: p.SessionTTL(sess.CreatedAt)},
 		f.ID)
 	if errors.Is(err, session.ErrFlowEnded) {

@@ -98,7 +98,11 @@ func (s *tokenServer) CodeExchange(ctx context.Context, r *zop.ClientRequest[oid
 	case err != nil:
 		return nil, storeError(err)
 	case data == nil:
-		if err := s.p.store.DeleteGrant(ctx, replayed); err != nil && !errors.Is(err, session.ErrNotFound) {
+		// The grant is the session's for this client: the replay ends it
+		// whole (later authorizations' tokens too, failing closed), and
+		// refuses this authorization's store if it is still in flight.
+		gid, auth, _ := strings.Cut(replayed, "/")
+		if err := s.p.endGrant(ctx, gid, auth); err != nil && !errors.Is(err, session.ErrNotFound) {
 			return nil, storeError(err)
 		}
 		s.p.Audit(ctx, obs.EventCodeReplay, "client_id", c.GetID(), "reason", "code_replay")
@@ -116,6 +120,8 @@ func (s *tokenServer) CodeExchange(ctx context.Context, r *zop.ClientRequest[oid
 	now := s.p.now()
 	g := &session.Grant{
 		ID:        cd.GrantID,
+		Auth:      cd.Auth,
+		Inc:       randomID(6),
 		ClientID:  c.GetID(),
 		Subject:   cd.Subject,
 		SessionID: cd.SessionID,
@@ -156,7 +162,7 @@ func (s *tokenServer) CodeExchange(ctx context.Context, r *zop.ClientRequest[oid
 				s.p.Audit(ctx, obs.EventLoginFailed, "client_id", c.GetID(), "sub", cd.Subject, "reason", "disabled")
 			}
 			// Nothing is issued, and the grant is not left behind.
-			if derr := s.p.store.DeleteGrant(ctx, g.ID); derr != nil && !errors.Is(derr, session.ErrNotFound) {
+			if derr := s.p.endGrant(ctx, g.ID, g.Auth); derr != nil && !errors.Is(derr, session.ErrNotFound) {
 				return nil, storeError(derr)
 			}
 			if errors.Is(err, errAccountGone) {
@@ -190,6 +196,16 @@ func (p *Provider) accountMayComplete(ctx context.Context, sub string) error {
 	return nil
 }
 
+// endGrant deletes grant id and ends its authorization auth: a session's
+// grant (auth set) may be stored again by a later authorization; a grant
+// without one (a code issued before grants were shared) is ended for good.
+func (p *Provider) endGrant(ctx context.Context, id, auth string) error {
+	if auth == "" {
+		return p.store.DeleteGrant(ctx, id)
+	}
+	return p.store.EndAuthorization(ctx, id, auth)
+}
+
 // tokenResponse mints the access token (and ID token when openid was
 // granted) of a grant. Refresh re-uses the grant's claims unchanged (OIDC
 // Core §12.2): they are never raised.
@@ -203,7 +219,7 @@ func (p *Provider) tokenResponse(c *Client, g *session.Grant, gd grantData, nonc
 		Audience: c.GetID(),
 		Expiry:   now.Add(accessTokenLifetime).Unix(),
 		IssuedAt: now.Unix(),
-		JTI:      g.ID + "." + randomID(12),
+		JTI:      tokenID(g),
 		ClientID: c.GetID(),
 		Scope:    strings.Join(gd.Scopes, " "),
 		AuthTime: gd.AuthTime,
@@ -374,7 +390,7 @@ func (p *Provider) activeAccessToken(ctx context.Context, token string) (*access
 	if at.Issuer != p.issuer || p.now().Unix() >= at.Expiry {
 		return nil, errBadToken
 	}
-	live, err := p.store.AccessTokenLive(ctx, grantOf(at.JTI), at.Subject, at.JTI)
+	live, err := p.store.AccessTokenLive(ctx, grantOf(at.JTI), incOf(at.JTI), at.Subject, at.JTI)
 	if err != nil {
 		return nil, err
 	}
@@ -517,7 +533,9 @@ func (s *tokenServer) Revocation(ctx context.Context, r *zop.ClientRequest[oidc.
 			return nil, storeError(err)
 		}
 		if g.ClientID == c.GetID() && subtle.ConstantTimeCompare([]byte(hashSecret(token)), []byte(g.RefreshHash)) == 1 {
-			if err := s.p.store.DeleteGrant(ctx, gid); err != nil && !errors.Is(err, session.ErrNotFound) {
+			// The authorization the token is of ends; a later one in the
+			// same session may store the grant again.
+			if err := s.p.endGrant(ctx, gid, g.Auth); err != nil && !errors.Is(err, session.ErrNotFound) {
 				return nil, storeError(err)
 			}
 			s.p.Audit(ctx, obs.EventRevoked, "client_id", c.GetID(), "sub", g.Subject)

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/stepup-dev/stepup/session"
 )
 
 // Lifetimes of what stepup issues.
@@ -76,6 +78,37 @@ type codeData struct {
 	// session started after the account was read, as a password sign-in
 	// does; an earlier version's codes) are checked at the exchange.
 	Checked bool `json:"chk,omitempty"`
+	// Auth names this authorization among those of the grant (see
+	// session.Grant.Auth); "" in codes issued before grants were shared.
+	Auth string `json:"auth,omitempty"`
+}
+
+// sessionGrantID is the id of the one grant a session holds for a client
+// (issue 18): every authorization of client in the session stores it
+// again, so Redis holds one grant per session and client, however often
+// the user signs in to it. A hash, so that tokens, which carry the grant
+// id, reveal nothing of the session id.
+func sessionGrantID(sessionID, clientID, subject string) string {
+	b, _ := json.Marshal([]string{"grant", sessionID, clientID, subject}) // strings always marshal
+	sum := sha256.Sum256(b)
+	return b64(sum[:18])
+}
+
+// codeGrantRef is what a code's spent marker remembers of the grant its
+// exchange stores: "<grant>/<authorization>", or the grant id alone for
+// codes without an authorization id.
+func codeGrantRef(cd *codeData) string {
+	if cd.Auth == "" {
+		return cd.GrantID
+	}
+	return cd.GrantID + "/" + cd.Auth
+}
+
+// newCodeGrant sets the grant of a code issued now: the session's grant
+// for the client, and a new authorization of it.
+func newCodeGrant(cd *codeData) {
+	cd.GrantID = sessionGrantID(cd.SessionID, cd.ClientID, cd.Subject)
+	cd.Auth = randomID(12)
 }
 
 // grantData is the payload of a grant (token family).
@@ -115,14 +148,33 @@ type accessTokenClaims struct {
 	AMR      []string `json:"amr,omitempty"`
 }
 
-// grantOf returns the grant id embedded in a token id ("<grant>.<random>"),
-// "" for tokens outside any grant (client_credentials).
+// grantOf returns the grant id embedded in a token id ("<grant>.<random>"
+// or "<grant>.<incarnation>.<random>"), "" for tokens outside any grant
+// (client_credentials).
 func grantOf(id string) string {
 	g, _, ok := strings.Cut(id, ".")
 	if !ok || g == "cc" {
 		return ""
 	}
 	return g
+}
+
+// incOf returns the grant incarnation embedded in an access token's id
+// ("<grant>.<incarnation>.<random>"), "" for ids without one.
+func incOf(id string) string {
+	parts := strings.Split(id, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	return parts[1]
+}
+
+// tokenID is a new access token id of grant g (see grantOf, incOf).
+func tokenID(g *session.Grant) string {
+	if g.Inc == "" {
+		return g.ID + "." + randomID(12)
+	}
+	return g.ID + "." + g.Inc + "." + randomID(12)
 }
 
 // atHash is the at_hash of OIDC Core §3.1.3.6 for the signing algorithm.

@@ -487,7 +487,7 @@ func TestEndUserGrantsFailsClosedWithoutTheIndex(t *testing.T) {
 		if _, err := s.LiveGrant(ctx, id); !errors.Is(err, session.ErrGrantEnded) {
 			t.Errorf("LiveGrant(%s) after EndUserGrants = %v, want ErrGrantEnded", id, err)
 		}
-		if live, err := s.AccessTokenLive(ctx, id, "u", id+".j"); err != nil || live {
+		if live, err := s.AccessTokenLive(ctx, id, "", "u", id+".j"); err != nil || live {
 			t.Errorf("AccessTokenLive(%s) after EndUserGrants = %v, %v; want false", id, live, err)
 		}
 	}

@@ -143,12 +143,20 @@ const (
 	// grantCut is the subject's grantCut counter when the grant was
 	// stored; absent (a grant stored before the counter existed) is "0".
 	grantCut = "cut"
+	// grantInc is the grant's incarnation (session.Grant.Inc); scripts.go
+	// spells it too. Absent: a grant stored before incarnations existed.
+	grantInc = "inc"
+	// grantAuth is the authorization that stored the grant last
+	// (session.Grant.Auth); absent when it has none.
+	grantAuth = "auth"
 )
 
-// grantEnded marks the id of a deleted grant, a STRING, so that a
-// PutGrant of that id still in flight (the session's end listed the id
-// before the grant was written) stores nothing. It shares the grant's
-// tag. TTL: endedGrantMemory, far longer than any request.
+// grantEnded marks what of a deleted grant may not be stored again, a SET:
+// "*" for the id itself (DeleteGrant, a session's end listed it before the
+// grant was written), or the authorizations ended (EndAuthorization), so
+// that a PutGrant of them still in flight stores nothing. A STRING (as
+// written before the SET) means "*". It shares the grant's tag. TTL:
+// endedGrantMemory, far longer than any request.
 func (k keys) grantEnded(id string) string { return k.prefix + "{grant:" + id + "}:ended" }
 
 // sessionGrants indexes the grants derived from a session, a HASH of

@@ -136,28 +136,32 @@ func (s *Store) PutGrant(ctx context.Context, g *session.Grant) error {
 			}
 		}
 	}
+	fields := []any{g.ExpiresAt.UnixMilli(), g.Auth, g.Inc, cut,
+		grantClientID, g.ClientID,
+		grantSub, g.Subject,
+		grantSessionID, g.SessionID,
+		grantOffline, flag(g.Offline),
+		grantRefresh, g.RefreshHash,
+		grantData, g.Data,
+		grantExpires, unixNano(g.ExpiresAt),
+	}
+	if g.Auth != "" {
+		fields = append(fields, grantAuth, g.Auth)
+	}
 	var put *redis.Cmd
 	err := s.pipeScripts(ctx, func(p redis.Pipeliner, run runScript) {
-		put = run(ctx, p, scriptPutGrant, []string{s.k.grant(g.ID), s.k.grantEnded(g.ID)},
-			g.ExpiresAt.UnixMilli(),
-			grantClientID, g.ClientID,
-			grantSub, g.Subject,
-			grantSessionID, g.SessionID,
-			grantOffline, flag(g.Offline),
-			grantRefresh, g.RefreshHash,
-			grantData, g.Data,
-			grantExpires, unixNano(g.ExpiresAt),
-			grantCut, cut,
-		)
+		put = run(ctx, p, scriptPutGrant, []string{s.k.grant(g.ID), s.k.grantEnded(g.ID)}, fields...)
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return fail(op, err)
 	}
-	if n, err := put.Int(); err != nil {
-		return fail(op, err)
-	} else if n == 0 {
+	inc, err := put.Text()
+	if errors.Is(err, redis.Nil) {
 		return fmt.Errorf("redisstore: %s: %w", op, session.ErrGrantEnded)
+	} else if err != nil {
+		return fail(op, err)
 	}
+	g.Inc = inc
 	return nil
 }
 
@@ -183,6 +187,8 @@ func (s *Store) getGrant(ctx context.Context, id string) (*session.Grant, string
 	}
 	return &session.Grant{
 		ID:          id,
+		Auth:        m[grantAuth],
+		Inc:         m[grantInc],
 		ClientID:    m[grantClientID],
 		Subject:     m[grantSub],
 		SessionID:   m[grantSessionID],
@@ -235,14 +241,14 @@ func (s *Store) LiveGrant(ctx context.Context, id string) (*session.Grant, error
 // AccessTokenLive implements session.GrantStore: the grant's subject and
 // cut counter, the subject's counter and the token's revocation mark in
 // one pipeline.
-func (s *Store) AccessTokenLive(ctx context.Context, grantID, subject, jti string) (bool, error) {
+func (s *Store) AccessTokenLive(ctx context.Context, grantID, inc, subject, jti string) (bool, error) {
 	const op = "check access token"
 	var grant *redis.SliceCmd
 	var now *redis.StringCmd
 	var revoked *redis.IntCmd
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		if grantID != "" {
-			grant = p.HMGet(ctx, s.k.grant(grantID), grantSub, grantCut)
+			grant = p.HMGet(ctx, s.k.grant(grantID), grantSub, grantCut, grantInc)
 			now = p.Get(ctx, s.k.grantCut(subject))
 		}
 		revoked = p.Exists(ctx, s.k.revoked(jti))
@@ -260,7 +266,8 @@ func (s *Store) AccessTokenLive(ctx context.Context, grantID, subject, jti strin
 	v := grant.Val()
 	sub, _ := v[0].(string)
 	cut, _ := v[1].(string)
-	return sub != "" && sub == subject && cutValue(cut) == cutValue(now.Val()), nil
+	stored, _ := v[2].(string)
+	return sub != "" && sub == subject && stored == inc && cutValue(cut) == cutValue(now.Val()), nil
 }
 
 // EndUserGrants implements session.GrantStore: the cut counter moves on
@@ -276,7 +283,10 @@ func (s *Store) EndUserGrants(ctx context.Context, subject string) error {
 	if err != nil {
 		return fail(op, err)
 	}
-	if err := s.endGrants(ctx, ids); err != nil {
+	// Nothing is marked ended: the counter already kills whatever was
+	// stored under the old value, and a later authorization in one of the
+	// subject's sessions may store the same id again (a new incarnation).
+	if err := s.endGrants(ctx, ids, ""); err != nil {
 		return fail(op, err)
 	}
 	if len(ids) == 0 {
@@ -289,8 +299,9 @@ func (s *Store) EndUserGrants(ctx context.Context, subject string) error {
 	return fail(op+": index", s.c.ZRem(ctx, s.k.userGrants(subject), members...).Err())
 }
 
-// endGrants ends grants (scriptEndGrant) in one pipeline.
-func (s *Store) endGrants(ctx context.Context, ids []string) error {
+// endGrants ends grants (scriptEndGrant) in one pipeline, marking mark
+// ended for each ("*", an authorization or "", see grantEnded).
+func (s *Store) endGrants(ctx context.Context, ids []string, mark string) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -298,7 +309,7 @@ func (s *Store) endGrants(ctx context.Context, ids []string) error {
 	err := s.pipeScripts(ctx, func(p redis.Pipeliner, run runScript) {
 		cmds = cmds[:0]
 		for _, id := range ids {
-			cmds = append(cmds, run(ctx, p, scriptEndGrant, []string{s.k.grant(id), s.k.grantEnded(id)}, millis(endedGrantMemory)))
+			cmds = append(cmds, run(ctx, p, scriptEndGrant, []string{s.k.grant(id), s.k.grantEnded(id)}, millis(endedGrantMemory), mark))
 		}
 	})
 	if err != nil {
@@ -333,7 +344,12 @@ func (s *Store) RotateRefresh(ctx context.Context, id, oldHash, newHash string) 
 
 // DeleteGrant deletes a grant, if it exists, and marks its id ended.
 func (s *Store) DeleteGrant(ctx context.Context, id string) error {
-	return fail("delete grant", s.endGrants(ctx, []string{id}))
+	return fail("delete grant", s.endGrants(ctx, []string{id}, "*"))
+}
+
+// EndAuthorization deletes a grant, if it exists, and marks auth ended.
+func (s *Store) EndAuthorization(ctx context.Context, id, auth string) error {
+	return fail("end authorization", s.endGrants(ctx, []string{id}, auth))
 }
 
 // RevokeToken marks an access-token id revoked for ttl.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -241,6 +242,32 @@ func (s *Store) Purge(ctx context.Context) error {
 		err = purge(ctx, s.c)
 	}
 	return fail("purge", err)
+}
+
+// Keys returns the keys under the store's prefix that match the glob
+// match (after the prefix), on every Cluster master, without the prefix.
+// It is for tests and tooling (what a flow leaves in Redis).
+func (s *Store) Keys(ctx context.Context, match string) ([]string, error) {
+	var out []string
+	scan := func(ctx context.Context, c redis.UniversalClient) error {
+		iter := c.Scan(ctx, 0, escapeGlob(s.k.prefix)+match, 1000).Iterator()
+		for iter.Next(ctx) {
+			out = append(out, strings.TrimPrefix(iter.Val(), s.k.prefix))
+		}
+		return iter.Err()
+	}
+	var err error
+	if cc, ok := s.c.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			mu.Lock()
+			defer mu.Unlock()
+			return scan(ctx, c)
+		})
+	} else {
+		err = scan(ctx, s.c)
+	}
+	return out, fail("keys", err)
 }
 
 // delEach deletes keys one command each, pipelined, because a multi-key

@@ -284,23 +284,42 @@ end
 return redis.call('GET', KEYS[2]) or '0'
 `)
 
-// scriptPutGrant writes a grant unless its id was deleted (ended) before.
-// KEYS[1] grant, KEYS[2] ended marker; ARGV[1] expiry (unix ms), then
-// field, value pairs. Returns 1, or 0 when the id has ended.
+// scriptPutGrant writes a grant unless its id was ended, or its
+// authorization was (see grantEnded). A grant stored again under the same
+// subject's cut keeps its incarnation; otherwise (new, deleted, cut since)
+// it takes the caller's.
+// KEYS[1] grant, KEYS[2] ended marker; ARGV[1] expiry (unix ms), ARGV[2]
+// authorization ("" none), ARGV[3] incarnation for a new one, ARGV[4] cut
+// counter, then field, value pairs. Returns the incarnation, or nil when
+// the id or the authorization has ended.
 var scriptPutGrant = redis.NewScript(`
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local t = redis.call('TYPE', KEYS[2]).ok
+if t == 'string' then return nil end
+if t == 'set' then
+  if redis.call('SISMEMBER', KEYS[2], '*') == 1 then return nil end
+  if ARGV[2] ~= '' and redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 1 then return nil end
+end
+local inc = ARGV[3]
+local cur = redis.call('HMGET', KEYS[1], 'inc', 'cut')
+if cur[1] and (cur[2] or '0') == ARGV[4] then inc = cur[1] end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+if inc ~= '' then redis.call('HSET', KEYS[1], 'inc', inc) end
+if ARGV[4] ~= '0' then redis.call('HSET', KEYS[1], 'cut', ARGV[4]) end
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-return 1
+return inc
 `)
 
-// scriptEndGrant deletes a grant and marks its id ended, so that a
-// PutGrant of it still in flight stores nothing.
-// KEYS[1] grant, KEYS[2] ended marker; ARGV[1] marker ttl (ms).
+// scriptEndGrant deletes a grant and marks what of it ended (see
+// grantEnded), so that a PutGrant of it still in flight stores nothing.
+// KEYS[1] grant, KEYS[2] ended marker; ARGV[1] marker ttl (ms), ARGV[2]
+// "*" (the id), an authorization, or "" (nothing is marked).
 var scriptEndGrant = redis.NewScript(`
 redis.call('DEL', KEYS[1])
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+if ARGV[2] ~= '' and redis.call('TYPE', KEYS[2]).ok ~= 'string' then
+  redis.call('SADD', KEYS[2], ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+end
 return 1
 `)
 

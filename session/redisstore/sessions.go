@@ -270,7 +270,7 @@ func (s *Store) endSession(ctx context.Context, op, id string, offline bool) err
 			ended = append(ended, gid)
 		}
 	}
-	if err := s.endGrants(ctx, ended); err != nil {
+	if err := s.endGrants(ctx, ended, "*"); err != nil {
 		return fail(op+": grants", err)
 	}
 	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {

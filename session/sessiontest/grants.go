@@ -20,6 +20,7 @@ var grantEndTests = []struct {
 	{"EndUserGrants", testEndUserGrants},
 	{"EndSessionConcurrentPut", testEndSessionConcurrentPut},
 	{"AccessTokenLive", testAccessTokenLive},
+	{"PutGrantAgain", testPutGrantAgain},
 }
 
 // putGrant stores a grant derived from sess and returns it.
@@ -49,7 +50,7 @@ func assertLive(t *testing.T, s session.Store, g *session.Grant, want bool, what
 	case !want && !errors.Is(err, session.ErrNotFound) && !errors.Is(err, session.ErrGrantEnded):
 		t.Errorf("%s: LiveGrant(%s) = %v, want ErrNotFound or ErrGrantEnded", what, g.ID, err)
 	}
-	live, err := s.AccessTokenLive(ctx, g.ID, g.Subject, g.ID+"."+newID())
+	live, err := s.AccessTokenLive(ctx, g.ID, g.Inc, g.Subject, g.ID+"."+newID())
 	if err != nil || live != want {
 		t.Errorf("%s: AccessTokenLive(%s) = %v, %v; want %v", what, g.ID, live, err, want)
 	}
@@ -208,29 +209,96 @@ func testEndSessionConcurrentPut(t *testing.T, s session.Store) {
 func testAccessTokenLive(t *testing.T, s session.Store) {
 	ctx := t.Context()
 	jti := "cc." + newID()
-	if live, err := s.AccessTokenLive(ctx, "", "client", jti); err != nil || !live {
+	if live, err := s.AccessTokenLive(ctx, "", "", "client", jti); err != nil || !live {
 		t.Fatalf("AccessTokenLive(client token) = %v, %v; want true", live, err)
 	}
 	if err := s.RevokeToken(ctx, jti, ttl); err != nil {
 		t.Fatal(err)
 	}
-	if live, err := s.AccessTokenLive(ctx, "", "client", jti); err != nil || live {
+	if live, err := s.AccessTokenLive(ctx, "", "", "client", jti); err != nil || live {
 		t.Fatalf("AccessTokenLive(revoked client token) = %v, %v; want false", live, err)
 	}
 	sess := newSession(newID())
 	mustCreate(t, s, sess, ttl)
 	g := putGrant(t, s, sess, false)
-	if live, err := s.AccessTokenLive(ctx, g.ID, newID(), g.ID+".x"); err != nil || live {
+	if live, err := s.AccessTokenLive(ctx, g.ID, g.Inc, newID(), g.ID+".x"); err != nil || live {
 		t.Errorf("AccessTokenLive(another subject) = %v, %v; want false", live, err)
 	}
-	if live, err := s.AccessTokenLive(ctx, newID(), sess.Subject, "y"); err != nil || live {
+	if live, err := s.AccessTokenLive(ctx, newID(), "", sess.Subject, "y"); err != nil || live {
 		t.Errorf("AccessTokenLive(unknown grant) = %v, %v; want false", live, err)
 	}
 	revoked := g.ID + "." + newID()
 	if err := s.RevokeToken(ctx, revoked, ttl); err != nil {
 		t.Fatal(err)
 	}
-	if live, err := s.AccessTokenLive(ctx, g.ID, sess.Subject, revoked); err != nil || live {
+	if live, err := s.AccessTokenLive(ctx, g.ID, g.Inc, sess.Subject, revoked); err != nil || live {
 		t.Errorf("AccessTokenLive(revoked token of a live grant) = %v, %v; want false", live, err)
+	}
+}
+
+// A session's grant for a client is stored again by each authorization
+// (issue 18): the incarnation stays while nothing ended it, so access
+// tokens issued before stay live; ending one authorization refuses only
+// that authorization's store; a grant deleted or cut and stored again is
+// a new incarnation, and the old one's access tokens stay dead.
+func testPutGrantAgain(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	sess := newSession(newID())
+	mustCreate(t, s, sess, ttl)
+	id := newID()
+	put := func(auth, inc string) (*session.Grant, error) {
+		g := &session.Grant{ID: id, Auth: auth, Inc: inc, ClientID: "web", Subject: sess.Subject, SessionID: sess.ID,
+			RefreshHash: "rt-" + auth, ExpiresAt: time.Now().Add(ttl)}
+		return g, s.PutGrant(ctx, g)
+	}
+	atLive := func(inc string) bool {
+		t.Helper()
+		live, err := s.AccessTokenLive(ctx, id, inc, sess.Subject, id+"."+inc+"."+newID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return live
+	}
+	if g, err := put("a1", "i1"); err != nil || g.Inc != "i1" {
+		t.Fatalf("PutGrant (new) = %v, incarnation %q; want i1", err, g.Inc)
+	}
+	if g, err := put("a2", "i2"); err != nil || g.Inc != "i1" {
+		t.Fatalf("PutGrant (again) = %v, incarnation %q; want i1 kept", err, g.Inc)
+	}
+	if g, err := s.GetGrant(ctx, id); err != nil || g.RefreshHash != "rt-a2" || g.Auth != "a2" || g.Inc != "i1" {
+		t.Fatalf("GetGrant after storing again = %+v, %v; want the second authorization's", g, err)
+	}
+	if !atLive("i1") || atLive("i2") {
+		t.Fatal("AccessTokenLive: want the kept incarnation live, no other")
+	}
+	if err := s.EndAuthorization(ctx, id, "a2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetGrant(ctx, id); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("GetGrant after EndAuthorization = %v, want ErrNotFound", err)
+	}
+	if _, err := put("a2", "i9"); !errors.Is(err, session.ErrGrantEnded) {
+		t.Fatalf("PutGrant of the ended authorization = %v, want ErrGrantEnded", err)
+	}
+	if g, err := put("a3", "i3"); err != nil || g.Inc != "i3" {
+		t.Fatalf("PutGrant of a later authorization = %v, incarnation %q; want a new one, i3", err, g.Inc)
+	}
+	if atLive("i1") || !atLive("i3") {
+		t.Fatal("AccessTokenLive after the grant was stored again: want only the new incarnation live")
+	}
+	if err := s.EndUserGrants(ctx, sess.Subject); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := put("a4", "i4"); err != nil || g.Inc != "i4" {
+		t.Fatalf("PutGrant after EndUserGrants = %v, incarnation %q; want a new one, i4", err, g.Inc)
+	}
+	if atLive("i3") || !atLive("i4") {
+		t.Fatal("AccessTokenLive after EndUserGrants and a new store: want only the new incarnation live")
+	}
+	if err := s.DeleteGrant(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := put("a5", "i5"); !errors.Is(err, session.ErrGrantEnded) {
+		t.Fatalf("PutGrant after DeleteGrant = %v, want ErrGrantEnded", err)
 	}
 }
