@@ -1,6 +1,9 @@
 package server_test
 
 import (
+	"encoding/json"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -37,5 +40,53 @@ func TestSCIMDisableOfInactiveAccountEndsSessions(t *testing.T) {
 			}
 			wantTokensEnded(t, e, "tokens from before the disable", tk)
 		})
+	}
+}
+
+// RFC 6749 §5.2: a client that authenticated with HTTP Basic and failed
+// gets 401 invalid_client with a WWW-Authenticate challenge for the
+// scheme it used — on the client_credentials fast path
+// (server/op/cctoken.go), on zitadel's path (authorization_code) and at
+// introspection; a client that sent its secret in the body gets the 401
+// without a Basic challenge (it did not use the header).
+func TestInvalidClientWithBasicAnswersChallenge(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, c := range []struct {
+		what, path string
+		form       url.Values
+		basic      bool
+	}{
+		{"client_credentials, Basic", "/oauth/token", url.Values{"grant_type": {"client_credentials"}}, true},
+		{"client_credentials, unknown client, Basic", "/oauth/token", url.Values{"grant_type": {"client_credentials"}}, true},
+		{"authorization_code, Basic", "/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "redirect_uri": {rpCallback}}, true},
+		{"introspection, Basic", "/oauth/introspect", url.Values{"token": {"x"}}, true},
+		{"client_credentials, body", "/oauth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"bank"}, "client_secret": {"wrong"}}, false},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, e.issuer+c.path, strings.NewReader(c.form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if c.basic {
+			id := "bank"
+			if strings.Contains(c.what, "unknown") {
+				id = "nobody"
+			}
+			req.SetBasicAuth(id, "wrong secret")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || body["error"] != "invalid_client" {
+			t.Errorf("%s: %d %v, want 401 invalid_client", c.what, resp.StatusCode, body)
+		}
+		ch := resp.Header.Get("WWW-Authenticate")
+		if c.basic && !strings.HasPrefix(ch, "Basic ") {
+			t.Errorf("%s: WWW-Authenticate %q, want a Basic challenge (RFC 6749 §5.2)", c.what, ch)
+		}
+		if !c.basic && ch != "" {
+			t.Errorf("%s: WWW-Authenticate %q for a client that did not use Basic", c.what, ch)
+		}
 	}
 }

@@ -46,6 +46,11 @@ func oauthError(w http.ResponseWriter, r *http.Request, e *oidc.Error, status in
 // most one client authentication method (RFC 6749 §2.3).
 func formEndpoint(name string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "Basic") {
+			// RFC 6749 §5.2: a client that used HTTP Basic and failed
+			// gets 401 with a WWW-Authenticate challenge for it.
+			w = &basicChallenge{ResponseWriter: w}
+		}
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			oauthError(w, r, oidc.ErrInvalidRequest().WithDescription("the %s endpoint accepts POST only", name), http.StatusMethodNotAllowed)
@@ -306,3 +311,25 @@ func writeBearerError(w http.ResponseWriter, r *http.Request, e *oidc.Error, sta
 	setChallenge(w, e)
 	oauthError(w, r, e, status)
 }
+
+// basicChallenge adds the HTTP Basic challenge to a 401 answer (RFC 6749
+// §5.2, RFC 7617 §2) of an endpoint whose client used Basic.
+type basicChallenge struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (b *basicChallenge) WriteHeader(status int) {
+	if !b.wrote && status == http.StatusUnauthorized {
+		b.Header().Set("WWW-Authenticate", `Basic realm="stepup", charset="UTF-8"`)
+	}
+	b.wrote = true
+	b.ResponseWriter.WriteHeader(status)
+}
+
+func (b *basicChallenge) Write(p []byte) (int, error) {
+	b.wrote = true
+	return b.ResponseWriter.Write(p)
+}
+
+func (b *basicChallenge) Unwrap() http.ResponseWriter { return b.ResponseWriter }
