@@ -2,9 +2,18 @@ package server_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,7 +22,9 @@ import (
 
 	"github.com/stepup-dev/stepup/config"
 	"github.com/stepup-dev/stepup/rs"
+	"github.com/stepup-dev/stepup/server"
 	"github.com/stepup-dev/stepup/server/op"
+	"github.com/stepup-dev/stepup/session/sessiontest"
 )
 
 // withES256Client adds the public client "es", registered with
@@ -161,4 +172,51 @@ func logoutRedirects(t *testing.T, e *env, hint string) bool {
 	}
 	resp.Body.Close()
 	return strings.HasPrefix(resp.Header.Get("Location"), bye)
+}
+
+// With keys.file the keys are the file's: a client registering an
+// algorithm the file has no key for is refused at start, naming its path;
+// a file with keys of both algorithms serves both.
+func TestKeysFileClientAlgorithm(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, algs ...string) string {
+		var out []byte
+		for _, a := range algs {
+			var key any
+			var err error
+			if a == "ES256" {
+				key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			} else {
+				key, err = rsa.GenerateKey(rand.Reader, 2048)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			der, _ := x509.MarshalPKCS8PrivateKey(key)
+			out = append(out, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})...)
+		}
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, out, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	cfg, err := config.Parse([]byte(strings.ReplaceAll(baseConfig, "ISSUER", "http://127.0.0.1:9")), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	withES256Client(cfg)
+	cfg.Keys.Algorithm, cfg.Keys.File = "RS256", write("rsa.pem", "RS256")
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	backend := sessiontest.NewBackend(t)
+	_, err = server.New(context.Background(), cfg, backend.Store(t), server.Options{Log: discardLog()})
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("clients[%d].id_token_signed_response_alg", len(cfg.Clients)-1)) {
+		t.Fatalf("a client's ES256 with an RSA key file alone: %v", err)
+	}
+	cfg.Keys.File = write("both.pem", "ES256", "RS256")
+	if _, err := server.New(context.Background(), cfg, backend.Store(t), server.Options{Log: discardLog()}); err != nil {
+		t.Fatalf("a file with both keys: %v", err)
+	}
 }

@@ -53,8 +53,9 @@ func (k *Keys) ready() *Keys {
 var algorithmOrder = []string{"RS256", "ES256", "EdDSA"}
 
 // AccessTokenAlgorithm signs access tokens when the key sets are in the
-// store: verifying is the resource server's work on every request, and
-// ES256 signs 20 times faster than RS256 (docs/decisions.md).
+// store: stepup signs one per token request, and ES256 signs about 20
+// times faster than RS256 (a resource server verifies it in ≈0.1 ms
+// against ≈0.04 ms for RS256; docs/decisions.md).
 const AccessTokenAlgorithm = "ES256"
 
 // jwksView is the published JWKS, built from the views of the sets it
