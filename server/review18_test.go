@@ -1,11 +1,21 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"golang.org/x/oauth2"
+
+	"github.com/stepup-dev/stepup/account"
+	"github.com/stepup-dev/stepup/account/accounttest"
+	"github.com/stepup-dev/stepup/config"
+	"github.com/stepup-dev/stepup/session"
+	"github.com/stepup-dev/stepup/session/sessiontest"
 )
 
 // A SCIM disable (PATCH active false, PUT active false) is complete when it
@@ -88,5 +98,80 @@ func TestInvalidClientWithBasicAnswersChallenge(t *testing.T) {
 		if !c.basic && ch != "" {
 			t.Errorf("%s: WWW-Authenticate %q for a client that did not use Basic", c.what, ch)
 		}
+	}
+}
+
+// disableAfterRead is a store that runs a hook (once, when armed) right
+// after a password sign-in read the account by name: the moment between
+// the account read and the session's creation.
+type disableAfterRead struct {
+	session.Store
+	hook *atomic.Pointer[func()]
+}
+
+func (d disableAfterRead) AccountByUsername(ctx context.Context, name string) (*session.Account, error) {
+	a, err := d.Store.AccountByUsername(ctx, name)
+	if h := d.hook.Swap(nil); h != nil {
+		(*h)()
+	}
+	return a, err
+}
+
+func (d disableAfterRead) SetActive(ctx context.Context, sub string, active bool) error {
+	return d.Store.(interface {
+		SetActive(context.Context, string, bool) error
+	}).SetActive(ctx, sub, active)
+}
+
+func (d disableAfterRead) DeleteAccount(ctx context.Context, sub string) error {
+	return d.Store.(interface {
+		DeleteAccount(context.Context, string) error
+	}).DeleteAccount(ctx, sub)
+}
+
+// A password sign-in that read the account just before an operator's
+// disable and creates its session after the disable's sweep of the
+// user's sessions: the session was not there to be ended, so it must not
+// outlive the disable. It did: its code was refused at the exchange, but
+// once the account was enabled again ("what disabling ended stays
+// ended") the browser got codes by single sign-on from a session the
+// disable should have ended. The sign-in now reads the account once its
+// session exists (instead of at the code's exchange), and ends the
+// session when the account is disabled.
+func TestPasswordSignInRacingDisableLeavesNoSession(t *testing.T) {
+	var hook atomic.Pointer[func()]
+	backend := sessiontest.NewBackend(t)
+	dbURL, keys := accounttest.NewURL(t), accounttest.Keys(t)
+	e := newEnvWith(t, envOptions{open: func() session.Store {
+		return disableAfterRead{account.Overlay(backend.Store(t).(account.Short), accounttest.Open(t, dbURL, keys)), &hook}
+	}, mutate: func(c *config.Config) {
+		for i := range c.Clients {
+			if c.Clients[i].ID == "bank" {
+				c.Clients[i].Scopes = []string{"stepup:admin"}
+			}
+		}
+	}})
+	e.accounts = func() account.Store { return accounttest.Open(t, dbURL, keys) }
+	admin, alice := e.ccToken("bank", bankSecret, "stepup:admin"), e.subject("alice")
+	r := e.rp("spa", "")
+	b := e.browser()
+	a := r.authURL(nil)
+	page := b.get(a.url)
+	var disabled int
+	h := func() { disabled = e.api("POST", "/api/v1/users/"+alice+"/disable", admin, nil).status }
+	hook.Store(&h)
+	p := b.login(page, "alice", alicePass)
+	if disabled != http.StatusNoContent {
+		t.Fatalf("the disable during the sign-in answered %d", disabled)
+	}
+	if p.loc != nil && strings.HasPrefix(p.loc.String(), rpCallback) && p.loc.Query().Get("code") != "" {
+		if _, err := r.cfg.Exchange(r.ctx, p.loc.Query().Get("code"), oauth2.VerifierOption(a.verifier)); err == nil {
+			t.Fatal("the sign-in's code was exchanged after the disable returned")
+		}
+	}
+	e.api("POST", "/api/v1/users/"+alice+"/enable", admin, nil)
+	a2 := r.authURL(nil)
+	if p := b.get(a2.url); p.loc != nil && strings.HasPrefix(p.loc.String(), rpCallback) && p.loc.Query().Get("code") != "" {
+		t.Error("single sign-on from a session created after the disable returned, once the account was enabled again")
 	}
 }

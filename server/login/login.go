@@ -497,11 +497,46 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request) {
 			h.p.Unavailable(w, r, err)
 			return
 		}
-		st.sess = s
+		fresh, err := h.confirmStarted(ctx, w, s)
+		if errors.Is(err, op.ErrDisabled) {
+			h.p.Audit(ctx, obs.EventLoginFailed, "reason", "disabled", "sub", acct.Subject, "client_id", st.c.GetID())
+			st.sess = nil
+			h.failed(w, r, st, authn.Password, http.StatusForbidden, op.MsgDisabled)
+			return
+		} else if err != nil {
+			h.p.Unavailable(w, r, err)
+			return
+		}
+		st.sess, acct = s, fresh
 	}
 	st.acct = acct
 	h.p.Audit(ctx, obs.EventLogin, "sub", acct.Subject, "client_id", st.c.GetID())
 	h.next(w, r, st)
+}
+
+// confirmStarted reads the account of a session this request has just
+// started, after an earlier read of the account (the password's, the
+// passkey's): a disable or delete that swept the user's sessions between
+// that read and the session's creation did not find it, so the session
+// ends here instead of outliving the disable (its account is disabled or
+// gone: op.ErrDisabled). On any error the session is ended and the
+// cookie cleared: fail closed. The codes of a sign-in still read the
+// account at their exchange (s.AccountChecked stays false), so that a
+// disable whose Redis half failed, or a database write by hand, still
+// stops them (TestDisabledInTheDatabaseOnlyIsEnough): one read more per
+// sign-in, beside an argon2id hash or a passkey ceremony.
+func (h *Handler) confirmStarted(ctx context.Context, w http.ResponseWriter, s *session.Session) (*session.Account, error) {
+	acct, err := h.p.LoadAccount(ctx, s)
+	s.AccountChecked = false
+	if err == nil && acct == nil {
+		err = op.ErrDisabled // deleted meanwhile
+	}
+	if err != nil {
+		_ = h.p.Store().DeleteSession(context.WithoutCancel(ctx), s.ID)
+		h.p.Sessions().Clear(w)
+		return nil, err
+	}
+	return acct, nil
 }
 
 func (h *Handler) renderBusy(w http.ResponseWriter, r *http.Request, st *state) {

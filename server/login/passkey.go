@@ -285,6 +285,11 @@ func (h *Handler) passkeyFinish(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, r, http.StatusUnauthorized, ceremonyAnswer{Error: "passkey.session_ended", Redirect: op.PathLoginPrefix + st.flow.ID})
 			return
 		}
+		if errors.Is(err, op.ErrDisabled) {
+			h.p.Audit(ctx, obs.EventLoginFailed, "reason", "disabled", "factor", "webauthn", "sub", acct.Subject, "client_id", st.c.GetID())
+			writeJSON(w, r, http.StatusForbidden, ceremonyAnswer{Error: op.MsgDisabled})
+			return
+		}
 		h.unavailableJSON(w, r, err)
 		return
 	}
@@ -325,7 +330,11 @@ func (h *Handler) recordPasskey(w http.ResponseWriter, r *http.Request, st *stat
 		if err := h.p.StartSession(ctx, w, s); err != nil {
 			return err
 		}
-		st.sess = s
+		fresh, err := h.confirmStarted(ctx, w, s)
+		if err != nil {
+			return err
+		}
+		st.sess, acct = s, fresh
 		h.p.Audit(ctx, obs.EventLogin, "factor", string(v.Factor), "uv", v.UV, "sub", acct.Subject, "client_id", st.c.GetID())
 	}
 	if acct.LastFactor != authn.WebAuthn {
