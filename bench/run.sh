@@ -179,10 +179,10 @@ run_stepup() {
 	fi
 
 	m0=$(used_memory "$rport")
-	s0=$(count_keys "$rport" 'stepup:{sess:*')
+	s0=$(count_keys "$rport" 'stepup:{sess:*}')
 	if want login; then "$B" "${args[@]}" -label "$label" -mode login; fi
 	m1=$(used_memory "$rport")
-	s1=$(count_keys "$rport" 'stepup:{sess:*')
+	s1=$(count_keys "$rport" 'stepup:{sess:*}')
 
 	if [ "$OVERLOAD" = 1 ] && want login; then
 		# Same mode with more browsers than stepupd's hashing queue
@@ -193,15 +193,15 @@ run_stepup() {
 	if want sso; then "$B" "${args[@]}" -label "$label" -mode sso; fi
 
 	m2=$(used_memory "$rport")
-	s2=$(count_keys "$rport" 'stepup:{sess:*')
+	s2=$(count_keys "$rport" 'stepup:{sess:*}')
 	if want stepup; then "$B" "${args[@]}" -label "$label" -mode stepup; fi
 	m3=$(used_memory "$rport")
-	s3=$(count_keys "$rport" 'stepup:{sess:*')
+	s3=$(count_keys "$rport" 'stepup:{sess:*}')
 
 	local rss1 hwm sample keys
 	rss1=$(kib "$spid" VmRSS)
 	hwm=$(kib "$spid" VmHWM)
-	sample=$(redis-cli -p "$rport" --scan --pattern 'stepup:{sess:*' | awk 'NR<=500' |
+	sample=$(redis-cli -p "$rport" --scan --pattern 'stepup:{sess:*}' | awk 'NR<=500' |
 		sed 's/^/MEMORY USAGE /' | redis-cli -p "$rport" | awk '{n++; s+=$1} END {if (n) printf "%.0f B (n=%d)", s/n, n}')
 	keys=$(redis-cli -p "$rport" dbsize)
 	printf '| %s | %s → %s (%s) | %s | %s | %s | %s / %s |\n' "$label" \

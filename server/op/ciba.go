@@ -485,7 +485,7 @@ func (p *Provider) cibaToken(w http.ResponseWriter, r *http.Request) {
 	}
 	g := &session.Grant{ID: randomID(18), ClientID: c.GetID(), Subject: cr.Subject, ExpiresAt: now.Add(accessTokenLifetime)}
 	gd := grantData{authClaims: cr.authClaims, Scopes: cr.Scopes}
-	if g.Data, err = json.Marshal(gd); err != nil {
+	if g.Data, err = encodeGrant(gd); err != nil {
 		zop.WriteError(w, r, oidc.ErrServerError().WithParent(err), nil)
 		return
 	}

@@ -137,7 +137,7 @@ func (s *tokenServer) CodeExchange(ctx context.Context, r *zop.ClientRequest[oid
 		g.RefreshHash = hashSecret(refresh)
 	}
 	gd := grantData{authClaims: cd.authClaims, Scopes: cd.Scopes}
-	if g.Data, err = json.Marshal(gd); err != nil {
+	if g.Data, err = encodeGrant(gd); err != nil {
 		return nil, oidc.ErrServerError().WithParent(err)
 	}
 	if err := s.p.store.PutGrant(ctx, g); errors.Is(err, session.ErrGrantEnded) {
@@ -286,8 +286,8 @@ func (s *tokenServer) RefreshToken(ctx context.Context, r *zop.ClientRequest[oid
 	if g.ClientID != c.GetID() || g.RefreshHash == "" {
 		return nil, invalidGrant("the refresh token is invalid")
 	}
-	var gd grantData
-	if err := json.Unmarshal(g.Data, &gd); err != nil {
+	gd, err := decodeGrant(g)
+	if err != nil {
 		return nil, oidc.ErrServerError().WithParent(err)
 	}
 	// An operator's lock ended every grant of the user; one issued since
@@ -456,8 +456,8 @@ func (s *tokenServer) Introspect(ctx context.Context, r *zop.Request[zop.Introsp
 	if g.ClientID != c.GetID() || subtle.ConstantTimeCompare([]byte(hashSecret(token)), []byte(g.RefreshHash)) != 1 {
 		return zop.NewResponse(introspection{Active: false}), nil
 	}
-	var gd grantData
-	if err := json.Unmarshal(g.Data, &gd); err != nil {
+	gd, err := decodeGrant(g)
+	if err != nil {
 		return nil, oidc.ErrServerError().WithParent(err)
 	}
 	return zop.NewResponse(introspection{

@@ -513,3 +513,65 @@ func TestUserGrantIndexDropsExpiredGrants(t *testing.T) {
 		t.Fatalf("index %v, want only the live grant g2", ids)
 	}
 }
+
+// Issue 18, Redis bytes per login: a grant's payload is cut into fields
+// of at most 64 bytes (so the hash stays a listpack, a third of the size
+// of the hash table one longer value makes of it) and read back whole;
+// empty and default fields are not stored.
+func TestGrantStoredCompactly(t *testing.T) {
+	s := openEmbedded(t)
+	ctx := t.Context()
+	data := []byte(strings.Repeat("0123456789abcdef", 12) + "tail")
+	g := &session.Grant{ID: "g", ClientID: "app", Subject: "u", RefreshHash: "r", Data: data, ExpiresAt: time.Now().Add(time.Hour)}
+	if err := s.PutGrant(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.c.HGetAll(ctx, s.k.grant("g")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f, v := range m {
+		if len(v) > listpackValue {
+			t.Errorf("field %s holds %d bytes, more than %d", f, len(v), listpackValue)
+		}
+	}
+	for _, f := range []string{grantSessionID, grantOffline, grantAuth, grantCut, grantInc} {
+		if _, ok := m[f]; ok {
+			t.Errorf("field %s stored for an empty or default value", f)
+		}
+	}
+	got, err := s.GetGrant(ctx, "g")
+	if err != nil || string(got.Data) != string(data) {
+		t.Fatalf("GetGrant: %v, payload %q; want %q", err, got.Data, data)
+	}
+}
+
+// A successful attempt's refund leaves no budget key behind when it was
+// the window's only attempt (before, every sign-in left a "0" for the
+// window's length).
+func TestRefundOfTheOnlyAttemptLeavesNothing(t *testing.T) {
+	s := openEmbedded(t)
+	ctx := t.Context()
+	b := session.Budget{Kind: session.BudgetUser, ID: "u", Max: 3}
+	if _, err := s.Reserve(ctx, time.Minute, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Refund(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.c.Exists(ctx, s.k.budget(string(b.Kind), b.ID)).Result(); err != nil || n != 0 {
+		t.Fatalf("budget key after the refund of its only attempt: exists %d, %v", n, err)
+	}
+	// With an earlier failure, the refund keeps the window and its count.
+	for range 2 {
+		if _, err := s.Reserve(ctx, time.Minute, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Refund(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.c.Get(ctx, s.k.budget(string(b.Kind), b.ID)).Result(); err != nil || v != "1" {
+		t.Fatalf("budget after one failure and a refunded success: %q, %v; want 1", v, err)
+	}
+}

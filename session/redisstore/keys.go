@@ -138,8 +138,8 @@ const (
 	grantSessionID = "sid"
 	grantOffline   = "offline" // "1" or "0"
 	grantRefresh   = "rt"      // hash of the current refresh token; scripts.go spells it too
-	grantData      = "data"
-	grantExpires   = "exp" // unix nanoseconds
+	grantData      = "data"    // the payload's first piece; then "data1", "data2", … (see chunks)
+	grantExpires   = "exp"     // unix nanoseconds
 	// grantCut is the subject's grantCut counter when the grant was
 	// stored; absent (a grant stored before the counter existed) is "0".
 	grantCut = "cut"

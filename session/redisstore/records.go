@@ -139,14 +139,22 @@ func (s *Store) PutGrant(ctx context.Context, g *session.Grant) error {
 	fields := []any{g.ExpiresAt.UnixMilli(), g.Auth, g.Inc, cut,
 		grantClientID, g.ClientID,
 		grantSub, g.Subject,
-		grantSessionID, g.SessionID,
-		grantOffline, flag(g.Offline),
 		grantRefresh, g.RefreshHash,
-		grantData, g.Data,
 		grantExpires, unixNano(g.ExpiresAt),
+	}
+	// Fields that are empty (or "0") are left out, and the payload is cut
+	// into fields of at most listpackValue bytes: see grantData.
+	if g.SessionID != "" {
+		fields = append(fields, grantSessionID, g.SessionID)
+	}
+	if g.Offline {
+		fields = append(fields, grantOffline, "1")
 	}
 	if g.Auth != "" {
 		fields = append(fields, grantAuth, g.Auth)
+	}
+	for i, part := range chunks(g.Data, listpackValue) {
+		fields = append(fields, dataField(i), part)
 	}
 	var put *redis.Cmd
 	err := s.pipeScripts(ctx, func(p redis.Pipeliner, run runScript) {
@@ -194,9 +202,48 @@ func (s *Store) getGrant(ctx context.Context, id string) (*session.Grant, string
 		SessionID:   m[grantSessionID],
 		Offline:     m[grantOffline] == "1",
 		RefreshHash: m[grantRefresh],
-		Data:        []byte(m[grantData]),
+		Data:        joinChunks(m),
 		ExpiresAt:   exp,
 	}, cutValue(m[grantCut]), nil
+}
+
+// listpackValue is Redis's default hash-max-listpack-value: a hash whose
+// values are all at most this long (and that has few fields) is stored as
+// a listpack, about a third of the size of the hash table a single longer
+// value turns it into (a grant: ~250 B against ~700 B of MEMORY USAGE).
+const listpackValue = 64
+
+// chunks cuts b into pieces of at most n bytes (none for an empty b).
+func chunks(b []byte, n int) [][]byte {
+	var out [][]byte
+	for len(b) > n {
+		out = append(out, b[:n])
+		b = b[n:]
+	}
+	if len(b) > 0 {
+		out = append(out, b)
+	}
+	return out
+}
+
+// dataField names the i-th piece of a grant's payload: "data", "data1", …
+func dataField(i int) string {
+	if i == 0 {
+		return grantData
+	}
+	return grantData + strconv.Itoa(i)
+}
+
+// joinChunks reassembles a grant's payload from its pieces.
+func joinChunks(m map[string]string) []byte {
+	var b []byte
+	for i := 0; ; i++ {
+		part, ok := m[dataField(i)]
+		if !ok {
+			return b
+		}
+		b = append(b, part...)
+	}
 }
 
 // cutValue is a cut counter as stored: absent is "0".

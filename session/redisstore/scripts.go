@@ -149,10 +149,14 @@ return n
 `)
 
 // scriptRefund takes an attempt back, only inside a live window (a DECR on
-// a missing key would create one without a TTL). KEYS[1] budget.
+// a missing key would create one without a TTL). A window whose only
+// attempt is taken back is deleted, not kept as a "0" for its whole
+// length: every successful sign-in would leave one behind (issue 18,
+// Redis bytes per login). KEYS[1] budget.
 var scriptRefund = newOnceScript(`
 local n = tonumber(redis.call('GET', KEYS[1]))
-if n and n > 0 then return redis.call('DECR', KEYS[1]) end
+if n and n > 1 then return redis.call('DECR', KEYS[1]) end
+if n == 1 then redis.call('DEL', KEYS[1]) end
 return 0
 `)
 
