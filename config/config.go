@@ -103,6 +103,12 @@ type Passwords struct {
 	// characters (default 8, NIST SP 800-63B's minimum; at most 64).
 	// Passwords set in this file are the operator's and not checked.
 	MinLength int `yaml:"min_length"`
+	// ConcurrentHashes is how many password hashes run at once, each in
+	// a work area of argon2id.memory that is reused: hashing holds at most
+	// ConcurrentHashes × memory. 0 (default): one per argon2id.threads
+	// cores, at least one (each hash runs its threads in parallel).
+	// Beyond it, up to 4 per core wait and the rest get 503.
+	ConcurrentHashes int `yaml:"concurrent_hashes"`
 }
 
 // Argon2id are the cost parameters of new password hashes. Below OWASP's

@@ -193,6 +193,9 @@ func (c *Config) Validate() error {
 	if n := c.Passwords.MinLength; n < 8 || n > 64 {
 		v.add("passwords.min_length", "%d must be 8 to 64 characters (NIST SP 800-63B: at least 8)", n)
 	}
+	if n := c.Passwords.ConcurrentHashes; n < 0 || n > 256 {
+		v.add("passwords.concurrent_hashes", "%d must be 0 (one per argon2id.threads cores) to 256", n)
+	}
 	v.oneOf("registration", c.Registration, []string{"off", "open"})
 	v.branding(c)
 	if len(v.errs) == 0 {

@@ -432,6 +432,8 @@ func TestValidateSelfService(t *testing.T) {
 		{"registration: maybe\n", "registration"},
 		{"passwords:\n  min_length: 6\n", "passwords.min_length"},
 		{"passwords:\n  min_length: 65\n", "passwords.min_length"},
+		{"passwords:\n  concurrent_hashes: -1\n", "passwords.concurrent_hashes"},
+		{"passwords:\n  concurrent_hashes: 257\n", "passwords.concurrent_hashes"},
 	} {
 		_, err := Parse([]byte("issuer: https://id.example.com\n"+tc.yaml), nil)
 		if err == nil || !strings.Contains(err.Error(), tc.path+":") {
@@ -445,7 +447,10 @@ func TestValidateSelfService(t *testing.T) {
 	if c.Registration != "off" || c.Passwords.MinLength != 8 {
 		t.Fatalf("defaults: registration %q, min_length %d; want off, 8", c.Registration, c.Passwords.MinLength)
 	}
-	if _, err := Parse([]byte("issuer: https://id.example.com\nregistration: open\npasswords:\n  min_length: 12\n"), nil); err != nil {
+	if c.Passwords.ConcurrentHashes != 0 {
+		t.Fatalf("default concurrent_hashes %d, want 0 (automatic)", c.Passwords.ConcurrentHashes)
+	}
+	if _, err := Parse([]byte("issuer: https://id.example.com\nregistration: open\npasswords:\n  min_length: 12\n  concurrent_hashes: 4\n"), nil); err != nil {
 		t.Fatal(err)
 	}
 }

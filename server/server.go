@@ -112,7 +112,7 @@ func New(ctx context.Context, cfg *config.Config, store session.Store, o Options
 		Sessions: session.NewManager(iss.Scheme == "https", hashKey, blockKey, cfg.Session.AbsoluteTimeout.D()),
 		// One argon2id hash per `threads` cores at a time, each in a
 		// reused work area of the configured memory (64 MiB).
-		Hashes: password.NewLimiterFor(0, 0, op.PasswordParams(cfg.Passwords.Argon2id)),
+		Hashes: password.NewLimiterFor(cfg.Passwords.ConcurrentHashes, 0, op.PasswordParams(cfg.Passwords.Argon2id)),
 		Log:    log,
 		Audit:  obs.NewAuditor(log, metrics),
 		Now:    o.Now,

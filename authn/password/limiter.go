@@ -160,6 +160,9 @@ func (l *Limiter) run(ctx context.Context, p *Params, f func(*argon2.Memory)) er
 	return nil
 }
 
+// Slots is how many hashes l runs at once.
+func (l *Limiter) Slots() int { return cap(l.slots) }
+
 func (l *Limiter) busy() {
 	l.idleMu.Lock()
 	l.inFlight++

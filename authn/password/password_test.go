@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -430,4 +431,19 @@ func TestLimiterReleasesIdleAreas(t *testing.T) {
 		t.Errorf("inFlight = %d after every hash ended", l.inFlight)
 	}
 	l.idleMu.Unlock()
+}
+
+func TestLimiterSlots(t *testing.T) {
+	if n := NewLimiterFor(3, 0, DefaultParams).Slots(); n != 3 {
+		t.Errorf("NewLimiterFor(3) has %d slots", n)
+	}
+	p := DefaultParams
+	p.Threads = 2
+	if n, want := NewLimiterFor(0, 0, p).Slots(), max(1, runtime.GOMAXPROCS(0)/2); n != want || DefaultSlots(p) != want {
+		t.Errorf("automatic: %d slots (DefaultSlots %d), want one per 2 cores: %d", n, DefaultSlots(p), want)
+	}
+	p.Threads = 255
+	if n := DefaultSlots(p); n != 1 {
+		t.Errorf("DefaultSlots with more threads than cores = %d, want 1", n)
+	}
 }
