@@ -178,7 +178,7 @@ func TestImportDisablingEndsSessions(t *testing.T) {
 	if err := short.PutGrant(ctx, g); err != nil {
 		t.Fatal(err)
 	}
-	if live, err := short.AccessTokenLive(ctx, g.ID, "sub-ivy", "jti-1"); err != nil || !live {
+	if live, err := short.AccessTokenLive(ctx, g.ID, g.Inc, "sub-ivy", "jti-1"); err != nil || !live {
 		t.Fatalf("before: access token live %v, %v", live, err)
 	}
 
@@ -189,7 +189,7 @@ func TestImportDisablingEndsSessions(t *testing.T) {
 	if _, err := short.LiveGrant(ctx, g.ID); err == nil {
 		t.Error("the disabled user's grant is still live")
 	}
-	if live, err := short.AccessTokenLive(ctx, g.ID, "sub-ivy", "jti-1"); err != nil || live {
+	if live, err := short.AccessTokenLive(ctx, g.ID, g.Inc, "sub-ivy", "jti-1"); err != nil || live {
 		t.Errorf("after: access token live %v, %v", live, err)
 	}
 }
