@@ -269,16 +269,25 @@ func (b *bench) opLogin(ctx context.Context, username string) error {
 // opSSO reuses the browser's session: /authorize must answer with a code
 // at once, then the code is exchanged.
 func (b *bench) opSSO(ctx context.Context, v *vu) error {
+	_, err := b.opSSOTok(ctx, v)
+	return err
+}
+
+// opSSOTok is opSSO that also returns the token response: its refresh
+// token replaces the one the session's grant had (one grant per session
+// and client, issue 18), as an RP that signs the user in again keeps the
+// new tokens.
+func (b *bench) opSSOTok(ctx context.Context, v *vu) (map[string]any, error) {
 	a := b.newAuthReq(nil)
 	p, err := v.get(ctx, "authorize", a.url)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	c, err := b.code("authorize (sso)", p, a)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return b.exchange(ctx, c, a, nil)
+	return b.exchangeTok(ctx, c, a, nil)
 }
 
 // opStepUp elevates an existing password session to the multi-factor

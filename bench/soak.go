@@ -141,7 +141,16 @@ func (b *bench) soak(ctx context.Context, cfg soakConfig) error {
 						}
 					}
 				case "sso":
-					err = b.opSSO(wctx, mine[i%len(mine)].v)
+					// The session's grant is stored again: keep its new
+					// refresh token, as an RP does (the old one is no
+					// longer the grant's).
+					s := mine[i%len(mine)]
+					var tok map[string]any
+					if tok, err = b.opSSOTok(wctx, s.v); err == nil {
+						if rt, _ := tok["refresh_token"].(string); rt != "" {
+							s.refresh = rt
+						}
+					}
 				case "refresh":
 					s := mine[i%len(mine)]
 					if s.refresh == "" {
