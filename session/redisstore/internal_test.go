@@ -575,3 +575,56 @@ func TestRefundOfTheOnlyAttemptLeavesNothing(t *testing.T) {
 		t.Fatalf("budget after one failure and a refunded success: %q, %v; want 1", v, err)
 	}
 }
+
+// Issue 18, Redis bytes per login: an online grant is indexed in its
+// session's own hash, not in a key of its own (~200 bytes per sign-in);
+// an offline one in the index key, which outlives the session; a grant
+// stored again moves between them.
+func TestOnlineGrantIndexedInTheSession(t *testing.T) {
+	s := openEmbedded(t)
+	ctx := t.Context()
+	t0 := time.Now()
+	if err := s.CreateSession(ctx, &session.Session{ID: "s", Subject: "u", CreatedAt: t0, LastSeenAt: t0}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	put := func(offline bool) {
+		t.Helper()
+		g := &session.Grant{ID: "g", ClientID: "app", Subject: "u", SessionID: "s", Offline: offline, RefreshHash: "r", ExpiresAt: t0.Add(time.Hour)}
+		if err := s.PutGrant(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	where := func() (inSession bool, inIndex bool) {
+		t.Helper()
+		a, err := s.c.HExists(ctx, s.k.session("s"), prefixGrant+"g").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := s.c.HExists(ctx, s.k.sessionGrants("s"), "g").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, b
+	}
+	put(false)
+	if n, _ := s.c.Exists(ctx, s.k.sessionGrants("s")).Result(); n != 0 {
+		t.Error("an online grant made an index key of its own")
+	}
+	if a, b := where(); !a || b {
+		t.Errorf("online grant: in the session %v, in the index key %v; want only the session", a, b)
+	}
+	put(true)
+	if a, b := where(); a || !b {
+		t.Errorf("stored again offline: in the session %v, in the index key %v; want only the index key", a, b)
+	}
+	put(false)
+	if a, b := where(); !a || b {
+		t.Errorf("stored again online: in the session %v, in the index key %v; want only the session", a, b)
+	}
+	if err := s.DeleteSession(ctx, "s"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetGrant(ctx, "g"); err == nil {
+		t.Error("the online grant outlived its session's sign-out")
+	}
+}

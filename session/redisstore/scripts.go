@@ -259,16 +259,25 @@ return 1
 
 // scriptIndexSessionGrant adds a grant to its session's index, only while
 // the session exists, is the subject's and is not ending: the step that
-// orders a grant before or after its session's end (see PutGrant).
+// orders a grant before or after its session's end (see PutGrant). An
+// online grant is a field of the session's hash, an offline one an entry
+// of the index key (see sessionGrants); a grant stored again moves
+// between them when its offline_access changes.
 // KEYS[1] session, KEYS[2] ending marker, KEYS[3] index; ARGV[1] subject,
 // ARGV[2] grant id, ARGV[3] "1" offline or "0", ARGV[4] grant ttl (ms).
 // Returns 1, or nil when the grant may not be added.
 var scriptIndexSessionGrant = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'sub') ~= ARGV[1] then return nil end
 if redis.call('EXISTS', KEYS[2]) == 1 then return nil end
-redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
-if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[4]) then
-  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+if ARGV[3] == '1' then
+  redis.call('HDEL', KEYS[1], 'g:' .. ARGV[2])
+  redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+  if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[4]) then
+    redis.call('PEXPIRE', KEYS[3], ARGV[4])
+  end
+else
+  redis.call('HSET', KEYS[1], 'g:' .. ARGV[2], '0')
+  redis.call('HDEL', KEYS[3], ARGV[2])
 end
 return 1
 `)
@@ -329,20 +338,30 @@ return 1
 
 // scriptEndingSession marks a session ending, so that no grant is added
 // to it any more, and returns its subject ("" when the session is gone)
-// and its grant index (id, flag pairs) in one step: a grant is either in
-// the list or refused.
+// and its grants (id, flag pairs: the session hash's "g:" fields, then
+// the index key's) in one step: a grant is either in the list or refused.
 // KEYS[1] session, KEYS[2] ending marker, KEYS[3] index; ARGV[1] the
 // marker's minimum ttl (ms).
 var scriptEndingSession = redis.NewScript(`
 local sub = redis.call('HGET', KEYS[1], 'sub')
+local grants = {}
 if sub then
   local ttl = redis.call('PTTL', KEYS[1])
   if ttl < tonumber(ARGV[1]) then ttl = tonumber(ARGV[1]) end
   redis.call('SET', KEYS[2], '1', 'PX', ttl)
+  local f = redis.call('HGETALL', KEYS[1])
+  for i = 1, #f, 2 do
+    if string.sub(f[i], 1, 2) == 'g:' then
+      grants[#grants + 1] = string.sub(f[i], 3)
+      grants[#grants + 1] = f[i + 1]
+    end
+  end
 else
   sub = ''
 end
-return {sub, redis.call('HGETALL', KEYS[3])}
+local idx = redis.call('HGETALL', KEYS[3])
+for i = 1, #idx do grants[#grants + 1] = idx[i] end
+return {sub, grants}
 `)
 
 // scriptCutUserGrants ends a subject's grants: the cut counter moves on
