@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/stepup-dev/stepup/authn/password"
 )
@@ -32,7 +33,13 @@ const benchRedirectURI = "http://127.0.0.1:9/cb"
 // alg is keys.algorithm, unless idTokenAlg is set: then the config has
 // no keys section (RS256, the default, for clients that register none)
 // and the client registers idTokenAlg unless it is RS256.
-func writeConfig(dir, issuer, redisURL, redisAddrs, databaseURL, alg, idTokenAlg string, n int) error {
+//
+// sessionIdle and sessionAbsolute, when not zero, are session.idle_timeout
+// and session.absolute_timeout (12h when only the idle one is given),
+// validated as stepupd validates them: positive, idle not above absolute.
+// An online grant lives until the absolute timeout. The soak uses a short one to show Redis
+// memory levelling off once sessions expire as fast as logins create them.
+func writeConfig(dir, issuer, redisURL, redisAddrs, databaseURL, alg, idTokenAlg string, n int, sessionIdle, sessionAbsolute time.Duration) error {
 	u, err := url.Parse(issuer)
 	if err != nil || u.Scheme != "http" || u.Port() == "" || (u.Path != "" && u.Path != "/") {
 		return fmt.Errorf("-issuer %q: want http://127.0.0.1:PORT", issuer)
@@ -50,6 +57,16 @@ func writeConfig(dir, issuer, redisURL, redisAddrs, databaseURL, alg, idTokenAlg
 	case "", "RS256", "ES256", "EdDSA":
 	default:
 		return fmt.Errorf("-id-token-alg %q: want RS256, ES256 or EdDSA", idTokenAlg)
+	}
+	absoluteTimeout := 12 * time.Hour // stepupd's default session.absolute_timeout
+	if sessionAbsolute < 0 || (sessionAbsolute > 0 && sessionIdle == 0) {
+		return fmt.Errorf("-session-absolute %v: must be positive, and given with -session-idle", sessionAbsolute)
+	}
+	if sessionAbsolute > 0 {
+		absoluteTimeout = sessionAbsolute
+	}
+	if sessionIdle < 0 || sessionIdle > absoluteTimeout {
+		return fmt.Errorf("-session-idle %v: must be positive and not above session.absolute_timeout (%v)", sessionIdle, absoluteTimeout)
 	}
 	keysSection, clientAlg, what := "keys:\n  algorithm: "+alg+"\n", "", "keys.algorithm "+alg
 	if idTokenAlg != "" {
@@ -112,6 +129,10 @@ listen: %q
 			_, _ = rand.Read(k)
 			fmt.Fprintf(&b, "secrets:\n  encryption_keys: [%q]\n", base64.StdEncoding.EncodeToString(k))
 		}
+	}
+	if sessionIdle > 0 {
+		fmt.Fprintf(&b, "session:\n  idle_timeout: %s\n  absolute_timeout: %s\n", sessionIdle, absoluteTimeout)
+		what += ", session.idle_timeout " + sessionIdle.String() + ", absolute_timeout " + absoluteTimeout.String()
 	}
 	fmt.Fprintf(&b, `%sclients:
   - id: %s

@@ -108,6 +108,8 @@ func run() error {
 	freePort := fs.Bool("free-port", false, "print a free TCP port on 127.0.0.1 and exit (for run.sh)")
 	backends := fs.String("backends", "", "comma list of host:port of stepupd instances serving -issuer: connections to the issuer are spread over them, skipping one that refuses (a client-side TCP load balancer)")
 	redisAddrs := fs.String("redis-addrs", "", "with -write-config: redis.addrs (comma list: Cluster seeds) instead of -redis-url")
+	sessionIdle := fs.Duration("session-idle", 0, "with -write-config: session.idle_timeout (0: stepupd's default, 30m); soak: the same value, so that sessions idle longer than it at the end are counted as expired, not lost")
+	sessionAbsolute := fs.Duration("session-absolute", 0, "with -write-config and -session-idle: session.absolute_timeout (0: 12h), which an online grant lives for; soak: the same value, so that sessions older at the end are counted as expired, not lost")
 	sample := fs.Duration("sample", 5*time.Second, "soak: length of one line of the time series")
 	pidFiles := fs.String("pidfiles", "", "soak: comma list of files holding the pid of each stepupd instance, re-read at every sample (instances restart); their RSS is reported")
 	redisMem := fs.String("redis-mem", "", "soak: comma list of host:port of Redis nodes whose used_memory (summed) is reported")
@@ -137,7 +139,7 @@ func run() error {
 		if n <= 0 {
 			n = 1000
 		}
-		return writeConfig(*writeDir, *issuer, *redisURL, *redisAddrs, *databaseURL, *alg, *idTokenAlg, n)
+		return writeConfig(*writeDir, *issuer, *redisURL, *redisAddrs, *databaseURL, *alg, *idTokenAlg, n, *sessionIdle, *sessionAbsolute)
 	}
 
 	if *opRate < 0 {
@@ -263,7 +265,7 @@ func run() error {
 		b.target, b.issuer, b.authEndpoint, b.tokenEndpoint, b.jwksURI, len(b.users), *duration)
 
 	if soak {
-		cfg := soakConfig{duration: *duration, sample: *sample, conc: *conc}
+		cfg := soakConfig{duration: *duration, sample: *sample, conc: *conc, sessionIdle: *sessionIdle, sessionAbsolute: *sessionAbsolute}
 		if *pidFiles != "" {
 			cfg.pidFiles = strings.Split(*pidFiles, ",")
 		}

@@ -37,6 +37,8 @@ type soakSession struct {
 	v       *vu
 	user    string
 	refresh string
+	used    time.Time // last request that slid the session's idle timeout
+	created time.Time
 }
 
 // soakWindow is what happened during one sample.
@@ -70,6 +72,8 @@ type soakConfig struct {
 	conc             int
 	pidFiles         []string
 	redisNodes       []string
+	sessionIdle      time.Duration // stepupd's session.idle_timeout, if set
+	sessionAbsolute  time.Duration // and its absolute_timeout, if set
 }
 
 func (b *bench) soak(ctx context.Context, cfg soakConfig) error {
@@ -105,7 +109,8 @@ func (b *bench) soak(ctx context.Context, cfg soakConfig) error {
 		if err != nil {
 			return nil, err
 		}
-		s := &soakSession{v: v, user: u.Username}
+		now := time.Now()
+		s := &soakSession{v: v, user: u.Username, used: now, created: now}
 		s.refresh, _ = tok["refresh_token"].(string)
 		ackMu.Lock()
 		acked = append(acked, s)
@@ -146,7 +151,9 @@ func (b *bench) soak(ctx context.Context, cfg soakConfig) error {
 					// longer the grant's).
 					s := mine[i%len(mine)]
 					var tok map[string]any
+					t := time.Now()
 					if tok, err = b.opSSOTok(wctx, s.v); err == nil {
+						s.used = t
 						if rt, _ := tok["refresh_token"].(string); rt != "" {
 							s.refresh = rt
 						}
@@ -216,9 +223,28 @@ loop:
 		printWindow(now)
 	}
 
-	// Every acknowledged session must still be there.
-	fmt.Fprintf(os.Stderr, "  checking %d acknowledged sessions…\n", len(acked))
-	lost, unknown := b.checkSessions(ctx, acked, cfg.conc)
+	// Every acknowledged session must still be there, unless it was idle
+	// longer than session.idle_timeout or created longer ago than
+	// absolute_timeout, less a margin (a third of it, at most 20 s) for the
+	// check's own duration: then it may have expired.
+	check, expired := acked, 0
+	if cfg.sessionIdle > 0 {
+		check = nil
+		cut := time.Now().Add(-cfg.sessionIdle + min(cfg.sessionIdle/3, 20*time.Second))
+		cutAbs := time.Time{}
+		if a := cfg.sessionAbsolute; a > 0 {
+			cutAbs = time.Now().Add(-a + min(a/3, 20*time.Second))
+		}
+		for _, s := range acked {
+			if s.used.Before(cut) || s.created.Before(cutAbs) {
+				expired++
+				continue
+			}
+			check = append(check, s)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "  checking %d acknowledged sessions…\n", len(check))
+	lost, unknown := b.checkSessions(ctx, check, cfg.conc)
 	fmt.Printf("\n# soak totals over %s\n", time.Since(start).Round(time.Second))
 	for _, op := range soakOps {
 		fmt.Printf("%-8s %d ok\n", op, total.ok[op])
@@ -234,7 +260,7 @@ loop:
 	for _, k := range kinds {
 		fmt.Printf("  %6d  %s\n", total.kinds[k], k)
 	}
-	fmt.Printf("acknowledged sessions: %d, lost: %d, not checkable (store unavailable at the end): %d\n", len(acked), lost, unknown)
+	fmt.Printf("acknowledged sessions: %d, past session.idle_timeout or absolute_timeout (expired, not checked): %d, lost: %d, not checkable (store unavailable at the end): %d\n", len(acked), expired, lost, unknown)
 	if lost > 0 {
 		return fmt.Errorf("%d acknowledged sessions lost", lost)
 	}

@@ -628,3 +628,47 @@ func TestOnlineGrantIndexedInTheSession(t *testing.T) {
 		t.Error("the online grant outlived its session's sign-out")
 	}
 }
+
+// Issue 18, Redis memory under steady logins: a subject's session index
+// (a SET in another slot than the sessions, so no script can see which
+// of its ids expired) must not keep the id of every session the subject
+// ever had. Before, only ListSessions (the account page) pruned it, and
+// each sign-in extended its TTL: a user signing in more often than the
+// idle timeout, for ever, grew it by one id per sign-in, without bound.
+// Expiry is simulated by deleting the session hash, as Redis would.
+func TestSessionIndexPrunedOnSignIn(t *testing.T) {
+	s := openEmbedded(t)
+	ctx := t.Context()
+	const n = 200
+	for i := range n {
+		sess := &session.Session{ID: fmt.Sprintf("s%03d", i), Subject: "u", CreatedAt: time.Now()}
+		if err := s.CreateSession(ctx, sess, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if i < n-3 { // all but the last three expire
+			if err := s.c.Del(ctx, s.k.session(sess.ID)).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	card, err := s.c.SCard(ctx, s.k.userSessions("u")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if card >= indexPruneAt+indexPruneEvery {
+		t.Fatalf("session index holds %d ids after %d sign-ins of which 3 live, want fewer than %d", card, n, indexPruneAt+indexPruneEvery)
+	}
+	// Pruning never drops a live session.
+	live, err := s.ListSessions(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(live) != 3 || live[0].ID != "s197" || live[2].ID != "s199" {
+		t.Fatalf("live sessions %v, want s197…s199", live)
+	}
+	for _, id := range []string{"s197", "s198", "s199"} {
+		if ok, _ := s.c.SIsMember(ctx, s.k.userSessions("u"), id).Result(); !ok {
+			t.Errorf("live session %s pruned from the index", id)
+		}
+	}
+}

@@ -70,13 +70,14 @@ return 1
 // scriptIndexSession adds a session id to its subject's index and makes
 // the index live at least ttl, never shortening it (another session may
 // live longer).
-// KEYS[1] index; ARGV[1] session id, ARGV[2] ttl (ms).
+// KEYS[1] index; ARGV[1] session id, ARGV[2] ttl (ms). Returns the
+// index's size, so that the caller prunes it when it has grown.
 var scriptIndexSession = redis.NewScript(`
 redis.call('SADD', KEYS[1], ARGV[1])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-return 1
+return redis.call('SCARD', KEYS[1])
 `)
 
 // scriptSetIfExists sets one field of an existing hash; a missing hash is

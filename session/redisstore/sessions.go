@@ -64,12 +64,69 @@ func (s *Store) CreateSession(ctx context.Context, sess *session.Session, ttl ti
 }
 
 // index adds a session to its subject's index, extending the index's TTL.
+//
+// Every sign-in extends the index's TTL, so for a subject who signs in
+// more often than the idle timeout it never expires, and the ids of its
+// expired sessions (which no script can see: they live in other slots)
+// would pile up, one per sign-in, without bound. So when the index has
+// reached indexPruneAt ids, every indexPruneEvery-th addition prunes it
+// of the sessions that no longer exist: memory follows live sessions, not
+// sign-ins, at the cost of one pipelined read per id every 16 sign-ins
+// of such a subject. Pruning is best-effort, like the index.
 func (s *Store) index(ctx context.Context, op, sub, id string, ttl time.Duration) error {
 	if sub == "" {
 		return nil
 	}
-	err := scriptIndexSession.Run(ctx, s.c, []string{s.k.userSessions(sub)}, id, millis(ttl)).Err()
-	return fail(op+": index", err)
+	n, err := scriptIndexSession.Run(ctx, s.c, []string{s.k.userSessions(sub)}, id, millis(ttl)).Int64()
+	if err != nil {
+		return fail(op+": index", err)
+	}
+	if n >= indexPruneAt && n%indexPruneEvery == 0 {
+		_ = s.pruneIndex(ctx, sub)
+	}
+	return nil
+}
+
+// When index prunes a subject's session index (see there).
+const (
+	indexPruneAt    = 32
+	indexPruneEvery = 16
+)
+
+// pruneIndex removes from a subject's session index the ids of sessions
+// that no longer exist or are another subject's (a reused id). A session
+// is written before it is indexed, so an id whose record is missing is
+// one that has ended or expired.
+func (s *Store) pruneIndex(ctx context.Context, sub string) error {
+	idx := s.k.userSessions(sub)
+	ids, err := s.c.SMembers(ctx, idx).Result()
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	cmds := make([]*redis.StringCmd, len(ids))
+	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HGet(ctx, s.k.session(id), fieldSub)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	var dead []any
+	for i, id := range ids {
+		v, err := cmds[i].Result()
+		switch {
+		case errors.Is(err, redis.Nil), err == nil && v != sub:
+			dead = append(dead, id)
+		case err != nil:
+			return err
+		}
+	}
+	if len(dead) == 0 {
+		return nil
+	}
+	return s.c.SRem(ctx, idx, dead...).Err()
 }
 
 // GetSession returns a session, its verifications ordered by time and its
