@@ -45,7 +45,8 @@ const (
 
 // userSessions is a SET of the ids of a subject's sessions. It lives in
 // another slot than the sessions, so it is best-effort: ids of sessions
-// that expired are pruned by ListSessions. TTL: extended to the ttl of
+// that expired are pruned by ListSessions, and by a sign-in once it holds
+// 32 ids or more (Store.index). TTL: extended to the ttl of
 // every session write, so it outlives its longest-lived session.
 func (k keys) userSessions(sub string) string {
 	return k.prefix + "{user:" + sub + "}:sessions"
