@@ -528,6 +528,15 @@ type LimitStore interface {
 	// Refund takes back an attempt that succeeded, so only failures use
 	// the budgets. A window that has ended is left alone.
 	Refund(ctx context.Context, bs ...Budget) error
+	// ReserveTOTP is Reserve for a TOTP code the caller has verified
+	// (step ≥ 0, its time step) or found wrong (step < 0), which must
+	// take effect only through the count: subject's own budget (one of
+	// bs, required) is counted and, in the same atomic operation, when
+	// its count is within its Max, the step is claimed as UseTOTPStep
+	// does (kept for stepTTL) and, if it was unused, that budget's
+	// attempt is given back (claimed true). The other budgets are counted
+	// as Reserve counts them and left to the caller to give back.
+	ReserveTOTP(ctx context.Context, window time.Duration, bs []Budget, subject string, step int64, stepTTL time.Duration) (counts []int64, claimed bool, err error)
 }
 
 // StepUpGrant records that a user proved a factor for one action, for

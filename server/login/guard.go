@@ -48,6 +48,46 @@ func (h *Handler) reserveAs(w http.ResponseWriter, r *http.Request, subject, use
 	if len(over) == 0 {
 		return a, true
 	}
+	h.overBudget(w, r, a, over, retry, userLockedMsg)
+	return nil, false
+}
+
+// reserveTOTP is reserve for a TOTP code verified in memory (step ≥ 0;
+// < 0 for a wrong code): one round trip counts the attempt, claims the
+// step and gives the user's budget back when the code is good and unused
+// (op.Provider.ReserveTOTP). claimed tells a good code; the caller gives
+// the other budgets back with attempt.succeededTOTP.
+func (h *Handler) reserveTOTP(w http.ResponseWriter, r *http.Request, subject string, step int64, retry func(status int, msg string)) (a *attempt, claimed, ok bool) {
+	a = &attempt{h: h, r: r, subject: subject, budgets: h.p.Budgets(r, subject, "")}
+	counts, over, claimed, err := h.p.ReserveTOTP(r.Context(), a.budgets, subject, step)
+	if err != nil {
+		h.p.Unavailable(w, r, err)
+		return nil, false, false
+	}
+	a.counts = counts
+	if len(over) == 0 {
+		return a, claimed, true
+	}
+	h.overBudget(w, r, a, over, retry, "")
+	return nil, false, false
+}
+
+// succeededTOTP gives a good TOTP code's attempt back to the budgets
+// other than the user's own, which the store gave back with the claim.
+func (a *attempt) succeededTOTP() {
+	var rest []session.Budget
+	for _, b := range a.budgets {
+		if b.Kind != session.BudgetUser || b.ID != a.subject {
+			rest = append(rest, b)
+		}
+	}
+	a.h.p.Refund(a.r.Context(), rest...)
+}
+
+// overBudget answers an attempt that found budgets exhausted (see
+// reserveAs).
+func (h *Handler) overBudget(w http.ResponseWriter, r *http.Request, a *attempt, over []session.Budget, retry func(status int, msg string), userLockedMsg string) {
+	subject := a.subject
 	userOnly := true
 	for _, b := range over {
 		h.p.Audit(r.Context(), obs.EventLocked, "budget", string(b.Kind), "sub", subject, "ip", a.ip())
@@ -55,11 +95,10 @@ func (h *Handler) reserveAs(w http.ResponseWriter, r *http.Request, subject, use
 	}
 	if userOnly && userLockedMsg != "" {
 		retry(http.StatusUnauthorized, userLockedMsg)
-		return nil, false
+		return
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(int(h.p.LockoutWindow().Seconds())))
 	retry(http.StatusTooManyRequests, msgLocked)
-	return nil, false
 }
 
 // ip is the id of the attempt's IP budget (the client address, IPv6 per

@@ -621,16 +621,18 @@ func (h *Handler) totp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	try, ok := h.reserve(w, r, st.acct.Subject, "", func(status int, msg string) {
+	// The code is verified in memory first; its outcome takes effect only
+	// through the store's count (reserveTOTP): one round trip counts the
+	// attempt, and only an attempt within the budgets claims the step and
+	// is given back, as Reserve, UseTOTPStep and Refund did in three.
+	step, good := totp.Verify(st.acct.TOTPSecret, strings.TrimSpace(r.PostFormValue("code")), h.p.Now())
+	if !good {
+		step = -1
+	}
+	try, good, ok := h.reserveTOTP(w, r, st.acct.Subject, step, func(status int, msg string) {
 		h.failed(w, r, st, authn.TOTP, status, msg)
 	})
 	if !ok {
-		return
-	}
-	good, err := h.checkTOTP(ctx, st.acct.Subject, st.acct.TOTPSecret, r.PostFormValue("code"))
-	if err != nil {
-		try.succeeded() // nothing was checked: an outage is not a wrong code
-		h.p.Unavailable(w, r, err)
 		return
 	}
 	if !good {
@@ -639,7 +641,7 @@ func (h *Handler) totp(w http.ResponseWriter, r *http.Request) {
 		h.failed(w, r, st, authn.TOTP, http.StatusUnauthorized, "code.bad_totp")
 		return
 	}
-	try.succeeded()
+	try.succeededTOTP()
 	h.verified(w, r, st, authn.Verification{Factor: authn.TOTP, At: h.p.Now()})
 }
 

@@ -104,6 +104,43 @@ func (p *Provider) Reserve(ctx context.Context, window time.Duration, bs ...sess
 	return counts, over, nil
 }
 
+// ReserveTOTP is Reserve for a TOTP attempt by subject whose code was
+// verified in memory (step ≥ 0, its time step; < 0 for a wrong code):
+// the store counts the attempt against every budget and, atomically with
+// the count of subject's own budget (bs must hold it), claims the step
+// and gives that budget's attempt back only when that count is within its
+// limit (session.LimitStore.ReserveTOTP). The verification's outcome
+// takes effect through the count alone: a code checked past the limit
+// changes nothing. claimed is true when the step was unused and claimed:
+// the code is good and the subject's budget has been given back; the
+// caller gives back the others (Refund). over is as Reserve's; the budgets
+// not over are given back then, the subject's only if it was not already.
+// Over the IP budget with the subject's open, a good code's step is spent
+// all the same (the answer is 429; the user waits for the next code):
+// the step and the IP budget are in different Cluster slots, and spending
+// a step errs on the safe side.
+func (p *Provider) ReserveTOTP(ctx context.Context, bs []session.Budget, subject string, step int64) (counts []int64, over []session.Budget, claimed bool, err error) {
+	counts, claimed, err = p.store.ReserveTOTP(ctx, p.LockoutWindow(), bs, subject, step, TOTPStepMemory)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	var open []session.Budget
+	for i, b := range bs {
+		switch {
+		case counts[i] > b.Max:
+			over = append(over, b)
+		case claimed && b.Kind == session.BudgetUser && b.ID == subject:
+			// given back by the store with the claim
+		default:
+			open = append(open, b)
+		}
+	}
+	if len(over) > 0 {
+		p.Refund(ctx, open...)
+	}
+	return counts, over, claimed, nil
+}
+
 // Refund gives an attempt back to bs: a success, or nothing was checked.
 // It runs even when the request has gone (the count was taken on its
 // behalf); if it fails the attempt stays counted, which errs on the safe

@@ -149,6 +149,31 @@ end
 return n
 `)
 
+// scriptReserveTOTP is scriptReserve for the subject's own budget on a
+// TOTP attempt whose code the caller verified: when the attempt is
+// within the limit and KEYS[3] (the verified code's time step; absent
+// for a wrong code) was unused, it claims the step (SET NX, ARGV[3] ms)
+// and takes the attempt back as scriptRefund does, all in one script, so
+// the count comes first and a replayed step stays counted. KEYS[1]
+// budget, KEYS[2] account (its lock), KEYS[3] step; ARGV[1] window (ms),
+// ARGV[2] limit. Returns {count, 1 when the step was claimed}.
+var scriptReserveTOTP = newOnceScript(`
+local max = tonumber(ARGV[2])
+local n
+if redis.call('HGET', KEYS[2], 'locked') == '1' then
+  n = max + 1
+else
+  n = redis.call('INCR', KEYS[1])
+  if n == 1 or n == max or redis.call('PTTL', KEYS[1]) < 0 then
+    redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  end
+end
+if n > max or not KEYS[3] then return {n, 0} end
+if not redis.call('SET', KEYS[3], '1', 'PX', ARGV[3], 'NX') then return {n, 0} end
+if n > 1 then redis.call('DECR', KEYS[1]) else redis.call('DEL', KEYS[1]) end
+return {n, 1}
+`)
+
 // scriptRefund takes an attempt back, only inside a live window (a DECR on
 // a missing key would create one without a TTL). A window whose only
 // attempt is taken back is deleted, not kept as a "0" for its whole

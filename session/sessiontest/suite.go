@@ -52,6 +52,8 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		{"Budget", testBudget},
 		{"BudgetConcurrent", testBudgetConcurrent},
 		{"BudgetWindow", testBudgetWindow},
+		{"ReserveTOTP", testReserveTOTP},
+		{"ReserveTOTPConcurrent", testReserveTOTPConcurrent},
 		{"Passkeys", testPasskeys},
 		{"Challenge", testChallenge},
 		{"ChallengeConcurrent", testChallengeConcurrent},
@@ -803,6 +805,81 @@ func testBudget(t *testing.T, s session.Store) {
 	}
 	if _, err := s.Reserve(ctx, ttl, session.Budget{Kind: session.BudgetUser, ID: newID()}); err == nil {
 		t.Error("Reserve of a budget without a limit succeeded")
+	}
+}
+
+// ReserveTOTP counts a TOTP attempt before its verified code takes
+// effect: a good, unused step is claimed and the user's attempt given
+// back in the same operation; a wrong code, a replayed step, an attempt
+// over the limit or on a locked account stays counted and claims nothing.
+func testReserveTOTP(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	a, err := s.SeedAccount(ctx, &session.Account{Subject: newID(), Username: "totp-" + newID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := a.Subject
+	user := session.Budget{Kind: session.BudgetUser, ID: sub, Max: 3}
+	ip := session.Budget{Kind: session.BudgetIP, ID: "192.0.2.7-" + newID(), Max: 10}
+	bs := []session.Budget{user, ip}
+	check := func(name string, step int64, wantCounts []int64, wantClaimed bool) {
+		t.Helper()
+		got, claimed, err := s.ReserveTOTP(ctx, ttl, bs, sub, step, ttl)
+		if err != nil || !slices.Equal(got, wantCounts) || claimed != wantClaimed {
+			t.Fatalf("%s: ReserveTOTP = %v, %v, %v; want %v, %v", name, got, claimed, err, wantCounts, wantClaimed)
+		}
+	}
+	check("wrong code", -1, []int64{1, 1}, false)
+	check("good code", 42, []int64{2, 2}, true) // the user's attempt is given back
+	check("replay", 42, []int64{2, 3}, false)   // counted, as a wrong code
+	if ok, err := s.UseTOTPStep(ctx, sub, 42, ttl); err != nil || ok {
+		t.Fatalf("UseTOTPStep(claimed step) = %v, %v; want false", ok, err)
+	}
+	check("wrong code", -1, []int64{3, 4}, false)
+	// Over the limit a good code claims nothing and the step stays free.
+	check("over the limit", 43, []int64{4, 5}, false)
+	if ok, err := s.UseTOTPStep(ctx, sub, 43, ttl); err != nil || !ok {
+		t.Fatalf("UseTOTPStep(step refused over the limit) = %v, %v; want true", ok, err)
+	}
+	// A locked account counts nothing and claims nothing.
+	locked, err := s.SeedAccount(ctx, &session.Account{Subject: newID(), Username: "totp-locked-" + newID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.LockAccount(ctx, locked.Subject); err != nil {
+		t.Fatal(err)
+	}
+	lb := session.Budget{Kind: session.BudgetUser, ID: locked.Subject, Max: 3}
+	if got, claimed, err := s.ReserveTOTP(ctx, ttl, []session.Budget{lb}, locked.Subject, 44, ttl); err != nil || claimed || got[0] <= lb.Max {
+		t.Fatalf("ReserveTOTP(locked) = %v, %v, %v; want over the limit, nothing claimed", got, claimed, err)
+	}
+	if ok, err := s.UseTOTPStep(ctx, locked.Subject, 44, ttl); err != nil || !ok {
+		t.Fatalf("UseTOTPStep after a locked ReserveTOTP = %v, %v; want true", ok, err)
+	}
+	// The subject's own budget is required.
+	if _, _, err := s.ReserveTOTP(ctx, ttl, []session.Budget{ip}, sub, 45, ttl); err == nil {
+		t.Error("ReserveTOTP without the subject's budget succeeded")
+	}
+}
+
+// Concurrent attempts with the same good code: exactly one claims the
+// step and is given back; the others stay counted, each once.
+func testReserveTOTPConcurrent(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	sub := newID()
+	b := session.Budget{Kind: session.BudgetUser, ID: sub, Max: 100}
+	const n = 16
+	claimed := make([]bool, n)
+	errs := make([]error, n)
+	race(n, func(i int) { _, claimed[i], errs[i] = s.ReserveTOTP(ctx, ttl, []session.Budget{b}, sub, 7, ttl) })
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if c := count(claimed, true); c != 1 {
+		t.Fatalf("%d of %d concurrent ReserveTOTP calls claimed the step, want 1", c, n)
+	}
+	if got, err := s.Reserve(ctx, ttl, b); err != nil || got[0] != n {
+		t.Fatalf("Reserve after the race = %v, %v; want [%d] (%d replays counted, the good one given back, this one)", got, err, n, n-1)
 	}
 }
 
