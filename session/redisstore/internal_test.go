@@ -672,3 +672,53 @@ func TestSessionIndexPrunedOnSignIn(t *testing.T) {
 		}
 	}
 }
+
+// Review of e380219 (LOW, the earlier review's finding, still present):
+// a grant's offline flag is written twice, in the session's index (first
+// round trip of PutGrant) and in the grant's record (second), so two
+// stores of the same grant (same session and client) with different
+// offline_access can interleave and leave the index saying offline and
+// the record online: a sign-out skipped the grant, whose access tokens
+// stayed active. The interleaving is reproduced with the store's own
+// index script: the online store lands whole, then the offline store's
+// first round trip (its record write has not landed yet).
+func TestSignOutEndsOnlineGrantTheIndexCallsOffline(t *testing.T) {
+	s := openEmbedded(t)
+	ctx := t.Context()
+	t0 := time.Now()
+	if err := s.CreateSession(ctx, &session.Session{ID: "s", Subject: "u", CreatedAt: t0, LastSeenAt: t0}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	g := &session.Grant{ID: "g", ClientID: "app", Subject: "u", SessionID: "s", RefreshHash: "r", ExpiresAt: t0.Add(time.Hour)}
+	if err := s.PutGrant(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	if err := scriptIndexSessionGrant.Run(ctx, s.c,
+		[]string{s.k.session("s"), s.k.sessionEnding("s"), s.k.sessionGrants("s")},
+		"u", "g", "1", millis(time.Hour)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteSession(ctx, "s"); err != nil {
+		t.Fatal(err)
+	}
+	if live, err := s.AccessTokenLive(ctx, "g", g.Inc, "u", "jti"); err != nil || live {
+		t.Errorf("access token of an online grant after its session's sign-out: live %v, %v", live, err)
+	}
+	if _, err := s.GetGrant(ctx, "g"); err == nil {
+		t.Error("the online grant outlived its session's sign-out")
+	}
+	// An offline grant whose record says so still survives the sign-out.
+	if err := s.CreateSession(ctx, &session.Session{ID: "s2", Subject: "u", CreatedAt: t0, LastSeenAt: t0}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	off := &session.Grant{ID: "g2", ClientID: "app", Subject: "u", SessionID: "s2", Offline: true, RefreshHash: "r", ExpiresAt: t0.Add(time.Hour)}
+	if err := s.PutGrant(ctx, off); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteSession(ctx, "s2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetGrant(ctx, "g2"); err != nil {
+		t.Errorf("the offline grant did not survive the sign-out: %v", err)
+	}
+}

@@ -320,11 +320,38 @@ func (s *Store) endSession(ctx context.Context, op, id string, offline bool) err
 	}
 	sub, _ := res[0].(string)
 	pairs, _ := res[1].([]any)
-	var ended []string
+	var ended, listedOffline []string
 	for i := 0; i+1 < len(pairs); i += 2 {
 		gid, _ := pairs[i].(string)
 		if f, _ := pairs[i+1].(string); offline || f != "1" {
 			ended = append(ended, gid)
+		} else {
+			listedOffline = append(listedOffline, gid)
+		}
+	}
+	// A sign-out leaves offline grants alone, but the offline flag is
+	// written twice (the index, then the record: PutGrant's two round
+	// trips), and two stores of one grant with different offline_access
+	// can interleave and leave the index saying offline and the record
+	// online. The record decides: a grant listed offline whose record
+	// exists and is online ends with the session (one more round trip,
+	// only when a sign-out finds offline grants).
+	if len(listedOffline) > 0 {
+		recs := make([]*redis.SliceCmd, len(listedOffline))
+		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, gid := range listedOffline {
+				recs[i] = p.HMGet(ctx, s.k.grant(gid), grantOffline, grantExpires)
+			}
+			return nil
+		})
+		if err != nil {
+			return fail(op+": grants", err)
+		}
+		for i, gid := range listedOffline {
+			v := recs[i].Val()
+			if len(v) == 2 && v[1] != nil && v[0] != "1" {
+				ended = append(ended, gid)
+			}
 		}
 	}
 	if err := s.endGrants(ctx, ended, "*"); err != nil {
