@@ -27,11 +27,7 @@ import (
 // (keySetRefresh) at every exchange, a reload a real server makes twice
 // a minute: leave it out with pprof's -ignore 'op.\(\*Keys\).current'.
 func BenchmarkTOTPStepUp(b *testing.B) {
-	e := newEnv(b, func(c *config.Config) {
-		c.Keys.Algorithm = "ES256" // as bench/run.sh ALGS=ES256
-		c.Session.IdleTimeout = config.Duration(1000 * time.Hour)
-		c.Session.AbsoluteTimeout = config.Duration(1000 * time.Hour)
-	})
+	e := benchEnv(b)
 	r := e.rp("bank", bankSecret)
 	warm := e.browser()
 	signInTB(b, e, warm, r, map[string]string{"acr_values": mfaACR})
@@ -52,18 +48,7 @@ func BenchmarkTOTPStepUp(b *testing.B) {
 	e.clock.mu.Lock()
 	e.clock.now = t0
 	e.clock.mu.Unlock()
-	if f := os.Getenv("STEPUP_BENCH_CPUPROFILE"); f != "" && b.N > 1 {
-		out, err := os.Create(f)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := pprof.StartCPUProfile(out); err != nil {
-			b.Fatal(err)
-		}
-		defer func() { pprof.StopCPUProfile(); out.Close() }()
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
+	defer timeWithProfile(b)()
 	for i, br := range pool {
 		e.clock.Advance(30 * time.Second)
 		a := r.authURL(map[string]string{"acr_values": mfaACR})
@@ -76,6 +61,37 @@ func BenchmarkTOTPStepUp(b *testing.B) {
 			b.Fatalf("acr %q after the step-up", tk.claims.ACR)
 		}
 	}
+}
+
+// benchEnv is the server of the in-process benchmarks: ES256, as
+// bench/run.sh ALGS=ES256, and sessions that outlive any -benchtime.
+func benchEnv(b *testing.B) *env {
+	return newEnv(b, func(c *config.Config) {
+		c.Keys.Algorithm = "ES256"
+		c.Session.IdleTimeout = config.Duration(1000 * time.Hour)
+		c.Session.AbsoluteTimeout = config.Duration(1000 * time.Hour)
+	})
+}
+
+// timeWithProfile starts the timed part of a benchmark: allocations
+// reported, the timer reset and, with $STEPUP_BENCH_CPUPROFILE, a CPU
+// profile of that part alone (go test's -cpuprofile would include the
+// untimed set-up). Defer what it returns.
+func timeWithProfile(b *testing.B) (stop func()) {
+	stop = func() {}
+	if f := os.Getenv("STEPUP_BENCH_CPUPROFILE"); f != "" && b.N > 1 {
+		out, err := os.Create(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(out); err != nil {
+			b.Fatal(err)
+		}
+		stop = func() { pprof.StopCPUProfile(); out.Close() }
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	return stop
 }
 
 // signInTB is signIn for a benchmark: a password login, and TOTP when
