@@ -268,7 +268,17 @@ func (l *load) sso(ctx context.Context, v *vuser) error {
 	if err != nil {
 		return err
 	}
-	return l.check(v, tk, v.authTime)
+	if err := l.check(v, tk, v.authTime); err != nil {
+		return err
+	}
+	// One grant per session and client: this authorization replaced the
+	// grant's refresh token, so the one kept from before is now an old
+	// token of the family (reuse, which revokes it). Keep the newest, as
+	// a relying party that signs the user in again does.
+	if tk.tok.RefreshToken != "" {
+		v.refresh = tk.tok.RefreshToken
+	}
+	return nil
 }
 
 var errSessionLost = errors.New("session lost: the login page was shown to a signed-in browser")
