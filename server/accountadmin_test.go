@@ -144,10 +144,28 @@ func TestDisabledInTheDatabaseOnlyIsEnough(t *testing.T) {
 	}
 }
 
+// adminStore wraps a store for a test that overrides some of its
+// methods, keeping the account-admin methods (SetActive, DeleteAccount)
+// that the admin API looks for on the store and that session.Store
+// does not list.
+type adminStore struct{ session.Store }
+
+func (a adminStore) SetActive(ctx context.Context, sub string, active bool) error {
+	return a.Store.(interface {
+		SetActive(context.Context, string, bool) error
+	}).SetActive(ctx, sub, active)
+}
+
+func (a adminStore) DeleteAccount(ctx context.Context, sub string) error {
+	return a.Store.(interface {
+		DeleteAccount(context.Context, string) error
+	}).DeleteAccount(ctx, sub)
+}
+
 // failingEnd is a store whose EndUserGrants fails while fail is set: the
 // Redis half of a disable or delete breaks after the database half.
 type failingEnd struct {
-	session.Store
+	adminStore
 	fail *atomic.Bool
 }
 
@@ -156,18 +174,6 @@ func (f failingEnd) EndUserGrants(ctx context.Context, sub string) error {
 		return errors.New("injected: redis unreachable")
 	}
 	return f.Store.EndUserGrants(ctx, sub)
-}
-
-func (f failingEnd) SetActive(ctx context.Context, sub string, active bool) error {
-	return f.Store.(interface {
-		SetActive(context.Context, string, bool) error
-	}).SetActive(ctx, sub, active)
-}
-
-func (f failingEnd) DeleteAccount(ctx context.Context, sub string) error {
-	return f.Store.(interface {
-		DeleteAccount(context.Context, string) error
-	}).DeleteAccount(ctx, sub)
 }
 
 // A failure half-way answers 503 and fails closed: the account is
@@ -179,7 +185,7 @@ func TestAccountAdminHalfWayFailsClosed(t *testing.T) {
 	backend := sessiontest.NewBackend(t)
 	dbURL, keys := accounttest.NewURL(t), accounttest.Keys(t)
 	e := newEnvWith(t, envOptions{open: func() session.Store {
-		return failingEnd{account.Overlay(backend.Store(t).(account.Short), accounttest.Open(t, dbURL, keys)), &fail}
+		return failingEnd{adminStore{account.Overlay(backend.Store(t).(account.Short), accounttest.Open(t, dbURL, keys))}, &fail}
 	}, mutate: func(c *config.Config) {
 		for i := range c.Clients {
 			if c.Clients[i].ID == "bank" {

@@ -105,7 +105,7 @@ func TestInvalidClientWithBasicAnswersChallenge(t *testing.T) {
 // after a password sign-in read the account by name: the moment between
 // the account read and the session's creation.
 type disableAfterRead struct {
-	session.Store
+	adminStore
 	hook *atomic.Pointer[func()]
 }
 
@@ -115,18 +115,6 @@ func (d disableAfterRead) AccountByUsername(ctx context.Context, name string) (*
 		(*h)()
 	}
 	return a, err
-}
-
-func (d disableAfterRead) SetActive(ctx context.Context, sub string, active bool) error {
-	return d.Store.(interface {
-		SetActive(context.Context, string, bool) error
-	}).SetActive(ctx, sub, active)
-}
-
-func (d disableAfterRead) DeleteAccount(ctx context.Context, sub string) error {
-	return d.Store.(interface {
-		DeleteAccount(context.Context, string) error
-	}).DeleteAccount(ctx, sub)
 }
 
 // A password sign-in that read the account just before an operator's
@@ -143,7 +131,7 @@ func TestPasswordSignInRacingDisableLeavesNoSession(t *testing.T) {
 	backend := sessiontest.NewBackend(t)
 	dbURL, keys := accounttest.NewURL(t), accounttest.Keys(t)
 	e := newEnvWith(t, envOptions{open: func() session.Store {
-		return disableAfterRead{account.Overlay(backend.Store(t).(account.Short), accounttest.Open(t, dbURL, keys)), &hook}
+		return disableAfterRead{adminStore{account.Overlay(backend.Store(t).(account.Short), accounttest.Open(t, dbURL, keys))}, &hook}
 	}, mutate: func(c *config.Config) {
 		for i := range c.Clients {
 			if c.Clients[i].ID == "bank" {
