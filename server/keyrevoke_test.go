@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/stepup-dev/stepup/rs"
 	"github.com/stepup-dev/stepup/server"
 	"github.com/stepup-dev/stepup/server/op"
 )
@@ -33,17 +31,8 @@ func TestSigningKeyRevocation(t *testing.T) {
 // testSigningKeyRevocation revokes keys of alg. "spa" gets RS256 ID
 // tokens, "es" ES256 ones; every access token is ES256.
 func testSigningKeyRevocation(t *testing.T, alg string) {
-	e := newEnv(t, withES256Client)
+	e, apis, rps := newTwoKeyEnv(t)
 	ctx := context.Background()
-	apis := map[string]*httptest.Server{}
-	for _, c := range []string{"spa", "es"} {
-		v, err := rs.New(rs.Config{Issuer: e.issuer, Audience: c, Now: e.clock.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		apis[c] = bankAPI(t, v)
-	}
-	rps := map[string]*rp{"spa": e.rpWithAlgs("spa", "RS256"), "es": e.rpWithAlgs("es", "ES256")}
 	kidOf := func(token string) string { s, _ := jwtHeader(t, token)["kid"].(string); return s }
 	type logins map[string]*tokens
 	login := func() logins {

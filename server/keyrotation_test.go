@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stepup-dev/stepup/rs"
 	"github.com/stepup-dev/stepup/server"
 )
 
@@ -66,17 +65,8 @@ func userinfoStatus(t *testing.T, e *env, token string) int {
 // access tokens, the provider's own userinfo) until they expire, and
 // then the old keys leave the JWKS.
 func TestSigningKeyRotation(t *testing.T) {
-	e := newEnv(t, withES256Client)
+	e, apis, rps := newTwoKeyEnv(t)
 	ctx := context.Background()
-	apis := map[string]*httptest.Server{}
-	for _, c := range []string{"spa", "es"} {
-		v, err := rs.New(rs.Config{Issuer: e.issuer, Audience: c, Now: e.clock.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		apis[c] = bankAPI(t, v)
-	}
-	rps := map[string]*rp{"spa": e.rpWithAlgs("spa", "RS256"), "es": e.rpWithAlgs("es", "ES256")}
 	kidOf := func(token string) string { s, _ := jwtHeader(t, token)["kid"].(string); return s }
 	// A login of each client: the kids of spa's ID token (RS256), and of
 	// es's ID token and both access tokens (ES256).

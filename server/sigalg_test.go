@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -36,6 +37,25 @@ func withES256Client(c *config.Config) {
 		GrantTypes:               []string{"authorization_code", "refresh_token"},
 		IDTokenSignedResponseAlg: "ES256",
 	})
+}
+
+// newTwoKeyEnv is a server with the clients "spa" (RS256 ID tokens, the
+// default) and "es" (ES256), an rs-protected API per client (audience
+// the client), and an RP per client whose go-oidc accepts only its
+// client's ID token algorithm: what the key rotation and revocation
+// tests log in with.
+func newTwoKeyEnv(t *testing.T) (*env, map[string]*httptest.Server, map[string]*rp) {
+	t.Helper()
+	e := newEnv(t, withES256Client)
+	apis := map[string]*httptest.Server{}
+	for _, c := range []string{"spa", "es"} {
+		v, err := rs.New(rs.Config{Issuer: e.issuer, Audience: c, Now: e.clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		apis[c] = bankAPI(t, v)
+	}
+	return e, apis, map[string]*rp{"spa": e.rpWithAlgs("spa", "RS256"), "es": e.rpWithAlgs("es", "ES256")}
 }
 
 // rpWithAlgs is e.rp whose go-oidc verifier accepts only algs.
