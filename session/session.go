@@ -335,6 +335,12 @@ type Activity struct {
 	SessionID, Subject, ClientID string
 	At                           time.Time
 	TTL                          time.Duration
+	// Grants are ids of the session's grants whose life follows the
+	// session's (online ones, without offline_access): each that exists
+	// and is online is given the session's new TTL in the same round
+	// trip, so that it never outlives its session (issue 18). An offline
+	// grant listed is left alone.
+	Grants []string
 }
 
 // GrantStore keeps token families and revoked access-token ids.
@@ -355,7 +361,9 @@ type GrantStore interface {
 	// ended (EndAuthorization): ErrGrantEnded, so a deletion racing a
 	// PutGrant always wins.
 	PutGrant(ctx context.Context, g *Grant) error
-	// GetGrant returns a grant as stored, live or not (see LiveGrant).
+	// GetGrant returns a grant as stored, live or not (see LiveGrant);
+	// its ExpiresAt is when the store will drop it, to the millisecond
+	// (an online grant's moves with its session: Activity.Grants).
 	GetGrant(ctx context.Context, id string) (*Grant, error)
 	// LiveGrant is GetGrant for a use of the grant's refresh token: it
 	// also checks that the subject's grants were not ended (EndUserGrants)

@@ -141,13 +141,14 @@ func (p *Provider) IssueNativeCode(ctx context.Context, n NativeCode) (string, e
 		SessionID:     n.Session.ID,
 	}
 	newCodeGrant(&cd)
+	activity := p.codeActivity(n.Session, n.Client.GetID(), &cd)
 	payload, err := json.Marshal(cd)
 	if err != nil {
 		return "", err
 	}
 	bookkeeping, err := p.store.IssueCode(ctx,
 		session.Code{Hash: hashSecret(code), GrantID: codeGrantRef(&cd), Binding: codeBinding(cd.ClientID, cd.RedirectURI, cd.CodeChallenge), Data: payload, TTL: codeLifetime, SpentTTL: codeSpentMemory},
-		session.Activity{SessionID: n.Session.ID, Subject: n.Session.Subject, ClientID: n.Client.GetID(), At: p.now(), TTL: p.SessionTTL(n.Session.CreatedAt)},
+		activity,
 		n.FlowID)
 	if err != nil {
 		return "", err

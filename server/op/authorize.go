@@ -337,6 +337,7 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, f *Flow, c *Cl
 		Checked:       sess.AccountChecked,
 	}
 	newCodeGrant(&cd)
+	activity := p.codeActivity(sess, c.GetID(), &cd)
 	payload, err := json.Marshal(cd)
 	if err != nil {
 		p.redirectError(w, r, f.RedirectURI, f.State, "server_error", "could not issue a code")
@@ -347,7 +348,7 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, f *Flow, c *Cl
 	// the rest is bookkeeping, and a failure there loses nothing else.
 	bookkeeping, err := p.store.IssueCode(ctx,
 		session.Code{Hash: hashSecret(code), GrantID: codeGrantRef(&cd), Binding: codeBinding(cd.ClientID, cd.RedirectURI, cd.CodeChallenge), Data: payload, TTL: codeLifetime, SpentTTL: codeSpentMemory},
-		session.Activity{SessionID: sess.ID, Subject: sess.Subject, ClientID: c.GetID(), At: p.now(), TTL: p.SessionTTL(sess.CreatedAt)},
+		activity,
 		f.ID)
 	if errors.Is(err, session.ErrFlowEnded) {
 		// Another request finished this flow first (a double submission):

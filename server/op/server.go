@@ -127,7 +127,15 @@ func (s *tokenServer) CodeExchange(ctx context.Context, r *zop.ClientRequest[oid
 		SessionID: cd.SessionID,
 		Offline:   slices.Contains(cd.Scopes, oidc.ScopeOfflineAccess),
 	}
+	// An online grant lives no longer than its session (OIDC Core §11:
+	// without offline_access the refresh token is tied to the session):
+	// until the session's expiry as the code's authorization left it,
+	// moved on with the session by every later authorization in it
+	// (codeActivity); a refresh also checks the session (LiveGrant).
 	g.ExpiresAt = now.Add(s.p.absolute)
+	if exp := time.UnixMilli(cd.SessionExp); cd.SessionExp != 0 && exp.Before(g.ExpiresAt) {
+		g.ExpiresAt = exp
+	}
 	if g.Offline {
 		g.ExpiresAt = now.Add(offlineLifetime)
 	}

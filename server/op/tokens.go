@@ -82,6 +82,11 @@ type codeData struct {
 	// Auth names this authorization among those of the grant (see
 	// session.Grant.Auth); "" in codes issued before grants were shared.
 	Auth string `json:"auth,omitempty"`
+	// SessionExp is when the code's session expires as the code's issue
+	// left it (unix ms): an online grant expires with its session, and
+	// each later authorization in the session moves it on (see
+	// codeActivity). 0 in codes issued before: the absolute timeout.
+	SessionExp int64 `json:"sexp,omitempty"`
 }
 
 // sessionGrantID is the id of the one grant a session holds for a client
@@ -93,6 +98,22 @@ func sessionGrantID(sessionID, clientID, subject string) string {
 	b, _ := json.Marshal([]string{"grant", sessionID, clientID, subject}) // strings always marshal
 	sum := sha256.Sum256(b)
 	return b64(sum[:18])
+}
+
+// codeActivity is the session's touch that issues the code cd: the
+// session's new TTL, and its online grants, which follow it (issue 18:
+// an online grant never outlives its session, so Redis memory follows
+// live sessions). The session's grants are one per client it served
+// (sessionGrantID); cd records the session's new expiry for its grant.
+func (p *Provider) codeActivity(sess *session.Session, clientID string, cd *codeData) session.Activity {
+	now := p.now()
+	ttl := p.SessionTTL(sess.CreatedAt)
+	cd.SessionExp = now.Add(ttl).UnixMilli()
+	grants := make([]string, 0, len(sess.ClientIDs))
+	for _, c := range sess.ClientIDs {
+		grants = append(grants, sessionGrantID(sess.ID, c, sess.Subject))
+	}
+	return session.Activity{SessionID: sess.ID, Subject: sess.Subject, ClientID: clientID, At: now, TTL: ttl, Grants: grants}
 }
 
 // codeGrantRef is what a code's spent marker remembers of the grant its

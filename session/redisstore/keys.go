@@ -143,7 +143,7 @@ const (
 	grantOffline   = "offline" // "1" or "0"
 	grantRefresh   = "rt"      // hash of the current refresh token; scripts.go spells it too
 	grantData      = "data"    // the payload's first piece; then "data1", "data2", … (see chunks)
-	grantExpires   = "exp"     // unix nanoseconds
+	grantExpires   = "exp"     // unix nanoseconds, in grants stored before the expiry was the TTL alone
 	// grantCut is the subject's grantCut counter when the grant was
 	// stored; absent (a grant stored before the counter existed) is "0".
 	grantCut = "cut"

@@ -84,19 +84,34 @@ func (s *Store) TakeCode(ctx context.Context, codeHash, binding string) ([]byte,
 // longer than a PutGrant of it can be in flight.
 const endedGrantMemory = time.Hour
 
-// PutGrant implements session.GrantStore in two round trips. First,
-// pipelined, the grant is added to its session's index (a script that
-// refuses a session that is gone, another subject's or ending) and to its
-// subject's index (which returns the subject's cut counter). Then the
-// grant is written with that counter, unless its id has ended.
+// PutGrant implements session.GrantStore in one round trip: one pipeline
+// of the grant's index in its session (a script that refuses a session
+// that is gone, another subject's or ending), its index under its subject
+// (which returns the subject's cut counter) and the grant's write (which
+// refuses an id or authorization that has ended). The three keys are in
+// three Cluster slots, so the write cannot wait for the indexes: it is
+// made as if they succeed, and undone when they did not.
 //
-// The indexes cannot share a slot with the grant, so the order does the
-// work: a session's end marks it ending and reads its index in one step,
-// then ends each grant listed (deletes it and marks its id ended). A
+//   - The session refused: the write, if it landed, is ended again (a
+//     second round trip, only then) and ErrGrantEnded returned. Until
+//     then nothing can use it: its refresh token was never handed out,
+//     a refresh checks the session (LiveGrant), and an incarnation it
+//     kept is that of a grant indexed earlier, which the session's end
+//     lists and ends (deleting this write, or refusing it after).
+//   - The cut counter: the write records the cut of the grant it
+//     replaces (or "0" for a new one), a value read before this index
+//     step and never above the counter. When the index step read
+//     another value, the grant is written again with it (a second round
+//     trip, for a subject whose grants were ended since the grant was
+//     last stored); until then it records an older value and is dead.
+//
+// So, as when the index was written first: a session's end marks it
+// ending and reads its index in one step, then ends each grant listed; a
 // grant indexed before that step is listed, and its write, whenever it
-// lands, is deleted or refused; one indexed after it is refused. A
-// subject's end moves the counter on: a grant indexed before records the
-// old value and is dead at its first use, whether or not the end found it.
+// lands, is deleted or refused; one indexed after it is refused and
+// undone. A subject's end moves the counter on: a grant indexed before
+// records the old value and is dead at its first use, whether or not the
+// end found it.
 func (s *Store) PutGrant(ctx context.Context, g *session.Grant) error {
 	const op = "put grant"
 	if g.ID == "" {
@@ -106,44 +121,92 @@ func (s *Store) PutGrant(ctx context.Context, g *session.Grant) error {
 		return fmt.Errorf("redisstore: %s: no expiry", op)
 	}
 	ttl := millis(time.Until(g.ExpiresAt))
+	fields := grantFields(g)
+	var inSession, inUser, put *redis.Cmd
+	// A pipeline that fails as a whole sets its error on every command,
+	// so each reply below says what happened to its own step.
+	_ = s.pipeScripts(ctx, func(p redis.Pipeliner, run runScript) {
+		inSession, inUser = nil, nil
+		if g.SessionID != "" {
+			inSession = run(ctx, p, scriptIndexSessionGrant,
+				[]string{s.k.session(g.SessionID), s.k.sessionEnding(g.SessionID), s.k.sessionGrants(g.SessionID)},
+				g.Subject, g.ID, flag(g.Offline), ttl)
+		}
+		if g.Subject != "" {
+			inUser = run(ctx, p, scriptIndexUserGrant, []string{s.k.userGrants(g.Subject), s.k.grantCut(g.Subject)},
+				g.ID, ttl, g.ExpiresAt.UnixMilli(), time.Now().UnixMilli())
+		}
+		put = run(ctx, p, scriptPutGrant, []string{s.k.grant(g.ID), s.k.grantEnded(g.ID)},
+			append([]any{ttl, g.Auth, g.Inc, ""}, fields...)...)
+	})
+	// undo ends a write that may have landed when an index step did not
+	// hold: the session's end will not list it.
+	undo := func(cause error) error {
+		if !errors.Is(put.Err(), redis.Nil) {
+			if err := s.endGrants(ctx, []string{g.ID}, "*"); err != nil {
+				return fail(op+": undo", errors.Join(cause, err))
+			}
+		}
+		return cause
+	}
+	if inSession != nil {
+		if err := inSession.Err(); errors.Is(err, redis.Nil) {
+			return undo(fmt.Errorf("redisstore: %s: session: %w", op, session.ErrGrantEnded))
+		} else if err != nil {
+			return undo(fail(op, err))
+		}
+	}
 	cut := "0"
-	if g.SessionID != "" || g.Subject != "" {
-		var inSession, inUser *redis.Cmd
-		err := s.pipeScripts(ctx, func(p redis.Pipeliner, run runScript) {
-			if g.SessionID != "" {
-				inSession = run(ctx, p, scriptIndexSessionGrant,
-					[]string{s.k.session(g.SessionID), s.k.sessionEnding(g.SessionID), s.k.sessionGrants(g.SessionID)},
-					g.Subject, g.ID, flag(g.Offline), ttl)
-			}
-			if g.Subject != "" {
-				inUser = run(ctx, p, scriptIndexUserGrant, []string{s.k.userGrants(g.Subject), s.k.grantCut(g.Subject)},
-					g.ID, ttl, g.ExpiresAt.UnixMilli(), time.Now().UnixMilli())
-			}
-		})
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return fail(op, err)
-		}
-		if inSession != nil {
-			if err := inSession.Err(); errors.Is(err, redis.Nil) {
-				return fmt.Errorf("redisstore: %s: session: %w", op, session.ErrGrantEnded)
-			} else if err != nil {
-				return fail(op, err)
-			}
-		}
-		if inUser != nil {
-			if cut, err = inUser.Text(); err != nil {
-				return fail(op, err)
-			}
+	if inUser != nil {
+		var err error
+		if cut, err = inUser.Text(); err != nil {
+			return undo(fail(op, err))
 		}
 	}
-	fields := []any{g.ExpiresAt.UnixMilli(), g.Auth, g.Inc, cut,
-		grantClientID, g.ClientID,
-		grantSub, g.Subject,
-		grantRefresh, g.RefreshHash,
-		grantExpires, unixNano(g.ExpiresAt),
+	inc, wrote, err := putReply(put)
+	if err != nil {
+		return fmt.Errorf("redisstore: %s: %w", op, err)
 	}
-	// Fields that are empty (or "0") are left out, and the payload is cut
-	// into fields of at most listpackValue bytes: see grantData.
+	if wrote != cut {
+		// The grant recorded an older cut than its index step read: write
+		// it again with that one (a new incarnation, see scriptPutGrant).
+		again := scriptPutGrant.Run(ctx, s.c, []string{s.k.grant(g.ID), s.k.grantEnded(g.ID)},
+			append([]any{ttl, g.Auth, g.Inc, cut}, fields...)...)
+		if inc, _, err = putReply(again); err != nil {
+			return fmt.Errorf("redisstore: %s: %w", op, err)
+		}
+	}
+	g.Inc = inc
+	return nil
+}
+
+// putReply reads scriptPutGrant's reply: the incarnation and the cut the
+// grant was written with, or ErrGrantEnded.
+func putReply(c *redis.Cmd) (inc, cut string, err error) {
+	res, err := c.Slice()
+	if errors.Is(err, redis.Nil) {
+		return "", "", session.ErrGrantEnded
+	} else if err != nil {
+		return "", "", fail("write", err)
+	}
+	if len(res) != 2 {
+		return "", "", fmt.Errorf("unexpected reply %v", res)
+	}
+	inc, _ = res[0].(string)
+	cut, _ = res[1].(string)
+	return inc, cut, nil
+}
+
+// grantFields are the fields scriptPutGrant writes for g, as field, value
+// pairs: those that are empty (or "0") are left out, and the payload is
+// cut into fields of at most listpackValue bytes (see chunks). The
+// expiry is the key's TTL (getGrant reads it back), not a field: an
+// online grant's TTL follows its session's (Activity.Grants).
+func grantFields(g *session.Grant) []any {
+	fields := []any{grantClientID, g.ClientID, grantSub, g.Subject}
+	if g.RefreshHash != "" {
+		fields = append(fields, grantRefresh, g.RefreshHash)
+	}
 	if g.SessionID != "" {
 		fields = append(fields, grantSessionID, g.SessionID)
 	}
@@ -156,21 +219,7 @@ func (s *Store) PutGrant(ctx context.Context, g *session.Grant) error {
 	for i, part := range chunks(g.Data, listpackValue) {
 		fields = append(fields, dataField(i), part)
 	}
-	var put *redis.Cmd
-	err := s.pipeScripts(ctx, func(p redis.Pipeliner, run runScript) {
-		put = run(ctx, p, scriptPutGrant, []string{s.k.grant(g.ID), s.k.grantEnded(g.ID)}, fields...)
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return fail(op, err)
-	}
-	inc, err := put.Text()
-	if errors.Is(err, redis.Nil) {
-		return fmt.Errorf("redisstore: %s: %w", op, session.ErrGrantEnded)
-	} else if err != nil {
-		return fail(op, err)
-	}
-	g.Inc = inc
-	return nil
+	return fields
 }
 
 // GetGrant returns a grant.
@@ -179,19 +228,31 @@ func (s *Store) GetGrant(ctx context.Context, id string) (*session.Grant, error)
 	return g, err
 }
 
-// getGrant returns a grant and the cut counter it was stored under.
+// getGrant returns a grant and the cut counter it was stored under: its
+// fields and its TTL (its expiry) in one pipeline.
 func (s *Store) getGrant(ctx context.Context, id string) (*session.Grant, string, error) {
 	const op = "get grant"
-	m, err := s.c.HGetAll(ctx, s.k.grant(id)).Result()
+	var all *redis.MapStringStringCmd
+	var left *redis.DurationCmd
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		all = p.HGetAll(ctx, s.k.grant(id))
+		left = p.PTTL(ctx, s.k.grant(id))
+		return nil
+	})
 	if err != nil {
 		return nil, "", fail(op, err)
 	}
+	m := all.Val()
 	if len(m) == 0 {
 		return nil, "", fail(op, redis.Nil)
 	}
-	exp, err := parseUnixNano(m[grantExpires])
-	if err != nil {
-		return nil, "", fmt.Errorf("redisstore: grant field %s: %w", grantExpires, err)
+	exp := time.Now().Add(left.Val())
+	if left.Val() < 0 {
+		// Gone meanwhile, or (never written so) no TTL: a grant stored by
+		// an earlier version says it in a field.
+		if exp, err = parseUnixNano(m[grantExpires]); err != nil {
+			return nil, "", fmt.Errorf("redisstore: grant field %s: %w", grantExpires, err)
+		}
 	}
 	return &session.Grant{
 		ID:          id,
@@ -480,7 +541,8 @@ func (s *Store) GetFlowAndSession(ctx context.Context, flowID, sessionID string)
 }
 
 // IssueCode implements session.CodeStore: the code's script, the
-// session's touch and index scripts and the flow's DEL in one pipeline.
+// session's touch and index scripts, its online grants' new TTL and the
+// flow's DEL in one pipeline.
 // Every script in it is idempotent, so the NOSCRIPT retry is safe.
 func (s *Store) IssueCode(ctx context.Context, c session.Code, a session.Activity, flowID string) (bookkeeping, err error) {
 	const op = "issue code"
@@ -512,6 +574,9 @@ func (s *Store) IssueCode(ctx context.Context, c session.Code, a session.Activit
 	_ = s.pipeScripts(ctx, func(p redis.Pipeliner, run runScript) {
 		code = run(ctx, p, scriptPutCode, []string{s.k.code(c.Hash), s.k.codeGrant(c.Hash)}, c.Data, millis(c.TTL), c.GrantID, millis(c.SpentTTL), c.Binding)
 		touch = s.queueUpdate(ctx, p, run, scriptTouch, a.SessionID, a.Subject, a.TTL, unixNano(a.At), client)
+		for _, id := range a.Grants {
+			run(ctx, p, scriptSlideGrant, []string{s.k.grant(id)}, millis(a.TTL))
+		}
 		if flowID != "" {
 			// The DEL is the claim, so it is sent at most once (once.go):
 			// re-sent by go-redis's ClusterClient after a lost reply, it

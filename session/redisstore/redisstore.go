@@ -244,6 +244,18 @@ func (s *Store) Purge(ctx context.Context) error {
 	return fail("purge", err)
 }
 
+// TTL returns what is left of a key's life (after the prefix): negative
+// when it has none or does not exist (PTTL). For tests and tooling.
+func (s *Store) TTL(ctx context.Context, key string) (time.Duration, error) {
+	d, err := s.c.PTTL(ctx, s.k.prefix+key).Result()
+	return d, fail("ttl", err)
+}
+
+// Expire sets a key's TTL (after the prefix). For tests.
+func (s *Store) Expire(ctx context.Context, key string, ttl time.Duration) error {
+	return fail("expire", s.c.PExpire(ctx, s.k.prefix+key, ttl).Err())
+}
+
 // Keys returns the keys under the store's prefix that match the glob
 // match (after the prefix), on every Cluster master, without the prefix.
 // It is for tests and tooling (what a flow leaves in Redis).

@@ -326,11 +326,13 @@ return redis.call('GET', KEYS[2]) or '0'
 // scriptPutGrant writes a grant unless its id was ended, or its
 // authorization was (see grantEnded). A grant stored again under the same
 // subject's cut keeps its incarnation; otherwise (new, deleted, cut since)
-// it takes the caller's.
-// KEYS[1] grant, KEYS[2] ended marker; ARGV[1] expiry (unix ms), ARGV[2]
+// it takes the caller's. The cut is the caller's, or, when the caller
+// passes "", the one the grant it replaces recorded ("0" for a new one):
+// see PutGrant.
+// KEYS[1] grant, KEYS[2] ended marker; ARGV[1] ttl (ms), ARGV[2]
 // authorization ("" none), ARGV[3] incarnation for a new one, ARGV[4] cut
-// counter, then field, value pairs. Returns the incarnation, or nil when
-// the id or the authorization has ended.
+// counter or "", then field, value pairs. Returns {incarnation, cut}, or
+// nil when the id or the authorization has ended.
 var scriptPutGrant = redis.NewScript(`
 local t = redis.call('TYPE', KEYS[2]).ok
 if t == 'string' then return nil end
@@ -338,15 +340,26 @@ if t == 'set' then
   if redis.call('SISMEMBER', KEYS[2], '*') == 1 then return nil end
   if ARGV[2] ~= '' and redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 1 then return nil end
 end
-local inc = ARGV[3]
 local cur = redis.call('HMGET', KEYS[1], 'inc', 'cut')
-if cur[1] and (cur[2] or '0') == ARGV[4] then inc = cur[1] end
+local cut = ARGV[4]
+if cut == '' then cut = cur[2] or '0' end
+local inc = ARGV[3]
+if cur[1] and (cur[2] or '0') == cut then inc = cur[1] end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 if inc ~= '' then redis.call('HSET', KEYS[1], 'inc', inc) end
-if ARGV[4] ~= '0' then redis.call('HSET', KEYS[1], 'cut', ARGV[4]) end
-redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-return inc
+if cut ~= '0' then redis.call('HSET', KEYS[1], 'cut', cut) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return {inc, cut}
+`)
+
+// scriptSlideGrant gives an online grant its session's new TTL (see
+// Activity.Grants); an offline grant, or none, is left alone.
+// KEYS[1] grant; ARGV[1] ttl (ms).
+var scriptSlideGrant = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'offline') == 1 then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
 `)
 
 // scriptEndGrant deletes a grant and marks what of it ended (see

@@ -340,7 +340,7 @@ func (s *Store) endSession(ctx context.Context, op, id string, offline bool) err
 		recs := make([]*redis.SliceCmd, len(listedOffline))
 		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, gid := range listedOffline {
-				recs[i] = p.HMGet(ctx, s.k.grant(gid), grantOffline, grantExpires)
+				recs[i] = p.HMGet(ctx, s.k.grant(gid), grantOffline, grantSub)
 			}
 			return nil
 		})

@@ -21,6 +21,7 @@ var grantEndTests = []struct {
 	{"EndSessionConcurrentPut", testEndSessionConcurrentPut},
 	{"AccessTokenLive", testAccessTokenLive},
 	{"PutGrantAgain", testPutGrantAgain},
+	{"OnlineGrantFollowsSession", testOnlineGrantFollowsSession},
 }
 
 // putGrant stores a grant derived from sess and returns it.
@@ -300,5 +301,45 @@ func testPutGrantAgain(t *testing.T, s session.Store) {
 	}
 	if _, err := put("a5", "i5"); !errors.Is(err, session.ErrGrantEnded) {
 		t.Fatalf("PutGrant after DeleteGrant = %v, want ErrGrantEnded", err)
+	}
+}
+
+// An online grant's life follows its session's (issue 18): the
+// session's touch that issues a code gives the grants it lists the
+// session's new TTL; an offline grant listed, or one that does not
+// exist, is left alone (nothing is created).
+func testOnlineGrantFollowsSession(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	sess := newSession(newID())
+	mustCreate(t, s, sess, ttl)
+	short := time.Now().Add(time.Minute)
+	online := &session.Grant{ID: newID(), ClientID: "web", Subject: sess.Subject, SessionID: sess.ID, ExpiresAt: short}
+	offline := &session.Grant{ID: newID(), ClientID: "app", Subject: sess.Subject, SessionID: sess.ID, Offline: true, ExpiresAt: short}
+	for _, g := range []*session.Grant{online, offline} {
+		if err := s.PutGrant(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	missing := newID()
+	bk, err := s.IssueCode(ctx,
+		session.Code{Hash: newID(), GrantID: online.ID, Binding: "binding", Data: binary, TTL: time.Minute, SpentTTL: time.Minute},
+		session.Activity{SessionID: sess.ID, Subject: sess.Subject, ClientID: "web", At: time.Now(), TTL: ttl,
+			Grants: []string{online.ID, offline.ID, missing}}, "")
+	if err != nil || bk != nil {
+		t.Fatalf("IssueCode = %v, %v", bk, err)
+	}
+	want := time.Now().Add(ttl)
+	for _, c := range []struct {
+		g    *session.Grant
+		want time.Time
+	}{{online, want}, {offline, short}} {
+		if g, err := s.GetGrant(ctx, c.g.ID); err != nil {
+			t.Errorf("GetGrant(offline %v) after its session's touch: %v", c.g.Offline, err)
+		} else if g.ExpiresAt.Sub(c.want).Abs() > 5*time.Second {
+			t.Errorf("grant (offline %v) after its session's touch expires %v, want %v", c.g.Offline, g.ExpiresAt, c.want)
+		}
+	}
+	if _, err := s.GetGrant(ctx, missing); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("a grant that did not exist after its session's touch: %v, want ErrNotFound", err)
 	}
 }
