@@ -115,8 +115,7 @@ type signingKey struct {
 	kid       string
 	public    crypto.PublicKey
 	jwk       jose.JSONWebKey
-	idSign    jose.Signer
-	atSign    jose.Signer
+	jws       *jwsSigner
 	signsFrom time.Time // zero: from the start
 	retireAt  time.Time // zero: not retiring
 }
@@ -714,11 +713,7 @@ func parseKey(alg string, pemBytes []byte) (*signingKey, error) {
 	k.kid = b64(thumb)[:16]
 	pub.KeyID = k.kid
 	k.jwk = pub
-	sk := jose.SigningKey{Algorithm: a, Key: jose.JSONWebKey{Key: signer, KeyID: k.kid, Algorithm: alg}}
-	if k.idSign, err = jose.NewSigner(sk, (&jose.SignerOptions{}).WithType("JWT")); err != nil {
-		return nil, err
-	}
-	if k.atSign, err = jose.NewSigner(sk, (&jose.SignerOptions{}).WithType("at+jwt")); err != nil {
+	if k.jws, err = newJWSSigner(alg, k.kid, signer); err != nil {
 		return nil, err
 	}
 	return k, nil
@@ -779,7 +774,7 @@ func (k *Keys) signAccess(claims any) (string, error) {
 			v = d
 		}
 	}
-	return k.sign(v.signing.atSign, claims)
+	return v.signing.jws.sign(v.signing.jws.atHeader, claims)
 }
 
 // signID signs an ID token with the key of alg ("": keys.algorithm).
@@ -791,19 +786,8 @@ func (k *Keys) signID(alg string, claims any) (string, error) {
 	if s == nil {
 		return "", fmt.Errorf("signing: no %s key", alg)
 	}
-	return k.sign(s.current().signing.idSign, claims)
-}
-
-func (k *Keys) sign(s jose.Signer, claims any) (string, error) {
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		return "", err
-	}
-	jws, err := s.Sign(payload)
-	if err != nil {
-		return "", fmt.Errorf("signing: %w", err)
-	}
-	return jws.CompactSerialize()
+	j := s.current().signing.jws
+	return j.sign(j.idHeader, claims)
 }
 
 // errBadToken is every reason a token we get back is not ours or not valid.
