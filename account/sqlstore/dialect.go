@@ -31,6 +31,8 @@ type dialect struct {
 	memory bool
 	// prepare: keep prepared statements (Store.stmt).
 	prepare bool
+	// native: read accounts through pgx itself (Store.getRecordPgx).
+	native bool
 }
 
 // maxIdleConns is how many connections a Store keeps open while idle.
@@ -42,6 +44,7 @@ var postgres = dialect{
 	name:   "postgres",
 	driver: "pgx",
 	goose:  goose.DialectPostgres,
+	native: true,
 	rebind: func(q string) string { return q },
 	unique: func(err error) bool {
 		var pe *pgconn.PgError

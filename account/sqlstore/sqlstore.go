@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
@@ -237,14 +240,33 @@ const columns = `a.subject, a.username, a.email, a.phone, a.name, a.password_has
 	a.email_mfa, a.last_factor, a.locked, a.active, a.external_id, a.created_at, a.updated_at, a.version,
 	(SELECT COUNT(*) FROM recovery_codes r WHERE r.subject = a.subject)`
 
-// selectRecord reads an account with its recovery-code count and its
-// passkeys in one round trip: one row per passkey (or one without).
+// selectRecord reads accounts with their recovery-code count and their
+// passkeys in one round trip: one row per passkey (or one without), the
+// rows of one account next to each other.
 const selectRecord = `SELECT ` + columns + `, p.id, p.data
 	FROM accounts a LEFT JOIN passkeys p ON p.subject = a.subject
 	WHERE %s ORDER BY a.subject, p.id`
 
-func (s *Store) getRecord(ctx context.Context, op, where string, arg any) (*account.Record, error) {
-	rows, err := s.query(ctx, fmt.Sprintf(selectRecord, where), arg)
+// The reads of one account by a unique column (every sign-in and flow
+// step). They have no ORDER BY: one account's rows need no grouping, and
+// scanRecords sorts the passkeys; PostgreSQL's plan had a Sort node for
+// it, a tenth of the backend's CPU per read (docs/benchmarks.md, issue
+// 14).
+const selectOne = `SELECT ` + columns + `, p.id, p.data
+	FROM accounts a LEFT JOIN passkeys p ON p.subject = a.subject
+	WHERE `
+
+const (
+	getBySubject  = selectOne + `a.subject = $1`
+	getByUsername = selectOne + `a.username_key = $1`
+	getByEmail    = selectOne + `a.email_key = $1`
+)
+
+func (s *Store) getRecord(ctx context.Context, op, q string, arg any) (*account.Record, error) {
+	if s.d.native {
+		return s.getRecordPgx(ctx, op, q, arg)
+	}
+	rows, err := s.query(ctx, q, arg)
 	if err != nil {
 		return nil, s.fail(op, err)
 	}
@@ -258,10 +280,84 @@ func (s *Store) getRecord(ctx context.Context, op, where string, arg any) (*acco
 	return recs[0], nil
 }
 
-// scanRecords reads the rows of selectRecord, those of one account
-// next to each other, and closes them.
+// getRecordPgx is getRecord on PostgreSQL through pgx itself, on a
+// connection of the same pool: the row is scanned from pgx's binary
+// format straight into the record, without database/sql's conversion of
+// every column to a driver.Value and back. The statement is prepared
+// once per connection (pgx's statement cache, as through database/sql).
+// A connection found broken before anything was sent is discarded and
+// the read tried on another, as database/sql does.
+func (s *Store) getRecordPgx(ctx context.Context, op, q string, arg any) (*account.Record, error) {
+	var (
+		recs []*account.Record
+		err  error
+	)
+	for try := 0; try < 3; try++ {
+		recs, err = s.rawRecords(ctx, op, q, arg)
+		if !errors.Is(err, driver.ErrBadConn) {
+			break
+		}
+	}
+	if errors.Is(err, driver.ErrBadConn) {
+		return nil, s.fail(op, err)
+	} else if err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 {
+		return nil, s.fail(op, sql.ErrNoRows)
+	}
+	return recs[0], nil
+}
+
+// rawRecords runs q on one connection; its errors are the store's
+// (fail), but for driver.ErrBadConn: try again.
+func (s *Store) rawRecords(ctx context.Context, op, q string, arg any) ([]*account.Record, error) {
+	c, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	defer c.Close()
+	var recs []*account.Record
+	err = c.Raw(func(dc any) error {
+		pc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("not a pgx connection: %T", dc)
+		}
+		rows, err := pc.Conn().Query(ctx, q, arg)
+		if err == nil {
+			recs, err = s.scanRows(op, rows, true)
+			rows.Close()
+		} else {
+			err = s.fail(op, err)
+		}
+		if err != nil && pgconn.SafeToRetry(err) {
+			// Nothing reached the server: database/sql drops the
+			// connection on ErrBadConn, the caller tries another.
+			return driver.ErrBadConn
+		}
+		return err
+	})
+	return recs, err
+}
+
+// rowScanner is what scanRows needs of *sql.Rows and pgx.Rows.
+type rowScanner interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// scanRecords reads the rows of selectRecord or selectOne, those of one
+// account next to each other, and closes them.
 func (s *Store) scanRecords(op string, rows *sql.Rows) ([]*account.Record, error) {
 	defer rows.Close()
+	return s.scanRows(op, rows, false)
+}
+
+// scanRows is scanRecords on rows of database/sql, or of pgx itself
+// (native: NULL scans into a nil *string there). Each account's passkeys
+// are sorted by id (byte order, whatever the database's collation).
+func (s *Store) scanRows(op string, rows rowScanner, native bool) ([]*account.Record, error) {
 	var (
 		out []*account.Record
 		r   *account.Record
@@ -272,12 +368,17 @@ func (s *Store) scanRecords(op string, rows *sql.Rows) ([]*account.Record, error
 			sealed, lastFactor string
 			created, updated   int64
 			recovery           int64
-			pkID               sql.NullString
+			pkNull             sql.NullString
+			pkPtr              *string
 			pkData             []byte
 		)
+		pkDest := any(&pkNull)
+		if native {
+			pkDest = &pkPtr
+		}
 		if err := rows.Scan(&rec.Subject, &rec.Username, &rec.Email, &rec.Phone, &rec.Name, &rec.PasswordHash, &sealed,
 			&rec.EmailMFA, &lastFactor, &rec.Locked, &rec.Active, &rec.ExternalID, &created, &updated, &rec.Version,
-			&recovery, &pkID, &pkData); err != nil {
+			&recovery, pkDest, &pkData); err != nil {
 			return nil, s.fail(op, err)
 		}
 		if r == nil || r.Subject != rec.Subject {
@@ -292,19 +393,28 @@ func (s *Store) scanRecords(op string, rows *sql.Rows) ([]*account.Record, error
 			r = &rec
 			out = append(out, r)
 		}
-		if pkID.Valid {
-			r.Passkeys = append(r.Passkeys, session.StoredPasskey{ID: pkID.String, Data: slices.Clone(pkData)})
+		switch {
+		case pkPtr != nil:
+			// pgx copies a bytea into a new slice.
+			r.Passkeys = append(r.Passkeys, session.StoredPasskey{ID: *pkPtr, Data: pkData})
+		case pkNull.Valid:
+			r.Passkeys = append(r.Passkeys, session.StoredPasskey{ID: pkNull.String, Data: slices.Clone(pkData)})
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, s.fail(op, err)
+	}
+	for _, r := range out {
+		if len(r.Passkeys) > 1 {
+			slices.SortFunc(r.Passkeys, func(a, b session.StoredPasskey) int { return strings.Compare(a.ID, b.ID) })
+		}
 	}
 	return out, nil
 }
 
 // Get implements account.Store.
 func (s *Store) Get(ctx context.Context, subject string) (*account.Record, error) {
-	return s.getRecord(ctx, "get account", "a.subject = $1", subject)
+	return s.getRecord(ctx, "get account", getBySubject, subject)
 }
 
 // GetAccount implements session.AccountStore: one query.
@@ -318,7 +428,7 @@ func (s *Store) GetAccount(ctx context.Context, subject string) (*session.Accoun
 
 // AccountByUsername implements session.AccountStore, ignoring case.
 func (s *Store) AccountByUsername(ctx context.Context, username string) (*session.Account, error) {
-	r, err := s.getRecord(ctx, "account by username", "a.username_key = $1", key(username))
+	r, err := s.getRecord(ctx, "account by username", getByUsername, key(username))
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +441,7 @@ func (s *Store) AccountByEmail(ctx context.Context, email string) (*session.Acco
 	if email == "" {
 		return nil, fmt.Errorf("sqlstore: account by email: %w", session.ErrNotFound)
 	}
-	r, err := s.getRecord(ctx, "account by email", "a.email_key = $1", key(email))
+	r, err := s.getRecord(ctx, "account by email", getByEmail, key(email))
 	if err != nil {
 		return nil, err
 	}
