@@ -105,3 +105,60 @@ func TestOnlineGrantExpiresWithItsSession(t *testing.T) {
 		t.Fatalf("offline grant TTL %v after another authorization in its session: want its own (days)", d)
 	}
 }
+
+// keyKinds counts the keys in Redis by kind: ids replaced by their
+// letter ({sess:S}, {grant:G}, {code:H}, {user:U}), the flow's and
+// other plain keys by their first part.
+func keyKinds(t *testing.T, e *env) map[string]int {
+	t.Helper()
+	ks, err := e.backend.Store(t).(*redisstore.Store).Keys(t.Context(), "*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, k := range ks {
+		kind := k
+		for _, tag := range []string{"sess:S", "grant:G", "code:H", "user:U", "sgrant:G"} {
+			open := "{" + tag[:strings.IndexByte(tag, ':')+1]
+			if i := strings.Index(kind, open); i >= 0 {
+				if j := strings.IndexByte(kind[i:], '}'); j >= 0 {
+					kind = kind[:i] + "{" + tag + kind[i+j:]
+				}
+			}
+		}
+		if !strings.HasPrefix(kind, "{") {
+			kind, _, _ = strings.Cut(kind, ":")
+		}
+		out[kind]++
+	}
+	return out
+}
+
+// What one password sign-in of a user leaves in Redis (issue 18, Redis
+// bytes per login): the session, its grant, the code's spent marker (for
+// RFC 6749 §4.1.2's replay revocation, 10 minutes) and the user's session
+// index. Before, also the user's grant index (a key per user for grants
+// that the session's end already reaches) and, earlier, the session's
+// grant index and a refunded failure budget. A key added to every
+// sign-in fails this test.
+func TestWhatASignInLeaves(t *testing.T) {
+	e := newEnv(t, nil)
+	before := keyKinds(t, e)
+	signIn(t, e, e.browser(), e.rp("spa", ""), nil, "alice", alicePass)
+	after := keyKinds(t, e)
+	got := map[string]int{}
+	for k, n := range after {
+		if d := n - before[k]; d != 0 {
+			got[k] = d
+		}
+	}
+	want := map[string]int{"{sess:S}": 1, "{grant:G}": 1, "{code:H}:grant": 1, "{user:U}:sessions": 1}
+	if len(got) != len(want) {
+		t.Fatalf("one sign-in left %v, want %v", got, want)
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Fatalf("one sign-in left %v, want %v", got, want)
+		}
+	}
+}

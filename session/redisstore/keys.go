@@ -180,10 +180,11 @@ func (k keys) sessionGrants(id string) string { return k.prefix + "{sess:" + id 
 // session's remaining TTL (at least endingMinTTL).
 func (k keys) sessionEnding(id string) string { return k.prefix + "{sess:" + id + "}:ending" }
 
-// userGrants indexes the grants of a subject, for EndUserGrants: a
+// userGrants indexes the grants of a subject that no session's end
+// reaches (offline ones, those without a session), for EndUserGrants: a
 // SORTED SET of grant ids scored by their expiry (unix ms), so that adding
 // one drops those that have expired. TTL: extended to the TTL of every
-// grant added.
+// grant added. Earlier versions indexed online grants here too.
 func (k keys) userGrants(sub string) string { return k.prefix + "{user:" + sub + "}:grants" }
 
 // grantCut counts the times a subject's grants were ended, a STRING (an

@@ -134,7 +134,7 @@ func (s *Store) PutGrant(ctx context.Context, g *session.Grant) error {
 		}
 		if g.Subject != "" {
 			inUser = run(ctx, p, scriptIndexUserGrant, []string{s.k.userGrants(g.Subject), s.k.grantCut(g.Subject)},
-				g.ID, ttl, g.ExpiresAt.UnixMilli(), time.Now().UnixMilli())
+				g.ID, ttl, g.ExpiresAt.UnixMilli(), time.Now().UnixMilli(), flag(g.Offline || g.SessionID == ""))
 		}
 		put = run(ctx, p, scriptPutGrant, []string{s.k.grant(g.ID), s.k.grantEnded(g.ID)},
 			append([]any{ttl, g.Auth, g.Inc, ""}, fields...)...)
@@ -381,7 +381,11 @@ func (s *Store) AccessTokenLive(ctx context.Context, grantID, inc, subject, jti 
 // EndUserGrants implements session.GrantStore: the cut counter moves on
 // and the index is read in one script; then every grant listed is ended
 // and dropped from the index. A failure after the first step leaves the
-// grants dead (the counter moved) and still indexed, for a retry.
+// grants dead (the counter moved) and still indexed, for a retry. Online
+// grants are not indexed (see scriptIndexUserGrant): the counter makes
+// them dead, and their record goes with their session (every caller
+// ends the user's sessions next; one kept, as a password change keeps
+// the browser's own, keeps its dead grants until it ends).
 func (s *Store) EndUserGrants(ctx context.Context, subject string) error {
 	const op = "end user grants"
 	if subject == "" {

@@ -311,14 +311,24 @@ return 1
 // scriptIndexUserGrant adds a grant to its subject's index, scored by its
 // expiry, drops the ids of grants that have expired (so the index of a
 // user who signs in every day stays the size of their live grants), and
-// returns the subject's cut counter, which the grant then records.
+// returns the subject's cut counter, which the grant then records. Only
+// grants that no session's end reaches are indexed (offline ones, and
+// those without a session): an online grant is ended by its session's
+// end, and dead by the cut counter after a subject's end, so indexing it
+// too cost every first sign-in of a user a key (issue 18, Redis bytes
+// per login); one stored online is dropped from the index.
 // KEYS[1] index, KEYS[2] cut counter; ARGV[1] grant id, ARGV[2] grant
-// ttl (ms), ARGV[3] grant expiry (unix ms), ARGV[4] now (unix ms).
+// ttl (ms), ARGV[3] grant expiry (unix ms), ARGV[4] now (unix ms), ARGV[5]
+// "1" to index the grant, "0" not.
 var scriptIndexUserGrant = redis.NewScript(`
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if ARGV[5] == '1' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  end
+else
+  redis.call('ZREM', KEYS[1], ARGV[1])
 end
 return redis.call('GET', KEYS[2]) or '0'
 `)
