@@ -152,7 +152,7 @@ func TestWhatASignInLeaves(t *testing.T) {
 			got[k] = d
 		}
 	}
-	want := map[string]int{"{sess:S}": 1, "{grant:G}": 1, "{code:H}:grant": 1, "{user:U}:sessions": 1}
+	want := map[string]int{"{sess:S}": 1, "{grant:G}": 1, "{code:H}:grant": 1, "{user:U}:sess": 1}
 	if len(got) != len(want) {
 		t.Fatalf("one sign-in left %v, want %v", got, want)
 	}

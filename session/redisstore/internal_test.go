@@ -33,7 +33,8 @@ func TestKeyShapes(t *testing.T) {
 	k := keys{prefix: DefaultPrefix}
 	for got, want := range map[string]string{
 		k.session("S"):            "stepup:{sess:S}",
-		k.userSessions("U"):       "stepup:{user:U}:sessions",
+		k.userSessions("U"):       "stepup:{user:U}:sess",
+		k.legacyUserSessions("U"): "stepup:{user:U}:sessions",
 		k.account("U"):            "stepup:{user:U}:account",
 		k.username("Alice"):       "stepup:username:alice",
 		k.totpStep("U", 42):       "stepup:{user:U}:totp:42",
@@ -62,7 +63,7 @@ func TestHashTags(t *testing.T) {
 	k := keys{prefix: DefaultPrefix}
 	for _, group := range [][]string{
 		{k.code("H"), k.codeGrant("H")},
-		{k.account("U"), k.userSessions("U"), k.totpStep("U", 1), k.userGrants("U"), k.grantCut("U")},
+		{k.account("U"), k.userSessions("U"), k.legacyUserSessions("U"), k.totpStep("U", 1), k.userGrants("U"), k.grantCut("U")},
 		{k.session("S"), k.sessionGrants("S"), k.sessionEnding("S")},
 		{k.grant("G"), k.grantEnded("G")},
 	} {
@@ -651,7 +652,7 @@ func TestSessionIndexPrunedOnSignIn(t *testing.T) {
 			}
 		}
 	}
-	card, err := s.c.SCard(ctx, s.k.userSessions("u")).Result()
+	card, err := s.c.HLen(ctx, s.k.userSessions("u")).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -667,7 +668,7 @@ func TestSessionIndexPrunedOnSignIn(t *testing.T) {
 		t.Fatalf("live sessions %v, want s197…s199", live)
 	}
 	for _, id := range []string{"s197", "s198", "s199"} {
-		if ok, _ := s.c.SIsMember(ctx, s.k.userSessions("u"), id).Result(); !ok {
+		if ok, _ := s.c.HExists(ctx, s.k.userSessions("u"), id).Result(); !ok {
 			t.Errorf("live session %s pruned from the index", id)
 		}
 	}
@@ -720,5 +721,44 @@ func TestSignOutEndsOnlineGrantTheIndexCallsOffline(t *testing.T) {
 	}
 	if _, err := s.GetGrant(ctx, "g2"); err != nil {
 		t.Errorf("the offline grant did not survive the sign-out: %v", err)
+	}
+}
+
+// Sessions indexed by an earlier version (a SET under
+// legacyUserSessions) stay listed, so an operator's end of a user's
+// sessions still finds them, and leave both indexes when they end.
+func TestLegacySessionIndex(t *testing.T) {
+	s := openEmbedded(t)
+	ctx := t.Context()
+	old := &session.Session{ID: "old", Subject: "u", CreatedAt: time.Now().Add(-time.Minute)}
+	if err := s.CreateSession(ctx, old, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// As an earlier version left it: in the SET only.
+	if err := s.c.Del(ctx, s.k.userSessions("u")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.c.SAdd(ctx, s.k.legacyUserSessions("u"), "old", "gone").Err(); err != nil {
+		t.Fatal(err)
+	}
+	cur := &session.Session{ID: "new", Subject: "u", CreatedAt: time.Now()}
+	if err := s.CreateSession(ctx, cur, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	live, err := s.ListSessions(ctx, "u")
+	if err != nil || len(live) != 2 || live[0].ID != "old" || live[1].ID != "new" {
+		t.Fatalf("ListSessions = %v, %v; want old and new", live, err)
+	}
+	if ok, _ := s.c.SIsMember(ctx, s.k.legacyUserSessions("u"), "gone").Result(); ok {
+		t.Error("ListSessions left a dead id in the earlier index")
+	}
+	if err := s.EndSession(ctx, "old"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.c.SIsMember(ctx, s.k.legacyUserSessions("u"), "old").Result(); ok {
+		t.Error("EndSession left the session in the earlier index")
+	}
+	if live, err := s.ListSessions(ctx, "u"); err != nil || len(live) != 1 || live[0].ID != "new" {
+		t.Fatalf("ListSessions after the end = %v, %v; want new", live, err)
 	}
 }

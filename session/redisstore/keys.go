@@ -43,12 +43,22 @@ const (
 	prefixGrant  = "g:" // scripts.go spells it too
 )
 
-// userSessions is a SET of the ids of a subject's sessions. It lives in
-// another slot than the sessions, so it is best-effort: ids of sessions
-// that expired are pruned by ListSessions, and by a sign-in once it holds
-// 32 ids or more (Store.index). TTL: extended to the ttl of
-// every session write, so it outlives its longest-lived session.
+// userSessions indexes a subject's sessions, a HASH of session id → "".
+// It lives in another slot than the sessions, so it is best-effort: ids
+// of sessions that expired are pruned by ListSessions, and by a sign-in
+// once it holds 32 ids or more (Store.index). TTL: extended to the ttl of
+// every session write, so it outlives its longest-lived session. A hash,
+// not a SET as before: Redis 7.0 keeps a small hash as a listpack, a set
+// of strings as a hash table, ~260 B for one id (issue 18, Redis bytes
+// per login).
 func (k keys) userSessions(sub string) string {
+	return k.prefix + "{user:" + sub + "}:sess"
+}
+
+// legacyUserSessions is userSessions as versions before issue 18 wrote it,
+// a SET of session ids: still read (ListSessions, the pruning) and
+// cleaned (a session's end) until it expires, never written.
+func (k keys) legacyUserSessions(sub string) string {
 	return k.prefix + "{user:" + sub + "}:sessions"
 }
 

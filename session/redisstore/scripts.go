@@ -73,11 +73,11 @@ return 1
 // KEYS[1] index; ARGV[1] session id, ARGV[2] ttl (ms). Returns the
 // index's size, so that the caller prunes it when it has grown.
 var scriptIndexSession = redis.NewScript(`
-redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], '')
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-return redis.call('SCARD', KEYS[1])
+return redis.call('HLEN', KEYS[1])
 `)
 
 // scriptSetIfExists sets one field of an existing hash; a missing hash is

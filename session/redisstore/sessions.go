@@ -98,8 +98,7 @@ const (
 // is written before it is indexed, so an id whose record is missing is
 // one that has ended or expired.
 func (s *Store) pruneIndex(ctx context.Context, sub string) error {
-	idx := s.k.userSessions(sub)
-	ids, err := s.c.SMembers(ctx, idx).Result()
+	ids, err := s.indexed(ctx, sub)
 	if err != nil || len(ids) == 0 {
 		return err
 	}
@@ -113,7 +112,7 @@ func (s *Store) pruneIndex(ctx context.Context, sub string) error {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return err
 	}
-	var dead []any
+	var dead []string
 	for i, id := range ids {
 		v, err := cmds[i].Result()
 		switch {
@@ -123,10 +122,51 @@ func (s *Store) pruneIndex(ctx context.Context, sub string) error {
 			return err
 		}
 	}
-	if len(dead) == 0 {
+	return s.unindex(ctx, sub, dead...)
+}
+
+// indexed returns the ids in a subject's session index, and in the SET
+// earlier versions wrote (legacyUserSessions), in one pipeline.
+func (s *Store) indexed(ctx context.Context, sub string) ([]string, error) {
+	var idx *redis.StringSliceCmd
+	var legacy *redis.StringSliceCmd
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		idx = p.HKeys(ctx, s.k.userSessions(sub))
+		legacy = p.SMembers(ctx, s.k.legacyUserSessions(sub))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	ids := idx.Val()
+	for _, id := range legacy.Val() {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// unindex drops session ids from a subject's index (both forms).
+func (s *Store) unindex(ctx context.Context, sub string, ids ...string) error {
+	if len(ids) == 0 {
 		return nil
 	}
-	return s.c.SRem(ctx, idx, dead...).Err()
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		queueUnindex(ctx, p, s.k, sub, ids...)
+		return nil
+	})
+	return err
+}
+
+// queueUnindex queues unindex's commands in a pipeline (one slot).
+func queueUnindex(ctx context.Context, p redis.Pipeliner, k keys, sub string, ids ...string) {
+	members := make([]any, len(ids))
+	for i, id := range ids {
+		members[i] = id
+	}
+	p.HDel(ctx, k.userSessions(sub), ids...)
+	p.SRem(ctx, k.legacyUserSessions(sub), members...)
 }
 
 // GetSession returns a session, its verifications ordered by time and its
@@ -363,7 +403,7 @@ func (s *Store) endSession(ctx context.Context, op, id string, offline bool) err
 			p.HDel(ctx, s.k.sessionGrants(id), ended...)
 		}
 		if sub != "" {
-			p.SRem(ctx, s.k.userSessions(sub), id)
+			queueUnindex(ctx, p, s.k, sub, id)
 		}
 		return nil
 	})
@@ -374,8 +414,7 @@ func (s *Store) endSession(ctx context.Context, op, id string, offline bool) err
 // prunes the index of sessions that have expired.
 func (s *Store) ListSessions(ctx context.Context, subject string) ([]*session.Session, error) {
 	const op = "list sessions"
-	idx := s.k.userSessions(subject)
-	ids, err := s.c.SMembers(ctx, idx).Result()
+	ids, err := s.indexed(ctx, subject)
 	if err != nil {
 		return nil, fail(op, err)
 	}
@@ -394,7 +433,7 @@ func (s *Store) ListSessions(ctx context.Context, subject string) ([]*session.Se
 	}
 	var (
 		out  []*session.Session
-		dead []any
+		dead []string
 	)
 	for i, id := range ids {
 		m := cmds[i].Val()
@@ -410,10 +449,8 @@ func (s *Store) ListSessions(ctx context.Context, subject string) ([]*session.Se
 		}
 		out = append(out, sess)
 	}
-	if len(dead) > 0 {
-		if err := s.c.SRem(ctx, idx, dead...).Err(); err != nil {
-			return nil, fail(op+": prune", err)
-		}
+	if err := s.unindex(ctx, subject, dead...); err != nil {
+		return nil, fail(op+": prune", err)
 	}
 	slices.SortFunc(out, func(a, b *session.Session) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
