@@ -171,6 +171,19 @@ type SessionStore interface {
 	// ErrKeyChanged, with nothing written, when the session's key is not
 	// oldKeyHash.
 	Elevate(ctx context.Context, id, sub, oldKeyHash, newKeyHash string, v authn.Verification, ttl time.Duration) error
+	// ElevateAndIssue is Elevate of u, Refund of u.Refund and, when
+	// u.Code is set, IssueCode of it (touching the session at u.At for
+	// u.ClientID, ending flow u.FlowID) in one round trip: a step-up's
+	// whole write (issue 18). When the elevation was not recorded
+	// (Elevated false), err is Elevate's (ErrNotFound, ErrKeyChanged, the
+	// store's failure) and no code is issued: a code stored meanwhile is
+	// removed again and must not be handed out, and the session is not
+	// touched. When it was, err and Bookkeeping are IssueCode's (nil
+	// without a code). FlowEnded says that this call ended the flow: when
+	// no code is issued, the caller puts the flow back (only then: a flow
+	// another request ended stays ended). The refund is applied at most
+	// once, whatever the outcome; its failure is bookkeeping.
+	ElevateAndIssue(ctx context.Context, u StepUp) (StepUpDone, error)
 	// DeleteSession deletes a session (if it exists), drops it from its
 	// subject's index and ends the grants that live no longer than it:
 	// its online grants (without offline_access), their refresh tokens
@@ -328,6 +341,32 @@ type Code struct {
 	Hash, GrantID, Binding string
 	Data                   []byte
 	TTL, SpentTTL          time.Duration
+}
+
+// StepUp is what ElevateAndIssue writes.
+type StepUp struct {
+	// The Elevate: the session of Subject, the key digest the browser
+	// presented and the one it gets, the verification, the session's TTL.
+	SessionID, Subject     string
+	OldKeyHash, NewKeyHash string
+	V                      authn.Verification
+	TTL                    time.Duration
+	// Refund is the attempt given back (Refund) because it succeeded.
+	Refund []Budget
+	// Code, when set, is issued for ClientID at At, ending FlowID ("" for
+	// none), as IssueCode issues it, Grants given the session's new TTL as
+	// Activity.Grants are.
+	Code     *Code
+	ClientID string
+	At       time.Time
+	Grants   []string
+	FlowID   string
+}
+
+// StepUpDone is what ElevateAndIssue did.
+type StepUpDone struct {
+	Elevated, FlowEnded bool
+	Bookkeeping         error
 }
 
 // Activity is a Touch of a session (see Touch).

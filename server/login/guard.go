@@ -56,7 +56,7 @@ func (h *Handler) reserveAs(w http.ResponseWriter, r *http.Request, subject, use
 // < 0 for a wrong code): one round trip counts the attempt, claims the
 // step and gives the user's budget back when the code is good and unused
 // (op.Provider.ReserveTOTP). claimed tells a good code; the caller gives
-// the other budgets back with attempt.succeededTOTP.
+// the other budgets (attempt.others) back.
 func (h *Handler) reserveTOTP(w http.ResponseWriter, r *http.Request, subject string, step int64, retry func(status int, msg string)) (a *attempt, claimed, ok bool) {
 	a = &attempt{h: h, r: r, subject: subject, budgets: h.p.Budgets(r, subject, "")}
 	counts, over, claimed, err := h.p.ReserveTOTP(r.Context(), a.budgets, subject, step)
@@ -72,16 +72,17 @@ func (h *Handler) reserveTOTP(w http.ResponseWriter, r *http.Request, subject st
 	return nil, false, false
 }
 
-// succeededTOTP gives a good TOTP code's attempt back to the budgets
-// other than the user's own, which the store gave back with the claim.
-func (a *attempt) succeededTOTP() {
+// others are the budgets of a good TOTP code's attempt other than the
+// user's own, which the store gave back with the claim: the caller gives
+// them back (Handler.verified, in the write that records the code).
+func (a *attempt) others() []session.Budget {
 	var rest []session.Budget
 	for _, b := range a.budgets {
 		if b.Kind != session.BudgetUser || b.ID != a.subject {
 			rest = append(rest, b)
 		}
 	}
-	a.h.p.Refund(a.r.Context(), rest...)
+	return rest
 }
 
 // overBudget answers an attempt that found budgets exhausted (see

@@ -641,14 +641,45 @@ func (h *Handler) totp(w http.ResponseWriter, r *http.Request) {
 		h.failed(w, r, st, authn.TOTP, http.StatusUnauthorized, "code.bad_totp")
 		return
 	}
-	try.succeededTOTP()
-	h.verified(w, r, st, authn.Verification{Factor: authn.TOTP, At: h.p.Now()})
+	// The IP budget's attempt is given back in the write that records
+	// the verification (the user's was, with the claim).
+	h.verified(w, r, st, authn.Verification{Factor: authn.TOTP, At: h.p.Now()}, try.others()...)
 }
 
-// verified records a second-factor verification and moves on.
-func (h *Handler) verified(w http.ResponseWriter, r *http.Request, st *state, v authn.Verification) {
-	if h.record(w, r, st, v) {
-		h.proceed(w, r, st)
+// verified records a second-factor verification, gives refund's attempt
+// back, and moves on. In a browser's sign-in the verification, the
+// refund and, when the flow ends here, its code are one store write
+// (op.Provider.ElevateAndFinish): decided on the session as it will be,
+// and answered only once the elevation is recorded.
+func (h *Handler) verified(w http.ResponseWriter, r *http.Request, st *state, v authn.Verification, refund ...session.Budget) {
+	if st.flow.IsCIBA() || st.flow.IsReset() {
+		// An approval or a reset keeps its verifications in its flow.
+		h.p.Refund(r.Context(), refund...)
+		if h.record(w, r, st, v) {
+			h.proceed(w, r, st)
+		}
+		return
+	}
+	before := st.sess.Verifications
+	st.sess.Verifications = upsert(before, v)
+	// Decided as after the record, whose account write (the last factor,
+	// which orders the factors still asked) follows the store's.
+	acct := *st.acct
+	acct.LastFactor = v.Factor
+	d := h.p.Decide(st.flow, st.c, st.sess, &acct)
+	finished, err := h.p.ElevateAndFinish(w, r, st.flow, st.c, st.sess, v, d, refund, func() {
+		h.recorded(r.Context(), st, v)
+		if d.Outcome == authn.OK {
+			h.p.Audit(r.Context(), obs.EventStepUpDone, "acr", d.ACR, "sub", st.acct.Subject, "client_id", st.c.GetID())
+		}
+	})
+	if err != nil {
+		st.sess.Verifications = before
+		h.storeFailure(w, r, err)
+		return
+	}
+	if !finished {
+		h.decided(w, r, st, d)
 	}
 }
 
@@ -661,6 +692,13 @@ func (h *Handler) record(w http.ResponseWriter, r *http.Request, st *state, v au
 		return false
 	}
 	st.sess.Verifications = upsert(st.sess.Verifications, v)
+	h.recorded(ctx, st, v)
+	return true
+}
+
+// recorded is what follows a verification's record: the account's last
+// factor and the audit record.
+func (h *Handler) recorded(ctx context.Context, st *state, v authn.Verification) {
 	// Written only when it changes: a returning user's step-up costs no
 	// account write.
 	if st.acct.LastFactor != v.Factor {
@@ -669,7 +707,6 @@ func (h *Handler) record(w http.ResponseWriter, r *http.Request, st *state, v au
 		}
 	}
 	h.p.Audit(ctx, obs.EventStepUp, "factor", string(v.Factor), "sub", st.acct.Subject, "client_id", st.c.GetID())
-	return true
 }
 
 // proceed asks the policy what comes after a recorded verification.

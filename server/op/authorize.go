@@ -325,6 +325,25 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, f *Flow, c *Cl
 		p.redirectError(w, r, f.RedirectURI, f.State, "server_error", "no authentication to report")
 		return
 	}
+	code, stored, activity, err := p.newCode(f, c, sess, d)
+	if err != nil {
+		p.redirectError(w, r, f.RedirectURI, f.State, "server_error", "could not issue a code")
+		return
+	}
+	// The code, the session's activity (with the client served, and its
+	// online grants' new TTL) and the end of the flow go in one round
+	// trip. Only the code must be stored: the rest is bookkeeping, and a
+	// failure there loses nothing else.
+	bookkeeping, err := p.store.IssueCode(ctx, stored, activity, f.ID)
+	// The flow's deletion went with the code: on a failure it is put
+	// back, so that the user can try again once the store answers.
+	p.answerCode(w, r, f, c, sess, d, code, bookkeeping, err, true)
+}
+
+// newCode makes the code that Finish issues for an OK decision d: the
+// code for the client, the record the store keeps of it and the session's
+// activity that goes with it (codeActivity).
+func (p *Provider) newCode(f *Flow, c *Client, sess *session.Session, d authn.Decision) (string, session.Code, session.Activity, error) {
 	code := randomID(32)
 	cd := codeData{
 		authClaims:    authClaims{Subject: sess.Subject, ACR: d.ACR, AMR: d.AMR, AuthTime: d.AuthTime.Unix()},
@@ -340,16 +359,18 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, f *Flow, c *Cl
 	activity := p.codeActivity(sess, c.GetID(), &cd)
 	payload, err := json.Marshal(cd)
 	if err != nil {
-		p.redirectError(w, r, f.RedirectURI, f.State, "server_error", "could not issue a code")
-		return
+		return "", session.Code{}, session.Activity{}, err
 	}
-	// The code, the session's activity (with the client served) and the
-	// end of the flow go in one round trip. Only the code must be stored:
-	// the rest is bookkeeping, and a failure there loses nothing else.
-	bookkeeping, err := p.store.IssueCode(ctx,
-		session.Code{Hash: hashSecret(code), GrantID: codeGrantRef(&cd), Binding: codeBinding(cd.ClientID, cd.RedirectURI, cd.CodeChallenge), Data: payload, TTL: codeLifetime, SpentTTL: codeSpentMemory},
-		activity,
-		f.ID)
+	return code, session.Code{Hash: hashSecret(code), GrantID: codeGrantRef(&cd), Binding: codeBinding(cd.ClientID, cd.RedirectURI, cd.CodeChallenge),
+		Data: payload, TTL: codeLifetime, SpentTTL: codeSpentMemory}, activity, nil
+}
+
+// answerCode ends Finish once the store answered for the code (err and
+// bookkeeping as IssueCode's): the code on the redirect URI, or the page
+// of a flow another request finished, or 503 — with the flow put back
+// first when putBack says that this request ended it.
+func (p *Provider) answerCode(w http.ResponseWriter, r *http.Request, f *Flow, c *Client, sess *session.Session, d authn.Decision, code string, bookkeeping, err error, putBack bool) {
+	ctx := r.Context()
 	if errors.Is(err, session.ErrFlowEnded) {
 		// Another request finished this flow first (a double submission):
 		// one authorization request gets one code.
@@ -357,9 +378,7 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, f *Flow, c *Cl
 		return
 	}
 	if err != nil {
-		// The flow's deletion went with the code: put the flow back, so
-		// that the user can try again once the store answers.
-		if f.ID != "" {
+		if putBack && f.ID != "" {
 			_ = p.SaveFlow(context.WithoutCancel(ctx), f)
 		}
 		p.Unavailable(w, r, err)

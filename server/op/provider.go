@@ -409,6 +409,60 @@ func (p *Provider) Elevate(ctx context.Context, w http.ResponseWriter, sess *ses
 	return p.sessions.Set(w, sess.ID, key)
 }
 
+// ElevateAndFinish is Elevate of v in the browser's session sess (whose
+// Verifications the caller has already given v) followed, when d is an
+// OK decision that ends the flow with a code here (Finish; not an
+// approval, a reset or /account), by the code, in one store round trip
+// with the refund of refund's attempt (session.SessionStore's
+// ElevateAndIssue; issue 18: a step-up's post writes once). The code is
+// handed out only when the elevation was recorded: an acr/amr the
+// session does not hold is never reported.
+//
+// err is the elevation's (as Elevate's: ErrNotFound, ErrKeyChanged, the
+// store down), and nothing was answered; a flow the write ended is put
+// back. Otherwise the browser has its new cookie, elevated has run, and
+// finished says whether the response was written (the code, or the page
+// of a code that could not be issued); if not, the caller goes on with d.
+func (p *Provider) ElevateAndFinish(w http.ResponseWriter, r *http.Request, f *Flow, c *Client, sess *session.Session, v authn.Verification, d authn.Decision, refund []session.Budget, elevated func()) (finished bool, err error) {
+	ctx := r.Context()
+	key := session.NewID()
+	u := session.StepUp{SessionID: sess.ID, Subject: sess.Subject, OldKeyHash: sess.KeyHash, NewKeyHash: session.KeyDigest(key),
+		V: v, TTL: p.SessionTTL(sess.CreatedAt), Refund: refund}
+	var code string
+	if d.Outcome == authn.OK && f.Reset == nil && !f.Account && f.CIBA == nil && len(d.AMR) > 0 && d.ACR != "" {
+		if cd, stored, a, err := p.newCode(f, c, sess, d); err == nil {
+			code, u.Code, u.ClientID, u.At, u.Grants, u.FlowID = cd, &stored, a.ClientID, a.At, a.Grants, f.ID
+		}
+	}
+	done, err := p.store.ElevateAndIssue(ctx, u)
+	if done.Bookkeeping != nil {
+		p.log.WarnContext(ctx, "refund, session touch or flow delete failed", "err", done.Bookkeeping)
+	}
+	// The code was not handed out unless answerCode below does: a flow
+	// this write ended goes back (only then: another request's stays
+	// ended).
+	putBack := func() {
+		if u.Code != nil && done.FlowEnded && f.ID != "" {
+			_ = p.SaveFlow(context.WithoutCancel(ctx), f)
+		}
+	}
+	if !done.Elevated {
+		putBack()
+		return false, err
+	}
+	sess.KeyHash = u.NewKeyHash
+	if serr := p.sessions.Set(w, sess.ID, key); serr != nil {
+		putBack()
+		return false, serr
+	}
+	elevated()
+	if u.Code == nil {
+		return false, nil
+	}
+	p.answerCode(w, r, f, c, sess, d, code, nil, err, done.FlowEnded)
+	return true, nil
+}
+
 // live returns s unless it has passed its idle or absolute timeout (nil
 // stays nil).
 func (p *Provider) live(s *session.Session) *session.Session {

@@ -1,7 +1,9 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -593,31 +595,164 @@ func (s *Store) IssueCode(ctx context.Context, c session.Code, a session.Activit
 	if err := code.Err(); err != nil {
 		return nil, fail(op, err)
 	}
-	if len(dels) > 0 {
-		claimed, answered := false, false
-		var delErr error
-		for _, d := range dels {
-			if d.Err() != nil {
-				delErr = d.Err()
-				continue
-			}
-			answered = true
-			claimed = claimed || d.Val() == 1
-		}
-		if answered && !claimed {
-			// Another request ended the flow first: this code was never
-			// handed out; take it back (one slot: one DEL).
-			if err := s.c.Del(ctx, s.k.code(c.Hash), s.k.codeGrant(c.Hash)).Err(); err != nil {
-				return nil, fail(op+": take back", err)
-			}
-			return nil, fmt.Errorf("redisstore: %s: %w", op, session.ErrFlowEnded)
-		}
-		if !answered {
-			bookkeeping = fail(op+": drop flow", delErr)
-		}
+	bookkeeping, err = s.claimedFlow(ctx, op, c, dels)
+	if err != nil {
+		return nil, err
 	}
 	if err := touch.Err(); err != nil {
 		bookkeeping = fail(op+": touch", err)
 	}
 	return bookkeeping, nil
+}
+
+// claimedFlow is IssueCode's verdict on the flow's DELs (every one sent)
+// after its code c was stored: ErrFlowEnded, the code taken back, when
+// the flow was answered and none of them deleted it (another request
+// ended it first); bookkeeping when none was answered.
+func (s *Store) claimedFlow(ctx context.Context, op string, c session.Code, dels []*redis.IntCmd) (bookkeeping, err error) {
+	claimed, answered, delErr := flowDeleted(dels)
+	if answered && !claimed {
+		// Another request ended the flow first: this code was never
+		// handed out; take it back (one slot: one DEL).
+		if err := s.takeBack(ctx, c); err != nil {
+			return nil, fail(op+": take back", err)
+		}
+		return nil, fmt.Errorf("redisstore: %s: %w", op, session.ErrFlowEnded)
+	}
+	if len(dels) > 0 && !answered {
+		return fail(op+": drop flow", delErr), nil
+	}
+	return nil, nil
+}
+
+// flowDeleted reads the replies of the DELs of a flow (every one sent):
+// whether one of them deleted it, whether one answered at all, and the
+// error of one that did not.
+func flowDeleted(dels []*redis.IntCmd) (claimed, answered bool, err error) {
+	for _, d := range dels {
+		if d.Err() != nil {
+			err = d.Err()
+			continue
+		}
+		answered = true
+		claimed = claimed || d.Val() == 1
+	}
+	return claimed, answered, err
+}
+
+// takeBack deletes a stored code that is not handed out.
+func (s *Store) takeBack(ctx context.Context, c session.Code) error {
+	return s.c.Del(ctx, s.k.code(c.Hash), s.k.codeGrant(c.Hash)).Err()
+}
+
+// ElevateAndIssue implements session.SessionStore in one pipeline: the
+// session's scriptElevate (with the code's activity when there is a
+// code) and the subject's index script, the code's scriptPutCode, the
+// online grants' scriptSlideGrant, the flow's DEL and the refunds'
+// scriptRefund. The session, the code, the
+// flow and each budget are on slots of their own, so the code cannot be
+// made conditional on the elevation inside Redis: it is stored in the
+// same round trip and, when the elevation's reply is not a success, taken
+// back before anyone sees it (the code is random and only its hash is
+// stored: a code not handed out cannot be redeemed). The elevation is
+// idempotent and so is the code's script, so they may be re-sent after
+// NOSCRIPT (pipeScripts); the DEL is the flow's claim and is kept from
+// every send, as IssueCode's; a refund is not idempotent, so it goes out
+// whole (EVAL, never NOSCRIPT), as a noRetry command, in the first send
+// only.
+func (s *Store) ElevateAndIssue(ctx context.Context, u session.StepUp) (session.StepUpDone, error) {
+	const op = "elevate and issue"
+	if err := checkTTL(op, u.TTL); err != nil {
+		return session.StepUpDone{}, err
+	}
+	if u.Subject == "" {
+		return session.StepUpDone{}, fmt.Errorf("redisstore: %s: no subject", op)
+	}
+	if u.OldKeyHash == "" || u.NewKeyHash == "" {
+		return session.StepUpDone{}, fmt.Errorf("redisstore: %s: empty key digest", op)
+	}
+	if c := u.Code; c != nil {
+		if err := checkTTL(op+": code", c.TTL); err != nil {
+			return session.StepUpDone{}, err
+		}
+		if err := checkTTL(op+": spent", c.SpentTTL); err != nil {
+			return session.StepUpDone{}, err
+		}
+		if c.Binding == "" {
+			return session.StepUpDone{}, fmt.Errorf("redisstore: %s: no binding", op)
+		}
+	}
+	v, err := json.Marshal(u.V)
+	if err != nil {
+		return session.StepUpDone{}, fmt.Errorf("redisstore: %s: %w", op, err)
+	}
+	args := []any{prefixVerify + string(u.V.Factor), v, u.OldKeyHash, u.NewKeyHash}
+	if u.Code != nil {
+		client := ""
+		if u.ClientID != "" {
+			client = prefixClient + u.ClientID
+		}
+		args = append(args, unixNano(u.At), client)
+	}
+	var (
+		elev, code *redis.Cmd
+		dels       []*redis.IntCmd
+		refunds    []*redis.Cmd
+		sent       bool
+	)
+	_ = s.pipeScripts(ctx, func(p redis.Pipeliner, run runScript) {
+		elev = s.queueUpdate(ctx, p, run, scriptElevate, u.SessionID, u.Subject, u.TTL, args...)
+		if c := u.Code; c != nil {
+			code = run(ctx, p, scriptPutCode, []string{s.k.code(c.Hash), s.k.codeGrant(c.Hash)}, c.Data, millis(c.TTL), c.GrantID, millis(c.SpentTTL), c.Binding)
+			for _, id := range u.Grants {
+				run(ctx, p, scriptSlideGrant, []string{s.k.grant(id)}, millis(u.TTL))
+			}
+			if u.FlowID != "" {
+				del := redis.NewIntCmd(ctx, "del", s.k.flow(u.FlowID))
+				_ = p.Process(ctx, noRetry{del})
+				dels = append(dels, del)
+			}
+		}
+		if sent {
+			return // the refunds went out with the first send
+		}
+		sent = true
+		for _, b := range u.Refund {
+			cmd := evalCmd(ctx, "eval", scriptSources[scriptRefund], []string{s.k.budget(string(b.Kind), b.ID)})
+			_ = p.Process(ctx, noRetry{cmd})
+			refunds = append(refunds, cmd)
+		}
+	})
+	var done session.StepUpDone
+	for _, r := range refunds {
+		if err := r.Err(); err != nil {
+			done.Bookkeeping = fail(op+": refund", err)
+		}
+	}
+	done.FlowEnded, _, _ = flowDeleted(dels)
+	n, err := elev.Int()
+	switch {
+	case err != nil:
+		err = fail(op, err) // redis.Nil: ErrNotFound
+	case n == 0:
+		err = fmt.Errorf("redisstore: %s: %w", op, session.ErrKeyChanged)
+	}
+	if err != nil {
+		if u.Code != nil && code.Err() == nil {
+			// Stored, never to be handed out: the elevation it rests on
+			// did not happen (or its reply was lost).
+			_ = s.takeBack(ctx, *u.Code)
+		}
+		return done, err
+	}
+	done.Elevated = true
+	if u.Code == nil {
+		return done, nil
+	}
+	if err := code.Err(); err != nil {
+		return done, fail(op, err)
+	}
+	flowBK, err := s.claimedFlow(ctx, op, *u.Code, dels)
+	done.Bookkeeping = cmp.Or(flowBK, done.Bookkeeping)
+	return done, err
 }

@@ -383,3 +383,15 @@ type slogLogger struct{ log *slog.Logger }
 func (l slogLogger) Printf(ctx context.Context, format string, v ...any) {
 	l.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
 }
+
+// FlushScripts empties Redis's script cache, on every Cluster master, as
+// a restart or a failover does. It is for tests: the scripts sent next
+// by their SHA get NOSCRIPT and are sent again whole.
+func (s *Store) FlushScripts(ctx context.Context) error {
+	if cc, ok := s.c.(*redis.ClusterClient); ok {
+		return fail("flush scripts", cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			return c.ScriptFlush(ctx).Err()
+		}))
+	}
+	return fail("flush scripts", s.c.ScriptFlush(ctx).Err())
+}

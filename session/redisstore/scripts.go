@@ -25,14 +25,26 @@ return 1
 // concurrent elevations one renews and the other changes nothing. It is
 // idempotent as pipeScripts needs: run again after it succeeded, it finds
 // its own new digest and writes the same fields again.
+// With ARGV[7] and ARGV[8] it also records the activity of a code issued
+// in the same round trip, as scriptTouch does, only when it elevates
+// (ElevateAndIssue): a session that refused the elevation is not marked
+// as having served the client.
 // KEYS[1] session; ARGV[1] subject, ARGV[2] ttl (ms), ARGV[3] field,
-// ARGV[4] value, ARGV[5] old key digest, ARGV[6] new key digest. Returns
-// 1, 0 when the key is not ARGV[5], or nil when there is no such session.
+// ARGV[4] value, ARGV[5] old key digest, ARGV[6] new key digest, ARGV[7]
+// seen (unix ns), ARGV[8] client field or "". Returns 1, 0 when the key
+// is not ARGV[5], or nil when there is no such session.
 var scriptElevate = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'sub') ~= ARGV[1] then return nil end
 local key = redis.call('HGET', KEYS[1], 'key')
 if key ~= ARGV[5] and key ~= ARGV[6] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[3], ARGV[4], 'key', ARGV[6])
+if ARGV[7] then
+  local seen = redis.call('HGET', KEYS[1], 'seen')
+  if not seen or #ARGV[7] > #seen or (#ARGV[7] == #seen and ARGV[7] > seen) then
+    redis.call('HSET', KEYS[1], 'seen', ARGV[7])
+  end
+  if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], ARGV[8], '1') end
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `)

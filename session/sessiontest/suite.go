@@ -67,6 +67,7 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 	tests = append(tests, factorTests...)
 	tests = append(tests, grantEndTests...)
 	tests = append(tests, cibaTests...)
+	tests = append(tests, stepUpTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
