@@ -204,7 +204,17 @@ func (a *Auditor) Event(ctx context.Context, name string, attrs ...any) {
 	case EventLockout, EventLocked, EventCodeReplay, EventCodeMismatch, EventRefreshReuse, EventStoreDown, EventPasskeyClone, EventCodeSendFailed:
 		level = slog.LevelWarn
 	}
-	a.log.Log(ctx, level, "audit", append([]any{"event", name}, attrs...)...)
+	// The record slog.Logger.Log would make, handed to the handler here
+	// and now (the record is written before the caller goes on): without
+	// Logger's caller lookup (runtime.Callers, for a source no handler of
+	// stepupd prints) and without copying attrs behind an "event" pair.
+	// Strings, the attrs' values, become slog values without reflection.
+	if h := a.log.Handler(); h.Enabled(ctx, level) {
+		r := slog.NewRecord(time.Now(), level, "audit", 0)
+		r.AddAttrs(slog.String("event", name))
+		r.Add(attrs...)
+		_ = h.Handle(ctx, r) // as slog.Logger.Log: a failed write is the handler's to report
+	}
 	m := a.m
 	m.events.WithLabelValues(name).Inc()
 	switch name {

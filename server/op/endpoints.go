@@ -21,14 +21,23 @@ import (
 // parameters only where the standards put them, one client
 // authentication, and CORS for the registered origins only.
 
+// The values noStore sets (len and cap 1: an Add copies them).
+var (
+	cacheNoStore  = []string{"no-store"}
+	pragmaNoCache = []string{"no-cache"}
+)
+
 // noStore marks every answer of next, success or error, as not to be
 // stored by any cache (RFC 6749 §5.1, §5.2; RFC 7662 and OIDC Core §5.3
 // carry tokens or claims too). Pragma is for HTTP/1.0 caches, as in the
 // RFC's examples.
 func noStore(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("Pragma", "no-cache")
+		// Shared values, as server's middleware sets its headers: no
+		// allocation per request; net/http only reads them.
+		h := w.Header()
+		h["Cache-Control"] = cacheNoStore
+		h["Pragma"] = pragmaNoCache
 		next.ServeHTTP(w, r)
 	})
 }
