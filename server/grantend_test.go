@@ -178,3 +178,29 @@ func wantTokensEnded(t *testing.T, e *env, what string, tk *tokens) {
 		t.Errorf("%s: refresh %d %v, want 400 invalid_grant", what, status, body["error"])
 	}
 }
+
+// Issue 18 review: the exchange stores its grant in the round trip that
+// asks the session (PutGrant), so a code issued in a session before its
+// sign-out and exchanged after it wrote over the session's offline grant
+// of the same client (one grant per session and client) and then undid
+// its write: the offline grant, which the sign-out had left alive, was
+// gone, and the client's offline refresh token with it. Now the late
+// exchange is refused (invalid_grant) and changes nothing.
+func TestLateExchangeAfterSignOutKeepsTheOfflineGrant(t *testing.T) {
+	e := apiEnv(t)
+	b, r := e.browser(), e.rp("bank", bankSecret)
+	offline := signIn(t, e, b, r, map[string]string{"scope": "openid profile offline_access"}, "alice", alicePass)
+	// Another authorization of the client in the session: its code is
+	// issued, not yet exchanged, when the user signs out.
+	a := r.authURL(map[string]string{"scope": "openid profile"})
+	late := b.get(a.url).result(t)
+	if p := b.get(e.issuer + "/end_session?" + url.Values{"id_token_hint": {offline.idToken}}.Encode()); p.status != http.StatusOK {
+		t.Fatalf("end_session: %d\n%s", p.status, excerpt(p.body))
+	}
+	if _, err := r.exchange(a, late); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Fatalf("exchange of a code of a signed-out session: %v, want invalid_grant", err)
+	}
+	if _, err := r.cfg.TokenSource(r.ctx, &oauth2.Token{RefreshToken: offline.tok.RefreshToken}).Token(); err != nil {
+		t.Fatalf("the offline refresh token after the sign-out and a refused late exchange: %v", err)
+	}
+}

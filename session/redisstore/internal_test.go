@@ -762,3 +762,47 @@ func TestLegacySessionIndex(t *testing.T) {
 		t.Fatalf("ListSessions after the end = %v, %v; want new", live, err)
 	}
 }
+
+// PutGrant writes the grant in the round trip of its index steps, and
+// undoes the write when one of them fails. A step that failed on its own
+// (its node failing over) says nothing of the session: the undo ends
+// that authorization only, so the session's next authorization of the
+// client stores its grant (the same id) again; it is not refused as if
+// the session had ended.
+func TestPutGrantUndoEndsOnlyItsAuthorization(t *testing.T) {
+	s := openEmbedded(t)
+	ctx := t.Context()
+	sess := &session.Session{ID: "sess-" + t.Name(), Subject: "sub-undo", CreatedAt: time.Now()}
+	if err := s.CreateSession(ctx, sess, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	grant := func(auth string) *session.Grant {
+		return &session.Grant{ID: "g-undo", Auth: auth, Inc: "i-" + auth, ClientID: "web", Subject: sess.Subject, SessionID: sess.ID,
+			RefreshHash: "rt-" + auth, ExpiresAt: time.Now().Add(time.Hour)}
+	}
+	if err := s.PutGrant(ctx, grant("a1")); err != nil {
+		t.Fatal(err)
+	}
+	// The subject's step fails (WRONGTYPE in its script): the write went
+	// out in the same round trip and is undone.
+	if err := s.c.HSet(ctx, s.k.grantCut(sess.Subject), "x", "y").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutGrant(ctx, grant("a2")); err == nil || errors.Is(err, session.ErrGrantEnded) {
+		t.Fatalf("PutGrant with its subject's step failing = %v, want the store's failure", err)
+	}
+	if err := s.c.Del(ctx, s.k.grantCut(sess.Subject)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The failed authorization stays ended; the session's next one stores
+	// the grant.
+	if err := s.PutGrant(ctx, grant("a2")); !errors.Is(err, session.ErrGrantEnded) {
+		t.Errorf("PutGrant of the undone authorization again = %v, want ErrGrantEnded", err)
+	}
+	if err := s.PutGrant(ctx, grant("a3")); err != nil {
+		t.Fatalf("PutGrant of the session's next authorization after an undone one = %v, want it stored", err)
+	}
+	if g, err := s.LiveGrant(ctx, "g-undo"); err != nil || g.RefreshHash != "rt-a3" {
+		t.Fatalf("grant after the next authorization: %+v, %v", g, err)
+	}
+}

@@ -142,10 +142,19 @@ func (s *Store) PutGrant(ctx context.Context, g *session.Grant) error {
 			append([]any{ttl, g.Auth, g.Inc, ""}, fields...)...)
 	})
 	// undo ends a write that may have landed when an index step did not
-	// hold: the session's end will not list it.
+	// hold: the session's end will not list it. What it marks ended is
+	// this authorization (a write still in flight stores nothing), not
+	// the id: an index step that failed on its own (a failover of its
+	// node) says nothing of the session, whose later authorizations must
+	// still be able to store the grant ("*" would refuse them for
+	// endedGrantMemory).
 	undo := func(cause error) error {
 		if !errors.Is(put.Err(), redis.Nil) {
-			if err := s.endGrants(ctx, []string{g.ID}, "*"); err != nil {
+			mark := g.Auth
+			if mark == "" {
+				mark = "*"
+			}
+			if err := s.endGrants(ctx, []string{g.ID}, mark); err != nil {
 				return fail(op+": undo", errors.Join(cause, err))
 			}
 		}
@@ -426,6 +435,30 @@ func (s *Store) endGrants(ctx context.Context, ids []string, mark string) error 
 			cmds = append(cmds, run(ctx, p, scriptEndGrant, []string{s.k.grant(id), s.k.grantEnded(id)}, millis(endedGrantMemory), mark))
 		}
 	})
+	return endReplies(err, cmds)
+}
+
+// endAndKeepGrants is endGrants(ended, "*") and, in the same pipeline,
+// marks the grants kept "*" ended without deleting them (see endSession).
+func (s *Store) endAndKeepGrants(ctx context.Context, ended, kept []string) error {
+	if len(ended)+len(kept) == 0 {
+		return nil
+	}
+	cmds := make([]*redis.Cmd, 0, len(ended)+len(kept))
+	err := s.pipeScripts(ctx, func(p redis.Pipeliner, run runScript) {
+		cmds = cmds[:0]
+		for _, id := range ended {
+			cmds = append(cmds, run(ctx, p, scriptEndGrant, []string{s.k.grant(id), s.k.grantEnded(id)}, millis(endedGrantMemory), "*"))
+		}
+		for _, id := range kept {
+			cmds = append(cmds, run(ctx, p, scriptEndGrant, []string{s.k.grant(id), s.k.grantEnded(id)}, millis(endedGrantMemory), "*", "1"))
+		}
+	})
+	return endReplies(err, cmds)
+}
+
+// endReplies is the outcome of a pipeline of scriptEndGrant.
+func endReplies(err error, cmds []*redis.Cmd) error {
 	if err != nil {
 		return err
 	}

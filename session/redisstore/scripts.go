@@ -386,10 +386,14 @@ return 1
 
 // scriptEndGrant deletes a grant and marks what of it ended (see
 // grantEnded), so that a PutGrant of it still in flight stores nothing.
+// With ARGV[3] "1" the grant is kept and only marked: an offline grant
+// that outlives its session's sign-out, which no write may replace (see
+// endSession).
 // KEYS[1] grant, KEYS[2] ended marker; ARGV[1] marker ttl (ms), ARGV[2]
-// "*" (the id), an authorization, or "" (nothing is marked).
+// "*" (the id), an authorization, or "" (nothing is marked); ARGV[3] "1"
+// to keep the grant.
 var scriptEndGrant = redis.NewScript(`
-redis.call('DEL', KEYS[1])
+if ARGV[3] ~= '1' then redis.call('DEL', KEYS[1]) end
 if ARGV[2] ~= '' and redis.call('TYPE', KEYS[2]).ok ~= 'string' then
   redis.call('SADD', KEYS[2], ARGV[2])
   redis.call('PEXPIRE', KEYS[2], ARGV[1])

@@ -360,7 +360,7 @@ func (s *Store) endSession(ctx context.Context, op, id string, offline bool) err
 	}
 	sub, _ := res[0].(string)
 	pairs, _ := res[1].([]any)
-	var ended, listedOffline []string
+	var ended, listedOffline, kept []string
 	for i := 0; i+1 < len(pairs); i += 2 {
 		gid, _ := pairs[i].(string)
 		if f, _ := pairs[i+1].(string); offline || f != "1" {
@@ -391,10 +391,21 @@ func (s *Store) endSession(ctx context.Context, op, id string, offline bool) err
 			v := recs[i].Val()
 			if len(v) == 2 && v[1] != nil && v[0] != "1" {
 				ended = append(ended, gid)
+			} else {
+				kept = append(kept, gid)
 			}
 		}
 	}
-	if err := s.endGrants(ctx, ended, "*"); err != nil {
+	// The offline grants kept are marked ended all the same, not deleted:
+	// every write of their id comes from this session (sessionGrantID), so
+	// none may come any more, and PutGrant writes before its session's
+	// index refuses it (one round trip): a code issued before the sign-out
+	// and exchanged after it would replace the offline grant (its refresh
+	// token) and then undo its own write, ending the grant that outlived
+	// the sign-out. The mark refuses that write before it replaces
+	// anything. It is no liveness check: the grant's refresh and access
+	// tokens keep working.
+	if err := s.endAndKeepGrants(ctx, ended, kept); err != nil {
 		return fail(op+": grants", err)
 	}
 	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {

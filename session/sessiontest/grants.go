@@ -22,6 +22,7 @@ var grantEndTests = []struct {
 	{"AccessTokenLive", testAccessTokenLive},
 	{"PutGrantAgain", testPutGrantAgain},
 	{"OnlineGrantFollowsSession", testOnlineGrantFollowsSession},
+	{"OfflineGrantSurvivesLateExchange", testOfflineGrantSurvivesLateExchange},
 }
 
 // putGrant stores a grant derived from sess and returns it.
@@ -352,5 +353,37 @@ func testOnlineGrantFollowsSession(t *testing.T, s session.Store) {
 	}
 	if _, err := s.GetGrant(ctx, missing); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("a grant that did not exist after its session's touch: %v, want ErrNotFound", err)
+	}
+}
+
+// An offline grant outlives its session's sign-out (DeleteSession), and
+// so does its refresh token: a code issued in the session before the
+// sign-out (another authorization of the same client, so the same grant
+// id) and exchanged after it is refused (ErrGrantEnded) without
+// replacing or ending the offline grant.
+func testOfflineGrantSurvivesLateExchange(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	for _, lateOffline := range []bool{false, true} {
+		sess := newSession(newID())
+		mustCreate(t, s, sess, ttl)
+		g := &session.Grant{ID: newID(), Auth: "a1-" + newID(), Inc: "i1", ClientID: "app", Subject: sess.Subject, SessionID: sess.ID,
+			Offline: true, RefreshHash: "rt-1", ExpiresAt: time.Now().Add(ttl)}
+		if err := s.PutGrant(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteSession(ctx, g.SessionID); err != nil {
+			t.Fatal(err)
+		}
+		late := &session.Grant{ID: g.ID, Auth: "a2-" + newID(), Inc: "i2", ClientID: "app", Subject: sess.Subject, SessionID: g.SessionID,
+			Offline: lateOffline, RefreshHash: "rt-2", ExpiresAt: time.Now().Add(ttl)}
+		if err := s.PutGrant(ctx, late); !errors.Is(err, session.ErrGrantEnded) {
+			t.Errorf("PutGrant (offline %v) after its session's sign-out = %v, want ErrGrantEnded", lateOffline, err)
+		}
+		got, err := s.LiveGrant(ctx, g.ID)
+		if err != nil || got.RefreshHash != "rt-1" || !got.Offline || got.Inc != g.Inc {
+			t.Fatalf("the offline grant after a late exchange (offline %v) refused for its ended session: %+v, %v; want it as stored before the sign-out",
+				lateOffline, got, err)
+		}
+		assertLive(t, s, g, true, "the offline grant after a late exchange")
 	}
 }
