@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) account.Store) {
 		{"UpdateConcurrentLosesNothing", testUpdateConcurrent},
 		{"Delete", testDelete},
 		{"SharedSecrets", testSharedSecrets},
+		{"LookupOfValuesNoRowHolds", testLookupOfValuesNoRowHolds},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -577,4 +578,25 @@ func countSub(s, sub string) int {
 		}
 	}
 	return n
+}
+
+// A lookup by a value that no account can hold on every database (a NUL
+// byte, invalid UTF-8: PostgreSQL's text refuses both) finds nothing, as
+// on SQLite: anyone can type one in the login form, a login_hint or the
+// reset form, and it must not answer 503 and report the store down
+// (EventStoreDown) on PostgreSQL.
+func testLookupOfValuesNoRowHolds(t *testing.T, s account.Store) {
+	ctx := t.Context()
+	seed(t, s, &session.Account{Username: "nul-" + newID(), Email: "nul@example.com"})
+	for _, v := range []string{"alice\x00", "\x00", "nul@example.com\x00", "\xff\xfe", "a\xc3"} {
+		if _, err := s.AccountByUsername(ctx, v); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("AccountByUsername(%q) = %v, want ErrNotFound", v, err)
+		}
+		if _, err := s.AccountByEmail(ctx, v); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("AccountByEmail(%q) = %v, want ErrNotFound", v, err)
+		}
+		if _, err := s.GetAccount(ctx, v); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("GetAccount(%q) = %v, want ErrNotFound", v, err)
+		}
+	}
 }

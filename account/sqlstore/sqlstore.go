@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -263,6 +264,13 @@ const (
 )
 
 func (s *Store) getRecord(ctx context.Context, op, q string, arg any) (*account.Record, error) {
+	if v, ok := arg.(string); ok && !storable(v) {
+		// No row holds it (PostgreSQL's text refuses a NUL byte and
+		// invalid UTF-8, and the store writes neither): not found, as on
+		// SQLite, not an error of the store that anyone could cause from
+		// the login form (503, EventStoreDown).
+		return nil, s.fail(op, sql.ErrNoRows)
+	}
 	if s.d.native {
 		return s.getRecordPgx(ctx, op, q, arg)
 	}
@@ -278,6 +286,12 @@ func (s *Store) getRecord(ctx context.Context, op, q string, arg any) (*account.
 		return nil, s.fail(op, sql.ErrNoRows)
 	}
 	return recs[0], nil
+}
+
+// storable reports whether a text value can be stored in a column on
+// every database: valid UTF-8 without a NUL byte.
+func storable(v string) bool {
+	return utf8.ValidString(v) && strings.IndexByte(v, 0) < 0
 }
 
 // getRecordPgx is getRecord on PostgreSQL through pgx itself, on a
