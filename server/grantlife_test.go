@@ -118,7 +118,7 @@ func keyKinds(t *testing.T, e *env) map[string]int {
 	out := map[string]int{}
 	for _, k := range ks {
 		kind := k
-		for _, tag := range []string{"sess:S", "grant:G", "code:H", "user:U", "sgrant:G"} {
+		for _, tag := range []string{"sess:S", "grant:G", "code:H", "c:H", "user:U", "sgrant:G"} {
 			open := "{" + tag[:strings.IndexByte(tag, ':')+1]
 			if i := strings.Index(kind, open); i >= 0 {
 				if j := strings.IndexByte(kind[i:], '}'); j >= 0 {
@@ -152,7 +152,7 @@ func TestWhatASignInLeaves(t *testing.T) {
 			got[k] = d
 		}
 	}
-	want := map[string]int{"{sess:S}": 1, "{grant:G}": 1, "{code:H}:grant": 1, "{user:U}:sess": 1}
+	want := map[string]int{"{sess:S}": 1, "{grant:G}": 1, "{c:H}s": 1, "{user:U}:sess": 1}
 	if len(got) != len(want) {
 		t.Fatalf("one sign-in left %v, want %v", got, want)
 	}

@@ -39,8 +39,12 @@ func TestKeyShapes(t *testing.T) {
 		k.username("Alice"):       "stepup:username:alice",
 		k.totpStep("U", 42):       "stepup:{user:U}:totp:42",
 		k.flow("F"):               "stepup:flow:F",
-		k.code("H"):               "stepup:{code:H}",
-		k.codeGrant("H"):          "stepup:{code:H}:grant",
+		k.code("H"):               "stepup:{c:H}",
+		k.codeGrant("H"):          "stepup:{c:H}s",
+		k.code("0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"):      "stepup:{c:0123456789abcdefghijkl}",
+		k.codeGrant("0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"): "stepup:{c:0123456789abcdefghijkl}s",
+		k.legacyCode("H"):         "stepup:{code:H}",
+		k.legacyCodeGrant("H"):    "stepup:{code:H}:grant",
 		k.grant("G"):              "stepup:{grant:G}",
 		k.grantEnded("G"):         "stepup:{grant:G}:ended",
 		k.sessionGrants("S"):      "stepup:{sess:S}:grants",
@@ -63,6 +67,7 @@ func TestHashTags(t *testing.T) {
 	k := keys{prefix: DefaultPrefix}
 	for _, group := range [][]string{
 		{k.code("H"), k.codeGrant("H")},
+		{k.legacyCode("H"), k.legacyCodeGrant("H")},
 		{k.account("U"), k.userSessions("U"), k.legacyUserSessions("U"), k.totpStep("U", 1), k.userGrants("U"), k.grantCut("U")},
 		{k.session("S"), k.sessionGrants("S"), k.sessionEnding("S")},
 		{k.grant("G"), k.grantEnded("G")},

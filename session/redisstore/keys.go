@@ -132,14 +132,39 @@ func (k keys) totpStep(sub string, step int64) string {
 func (k keys) flow(id string) string { return k.prefix + "flow:" + id }
 
 // code is an unused authorization code, a STRING (opaque payload), keyed
-// by the code's hash. TTL: the code lifetime.
-func (k keys) code(hash string) string { return k.prefix + "{code:" + hash + "}" }
+// by the code's hash in fewer characters (codeKeyHash). TTL: the code
+// lifetime.
+func (k keys) code(hash string) string { return k.prefix + "{c:" + codeKeyHash(hash) + "}" }
 
-// codeGrant is the id of the grant a code was (or will be) exchanged for,
-// a STRING, so that a replayed code can revoke what the first exchange
-// issued. It shares the code's tag so TakeCode reads both in one script.
-// TTL: the caller's spentTTL, longer than the code's.
-func (k keys) codeGrant(hash string) string { return k.prefix + "{code:" + hash + "}:grant" }
+// codeGrant is the code's spent marker: the grant a code was (or will
+// be) exchanged for and the code's binding, a STRING (spentMarker), so
+// that a replayed code can revoke what the first exchange issued. It
+// shares the code's tag so TakeCode reads both in one script. TTL: the
+// caller's spentTTL, longer than the code's.
+func (k keys) codeGrant(hash string) string { return k.prefix + "{c:" + codeKeyHash(hash) + "}s" }
+
+// legacyCode and legacyCodeGrant are code and codeGrant as versions
+// before issue 18's smaller markers stored them (the whole hash; the
+// marker's value "<grant> <binding>"): TakeCode still takes their codes,
+// issued before an upgrade, and refuses their replays.
+func (k keys) legacyCode(hash string) string { return k.prefix + "{code:" + hash + "}" }
+func (k keys) legacyCodeGrant(hash string) string {
+	return k.prefix + "{code:" + hash + "}:grant"
+}
+
+// codeKeyHashLen is how many characters of a code's hash name its keys:
+// 22 base64url characters of a SHA-256 are 132 bits, still beyond any
+// collision among live codes or a search for one (issue 18: Redis bytes
+// per login).
+const codeKeyHashLen = 22
+
+// codeKeyHash is the part of a code's hash its keys carry.
+func codeKeyHash(hash string) string {
+	if len(hash) > codeKeyHashLen {
+		return hash[:codeKeyHashLen]
+	}
+	return hash
+}
 
 // grant is a token family, a HASH of the grant* fields. TTL: until the
 // grant's ExpiresAt.

@@ -52,17 +52,26 @@ func (s *Store) PutCode(ctx context.Context, codeHash, grantID, binding string, 
 		return err
 	}
 	err := scriptPutCode.Run(ctx, s.c, []string{s.k.code(codeHash), s.k.codeGrant(codeHash)},
-		data, millis(ttl), grantID, millis(spentTTL), binding).Err()
+		data, millis(ttl), spentMarker(grantID, binding), millis(spentTTL)).Err()
 	return fail(op, err)
 }
 
 // TakeCode consumes an authorization code in one script: of any number of
 // concurrent exchanges, exactly one gets the payload and the others the
-// grant id to revoke.
+// grant id to revoke. A code neither this version nor its spent marker
+// knows is looked up again as an earlier version stored it (a second
+// round trip, for unknown codes only): codes issued before an upgrade
+// are taken, and their replays refused, as that version did.
 func (s *Store) TakeCode(ctx context.Context, codeHash, binding string) ([]byte, string, error) {
 	const op = "take code"
 	res, err := s.evalOnce(ctx, scriptTakeCode,
-		[]string{s.k.code(codeHash), s.k.codeGrant(codeHash)}, binding).Slice()
+		[]string{s.k.code(codeHash), s.k.codeGrant(codeHash)}, markerBinding(binding)).Slice()
+	legacy := false
+	if errors.Is(err, redis.Nil) {
+		legacy = true
+		res, err = s.evalOnce(ctx, scriptTakeLegacyCode,
+			[]string{s.k.legacyCode(codeHash), s.k.legacyCodeGrant(codeHash)}, binding).Slice()
+	}
 	if err != nil {
 		return nil, "", fail(op, err)
 	}
@@ -75,7 +84,14 @@ func (s *Store) TakeCode(ctx context.Context, codeHash, binding string) ([]byte,
 	case "data":
 		return []byte(val), "", nil
 	case "spent":
-		return nil, val, nil
+		if legacy {
+			return nil, val, nil
+		}
+		ref, err := markerGrantRef(val)
+		if err != nil {
+			return nil, "", fmt.Errorf("redisstore: %s: %w", op, err)
+		}
+		return nil, ref, nil
 	case "mismatch":
 		return nil, "", fmt.Errorf("redisstore: %s: %w", op, session.ErrCodeMismatch)
 	}
@@ -611,7 +627,7 @@ func (s *Store) IssueCode(ctx context.Context, c session.Code, a session.Activit
 	// A pipeline that fails as a whole sets its error on every command,
 	// so the code's own reply says whether it was stored.
 	_ = s.pipeScripts(ctx, func(p redis.Pipeliner, run runScript) {
-		code = run(ctx, p, scriptPutCode, []string{s.k.code(c.Hash), s.k.codeGrant(c.Hash)}, c.Data, millis(c.TTL), c.GrantID, millis(c.SpentTTL), c.Binding)
+		code = run(ctx, p, scriptPutCode, []string{s.k.code(c.Hash), s.k.codeGrant(c.Hash)}, c.Data, millis(c.TTL), spentMarker(c.GrantID, c.Binding), millis(c.SpentTTL))
 		touch = s.queueUpdate(ctx, p, run, scriptTouch, a.SessionID, a.Subject, a.TTL, unixNano(a.At), client)
 		for _, id := range a.Grants {
 			run(ctx, p, scriptSlideGrant, []string{s.k.grant(id)}, millis(a.TTL))
@@ -736,7 +752,7 @@ func (s *Store) ElevateAndIssue(ctx context.Context, u session.StepUp) (session.
 	_ = s.pipeScripts(ctx, func(p redis.Pipeliner, run runScript) {
 		elev = s.queueUpdate(ctx, p, run, scriptElevate, u.SessionID, u.Subject, u.TTL, args...)
 		if c := u.Code; c != nil {
-			code = run(ctx, p, scriptPutCode, []string{s.k.code(c.Hash), s.k.codeGrant(c.Hash)}, c.Data, millis(c.TTL), c.GrantID, millis(c.SpentTTL), c.Binding)
+			code = run(ctx, p, scriptPutCode, []string{s.k.code(c.Hash), s.k.codeGrant(c.Hash)}, c.Data, millis(c.TTL), spentMarker(c.GrantID, c.Binding), millis(c.SpentTTL))
 			for _, id := range u.Grants {
 				run(ctx, p, scriptSlideGrant, []string{s.k.grant(id)}, millis(u.TTL))
 			}

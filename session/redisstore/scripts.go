@@ -69,13 +69,13 @@ return 1
 `)
 
 // scriptPutCode stores a code and its spent marker (one hash tag). The
-// marker holds the grant id and the code's binding ("<grant> <binding>"):
-// it outlives the code, so a replay is checked against the binding too.
+// marker (spentMarker) holds the grant and the code's binding: it
+// outlives the code, so a replay is checked against the binding too.
 // KEYS[1] code, KEYS[2] spent marker; ARGV[1] payload, ARGV[2] ttl (ms),
-// ARGV[3] grant id, ARGV[4] spent ttl (ms), ARGV[5] binding.
+// ARGV[3] marker, ARGV[4] spent ttl (ms).
 var scriptPutCode = redis.NewScript(`
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('SET', KEYS[2], ARGV[3] .. ' ' .. ARGV[5], 'PX', ARGV[4])
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
 return 1
 `)
 
@@ -106,11 +106,28 @@ return 1
 // use under concurrency and a caller without the binding (a stolen code
 // without its client, redirect URI or PKCE verifier) neither spends it
 // nor learns its grant. With the binding, the first caller gets the
-// payload and deletes it; later callers get the grant id (a replay).
-// KEYS[1] code, KEYS[2] spent marker; ARGV[1] binding. Returns
-// {"data", payload}, {"spent", grant id}, {"mismatch", ""}, or nil when
-// neither key exists.
+// payload and deletes it; later callers get the grant (a replay).
+// KEYS[1] code, KEYS[2] spent marker (spentMarker: a format byte, the
+// binding's markerBindingLen bytes, the grant); ARGV[1] the binding as
+// the marker holds it. Returns {"data", payload}, {"spent", format byte
+// and grant}, {"mismatch", ""}, or nil when neither key exists.
 var scriptTakeCode = newOnceScript(`
+local spent = redis.call('GET', KEYS[2])
+if not spent then return nil end
+if #spent < 17 or string.sub(spent, 2, 17) ~= ARGV[1] then return {'mismatch', ''} end
+local data = redis.call('GET', KEYS[1])
+if data then
+  redis.call('DEL', KEYS[1])
+  return {'data', data}
+end
+return {'spent', string.sub(spent, 1, 1) .. string.sub(spent, 18)}
+`)
+
+// scriptTakeLegacyCode is scriptTakeCode for a code stored by a version
+// before the smaller markers (keys.legacyCode): its marker's value is
+// "<grant> <binding>". KEYS[1] code, KEYS[2] spent marker; ARGV[1]
+// binding. Returns as scriptTakeCode, with the grant alone for "spent".
+var scriptTakeLegacyCode = newOnceScript(`
 local spent = redis.call('GET', KEYS[2])
 if not spent then return nil end
 local sep = string.find(spent, ' ', 1, true)
