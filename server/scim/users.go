@@ -106,6 +106,10 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 		}
 		return nil, false
 	}
+	if err := checkStrings(b); err != nil {
+		fail(w, http.StatusBadRequest, "invalidValue", err.Error())
+		return nil, false
+	}
 	return b, true
 }
 
@@ -191,7 +195,11 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rec, err := st.Durable().Get(r.Context(), r.PathValue("id"))
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	rec, err := st.Durable().Get(r.Context(), id)
 	if err != nil {
 		h.storeFailure(w, r, err)
 		return
@@ -256,7 +264,11 @@ func (h *Handler) modify(w http.ResponseWriter, r *http.Request, change func(*ac
 	if !ok {
 		return
 	}
-	ctx, sub, ifMatch := r.Context(), r.PathValue("id"), strings.TrimSpace(r.Header.Get("If-Match"))
+	sub, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	ctx, ifMatch := r.Context(), strings.TrimSpace(r.Header.Get("If-Match"))
 	for try := 0; ; try++ {
 		rec, err := st.Durable().Get(ctx, sub)
 		if err != nil {
@@ -315,7 +327,11 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ctx, sub := r.Context(), r.PathValue("id")
+	sub, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
 	// As the admin API: disabled first (nothing new is issued), then
 	// everything in Redis ended, then the record deleted.
 	if err := st.SetActive(ctx, sub, false); err != nil {
