@@ -11,7 +11,9 @@ package account
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stepup-dev/stepup/authn"
 	"github.com/stepup-dev/stepup/session"
@@ -104,4 +106,13 @@ type Query struct {
 // page and the number of all that match.
 type Searcher interface {
 	Search(ctx context.Context, q Query) ([]*Record, int, error)
+}
+
+// Storable reports whether a text value can be stored in a column on
+// every database the store runs on: valid UTF-8 without a NUL byte
+// (PostgreSQL's text refuses both). A value that is not can name no
+// account: lookups by it find nothing, and writes refuse it before the
+// database does.
+func Storable(v string) bool {
+	return utf8.ValidString(v) && strings.IndexByte(v, 0) < 0
 }

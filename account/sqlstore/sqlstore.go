@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -264,7 +263,7 @@ const (
 )
 
 func (s *Store) getRecord(ctx context.Context, op, q string, arg any) (*account.Record, error) {
-	if v, ok := arg.(string); ok && !storable(v) {
+	if v, ok := arg.(string); ok && !account.Storable(v) {
 		// No row holds it (PostgreSQL's text refuses a NUL byte and
 		// invalid UTF-8, and the store writes neither): not found, as on
 		// SQLite, not an error of the store that anyone could cause from
@@ -286,12 +285,6 @@ func (s *Store) getRecord(ctx context.Context, op, q string, arg any) (*account.
 		return nil, s.fail(op, sql.ErrNoRows)
 	}
 	return recs[0], nil
-}
-
-// storable reports whether a text value can be stored in a column on
-// every database: valid UTF-8 without a NUL byte.
-func storable(v string) bool {
-	return utf8.ValidString(v) && strings.IndexByte(v, 0) < 0
 }
 
 // getRecordPgx is getRecord on PostgreSQL through pgx itself, on a

@@ -44,7 +44,7 @@ func ParseFilter(f string) (account.Query, error) {
 			if *dst != nil {
 				return fmt.Errorf("%s is given twice", attr.s)
 			}
-			if !storable(val.s) {
+			if !account.Storable(val.s) {
 				return fmt.Errorf("%s: the value holds U+0000 or invalid UTF-8, which no attribute can", attr.s)
 			}
 			v := val.s

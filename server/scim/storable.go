@@ -4,21 +4,17 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/stepup-dev/stepup/account"
 )
 
-// storable reports whether a text value can be an attribute's or an
-// id's: valid UTF-8 without a NUL byte. PostgreSQL's text refuses both,
-// so without this check such a value reached the database and came back
-// as a store failure (503, EventStoreDown) where SQLite answered; every
-// SCIM client now gets the same answer on both databases: 400 for a
-// body or filter that holds one, 404 for such an id (no user has it).
-func storable(v string) bool {
-	return utf8.ValidString(v) && strings.IndexByte(v, 0) < 0
-}
+// A value account.Storable refuses (PostgreSQL's text takes no NUL and
+// no invalid UTF-8) reached the database from SCIM and came back as a
+// store failure (503, EventStoreDown) where SQLite stored it. Every SCIM
+// client now gets the same answer on both databases: 400 for a body or
+// filter that holds one, 404 for such an id (no user has it).
 
 // errUnstorable is the 400 invalidValue of a body with a NUL character.
 var errUnstorable = errors.New("a string holds the character U+0000, which no attribute can take")
@@ -35,10 +31,7 @@ func checkStrings(b []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	for {
 		t, err := dec.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
+		if err != nil { // the end, or not JSON: the parser answers that
 			return nil
 		}
 		if s, ok := t.(string); ok && strings.IndexByte(s, 0) >= 0 {
@@ -51,7 +44,7 @@ func checkStrings(b []byte) error {
 // as for an unknown user, and reports false.
 func pathID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id := r.PathValue("id")
-	if !storable(id) {
+	if !account.Storable(id) {
 		fail(w, http.StatusNotFound, "", "no such user")
 		return "", false
 	}
