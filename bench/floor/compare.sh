@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# bench/floor/compare.sh — the floor (bench/floor) and stepupd, alternately,
+# under the same load tool, each on a fresh private redis-server configured
+# as bench/run.sh configures it (appendonly yes, everysec); server CPU =
+# the server + its redis-server (/proc utime+stime, the bench's -pid).
+#
+#   bench/floor/compare.sh [DURATION]     # default 6s per mode
+#
+# Environment: ROUNDS (default 3), USERS (default 400: the step-up pool;
+# stepupd's untimed set-up hashes each sign-in with argon2id), CONCURRENCY
+# (default 32, as run.sh), MODES (default "discovery cc sso stepup"),
+# STEPUPD_BIN (default: a build of this tree). Every process it starts is
+# stopped on exit; the rows are printed at the end (markdown, bench -md).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DUR=${1:-6s}
+ROUNDS=${ROUNDS:-3}
+USERS=${USERS:-400}
+C=${CONCURRENCY:-32}
+MODES=${MODES:-"discovery cc sso stepup"}
+WORK=$(mktemp -d /tmp/stepup-floor.XXXXXX)
+ROWS=$WORK/rows.md
+PIDS=()
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+log() { printf '[floor %s] %s\n' "$(date -u +%T)" "$*" >&2; }
+wait_for() {
+	local deadline=$((SECONDS + $1)); shift
+	until "$@" >/dev/null 2>&1; do
+		[ $SECONDS -lt $deadline ] || { log "timed out waiting for: $*"; return 1; }
+		sleep 0.1
+	done
+}
+
+go build -o "$WORK/bench" ./bench
+go build -o "$WORK/floor" ./bench/floor
+STEPUPD_BIN=${STEPUPD_BIN:-}
+if [ -z "$STEPUPD_BIN" ]; then
+	go build -o "$WORK/stepupd" ./cmd/stepupd
+	STEPUPD_BIN=$WORK/stepupd
+fi
+B=$WORK/bench
+REV=$(git rev-parse --short HEAD)
+"$B" -md-header >"$ROWS"
+
+# one KIND ROUND — KIND is floor or stepupd
+one() {
+	local kind=$1 round=$2 dir=$WORK/$1-$2 port rport rpid spid
+	mkdir -p "$dir"
+	port=$("$B" -free-port)
+	rport=$("$B" -free-port)
+	redis-server --bind 127.0.0.1 --port "$rport" --protected-mode yes --dir "$dir" \
+		--save '' --appendonly yes --appendfsync everysec --loglevel warning >"$dir/redis.log" 2>&1 &
+	rpid=$!
+	PIDS+=("$rpid")
+	wait_for 10 redis-cli -p "$rport" ping
+	"$B" -write-config "$dir" -issuer "http://127.0.0.1:$port" -redis-url "redis://127.0.0.1:$rport/0" \
+		-users "$USERS" -id-token-alg ES256 >/dev/null
+	if [ "$kind" = floor ]; then
+		"$WORK/floor" -secrets "$dir/bench-secrets.json" -redis "127.0.0.1:$rport" -db "$dir/floor.db" 2>"$dir/audit.log" &
+	else
+		"$STEPUPD_BIN" -config "$dir/stepup.yaml" >"$dir/stepupd.log" 2>&1 &
+	fi
+	spid=$!
+	PIDS+=("$spid")
+	wait_for 120 curl -fsS "http://127.0.0.1:$port/.well-known/openid-configuration"
+	sleep 1
+	log "$kind round $round: load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	"$B" -secrets "$dir/bench-secrets.json" -duration "$DUR" -concurrency "$C" -pid "$spid,$rpid" \
+		-redis "127.0.0.1:$rport" -md "$ROWS" -label "$kind r$round ($(date -u +%H:%M:%S), load $(cut -d' ' -f1 /proc/loadavg))" \
+		-mode "$(echo "$MODES" | tr ' ' ',')" >"$dir/bench.out" 2>&1 || { cat "$dir/bench.out" >&2; return 1; }
+	kill "$spid" "$rpid" 2>/dev/null || true
+	wait "$spid" "$rpid" 2>/dev/null || true
+	PIDS=()
+}
+
+log "stepup $REV, stepupd $STEPUPD_BIN; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
+for r in $(seq 1 "$ROUNDS"); do
+	# Alternate which goes first, so neither always runs in the other's wake.
+	if [ $((r % 2)) = 1 ]; then
+		one stepupd "$r"
+		one floor "$r"
+	else
+		one floor "$r"
+		one stepupd "$r"
+	fi
+done
+cat "$ROWS"
+log "work dir $WORK (bench.out per run has the per-process split)"
