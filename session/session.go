@@ -53,8 +53,11 @@ type Session struct {
 	ID string
 	// KeyHash is KeyDigest of the key a browser must present beside ID;
 	// "" for a session no browser holds.
-	KeyHash    string
-	Subject    string
+	KeyHash string
+	Subject string
+	// CreatedAt and LastSeenAt are kept to the second (truncated): they
+	// bound the session's life (absolute and idle timeouts), which a
+	// second earlier ends no later; a verification's time is kept whole.
 	CreatedAt  time.Time
 	LastSeenAt time.Time
 	// Verifications holds the latest verification of each factor.

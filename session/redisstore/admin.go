@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -54,7 +53,7 @@ func (s *Store) ReplaceVerifications(ctx context.Context, id, sub string, vs []a
 	}
 	args := []any{sub}
 	for _, v := range vs {
-		b, err := json.Marshal(v)
+		b, err := verificationValue(v)
 		if err != nil {
 			return fmt.Errorf("redisstore: %s: %w", op, err)
 		}

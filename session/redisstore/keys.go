@@ -19,10 +19,12 @@ type keys struct{ prefix string }
 //	sub          subject
 //	key          digest of the key its browser holds (session.KeyHash);
 //	             absent for a session no browser holds
-//	created      unix nanoseconds
-//	seen         unix nanoseconds of the latest Touch
+//	created      unix seconds (nanoseconds before issue 18, still read)
+//	seen         unix seconds of the latest Touch (idem)
 //	c:<client>   "1" for each client that received a code
-//	v:<factor>   JSON authn.Verification, the latest of that factor
+//	v:<factor>   the latest verification of that factor: its time in unix
+//	             ns and its flags (verificationValue), or the JSON
+//	             authn.Verification earlier versions wrote (still read)
 //	g:<grant>    "0": an online grant derived from the session (see
 //	             sessionGrants)
 //

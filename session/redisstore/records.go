@@ -3,7 +3,6 @@ package redisstore
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -628,7 +627,7 @@ func (s *Store) IssueCode(ctx context.Context, c session.Code, a session.Activit
 	// so the code's own reply says whether it was stored.
 	_ = s.pipeScripts(ctx, func(p redis.Pipeliner, run runScript) {
 		code = run(ctx, p, scriptPutCode, []string{s.k.code(c.Hash), s.k.codeGrant(c.Hash)}, c.Data, millis(c.TTL), spentMarker(c.GrantID, c.Binding), millis(c.SpentTTL))
-		touch = s.queueUpdate(ctx, p, run, scriptTouch, a.SessionID, a.Subject, a.TTL, unixNano(a.At), client)
+		touch = s.queueUpdate(ctx, p, run, scriptTouch, a.SessionID, a.Subject, a.TTL, unixStamp(a.At), client)
 		for _, id := range a.Grants {
 			run(ctx, p, scriptSlideGrant, []string{s.k.grant(id)}, millis(a.TTL))
 		}
@@ -731,7 +730,7 @@ func (s *Store) ElevateAndIssue(ctx context.Context, u session.StepUp) (session.
 			return session.StepUpDone{}, fmt.Errorf("redisstore: %s: no binding", op)
 		}
 	}
-	v, err := json.Marshal(u.V)
+	v, err := verificationValue(u.V)
 	if err != nil {
 		return session.StepUpDone{}, fmt.Errorf("redisstore: %s: %w", op, err)
 	}
@@ -741,7 +740,7 @@ func (s *Store) ElevateAndIssue(ctx context.Context, u session.StepUp) (session.
 		if u.ClientID != "" {
 			client = prefixClient + u.ClientID
 		}
-		args = append(args, unixNano(u.At), client)
+		args = append(args, unixStamp(u.At), client)
 	}
 	var (
 		elev, code *redis.Cmd

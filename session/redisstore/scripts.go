@@ -31,38 +31,48 @@ return 1
 // as having served the client.
 // KEYS[1] session; ARGV[1] subject, ARGV[2] ttl (ms), ARGV[3] field,
 // ARGV[4] value, ARGV[5] old key digest, ARGV[6] new key digest, ARGV[7]
-// seen (unix ns), ARGV[8] client field or "". Returns 1, 0 when the key
+// seen (unix seconds, see scriptTouch), ARGV[8] client field or "". Returns 1, 0 when the key
 // is not ARGV[5], or nil when there is no such session.
-var scriptElevate = redis.NewScript(`
+var scriptElevate = redis.NewScript(luaLater + `
 if redis.call('HGET', KEYS[1], 'sub') ~= ARGV[1] then return nil end
 local key = redis.call('HGET', KEYS[1], 'key')
 if key ~= ARGV[5] and key ~= ARGV[6] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[3], ARGV[4], 'key', ARGV[6])
 if ARGV[7] then
   local seen = redis.call('HGET', KEYS[1], 'seen')
-  if not seen or #ARGV[7] > #seen or (#ARGV[7] == #seen and ARGV[7] > seen) then
-    redis.call('HSET', KEYS[1], 'seen', ARGV[7])
-  end
+  if not seen or later(ARGV[7], seen) then redis.call('HSET', KEYS[1], 'seen', ARGV[7]) end
   if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], ARGV[8], '1') end
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `)
 
+// luaLater defines later(a, b): whether session stamp a is after b, for
+// "seen". A stamp is unix seconds (this version, unixStamp) or unix
+// nanoseconds (earlier versions, more digits than a Lua number holds
+// exactly): both are compared by their whole seconds, the digits before
+// a nanosecond stamp's last nine, so a session an earlier version touched
+// keeps moving forward (issue 18: Redis bytes per login). Within one
+// second a stamp is not later: the stored one stays, which is never
+// more than a second behind.
+const luaLater = `
+local function later(a, b)
+  if #a > 12 then a = string.sub(a, 1, #a - 9) end
+  if #b > 12 then b = string.sub(b, 1, #b - 9) end
+  return tonumber(a) > tonumber(b)
+end
+`
+
 // scriptTouch records activity on an existing session and extends its TTL.
-// "seen" only moves forward, so that instances racing with slightly
-// different clocks never move it back. Nanosecond timestamps have more
-// digits than a Lua number holds exactly, so they are compared as strings
-// (longer is later; equal length compares lexically).
+// "seen" only moves forward (luaLater), so that instances racing with
+// slightly different clocks never move it back.
 // KEYS[1] session; ARGV[1] subject, ARGV[2] ttl (ms), ARGV[3] seen (unix
-// ns), ARGV[4] client field or "". Returns 1, or nil when there is no
-// such session.
-var scriptTouch = redis.NewScript(`
+// seconds, unixStamp), ARGV[4] client field or "". Returns 1, or nil when
+// there is no such session.
+var scriptTouch = redis.NewScript(luaLater + `
 if redis.call('HGET', KEYS[1], 'sub') ~= ARGV[1] then return nil end
 local seen = redis.call('HGET', KEYS[1], 'seen')
-if not seen or #ARGV[3] > #seen or (#ARGV[3] == #seen and ARGV[3] > seen) then
-  redis.call('HSET', KEYS[1], 'seen', ARGV[3])
-end
+if not seen or later(ARGV[3], seen) then redis.call('HSET', KEYS[1], 'seen', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], ARGV[4], '1') end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1

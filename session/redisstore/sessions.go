@@ -3,7 +3,6 @@ package redisstore
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -32,10 +31,10 @@ func (s *Store) CreateSession(ctx context.Context, sess *session.Session, ttl ti
 		fields = append(fields, fieldKey, sess.KeyHash)
 	}
 	if !sess.CreatedAt.IsZero() {
-		fields = append(fields, fieldCreated, unixNano(sess.CreatedAt))
+		fields = append(fields, fieldCreated, unixStamp(sess.CreatedAt))
 	}
 	if !sess.LastSeenAt.IsZero() {
-		fields = append(fields, fieldSeen, unixNano(sess.LastSeenAt))
+		fields = append(fields, fieldSeen, unixStamp(sess.LastSeenAt))
 	}
 	if sess.Device != "" {
 		fields = append(fields, fieldDevice, sess.Device)
@@ -44,7 +43,7 @@ func (s *Store) CreateSession(ctx context.Context, sess *session.Session, ttl ti
 		fields = append(fields, prefixClient+c, "1")
 	}
 	for _, v := range sess.Verifications {
-		b, err := json.Marshal(v)
+		b, err := verificationValue(v)
 		if err != nil {
 			return fmt.Errorf("redisstore: %s: %w", op, err)
 		}
@@ -186,10 +185,10 @@ func (s *Store) GetSession(ctx context.Context, id string) (*session.Session, er
 func parseSession(id string, m map[string]string) (*session.Session, error) {
 	sess := &session.Session{ID: id, Subject: m[fieldSub], KeyHash: m[fieldKey], Device: m[fieldDevice]}
 	var err error
-	if sess.CreatedAt, err = parseUnixNano(m[fieldCreated]); err != nil {
+	if sess.CreatedAt, err = parseStamp(m[fieldCreated]); err != nil {
 		return nil, fmt.Errorf("redisstore: session field %s: %w", fieldCreated, err)
 	}
-	if sess.LastSeenAt, err = parseUnixNano(m[fieldSeen]); err != nil {
+	if sess.LastSeenAt, err = parseStamp(m[fieldSeen]); err != nil {
 		return nil, fmt.Errorf("redisstore: session field %s: %w", fieldSeen, err)
 	}
 	for f, v := range m {
@@ -197,8 +196,8 @@ func parseSession(id string, m map[string]string) (*session.Session, error) {
 		case strings.HasPrefix(f, prefixClient):
 			sess.ClientIDs = append(sess.ClientIDs, strings.TrimPrefix(f, prefixClient))
 		case strings.HasPrefix(f, prefixVerify):
-			var ver authn.Verification
-			if err := json.Unmarshal([]byte(v), &ver); err != nil {
+			ver, err := parseVerification(f, v)
+			if err != nil {
 				return nil, fmt.Errorf("redisstore: session field %s: %w", f, err)
 			}
 			sess.Verifications = append(sess.Verifications, ver)
@@ -218,7 +217,7 @@ func (s *Store) AddVerification(ctx context.Context, id, sub string, v authn.Ver
 	if err := checkTTL(op, ttl); err != nil {
 		return err
 	}
-	b, err := json.Marshal(v)
+	b, err := verificationValue(v)
 	if err != nil {
 		return fmt.Errorf("redisstore: %s: %w", op, err)
 	}
@@ -235,7 +234,7 @@ func (s *Store) Elevate(ctx context.Context, id, sub, oldKeyHash, newKeyHash str
 	if oldKeyHash == "" || newKeyHash == "" {
 		return fmt.Errorf("redisstore: %s: empty key digest", op)
 	}
-	b, err := json.Marshal(v)
+	b, err := verificationValue(v)
 	if err != nil {
 		return fmt.Errorf("redisstore: %s: %w", op, err)
 	}
@@ -326,7 +325,7 @@ func (s *Store) Touch(ctx context.Context, id, sub string, at time.Time, clientI
 	if clientID != "" {
 		client = prefixClient + clientID
 	}
-	return s.update(ctx, op, scriptTouch, id, sub, ttl, unixNano(at), client)
+	return s.update(ctx, op, scriptTouch, id, sub, ttl, unixStamp(at), client)
 }
 
 // endingMinTTL is the shortest life of a session's ending marker: longer
