@@ -9,7 +9,9 @@
 # Environment: ROUNDS (default 3), USERS (default 400: the step-up pool;
 # stepupd's untimed set-up hashes each sign-in with argon2id), CONCURRENCY
 # (default 32, as run.sh), MODES (default "discovery cc sso stepup"),
-# STEPUPD_BIN (default: a build of this tree). Every process it starts is
+# STEPUPD_BIN (default: a build of this tree), KINDS (default "stepupd
+# floor"; "floor-fold" is the floor with -fold: the step-up in 3 requests
+# and 6 round trips). Every process it starts is
 # stopped on exit; the rows are printed at the end (markdown, bench -md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,6 +21,7 @@ ROUNDS=${ROUNDS:-3}
 USERS=${USERS:-400}
 C=${CONCURRENCY:-32}
 MODES=${MODES:-"discovery cc sso stepup"}
+KINDS=${KINDS:-"stepupd floor"}
 WORK=$(mktemp -d /tmp/stepup-floor.XXXXXX)
 ROWS=$WORK/rows.md
 PIDS=()
@@ -49,7 +52,7 @@ B=$WORK/bench
 REV=$(git rev-parse --short HEAD)
 "$B" -md-header >"$ROWS"
 
-# one KIND ROUND — KIND is floor or stepupd
+# one KIND ROUND — KIND is stepupd, floor or floor-fold
 one() {
 	local kind=$1 round=$2 dir=$WORK/$1-$2 port rport rpid spid
 	mkdir -p "$dir"
@@ -62,8 +65,9 @@ one() {
 	wait_for 10 redis-cli -p "$rport" ping
 	"$B" -write-config "$dir" -issuer "http://127.0.0.1:$port" -redis-url "redis://127.0.0.1:$rport/0" \
 		-users "$USERS" -id-token-alg ES256 >/dev/null
-	if [ "$kind" = floor ]; then
-		"$WORK/floor" -secrets "$dir/bench-secrets.json" -redis "127.0.0.1:$rport" -db "$dir/floor.db" 2>"$dir/audit.log" &
+	if [ "$kind" = floor ] || [ "$kind" = floor-fold ]; then
+		"$WORK/floor" -secrets "$dir/bench-secrets.json" -redis "127.0.0.1:$rport" -db "$dir/floor.db" \
+			-fold="$([ "$kind" = floor-fold ] && echo true || echo false)" 2>"$dir/audit.log" &
 	else
 		"$STEPUPD_BIN" -config "$dir/stepup.yaml" >"$dir/stepupd.log" 2>&1 &
 	fi
@@ -82,14 +86,10 @@ one() {
 
 log "stepup $REV, stepupd $STEPUPD_BIN; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$ROUNDS"); do
-	# Alternate which goes first, so neither always runs in the other's wake.
-	if [ $((r % 2)) = 1 ]; then
-		one stepupd "$r"
-		one floor "$r"
-	else
-		one floor "$r"
-		one stepupd "$r"
-	fi
+	# Alternate which goes first, so none always runs in another's wake.
+	order=$KINDS
+	if [ $((r % 2)) = 0 ]; then order=$(echo "$KINDS" | tr ' ' '\n' | tac | tr '\n' ' '); fi
+	for k in $order; do one "$k" "$r"; done
 done
 cat "$ROWS"
 log "work dir $WORK (bench.out per run has the per-process split)"
