@@ -68,6 +68,15 @@ type Session struct {
 	// ("Firefox on Linux"), for the user's list of sessions; never the
 	// raw User-Agent.
 	Device string
+	// View is a compact view of the account's enrolled factors
+	// (op.Provider.AccountView, a small decimal number), written when the
+	// session is created and refreshed where the account is read and
+	// found to say otherwise. It only
+	// chooses which page /authorize shows (a TOTP step-up page without an
+	// account read, issue 14); nothing is granted on it: every factor post
+	// reads the account and decides again. "" for none (the account is
+	// then read).
+	View string
 	// AccountChecked is never stored: it is set (by op.LoadAccount) on
 	// the value a request holds when the request read the session's
 	// account as active after the session was read from the store (or
@@ -199,6 +208,9 @@ type SessionStore interface {
 	EndSession(ctx context.Context, id string) error
 	// ListSessions returns the live sessions of a subject.
 	ListSessions(ctx context.Context, subject string) ([]*Session, error)
+	// SetView replaces the session's View, as AddVerification writes a
+	// verification: only on a live session of sub (ErrNotFound otherwise).
+	SetView(ctx context.Context, id, sub, view string, ttl time.Duration) error
 }
 
 // AccountStore keeps accounts.

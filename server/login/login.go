@@ -179,6 +179,12 @@ func (h *Handler) loadAccount(w http.ResponseWriter, r *http.Request, st *state)
 		return false
 	}
 	st.acct = acct
+	if !st.flow.IsCIBA() && !st.flow.IsReset() {
+		// The account was read anyway: a session view it contradicts is
+		// refreshed (one write, only then), and a page /authorize decided
+		// from the old one is decided again (Flow.ShownFor).
+		h.p.RefreshView(r.Context(), st.sess, acct)
+	}
 	return true
 }
 
@@ -492,7 +498,8 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request) {
 			// Another user signs in on this browser: the old session ends.
 			_ = h.p.Store().DeleteSession(ctx, st.sess.ID)
 		}
-		s := &session.Session{ID: session.NewID(), Subject: acct.Subject, CreatedAt: now, LastSeenAt: now, Verifications: []authn.Verification{v}, Device: deviceName(r.UserAgent())}
+		s := &session.Session{ID: session.NewID(), Subject: acct.Subject, CreatedAt: now, LastSeenAt: now, Verifications: []authn.Verification{v}, Device: deviceName(r.UserAgent()),
+			View: h.p.AccountView(acct)}
 		if err := h.p.StartSession(ctx, w, s); err != nil {
 			h.p.Unavailable(w, r, err)
 			return
@@ -536,6 +543,7 @@ func (h *Handler) confirmStarted(ctx context.Context, w http.ResponseWriter, s *
 		h.p.Sessions().Clear(w)
 		return nil, err
 	}
+	h.p.RefreshView(ctx, s, acct) // changed since the sign-in's read: rare
 	return acct, nil
 }
 
@@ -617,6 +625,17 @@ func (h *Handler) totp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if st.sess == nil || st.acct == nil || st.acct.TOTPSecret == "" || !h.p.FactorEnabled(authn.TOTP) {
+		// No TOTP to verify (reset or removed since the page was decided,
+		// or the user is gone): the page is decided again from the
+		// account, not shown again from the flow's decision, which would
+		// send the browser back here forever.
+		if st.flow.Shown != nil {
+			st.flow.Shown = nil
+			if err := h.p.SaveFlow(r.Context(), st.flow); err != nil {
+				h.p.Unavailable(w, r, err)
+				return
+			}
+		}
 		http.Redirect(w, r, h.flowURL(st.flow, ""), http.StatusSeeOther)
 		return
 	}

@@ -326,7 +326,8 @@ func (h *Handler) recordPasskey(w http.ResponseWriter, r *http.Request, st *stat
 			_ = h.p.Store().DeleteSession(ctx, st.sess.ID)
 		}
 		now := v.At
-		s := &session.Session{ID: session.NewID(), Subject: acct.Subject, CreatedAt: now, LastSeenAt: now, Verifications: []authn.Verification{v}, Device: deviceName(r.UserAgent())}
+		s := &session.Session{ID: session.NewID(), Subject: acct.Subject, CreatedAt: now, LastSeenAt: now, Verifications: []authn.Verification{v}, Device: deviceName(r.UserAgent()),
+			View: h.p.AccountView(acct)}
 		if err := h.p.StartSession(ctx, w, s); err != nil {
 			return err
 		}

@@ -282,7 +282,7 @@ func (h *Handler) registerPassword(w http.ResponseWriter, r *http.Request) {
 	}
 	now := h.p.Now()
 	s := &session.Session{ID: session.NewID(), Subject: acct.Subject, CreatedAt: now, LastSeenAt: now,
-		Verifications: []authn.Verification{{Factor: authn.Password, At: now}}}
+		Verifications: []authn.Verification{{Factor: authn.Password, At: now}}, View: h.p.AccountView(acct)}
 	if err := h.p.StartSession(ctx, w, s); err != nil {
 		h.p.Unavailable(w, r, err)
 		return

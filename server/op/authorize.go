@@ -94,18 +94,27 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		p.Unavailable(w, r, err)
 		return
 	}
-	acct, err := p.LoadAccount(r.Context(), sess)
-	if err != nil {
-		p.Unavailable(w, r, err)
-		return
+	// A step-up whose page is the TOTP form is decided from the session's
+	// view of the account (see view.go): the TOTP post reads the account
+	// and decides again. Everything else reads the account here, which is
+	// also the completion check of a code issued here (Finish).
+	d, shown, viewed := p.decideFromView(f, c, sess)
+	if !viewed {
+		acct, err := p.LoadAccount(r.Context(), sess)
+		if err != nil {
+			p.Unavailable(w, r, err)
+			return
+		}
+		d = p.Decide(f, c, sess, acct)
+		p.RefreshView(r.Context(), sess, acct)
+		shown = shownStep(d, sess, acct)
 	}
-	d := p.Decide(f, c, sess, acct)
 	switch d.Outcome {
 	case authn.OK, authn.Fail:
 		p.Finish(w, r, f, c, sess, d)
 	default:
 		f.ID = randomID(24)
-		f.Shown = shownStep(d, sess, acct)
+		f.Shown = shown
 		p.bindFlow(w, r, f)
 		if err := p.SaveFlow(r.Context(), f); err != nil {
 			p.Unavailable(w, r, err)

@@ -91,6 +91,10 @@ type ShownStep struct {
 	Need         []authn.Factor `json:"need"`
 	Alternatives []authn.Factor `json:"alts,omitempty"`
 	Target       string         `json:"target,omitempty"`
+	// View is the session's View the decision was made with (it may have
+	// been made from it, decideFromView): once the view is refreshed (a
+	// post found the account changed), the page is decided again.
+	View string `json:"view,omitempty"`
 }
 
 // shownStep returns what a TOTP step-up page needs of decision d, made
@@ -100,7 +104,7 @@ func shownStep(d authn.Decision, sess *session.Session, acct *session.Account) *
 		return nil
 	}
 	return &ShownStep{SessionID: sess.ID, Verifs: VerificationsDigest(sess.Verifications), Username: acct.Username,
-		Need: d.Need, Alternatives: d.Alternatives, Target: d.Target}
+		Need: d.Need, Alternatives: d.Alternatives, Target: d.Target, View: sess.View}
 }
 
 // VerificationsDigest is a digest of a session's verifications: it
@@ -115,10 +119,11 @@ func VerificationsDigest(vs []authn.Verification) string {
 }
 
 // ShownFor returns the flow's ShownStep when it was decided for sess as
-// it still is (same session, same verifications), nil otherwise.
+// it still is (same session, same verifications, same view), nil
+// otherwise.
 func (f *Flow) ShownFor(sess *session.Session) *ShownStep {
 	sh := f.Shown
-	if sh == nil || sess == nil || sh.SessionID != sess.ID || sh.Verifs == "" || sh.Verifs != VerificationsDigest(sess.Verifications) {
+	if sh == nil || sess == nil || sh.SessionID != sess.ID || sh.View != sess.View || sh.Verifs == "" || sh.Verifs != VerificationsDigest(sess.Verifications) {
 		return nil
 	}
 	return sh

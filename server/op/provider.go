@@ -118,6 +118,10 @@ type Provider struct {
 	httpClient   *http.Client
 	pwPolicy     password.Policy
 	registration bool
+	// names are the usernames of the accounts this instance read lately
+	// (view.go): the step-up page /authorize decides from a session's view
+	// shows the name without reading the account.
+	names nameCache
 }
 
 // New builds a Provider from a validated configuration.
@@ -549,6 +553,7 @@ func (p *Provider) LoadAccount(ctx context.Context, sess *session.Session) (*ses
 		// Read as active after sess was read: see Finish and
 		// codeData.Checked.
 		sess.AccountChecked = true
+		p.names.put(a.Subject, a.Username)
 	}
 	return a, err
 }

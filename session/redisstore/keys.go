@@ -21,6 +21,9 @@ type keys struct{ prefix string }
 //	             absent for a session no browser holds
 //	created      unix seconds (nanoseconds before issue 18, still read)
 //	seen         unix seconds of the latest Touch (idem)
+//	dev          the device's name (session.Session.Device)
+//	a            session.Session.View: the account's factors, a decimal
+//	             number (a listpack integer)
 //	c:<client>   "1" for each client that received a code
 //	v:<factor>   the latest verification of that factor: its time in unix
 //	             ns and its flags (verificationValue), or the JSON
@@ -40,6 +43,7 @@ const (
 	fieldCreated = "created"
 	fieldSeen    = "seen"
 	fieldDevice  = "dev"
+	fieldView    = "a" // session.Session.View
 	prefixClient = "c:"
 	prefixVerify = "v:"
 	prefixGrant  = "g:" // scripts.go spells it too

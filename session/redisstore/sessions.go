@@ -39,6 +39,9 @@ func (s *Store) CreateSession(ctx context.Context, sess *session.Session, ttl ti
 	if sess.Device != "" {
 		fields = append(fields, fieldDevice, sess.Device)
 	}
+	if sess.View != "" {
+		fields = append(fields, fieldView, sess.View)
+	}
 	for _, c := range sess.ClientIDs {
 		fields = append(fields, prefixClient+c, "1")
 	}
@@ -183,7 +186,7 @@ func (s *Store) GetSession(ctx context.Context, id string) (*session.Session, er
 }
 
 func parseSession(id string, m map[string]string) (*session.Session, error) {
-	sess := &session.Session{ID: id, Subject: m[fieldSub], KeyHash: m[fieldKey], Device: m[fieldDevice]}
+	sess := &session.Session{ID: id, Subject: m[fieldSub], KeyHash: m[fieldKey], Device: m[fieldDevice], View: m[fieldView]}
 	var err error
 	if sess.CreatedAt, err = parseStamp(m[fieldCreated]); err != nil {
 		return nil, fmt.Errorf("redisstore: session field %s: %w", fieldCreated, err)
@@ -222,6 +225,16 @@ func (s *Store) AddVerification(ctx context.Context, id, sub string, v authn.Ver
 		return fmt.Errorf("redisstore: %s: %w", op, err)
 	}
 	return s.update(ctx, op, scriptAddVerification, id, sub, ttl, prefixVerify+string(v.Factor), b)
+}
+
+// SetView implements session.SessionStore: one field written by
+// AddVerification's script (nothing when the session is gone).
+func (s *Store) SetView(ctx context.Context, id, sub, view string, ttl time.Duration) error {
+	const op = "set session view"
+	if err := checkTTL(op, ttl); err != nil {
+		return err
+	}
+	return s.update(ctx, op, scriptAddVerification, id, sub, ttl, fieldView, view)
 }
 
 // Elevate implements session.SessionStore: the verification's field and

@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		{"SessionMissing", testSessionMissing},
 		{"SessionDelete", testSessionDelete},
 		{"AddVerificationKeepsLatestPerFactor", testAddVerification},
+		{"SetView", testSetView},
 		{"WritesToMissingSessionCreateNothing", testWritesToMissingSession},
 		{"Touch", testTouch},
 		{"ListSessions", testListSessions},
@@ -108,6 +109,7 @@ func testSessionRoundTrip(t *testing.T, s session.Store) {
 		},
 		ClientIDs: []string{"web", "cli", "app"},
 		Device:    "Firefox on Linux",
+		View:      "4137",
 	}
 	mustCreate(t, s, want, ttl)
 	got := mustGet(t, s, want.ID)
@@ -180,6 +182,30 @@ func testAddVerification(t *testing.T, s session.Store) {
 	if again := mustGet(t, s, sess.ID); !equalVerifications(again.Verifications, want) || len(again.ClientIDs) != 0 {
 		t.Errorf("writes naming another subject changed the session: %+v", again)
 	}
+}
+
+// SetView replaces a live session's view of its account and nothing
+// else; a session of another subject, or none, is left alone.
+func testSetView(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	sess := newSession(newID())
+	sess.View = "1"
+	mustCreate(t, s, sess, ttl)
+	if err := s.SetView(ctx, sess.ID, sess.Subject, "35", ttl); err != nil {
+		t.Fatalf("SetView: %v", err)
+	}
+	want := *sess
+	want.View = "35"
+	assertSession(t, mustGet(t, s, sess.ID), &want)
+	if err := s.SetView(ctx, sess.ID, "someone-else", "7", ttl); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("SetView(other subject) = %v, want ErrNotFound", err)
+	}
+	assertSession(t, mustGet(t, s, sess.ID), &want)
+	missing := newID()
+	if err := s.SetView(ctx, missing, sess.Subject, "7", ttl); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("SetView(missing) = %v, want ErrNotFound", err)
+	}
+	assertNoSession(t, s, missing)
 }
 
 // Writes to a session that does not exist — never created, deleted, or
@@ -1091,7 +1117,7 @@ func assertSession(t *testing.T, got, want *session.Session) {
 	if got.ID != want.ID || got.Subject != want.Subject ||
 		!got.CreatedAt.Equal(stamp(want.CreatedAt)) || !got.LastSeenAt.Equal(stamp(want.LastSeenAt)) ||
 		!equalVerifications(got.Verifications, want.Verifications) ||
-		!slices.Equal(got.ClientIDs, want.ClientIDs) || got.KeyHash != want.KeyHash || got.Device != want.Device {
+		!slices.Equal(got.ClientIDs, want.ClientIDs) || got.KeyHash != want.KeyHash || got.Device != want.Device || got.View != want.View {
 		t.Fatalf("session = %+v\nwant %+v", got, want)
 	}
 }
