@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +37,45 @@ type Metrics struct {
 	storeErrors prometheus.Counter
 	storeTrips  prometheus.Counter
 	codesSent   *prometheus.CounterVec
+
+	// Children of the vectors above resolved once per label value and
+	// kept (WithLabelValues hashes the labels, takes a lock and, for a
+	// status code, formats it, on every request). The label sets are
+	// the vectors' own (route patterns, event and grant type names), so
+	// these hold no more than the vectors do; nothing deletes a child.
+	routes      sync.Map // route → *routeStats
+	eventCounts sync.Map // event name → prometheus.Counter
+	tokenCounts sync.Map // grant type → prometheus.Counter
+}
+
+// hotCodes are the status codes whose request counters a routeStats
+// keeps resolved; others go through the vector.
+var hotCodes = [...]int{http.StatusOK, http.StatusFound, http.StatusSeeOther, http.StatusBadRequest, http.StatusUnauthorized}
+
+// routeStats is one route's latency histogram and its counters for
+// hotCodes, each resolved the first time a request ends with it (a
+// child that was never used is not created, so the exposition lists
+// what it listed before).
+type routeStats struct {
+	latency prometheus.Observer
+	codes   [len(hotCodes)]atomic.Pointer[prometheus.Counter]
+}
+
+func (m *Metrics) route(route string) *routeStats {
+	if rs, ok := m.routes.Load(route); ok {
+		return rs.(*routeStats)
+	}
+	rs, _ := m.routes.LoadOrStore(route, &routeStats{latency: m.latency.WithLabelValues(route)})
+	return rs.(*routeStats)
+}
+
+// counter is vec's child for label, resolved once into cache.
+func counter(cache *sync.Map, vec *prometheus.CounterVec, label string) prometheus.Counter {
+	if c, ok := cache.Load(label); ok {
+		return c.(prometheus.Counter)
+	}
+	c, _ := cache.LoadOrStore(label, vec.WithLabelValues(label))
+	return c.(prometheus.Counter)
 }
 
 // NewMetrics registers stepup's collectors, with the Go runtime and
@@ -111,8 +152,21 @@ func (m *Metrics) Request(route string, status int, d time.Duration) {
 	if route == "" {
 		route = "unmatched"
 	}
+	rs := m.route(route)
+	rs.latency.Observe(d.Seconds())
+	for i, code := range hotCodes {
+		if code == status {
+			c := rs.codes[i].Load()
+			if c == nil {
+				cc := m.requests.WithLabelValues(route, strconv.Itoa(status))
+				c = &cc
+				rs.codes[i].Store(c)
+			}
+			(*c).Inc()
+			return
+		}
+	}
 	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-	m.latency.WithLabelValues(route).Observe(d.Seconds())
 }
 
 // Event names. They are stable: operators alert on them.
@@ -216,7 +270,7 @@ func (a *Auditor) Event(ctx context.Context, name string, attrs ...any) {
 		_ = h.Handle(ctx, r) // as slog.Logger.Log: a failed write is the handler's to report
 	}
 	m := a.m
-	m.events.WithLabelValues(name).Inc()
+	counter(&m.eventCounts, m.events, name).Inc()
 	switch name {
 	case EventLogin:
 		m.logins.Inc()
@@ -236,7 +290,7 @@ func (a *Auditor) Event(ctx context.Context, name string, attrs ...any) {
 	case EventEnrolled:
 		m.enrollments.WithLabelValues(attr(attrs, "factor")).Inc()
 	case EventToken:
-		m.tokens.WithLabelValues(attr(attrs, "grant_type")).Inc()
+		counter(&m.tokenCounts, m.tokens, attr(attrs, "grant_type")).Inc()
 	case EventCodeSent:
 		m.codesSent.WithLabelValues(attr(attrs, "factor"), "sent").Inc()
 	case EventCodeSendFailed:

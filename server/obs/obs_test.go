@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -116,4 +117,75 @@ func count(t *testing.T, m *Metrics, name, label, value string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestRequestCountersResolvedOnce: the counters Request and Event keep
+// resolved count what the vectors counted (from several goroutines, for
+// status codes kept resolved and others), and a code no request ended
+// with is not exported.
+func TestRequestCountersResolvedOnce(t *testing.T) {
+	m := NewMetrics()
+	a := NewAuditor(slog.New(slog.NewJSONHandler(io.Discard, nil)), m)
+	statuses := []int{200, 200, 302, 404, 429, 200, 400}
+	done := make(chan struct{})
+	for g := 0; g < 4; g++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := 0; i < 100; i++ {
+				for _, s := range statuses {
+					m.Request("/oauth/token", s, time.Millisecond)
+				}
+				m.Request("", 404, time.Millisecond)
+				a.Event(context.Background(), EventToken, "grant_type", "client_credentials")
+				a.Event(context.Background(), EventToken, "grant_type", "refresh_token")
+			}
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		<-done
+	}
+	mfs, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, c := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range c.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			switch {
+			case c.GetCounter() != nil:
+				got[key] = c.GetCounter().GetValue()
+			case c.GetHistogram() != nil:
+				got[key] = float64(c.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	want := map[string]float64{
+		"stepup_http_requests_total,code=200,route=/oauth/token":   1200,
+		"stepup_http_requests_total,code=302,route=/oauth/token":   400,
+		"stepup_http_requests_total,code=404,route=/oauth/token":   400,
+		"stepup_http_requests_total,code=429,route=/oauth/token":   400,
+		"stepup_http_requests_total,code=400,route=/oauth/token":   400,
+		"stepup_http_requests_total,code=404,route=unmatched":      400,
+		"stepup_http_request_duration_seconds,route=/oauth/token":  2800,
+		"stepup_http_request_duration_seconds,route=unmatched":     400,
+		"stepup_tokens_issued_total,grant_type=client_credentials": 400,
+		"stepup_tokens_issued_total,grant_type=refresh_token":      400,
+		"stepup_audit_events_total,event=" + EventToken:            800,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	for k := range got {
+		if strings.HasPrefix(k, "stepup_http_requests_total") {
+			if _, ok := want[k]; !ok {
+				t.Errorf("%s exported (%v), no request ended so", k, got[k])
+			}
+		}
+	}
 }
