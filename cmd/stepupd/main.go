@@ -68,6 +68,9 @@ func main() {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
+	if setGCDefaults(os.Getenv) {
+		log.Info("garbage collector", "gc_percent", defaultGCPercent, "memory_limit_bytes", defaultMemoryLimit, "override", "GOGC or GOMEMLIMIT")
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
