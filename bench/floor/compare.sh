@@ -11,7 +11,8 @@
 # (default 32, as run.sh), MODES (default "discovery cc sso stepup"),
 # STEPUPD_BIN (default: a build of this tree), KINDS (default "stepupd
 # floor"; "floor-fold" is the floor with -fold: the step-up in 3 requests
-# and 6 round trips). Every process it starts is
+# and 6 round trips; "floor-rt3" with -rt3: 3 requests, 3 round trips, for
+# MODES=stepup only). Every process it starts is
 # stopped on exit; the rows are printed at the end (markdown, bench -md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -52,7 +53,7 @@ B=$WORK/bench
 REV=$(git rev-parse --short HEAD)
 "$B" -md-header >"$ROWS"
 
-# one KIND ROUND — KIND is stepupd, floor or floor-fold
+# one KIND ROUND — KIND is stepupd, floor, floor-fold or floor-rt3
 one() {
 	local kind=$1 round=$2 dir=$WORK/$1-$2 port rport rpid spid
 	mkdir -p "$dir"
@@ -65,9 +66,10 @@ one() {
 	wait_for 10 redis-cli -p "$rport" ping
 	"$B" -write-config "$dir" -issuer "http://127.0.0.1:$port" -redis-url "redis://127.0.0.1:$rport/0" \
 		-users "$USERS" -id-token-alg ES256 >/dev/null
-	if [ "$kind" = floor ] || [ "$kind" = floor-fold ]; then
+	if [ "$kind" != stepupd ]; then
 		"$WORK/floor" -secrets "$dir/bench-secrets.json" -redis "127.0.0.1:$rport" -db "$dir/floor.db" \
-			-fold="$([ "$kind" = floor-fold ] && echo true || echo false)" 2>"$dir/audit.log" &
+			-fold="$([ "$kind" = floor-fold ] && echo true || echo false)" \
+			-rt3="$([ "$kind" = floor-rt3 ] && echo true || echo false)" 2>"$dir/audit.log" &
 	else
 		"$STEPUPD_BIN" -config "$dir/stepup.yaml" >"$dir/stepupd.log" 2>&1 &
 	fi

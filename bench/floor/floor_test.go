@@ -48,12 +48,14 @@ func (s *syncBuffer) String() string {
 // audience, nonce) with acr and amr; and that a replayed code and a wrong
 // TOTP code are refused, and the Redis round trips per request.
 func TestFloorServesTheBenchFlows(t *testing.T) {
-	t.Run("as stepupd", func(t *testing.T) { testFlows(t, false) })
+	t.Run("as stepupd", func(t *testing.T) { testFlows(t, false, false) })
 	// -fold: the TOTP page in /authorize's response, 6 round trips.
-	t.Run("fold", func(t *testing.T) { testFlows(t, true) })
+	t.Run("fold", func(t *testing.T) { testFlows(t, true, false) })
+	// -rt3: and 3 round trips.
+	t.Run("rt3", func(t *testing.T) { testFlows(t, true, true) })
 }
 
-func testFlows(t *testing.T, fold bool) {
+func testFlows(t *testing.T, fold, rt3 bool) {
 	mr := miniredis.RunT(t)
 	secret := "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 	ts := httptest.NewUnstartedServer(nil)
@@ -68,7 +70,7 @@ func testFlows(t *testing.T, fold bool) {
 	}
 	audit := &syncBuffer{}
 	s.audit = audit
-	s.fold = fold
+	s.fold, s.rt3 = fold, rt3
 	ts.Config.Handler = s
 	ts.Start()
 	defer ts.Close()
@@ -189,12 +191,26 @@ func testFlows(t *testing.T, fold bool) {
 		t.Fatalf("the TOTP page at %s (fold %v)", resp.Request.URL.Path, fold)
 	}
 	action, csrf = formRe(body, `data-factor="totp"`)
+	// Every hidden input goes back, as the bench sends them (-rt3 adds the subject).
+	var sub []string
+	if m := regexp.MustCompile(`<input type="hidden" name="sub" value="([^"]+)">`).FindStringSubmatch(body); m != nil {
+		sub = []string{m[1]}
+	}
+	if (sub != nil) != rt3 {
+		t.Fatalf("hidden sub %v with rt3 %v", sub, rt3)
+	}
+	if rt3 {
+		// The subject is bound to session and flow by the CSRF token.
+		if r := post(action, url.Values{"csrf_token": {csrf}, "code": {"000000"}, "sub": {"someone-else"}}); r.StatusCode != http.StatusForbidden {
+			t.Fatalf("another subject in the form: %d, want 403", r.StatusCode)
+		}
+	}
 	tripsWrong := s.trips.Load()
-	if r := post(action, url.Values{"csrf_token": {csrf}, "code": {"000000"}}); r.StatusCode != http.StatusUnauthorized {
+	if r := post(action, url.Values{"csrf_token": {csrf}, "code": {"000000"}, "sub": sub}); r.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("a wrong TOTP code: %d, want 401", r.StatusCode)
 	}
 	tripsWrong = s.trips.Load() - tripsWrong
-	code := codeOf(post(action, url.Values{"csrf_token": {csrf}, "code": {hotp(mustB32(secret), time.Now().Unix()/30)}}))
+	code := codeOf(post(action, url.Values{"csrf_token": {csrf}, "code": {hotp(mustB32(secret), time.Now().Unix()/30)}, "sub": sub}))
 	resp, tok := exchange(code)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("exchange: %d %v", resp.StatusCode, tok)
@@ -205,7 +221,10 @@ func testFlows(t *testing.T, fold bool) {
 	// 2 + 1 + 3 + 2, as stepupd (TestRoundTripsPerFlow), without the
 	// wrong code's post; folded 1 + 3 + 2.
 	want := int64(8)
-	if fold {
+	switch {
+	case rt3:
+		want = 3
+	case fold:
 		want = 6
 	}
 	if got := s.trips.Load() - trips0 - tripsWrong; got != want {
@@ -229,8 +248,14 @@ func testFlows(t *testing.T, fold bool) {
 	if acr, _ := idToken(tok); acr != mfaACR {
 		t.Errorf("SSO after the step-up: acr %q", acr)
 	}
-	if got := s.trips.Load() - trips0; got != 4 {
-		t.Errorf("SSO: %d Redis round trips, want 4", got)
+	// -rt3 tries its one-script exchange first (an SSO code is not one):
+	// it is for the stepup mode only.
+	want = 4
+	if rt3 {
+		want = 5
+	}
+	if got := s.trips.Load() - trips0; got != want {
+		t.Errorf("SSO: %d Redis round trips, want %d", got, want)
 	}
 
 	// client_credentials: a signed JWT, no Redis.

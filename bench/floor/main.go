@@ -86,6 +86,7 @@ func main() {
 	micro := flag.Bool("micro", false, "measure the pieces in process (ES256, TOTP, SQL read, Redis round trips) and exit")
 	n := flag.Int("n", 20000, "-micro: repetitions of each piece")
 	redisPID := flag.String("redis-pid", "", "-micro: redis-server's pid, to add its CPU per command")
+	rt3 := flag.Bool("rt3", false, "with -fold, the step-up in 3 round trips: the post's reads, budget, step claim, elevation and code in one script, the exchange's take and grant write in one (keys on several Cluster slots: one Redis node only)")
 	fold := flag.Bool("fold", false, "the step-up in another structure: /authorize answers with the TOTP page itself (3 HTTP requests, not 4), its session read and flow write in one round trip (6, not 8), the account read once (at the post)")
 	flag.Parse()
 	if *micro {
@@ -94,12 +95,12 @@ func main() {
 		}
 		return
 	}
-	if err := run(*secretsPath, *redisAddr, *dbPath, *fold); err != nil {
+	if err := run(*secretsPath, *redisAddr, *dbPath, *fold || *rt3, *rt3); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(secretsPath, redisAddr, dbPath string, fold bool) error {
+func run(secretsPath, redisAddr, dbPath string, fold, rt3 bool) error {
 	raw, err := os.ReadFile(secretsPath)
 	if err != nil {
 		return err
@@ -125,12 +126,12 @@ func run(secretsPath, redisAddr, dbPath string, fold bool) error {
 	if err != nil {
 		return err
 	}
-	s.fold = fold
+	s.fold, s.rt3 = fold, rt3
 	ln, err := net.Listen("tcp", u.Host)
 	if err != nil {
 		return err
 	}
-	log.Printf("floor listening on %s (issuer %s, %d users, -fold %v)", u.Host, sec.Issuer, len(sec.Users), fold)
+	log.Printf("floor listening on %s (issuer %s, %d users, -fold %v, -rt3 %v)", u.Host, sec.Issuer, len(sec.Users), fold, rt3)
 	return (&http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}).Serve(ln)
 }
 
@@ -151,6 +152,8 @@ type server struct {
 	audit                         io.Writer
 	shaReserve, shaCount          string
 	fold                          bool // -fold: the step-up in 3 requests and 6 round trips
+	rt3                           bool // -rt3: … and 3 round trips
+	shaPost3, shaTake3            string
 }
 
 // tripCounter counts commands and pipelines sent: the bench reads the
@@ -179,6 +182,47 @@ return 1`
 	scriptCount = `local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`
+	// -rt3: the TOTP post in one script. KEYS: flow, session, user's
+	// budget, the step, IP budget, code, user's session index. ARGV: sub,
+	// sid, good, budget TTL, max, step TTL, factor time, seen, code TTL,
+	// grant TTL. The grant's key is built here: one Redis node only.
+	scriptPost3 = `local flow = redis.call('GET', KEYS[1])
+if not flow then return {0} end
+local s = redis.call('HMGET', KEYS[2], 'sub', 'pwd', 'g:bench')
+if s[1] ~= ARGV[1] then return {0} end
+local n = redis.call('INCR', KEYS[3])
+if n == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[4]) end
+local ip = redis.call('INCR', KEYS[5])
+if ip == 1 then redis.call('PEXPIRE', KEYS[5], ARGV[4]) end
+if n > tonumber(ARGV[5]) or ARGV[3] ~= '1' then return {-1} end
+if not redis.call('SET', KEYS[4], '1', 'PX', ARGV[6], 'NX') then return {-1} end
+redis.call('DECR', KEYS[3])
+redis.call('DECR', KEYS[5])
+redis.call('HSET', KEYS[2], 'seen', ARGV[8], 'c:bench', '1', 'totp', ARGV[7])
+redis.call('HSET', KEYS[7], ARGV[2], '')
+local g = s[3] or ''
+if g ~= '' then redis.call('PEXPIRE', 'f:{g:' .. g .. '}', ARGV[10]) end
+redis.call('HSET', KEYS[6], 'req', flow, 'sub', ARGV[1], 'pwd', s[2] or '0', 'totp', ARGV[7], 'sid', ARGV[2], 'g', g)
+redis.call('PEXPIRE', KEYS[6], ARGV[9])
+redis.call('DEL', KEYS[1])
+return {1, flow, s[2] or '0', g}`
+	// -rt3: the code exchange in one script: the code taken, the client,
+	// redirect URI and PKCE challenge compared, the grant and its indexes
+	// written. KEYS: code. ARGV: client, redirect URI, challenge, a new
+	// grant id, the refresh token's digest, the index score, grant TTL.
+	scriptTake3 = `if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return {2} end
+local c = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+local m = {}
+for i = 1, #c, 2 do m[c[i]] = c[i + 1] end
+local req = cjson.decode(m.req)
+if req.client_id ~= ARGV[1] or req.redirect_uri ~= ARGV[2] or req.code_challenge ~= ARGV[3] then return {-1} end
+local g = m.g
+if g == '' then g = ARGV[4] end
+redis.call('HSET', 'f:{s:' .. m.sid .. '}', 'g:bench', g)
+redis.call('ZADD', 'f:{u:' .. m.sub .. '}:grants', ARGV[6], g)
+redis.call('SET', 'f:{g:' .. g .. '}', cjson.encode({client_id = ARGV[1], sub = m.sub, sid = m.sid, rt = ARGV[5], acr = 'mfa', auth_time = m.totp, scopes = req.scopes}), 'PX', ARGV[7])
+return {1, m.req, m.sub, m.pwd, m.totp, m.sid, g}`
 )
 
 func newServer(sec *secrets, redisAddr, dbPath string) (*server, error) {
@@ -270,7 +314,13 @@ func (s *server) loadScripts(ctx context.Context) error {
 	if s.shaReserve, err = s.rdb.ScriptLoad(ctx, scriptReserve).Result(); err != nil {
 		return err
 	}
-	s.shaCount, err = s.rdb.ScriptLoad(ctx, scriptCount).Result()
+	if s.shaCount, err = s.rdb.ScriptLoad(ctx, scriptCount).Result(); err != nil {
+		return err
+	}
+	if s.shaPost3, err = s.rdb.ScriptLoad(ctx, scriptPost3).Result(); err != nil {
+		return err
+	}
+	s.shaTake3, err = s.rdb.ScriptLoad(ctx, scriptTake3).Result()
 	return err
 }
 
@@ -645,6 +695,13 @@ func (s *server) writePage(w http.ResponseWriter, a *authReq, ss *session, sid, 
 	action := "/login/" + esc(flow)
 	if ss != nil && a.ACR == mfaACR {
 		tok := s.csrf(sid, flow)
+		subInput := ""
+		if s.rt3 {
+			// The post reads the account before any round trip: the
+			// subject comes with the form, bound by the CSRF token.
+			tok = s.csrf(sid, flow+"\x00"+ss.sub)
+			subInput = `<input type="hidden" name="sub" value="` + esc(ss.sub) + `">` + "\n"
+		}
 		b.WriteString(pageHead("Authenticator app code"))
 		b.WriteString(`<p class="client">Signing in to <strong>` + esc(a.ClientID) + `</strong></p>
 <div class="whoami">Signed in as <strong data-signed-in-as>` + esc(ss.username) + `</strong> · <form method="post" action="` + action + `/switch"><input type="hidden" name="csrf_token" value="` + tok + `"><button type="submit" class="link" data-action="not-you">Not you?</button></form> · <a href="/account" data-action="account">Account</a></div>
@@ -653,7 +710,7 @@ func (s *server) writePage(w http.ResponseWriter, a *authReq, ss *session, sid, 
 <p class="hint" id="code-hint">Enter the 6-digit code shown by your authenticator app.</p>
 <form method="post" action="` + action + `/totp" data-factor="totp" class="code-form">
 <input type="hidden" name="csrf_token" value="` + tok + `">
-<fieldset>
+` + subInput + `<fieldset>
 <div class="field">
 <label for="code">Verification code</label>
 <input type="text" id="code" name="code" class="code" autocomplete="one-time-code" inputmode="numeric" spellcheck="false" required autofocus aria-describedby="code-hint">
@@ -727,6 +784,10 @@ func (s *server) formPost(w http.ResponseWriter, r *http.Request, sid, flow stri
 // code, the grant's TTL, the flow's end and the IP budget's refund (1, six
 // commands). One SQL read (the account, for its TOTP secret); the HMAC.
 func (s *server) totpPost(w http.ResponseWriter, r *http.Request, flow string) {
+	if s.rt3 {
+		s.totpPost3(w, r, flow)
+		return
+	}
 	ctx := r.Context()
 	sid := sessionID(r)
 	if sid == "" || !s.formPost(w, r, sid, flow) {
@@ -777,6 +838,65 @@ func (s *server) totpPost(w http.ResponseWriter, r *http.Request, flow string) {
 }
 
 var base32NoPad = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// totpPost3 is the TOTP post in one round trip (-rt3): the account read
+// by the form's subject (bound to session and flow by the CSRF token),
+// the code checked, then one script checks flow and session and does the
+// budgets, the step's claim, the elevation and the code.
+func (s *server) totpPost3(w http.ResponseWriter, r *http.Request, flow string) {
+	ctx := r.Context()
+	sid := sessionID(r)
+	if err := r.ParseForm(); err != nil || sid == "" {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	sub := r.PostForm.Get("sub")
+	if !s.formPost(w, r, sid, flow+"\x00"+sub) {
+		return
+	}
+	acct, err := s.account(ctx, s.bySub, sub)
+	if err != nil {
+		http.Error(w, "account", http.StatusForbidden)
+		return
+	}
+	now := time.Now()
+	step, ok := verifyTOTP(acct.totp, r.PostForm.Get("code"), now)
+	good := "0"
+	if ok {
+		good = "1"
+	}
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	code := randomID(32)
+	res, err := s.rdb.EvalSha(ctx, s.shaPost3, []string{flowKey(flow), sessKey(sid), userFail(sub), "f:{u:" + sub + "}:totp:" + strconv.FormatInt(step, 10),
+		"f:fail:ip:" + ip, codeKey(code), userSess(sub)},
+		sub, sid, good, (15 * time.Minute).Milliseconds(), 5, (150 * time.Second).Milliseconds(), now.Unix(), now.UnixNano(),
+		codeTTL.Milliseconds(), sessionTTL.Milliseconds()).Slice()
+	if err != nil {
+		if redis.HasErrorPrefix(err, "NOSCRIPT") {
+			_ = s.loadScripts(ctx)
+		}
+		http.Error(w, "store", http.StatusServiceUnavailable)
+		return
+	}
+	switch st, _ := res[0].(int64); st {
+	case 1:
+	case 0:
+		http.Error(w, "no such flow", http.StatusNotFound)
+		return
+	default:
+		http.Error(w, "wrong code", http.StatusUnauthorized)
+		return
+	}
+	var a authReq
+	if err := json.Unmarshal([]byte(res[1].(string)), &a); err != nil {
+		http.Error(w, "flow", http.StatusInternalServerError)
+		return
+	}
+	s.auditLine(now, "stepup.verified", "factor", "totp", "sub", sub, "client_id", a.ClientID)
+	s.auditLine(now, "stepup.completed", "acr", mfaACR, "sub", sub, "client_id", a.ClientID)
+	s.auditLine(now, "authorize.code", "client_id", a.ClientID, "sub", sub, "acr", mfaACR)
+	http.Redirect(w, r, a.RedirectURI+"?code="+code+"&iss="+url.QueryEscape(s.issuer)+"&state="+url.QueryEscape(a.State), http.StatusFound)
+}
 
 // verifyTOTP checks a 6-digit RFC 6238 code (SHA-1, 30 s) at the current
 // step and one either side; it returns the step that matched.
@@ -916,6 +1036,9 @@ func (s *server) clientCredentials(w http.ResponseWriter) {
 // checked, the grant stored with the session's and the user's index (1,
 // three commands), two ES256 signatures.
 func (s *server) exchange(w http.ResponseWriter, r *http.Request) {
+	if s.rt3 && s.exchange3(w, r) {
+		return
+	}
 	ctx := r.Context()
 	raw, err := s.rdb.GetDel(ctx, codeKey(r.PostForm.Get("code"))).Bytes()
 	if err != nil {
@@ -950,10 +1073,17 @@ func (s *server) exchange(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable")
 		return
 	}
+	a.Grant = grant
+	s.issueTokens(w, &a, rt, now)
+}
+
+// issueTokens signs the access and ID tokens of a redeemed code and
+// writes the token response.
+func (s *server) issueTokens(w http.ResponseWriter, a *authReq, rt string, now time.Time) {
 	scope := strings.Join(a.Scopes, " ")
 	exp := now.Add(10 * time.Minute).Unix()
 	at, err := s.sign("at+jwt", &atClaims{Issuer: s.issuer, Subject: a.Sub, Audience: a.ClientID, Expiry: exp, IssuedAt: now.Unix(),
-		JTI: grant + "." + randomID(12), ClientID: a.ClientID, Scope: scope, AuthTime: a.AuthTime, ACR: a.ACR, AMR: a.AMR})
+		JTI: a.Grant + "." + randomID(12), ClientID: a.ClientID, Scope: scope, AuthTime: a.AuthTime, ACR: a.ACR, AMR: a.AMR})
 	if err != nil {
 		oauthError(w, http.StatusInternalServerError, "server_error")
 		return
@@ -969,6 +1099,44 @@ func (s *server) exchange(w http.ResponseWriter, r *http.Request) {
 	body, _ := json.Marshal(&tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: 600, RefreshToken: rt, IDToken: idt, Scope: scope})
 	s.auditLine(now, "token.issued", "grant_type", "authorization_code", "client_id", a.ClientID, "sub", a.Sub, "acr", a.ACR)
 	writeJSON(w, http.StatusOK, body)
+}
+
+// exchange3 is the code exchange in one round trip (-rt3), for the codes
+// totpPost3 stores; it reports false for another code (an SSO code,
+// which the plain exchange takes).
+func (s *server) exchange3(w http.ResponseWriter, r *http.Request) bool {
+	ctx := r.Context()
+	v := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
+	rt := randomID(32)
+	rtSum := sha256.Sum256([]byte(rt))
+	now := time.Now()
+	res, err := s.rdb.EvalSha(ctx, s.shaTake3, []string{codeKey(r.PostForm.Get("code"))}, s.clientID, r.PostForm.Get("redirect_uri"),
+		base64.RawURLEncoding.EncodeToString(v[:]), randomID(18), base64.RawURLEncoding.EncodeToString(rtSum[:]),
+		now.Add(sessionTTL).UnixMilli(), sessionTTL.Milliseconds()).Slice()
+	if err != nil {
+		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable")
+		return true
+	}
+	switch st, _ := res[0].(int64); st {
+	case 1:
+	case 2:
+		return false
+	default:
+		oauthError(w, http.StatusBadRequest, "invalid_grant")
+		return true
+	}
+	var a authReq
+	if err := json.Unmarshal([]byte(res[1].(string)), &a); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_grant")
+		return true
+	}
+	a.Sub, a.SID, a.Grant = res[2].(string), res[5].(string), res[6].(string)
+	pwd, _ := strconv.ParseInt(res[3].(string), 10, 64)
+	a.AuthTime, _ = strconv.ParseInt(res[4].(string), 10, 64)
+	a.AuthTime = max(a.AuthTime, pwd)
+	a.ACR, a.AMR = mfaACR, []string{"pwd", "otp", "mfa"}
+	s.issueTokens(w, &a, rt, now)
+	return true
 }
 
 // sign is a compact JWS with ES256 (RFC 7515, 7518 §3.4: r || s).
