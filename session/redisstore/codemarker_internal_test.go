@@ -114,3 +114,42 @@ func TestUnreadableMarkerRefused(t *testing.T) {
 		}
 	}
 }
+
+// Markers of the version before this one ("p"/"t", 16 bytes of binding)
+// are still read: their codes are taken once, their replays answer their
+// grant, another binding is refused. And this version's marker of a
+// provider's code is at most 44 bytes, a string Redis embeds in its
+// object (issue 18).
+func TestSpentMarkerV1Read(t *testing.T) {
+	s := openEmbedded(t)
+	ctx := t.Context()
+	hash, binding, ref := providerValues("v1")
+	_, wrong, _ := providerValues("b")
+	for _, v1 := range []string{
+		"p" + markerBinding(binding) + markerGrant(ref)[1:],
+		"t" + markerBinding(binding) + "grant-id/auth",
+	} {
+		if err := s.c.Set(ctx, s.k.code(hash), "payload", time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.c.Set(ctx, s.k.codeGrant(hash), v1, time.Hour).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.TakeCode(ctx, hash, wrong); !errors.Is(err, session.ErrCodeMismatch) {
+			t.Fatalf("%q: take with another binding = %v, want ErrCodeMismatch", v1[:1], err)
+		}
+		if data, _, err := s.TakeCode(ctx, hash, binding); err != nil || string(data) != "payload" {
+			t.Fatalf("%q: first take = %q, %v", v1[:1], data, err)
+		}
+		want := ref
+		if v1[0] == 't' {
+			want = "grant-id/auth"
+		}
+		if _, got, err := s.TakeCode(ctx, hash, binding); err != nil || got != want {
+			t.Fatalf("%q: replay = %q, %v; want %q", v1[:1], got, err, want)
+		}
+	}
+	if m := spentMarker(ref, binding); len(m) > 44 {
+		t.Errorf("marker of a provider's code: %d bytes, want at most 44", len(m))
+	}
+}

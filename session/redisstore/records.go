@@ -234,7 +234,7 @@ func grantFields(g *session.Grant) []any {
 		fields = append(fields, grantRefresh, g.RefreshHash)
 	}
 	if g.SessionID != "" {
-		fields = append(fields, grantSessionID, g.SessionID)
+		fields = append(fields, grantSessionID, packSessionID(g.SessionID))
 	}
 	if g.Offline {
 		fields = append(fields, grantOffline, "1")
@@ -286,7 +286,7 @@ func (s *Store) getGrant(ctx context.Context, id string) (*session.Grant, string
 		Inc:         m[grantInc],
 		ClientID:    m[grantClientID],
 		Subject:     m[grantSub],
-		SessionID:   m[grantSessionID],
+		SessionID:   unpackSessionID(m[grantSessionID]),
 		Offline:     m[grantOffline] == "1",
 		RefreshHash: m[grantRefresh],
 		Data:        joinChunks(m),

@@ -118,19 +118,23 @@ return 1
 // nor learns its grant. With the binding, the first caller gets the
 // payload and deletes it; later callers get the grant (a replay).
 // KEYS[1] code, KEYS[2] spent marker (spentMarker: a format byte, the
-// binding's markerBindingLen bytes, the grant); ARGV[1] the binding as
-// the marker holds it. Returns {"data", payload}, {"spent", format byte
+// binding's markerBindingLen (13) bytes, the grant; or, from the version
+// before, formats "p" and "t" with 16 bytes of binding); ARGV[1] the
+// binding's first 16 bytes (markerBinding). Returns {"data", payload}, {"spent", format byte
 // and grant}, {"mismatch", ""}, or nil when neither key exists.
 var scriptTakeCode = newOnceScript(`
 local spent = redis.call('GET', KEYS[2])
 if not spent then return nil end
-if #spent < 17 or string.sub(spent, 2, 17) ~= ARGV[1] then return {'mismatch', ''} end
+local f = string.sub(spent, 1, 1)
+local n = 13
+if f == 'p' or f == 't' then n = 16 end
+if #spent < 1 + n or string.sub(spent, 2, 1 + n) ~= string.sub(ARGV[1], 1, n) then return {'mismatch', ''} end
 local data = redis.call('GET', KEYS[1])
 if data then
   redis.call('DEL', KEYS[1])
   return {'data', data}
 end
-return {'spent', string.sub(spent, 1, 1) .. string.sub(spent, 18)}
+return {'spent', f .. string.sub(spent, 2 + n)}
 `)
 
 // scriptTakeLegacyCode is scriptTakeCode for a code stored by a version
