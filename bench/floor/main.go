@@ -86,7 +86,7 @@ func main() {
 	micro := flag.Bool("micro", false, "measure the pieces in process (ES256, TOTP, SQL read, Redis round trips) and exit")
 	n := flag.Int("n", 20000, "-micro: repetitions of each piece")
 	redisPID := flag.String("redis-pid", "", "-micro: redis-server's pid, to add its CPU per command")
-	rt3 := flag.Bool("rt3", false, "with -fold, the step-up in 3 round trips: the post's reads, budget, step claim, elevation and code in one script, the exchange's take and grant write in one (keys on several Cluster slots: one Redis node only)")
+	rt3 := flag.Bool("rt3", false, "with -fold, the step-up in 3 round trips: the post's reads, budget, step claim, elevation and code in one script, the exchange's take and grant write in one; and SSO in 2 (/authorize in one script) (keys on several Cluster slots: one Redis node only)")
 	fold := flag.Bool("fold", false, "the step-up in another structure: /authorize answers with the TOTP page itself (3 HTTP requests, not 4), its session read and flow write in one round trip (6, not 8), the account read once (at the post)")
 	flag.Parse()
 	if *micro {
@@ -153,7 +153,7 @@ type server struct {
 	shaReserve, shaCount          string
 	fold                          bool // -fold: the step-up in 3 requests and 6 round trips
 	rt3                           bool // -rt3: … and 3 round trips
-	shaPost3, shaTake3            string
+	shaPost3, shaTake3, shaSSO3   string
 }
 
 // tripCounter counts commands and pipelines sent: the bench reads the
@@ -202,7 +202,7 @@ redis.call('HSET', KEYS[2], 'seen', ARGV[8], 'c:bench', '1', 'totp', ARGV[7])
 redis.call('HSET', KEYS[7], ARGV[2], '')
 local g = s[3] or ''
 if g ~= '' then redis.call('PEXPIRE', 'f:{g:' .. g .. '}', ARGV[10]) end
-redis.call('HSET', KEYS[6], 'req', flow, 'sub', ARGV[1], 'pwd', s[2] or '0', 'totp', ARGV[7], 'sid', ARGV[2], 'g', g)
+redis.call('HSET', KEYS[6], 'req', flow, 'sub', ARGV[1], 'pwd', s[2] or '0', 'totp', ARGV[7], 'sid', ARGV[2], 'g', g, 'acr', 'mfa')
 redis.call('PEXPIRE', KEYS[6], ARGV[9])
 redis.call('DEL', KEYS[1])
 return {1, flow, s[2] or '0', g}`
@@ -221,8 +221,24 @@ local g = m.g
 if g == '' then g = ARGV[4] end
 redis.call('HSET', 'f:{s:' .. m.sid .. '}', 'g:bench', g)
 redis.call('ZADD', 'f:{u:' .. m.sub .. '}:grants', ARGV[6], g)
-redis.call('SET', 'f:{g:' .. g .. '}', cjson.encode({client_id = ARGV[1], sub = m.sub, sid = m.sid, rt = ARGV[5], acr = 'mfa', auth_time = m.totp, scopes = req.scopes}), 'PX', ARGV[7])
-return {1, m.req, m.sub, m.pwd, m.totp, m.sid, g}`
+redis.call('SET', 'f:{g:' .. g .. '}', cjson.encode({client_id = ARGV[1], sub = m.sub, sid = m.sid, rt = ARGV[5], acr = m.acr, auth_time = m.totp, scopes = req.scopes}), 'PX', ARGV[7])
+return {1, m.req, m.sub, m.pwd, m.totp, m.sid, g, m.acr}`
+	// -rt3: an SSO /authorize in one script (the subject comes with a
+	// second cookie, MAC-bound to the session, so the account is read
+	// first): the session checked and touched, the index, the grant's
+	// TTL, the code. KEYS: session, code, user's session index. ARGV: sub,
+	// sid, the request, seen, code TTL, grant TTL.
+	scriptSSO3 = `local s = redis.call('HMGET', KEYS[1], 'sub', 'pwd', 'totp', 'g:bench')
+if s[1] ~= ARGV[1] then return {0} end
+redis.call('HSET', KEYS[1], 'seen', ARGV[4], 'c:bench', '1')
+redis.call('HSET', KEYS[3], ARGV[2], '')
+local g = s[4] or ''
+if g ~= '' then redis.call('PEXPIRE', 'f:{g:' .. g .. '}', ARGV[6]) end
+local acr = '1fa'
+if s[3] then acr = 'mfa' end
+redis.call('HSET', KEYS[2], 'req', ARGV[3], 'sub', ARGV[1], 'pwd', s[2] or '0', 'totp', s[3] or '', 'sid', ARGV[2], 'g', g, 'acr', acr)
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return {1, acr}`
 )
 
 func newServer(sec *secrets, redisAddr, dbPath string) (*server, error) {
@@ -320,7 +336,10 @@ func (s *server) loadScripts(ctx context.Context) error {
 	if s.shaPost3, err = s.rdb.ScriptLoad(ctx, scriptPost3).Result(); err != nil {
 		return err
 	}
-	s.shaTake3, err = s.rdb.ScriptLoad(ctx, scriptTake3).Result()
+	if s.shaTake3, err = s.rdb.ScriptLoad(ctx, scriptTake3).Result(); err != nil {
+		return err
+	}
+	s.shaSSO3, err = s.rdb.ScriptLoad(ctx, scriptSSO3).Result()
 	return err
 }
 
@@ -497,6 +516,11 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	var ss *session
 	sid := sessionID(r)
+	if s.rt3 && sid != "" && a.ACR != mfaACR {
+		if sub := s.cookieSub(r, sid); sub != "" && s.authorizeSSO3(w, r, &a, sid, sub) {
+			return
+		}
+	}
 	if s.fold && sid != "" && a.ACR == mfaACR {
 		s.authorizeFolded(w, r, &a, sid)
 		return
@@ -528,6 +552,45 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, s.issuer+"/login/"+flow, http.StatusFound)
+}
+
+// cookieSub is the subject of the -rt3 cookie "floor_sub" (subject, a
+// dot, an HMAC of session and subject), "" when absent or not valid.
+func (s *server) cookieSub(r *http.Request, sid string) string {
+	c, err := r.Cookie("floor_sub")
+	if err != nil {
+		return ""
+	}
+	sub, mac, ok := strings.Cut(c.Value, ".")
+	if !ok || subtle.ConstantTimeCompare([]byte(mac), []byte(s.csrf("sub\x00"+sid, sub))) != 1 {
+		return ""
+	}
+	return sub
+}
+
+// authorizeSSO3 is an SSO /authorize in one round trip (-rt3): the
+// account read by the cookie's subject, then one script. It reports
+// false when the session is not there (the caller takes the plain path).
+func (s *server) authorizeSSO3(w http.ResponseWriter, r *http.Request, a *authReq, sid, sub string) bool {
+	ctx := r.Context()
+	if _, err := s.account(ctx, s.bySub, sub); err != nil {
+		return false
+	}
+	now := time.Now()
+	code := randomID(32)
+	req, _ := json.Marshal(a)
+	res, err := s.rdb.EvalSha(ctx, s.shaSSO3, []string{sessKey(sid), codeKey(code), userSess(sub)},
+		sub, sid, req, now.UnixNano(), codeTTL.Milliseconds(), sessionTTL.Milliseconds()).Slice()
+	if err != nil || res[0].(int64) != 1 {
+		return false
+	}
+	acr := "urn:stepup:loa:1fa"
+	if res[1].(string) == "mfa" {
+		acr = mfaACR
+	}
+	s.auditLine(now, "authorize.code", "client_id", a.ClientID, "sub", sub, "acr", acr)
+	http.Redirect(w, r, a.RedirectURI+"?code="+code+"&iss="+url.QueryEscape(s.issuer)+"&state="+url.QueryEscape(a.State), http.StatusFound)
+	return true
 }
 
 // authorizeFolded is the step-up's /authorize in the -fold structure:
@@ -954,6 +1017,9 @@ func (s *server) passwordPost(w http.ResponseWriter, r *http.Request, flow strin
 	}
 	s.auditLine(now, "login.succeeded", "sub", acct.sub, "client_id", a.ClientID)
 	http.SetCookie(w, &http.Cookie{Name: "floor", Value: sid, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: 43200})
+	if s.rt3 {
+		http.SetCookie(w, &http.Cookie{Name: "floor_sub", Value: acct.sub + "." + s.csrf("sub\x00"+sid, acct.sub), Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: 43200})
+	}
 	s.issueCode(w, r, a, sid, &session{sub: acct.sub, username: acct.username, pwdAt: now.Unix(), hasPwd: true}, acct, false, func(p redis.Pipeliner) {
 		p.Del(ctx, flowKey(flow))
 	})
@@ -1134,7 +1200,10 @@ func (s *server) exchange3(w http.ResponseWriter, r *http.Request) bool {
 	pwd, _ := strconv.ParseInt(res[3].(string), 10, 64)
 	a.AuthTime, _ = strconv.ParseInt(res[4].(string), 10, 64)
 	a.AuthTime = max(a.AuthTime, pwd)
-	a.ACR, a.AMR = mfaACR, []string{"pwd", "otp", "mfa"}
+	a.ACR, a.AMR = "urn:stepup:loa:1fa", []string{"pwd"}
+	if res[7].(string) == "mfa" {
+		a.ACR, a.AMR = mfaACR, []string{"pwd", "otp", "mfa"}
+	}
 	s.issueTokens(w, &a, rt, now)
 	return true
 }
