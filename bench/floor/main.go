@@ -22,7 +22,9 @@
 //
 // `-fold` serves the step-up in a shorter structure (3 requests, 6 round
 // trips, 1 SQL read) that the bench's stepup mode also accepts, to
-// measure what a flow of that shape would cost at the floor.
+// measure what a flow of that shape would cost at the floor; `-rt3`
+// shortens it to 3 round trips (one script per request) and the SSO to
+// 2, with keys of several Cluster slots in one script: one Redis node.
 //
 // `-micro` measures the pieces in process instead (see micro.go).
 package main
