@@ -53,6 +53,21 @@ func parseStamp(s string) (time.Time, error) {
 	return time.Unix(n, 0), nil
 }
 
+// verificationShape is authn.Verification as verificationValue encodes
+// it (the factor in the field's name, the time, the flags). The
+// conversion below stops compiling when authn.Verification gains, loses
+// or reorders a field, so that a field the compact form would drop
+// cannot be added without revisiting it (and
+// TestVerificationEncodingKeepsEveryField).
+type verificationShape struct {
+	Factor   authn.Factor
+	At       time.Time
+	UV       bool
+	Hardware bool
+}
+
+var _ = verificationShape(authn.Verification{})
+
 // Flags of a compact verification.
 const (
 	verifyUV       = 'u'
