@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/stepup-dev/stepup/session/redisstore"
 )
 
@@ -140,7 +142,9 @@ func keyKinds(t *testing.T, e *env) map[string]int {
 // index. Before, also the user's grant index (a key per user for grants
 // that the session's end already reaches) and, earlier, the session's
 // grant index and a refunded failure budget. A key added to every
-// sign-in fails this test.
+// sign-in fails this test, and so does a record back in a larger form
+// (a JSON grant payload in two fields, a 47-byte marker: on a real
+// Redis).
 func TestWhatASignInLeaves(t *testing.T) {
 	e := newEnv(t, nil)
 	before := keyKinds(t, e)
@@ -159,6 +163,46 @@ func TestWhatASignInLeaves(t *testing.T) {
 	for k, n := range want {
 		if got[k] != n {
 			t.Fatalf("one sign-in left %v, want %v", got, want)
+		}
+	}
+	// And each in its compact form (issue 18): the session and the grant
+	// are listpacks (every value at most 64 B), the grant's payload is one
+	// field, and the marker is at most 44 B, which Redis embeds in its
+	// object. The encodings are checked on a real Redis only (miniredis
+	// has no OBJECT ENCODING); the sizes are in redisstore's tests.
+	st := e.backend.Store(t).(*redisstore.Store)
+	ctx := t.Context()
+	cfg := e.backend.Config()
+	if cfg.URL == "" {
+		return // a Cluster or Sentinel of the environment: the counts only
+	}
+	opt, err := redis.ParseURL(cfg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(opt)
+	t.Cleanup(func() { _ = c.Close() })
+	for kind, match := range map[string]string{"{sess:S}": "*{sess:*}", "{grant:G}": "*{grant:*}", "{c:H}s": "*{c:*}s"} {
+		ks, err := st.Keys(ctx, match)
+		if err != nil || len(ks) != 1 {
+			t.Fatalf("%s: keys %v, %v; want one", kind, ks, err)
+		}
+		key := e.backend.Prefix() + ks[0]
+		if kind == "{grant:G}" {
+			h, err := c.HGetAll(ctx, key).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := h["data1"]; ok || h["data"] == "" || h["data"][0] == '{' {
+				t.Errorf("grant payload %q: want one compact field", h["data"]+h["data1"])
+			}
+		}
+		if !e.backend.Real() {
+			continue
+		}
+		enc, err := c.ObjectEncoding(ctx, key).Result()
+		if want := map[string]string{"{sess:S}": "listpack", "{grant:G}": "listpack", "{c:H}s": "embstr"}[kind]; err != nil || enc != want {
+			t.Errorf("%s: encoding %q, %v; want %s", kind, enc, err, want)
 		}
 	}
 }
