@@ -175,6 +175,24 @@ const (
 	grantSep     = "\x1f"
 )
 
+// The conversions below are grantData and authClaims as encodeGrant
+// stores them (the subject is the grant's own field): they stop compiling
+// when either gains, loses or reorders a field, so that a claim the
+// stored payload would drop cannot be added without revisiting it (and
+// TestGrantPayloadKeepsEveryField).
+var (
+	_ = struct {
+		Subject  string
+		ACR      string
+		AMR      []string
+		AuthTime int64
+	}(authClaims{})
+	_ = struct {
+		authClaims
+		Scopes []string
+	}(grantData{})
+)
+
 // compactGrant is gd's compact payload, when every value fits it.
 func compactGrant(gd grantData) ([]byte, bool) {
 	if strings.Contains(gd.ACR, grantSep) || gd.AuthTime < 0 {
