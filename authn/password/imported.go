@@ -249,6 +249,9 @@ type scryptHash struct {
 func (h scryptHash) format() string { return FormatScrypt }
 
 func (h scryptHash) matches(_ *argon2.Memory, password string) bool {
+	// x/crypto/scrypt's work area (V: 128·r·N bytes, and B and XY) is
+	// on the Go heap: see SetHeapWork.
+	defer onHeap(int64(128*h.r*h.n + 128*h.r*h.p + 256*h.r))()
 	key, err := scrypt.Key([]byte(password), h.salt, h.n, h.r, h.p, len(h.key))
 	return err == nil && subtle.ConstantTimeCompare(key, h.key) == 1
 }

@@ -2,6 +2,9 @@ package main
 
 import (
 	"runtime/debug"
+	"sync"
+
+	"github.com/stepup-dev/stepup/authn/password"
 )
 
 // The garbage collector's settings stepupd runs with when the operator
@@ -22,10 +25,30 @@ import (
 // most half the CPU on collection, then it lets the heap pass the
 // limit): a live heap that approached the limit would cost more GC than
 // GOGC=100; GOMEMLIMIT or GOGC in the environment is the way out.
+//
+// A password hash that works on the Go heap (an imported scrypt hash:
+// 64 MiB at passlib's default cost, up to 256 MiB) would put the live
+// heap past the limit for the whole hash; the limit is raised by its
+// work area while it runs (heapWorkLimit, password.SetHeapWork).
 const (
 	defaultGCPercent   = 400
 	defaultMemoryLimit = 48 << 20
 )
+
+var (
+	heapWorkMu    sync.Mutex
+	heapWorkBytes int64
+)
+
+// heapWorkLimit is told by the password package the heap a hash takes
+// (delta > 0) and gives back (delta < 0): the soft limit is
+// defaultMemoryLimit plus what the hashes running hold.
+func heapWorkLimit(delta int64) {
+	heapWorkMu.Lock()
+	defer heapWorkMu.Unlock()
+	heapWorkBytes += delta
+	debug.SetMemoryLimit(defaultMemoryLimit + max(heapWorkBytes, 0))
+}
 
 // setGCDefaults applies defaultGCPercent and defaultMemoryLimit unless
 // getenv gives GOGC or GOMEMLIMIT, and reports whether it did.
@@ -35,5 +58,6 @@ func setGCDefaults(getenv func(string) string) bool {
 	}
 	debug.SetGCPercent(defaultGCPercent)
 	debug.SetMemoryLimit(defaultMemoryLimit)
+	password.SetHeapWork(heapWorkLimit)
 	return true
 }

@@ -1,0 +1,33 @@
+package password
+
+import "sync/atomic"
+
+// heapWork is SetHeapWork's function, nil when none is set.
+var heapWork atomic.Pointer[func(delta int64)]
+
+// SetHeapWork sets f to be told, before a verification takes a work area
+// of n bytes on the Go heap, f(n), and after it, f(-n); nil unsets it.
+// argon2's work areas are mapped outside the heap (internal/argon2), but
+// x/crypto/scrypt allocates its own: an imported scrypt hash at passlib's
+// default cost (ln=16) holds 64 MiB of heap while it runs. stepupd, when
+// it sets its own soft memory limit, raises the limit by that much
+// meanwhile (cmd/stepupd/gc.go), so that the collector does not run back
+// to back for the length of the hash.
+func SetHeapWork(f func(delta int64)) {
+	if f == nil {
+		heapWork.Store(nil)
+		return
+	}
+	heapWork.Store(&f)
+}
+
+// onHeap tells SetHeapWork's function that n bytes of heap are taken,
+// and returns what tells it they are given back.
+func onHeap(n int64) (done func()) {
+	f := heapWork.Load()
+	if f == nil {
+		return func() {}
+	}
+	(*f)(n)
+	return func() { (*f)(-n) }
+}
