@@ -100,6 +100,11 @@ func formEndpoint(name string, next http.Handler) http.Handler {
 // Appendix B), as clients send it: no parameters.
 const formContentType = "application/x-www-form-urlencoded"
 
+// formPrealloc bounds the buffer parseForm allocates from a body's
+// announced length before reading it: a token request (a code, its
+// verifier and redirect URI, or a client assertion) is well under it.
+const formPrealloc = 4 << 10
+
 // parseForm is r.ParseForm for a request formEndpoint has let through
 // (POST, no query string), with less work for the common shape: a body
 // whose Content-Type is exactly formContentType (any case) is read and
@@ -119,9 +124,13 @@ func parseForm(r *http.Request) error {
 		return r.ParseForm()
 	}
 	var b []byte
-	if n := r.ContentLength; n >= 0 && n <= MaxBodyBytes {
+	if n := r.ContentLength; n >= 0 && n < formPrealloc {
 		// One allocation for a body of the announced length, with room
-		// to see its end.
+		// to see its end. A longer announced length is not trusted with
+		// memory before the body arrives (readAtMost grows the buffer
+		// with what does): an unauthenticated client announcing
+		// MaxBodyBytes on many connections would hold that much each
+		// for the server's read timeout.
 		b = make([]byte, 0, n+1)
 	} else {
 		b = make([]byte, 0, 512) // io.ReadAll's first size
