@@ -27,9 +27,11 @@ import (
 // GOGC=100; GOMEMLIMIT or GOGC in the environment is the way out.
 //
 // A password hash that works on the Go heap (an imported scrypt hash:
-// 64 MiB at passlib's default cost, up to 256 MiB) would put the live
-// heap past the limit for the whole hash; the limit is raised by its
-// work area while it runs (heapWorkLimit, password.SetHeapWork).
+// 64 MiB at passlib's default cost, up to 256 MiB; an argon2id hash no
+// pooled work area fits, such as an imported one with more memory than
+// the configured parameters) would put the live heap past the limit for
+// the whole hash; the limit is raised by its work area while it runs
+// (heapWorkLimit, password.SetHeapWork).
 const (
 	defaultGCPercent   = 400
 	defaultMemoryLimit = 48 << 20

@@ -72,6 +72,8 @@ func deriveKey(mem *Memory, mode int, password, salt, secret, data []byte, time,
 	if mem.Fits(memory) {
 		B = mem.b[:memory]
 	} else {
+		// On the Go heap: see SetHeapWork.
+		defer onHeap(int64(memory) * blockLength * 8)()
 		B = make([]block, memory)
 		fresh.Add(1)
 	}

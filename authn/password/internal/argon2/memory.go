@@ -72,7 +72,11 @@ func (m *Memory) Free() {
 
 // heapBlocks is the portable allocation: on the Go heap.
 // On the heap, Release does nothing: the blocks stay referenced.
-func heapBlocks(n int) ([]block, func(), func()) { return make([]block, n), func() {}, func() {} }
+// SetHeapWork's function is told of it until it is freed.
+func heapBlocks(n int) ([]block, func(), func()) {
+	done := onHeap(int64(n) * blockLength * 8)
+	return make([]block, n), done, func() {}
+}
 
 // fresh counts the hashes that ran in fresh memory (no Memory, or one
 // too small).
