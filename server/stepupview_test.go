@@ -179,3 +179,30 @@ func TestStepUpViewAccountDisabled(t *testing.T) {
 		t.Errorf("SSO of a disabled account: %d, want 403", got.status)
 	}
 }
+
+// An account deleted in the database only (the deletion's Redis half
+// failed: its sessions were not ended) while a session's view says TOTP:
+// the TOTP page the view chose shows, its post finds no account, issues
+// nothing, and does not send the browser back to the same TOTP form
+// (there is no account to refresh the view from: the post drops the
+// page's decision itself).
+func TestStepUpViewAccountDeleted(t *testing.T) {
+	e, _ := viewEnv(t)
+	b, r := e.browser(), e.rp("bank", bankSecret)
+	signIn(t, e, b, r, nil, "alice", alicePass)
+	if err := e.accounts().Delete(t.Context(), e.subject("alice")); err != nil {
+		t.Fatal(err)
+	}
+	_, p := stepUpPage(b, r)
+	if !hasTOTPForm(p) {
+		t.Fatalf("the step-up did not show the TOTP form from the session's view (%d):\n%s", p.status, excerpt(p.body))
+	}
+	e.clock.Advance(30 * time.Second)
+	got := b.code(p, "totp", e.totpCode(aliceTOTP))
+	if got.loc != nil && got.loc.Query().Get("code") != "" {
+		t.Fatal("a deleted account completed a step-up")
+	}
+	if hasTOTPForm(got) {
+		t.Fatalf("after the TOTP post of a deleted account the browser is back on the TOTP form (%d):\n%s", got.status, excerpt(got.body))
+	}
+}
