@@ -93,7 +93,9 @@ func TestOnlineGrantExpiresWithItsSession(t *testing.T) {
 	if err := e.backend.Store(t).(*redisstore.Store).Expire(t.Context(), online, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	e.clock.Advance(time.Second)
+	// (A minute on: a session touched less than that ago is not touched
+	// again, see TestSSOWithinAMinuteTouchesNothing.)
+	e.clock.Advance(time.Minute)
 	a = bank.authURL(map[string]string{"scope": "openid offline_access"})
 	bank.mustExchange(a, b.get(a.url).result(t))
 	grants, sessions = grantTTLs(t, e)
@@ -105,6 +107,77 @@ func TestOnlineGrantExpiresWithItsSession(t *testing.T) {
 	}
 	if d := grants[offline]; d < 24*time.Hour {
 		t.Fatalf("offline grant TTL %v after another authorization in its session: want its own (days)", d)
+	}
+}
+
+// Issue 18 (SSO CPU): an authorization in a session touched less than a
+// minute ago, for a client the session has served, does not touch the
+// session again (no store TTL, user's session index or online grants'
+// TTL to move: the last touch moved them), and the code records the
+// expiry that touch left the session, so its grant still ends no later
+// than the session. A minute on, the next authorization touches it.
+func TestSSOWithinAMinuteTouchesNothing(t *testing.T) {
+	e := newEnv(t, nil)
+	idle := e.cfg.Session.IdleTimeout.D()
+	b := e.browser()
+	spa := e.rp("spa", "")
+	signIn(t, e, b, spa, nil, "alice", alicePass)
+	st := e.backend.Store(t).(*redisstore.Store)
+	grants, sessions := grantTTLs(t, e)
+	if len(grants) != 1 || len(sessions) != 1 {
+		t.Fatalf("%d grants and %d sessions after one sign-in, want 1 and 1", len(grants), len(sessions))
+	}
+	var sess, grant string
+	for k := range sessions {
+		sess = k
+	}
+	for k := range grants {
+		grant = k
+	}
+	grantExp := func() time.Time {
+		t.Helper()
+		g, err := st.GetGrant(t.Context(), grant[strings.Index(grant, "{grant:")+len("{grant:"):len(grant)-1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.ExpiresAt
+	}
+	signedIn := e.clock.Now()
+	// Redis's clock is not the test's: stand for 20 s of it by cutting
+	// the session's TTL by as much.
+	e.clock.Advance(20 * time.Second)
+	if err := st.Expire(t.Context(), sess, idle-20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	a := spa.authURL(nil)
+	spa.mustExchange(a, b.get(a.url).result(t))
+	_, sessions = grantTTLs(t, e)
+	if d := sessions[sess]; d > idle-20*time.Second {
+		t.Fatalf("session TTL %v after an authorization 20 s after its last touch, want it left (≤ %v)", d, idle-20*time.Second)
+	}
+	// The grant's expiry is the session's as its last touch left it
+	// (sign-in + idle), not the exchange's now + idle (20 s later). The
+	// store reads it back from the grant's TTL: within a second.
+	if got, limit := grantExp(), signedIn.Add(idle); got.After(limit.Add(time.Second)) {
+		t.Fatalf("online grant expires at %v after an untouched authorization, want no later than the session's last touch + idle, %v", got, limit)
+	}
+
+	e.clock.Advance(time.Minute)
+	a = spa.authURL(nil)
+	spa.mustExchange(a, b.get(a.url).result(t))
+	_, sessions = grantTTLs(t, e)
+	if d := sessions[sess]; d < idle-time.Second {
+		t.Fatalf("session TTL %v after an authorization a minute on, want it touched (%v)", d, idle)
+	}
+	if got, want := grantExp(), e.clock.Now().Add(idle); got.Before(want.Add(-time.Second)) || got.After(want.Add(time.Second)) {
+		t.Fatalf("online grant expires at %v after a touching authorization, want the session's new expiry %v", got, want)
+	}
+	got, err := st.GetSession(t.Context(), sess[strings.Index(sess, "{sess:")+len("{sess:"):len(sess)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := e.clock.Now().Truncate(time.Second); !got.LastSeenAt.Equal(want) {
+		t.Fatalf("session last seen %v after a touching authorization, want %v", got.LastSeenAt, want)
 	}
 }
 

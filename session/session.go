@@ -347,7 +347,9 @@ type CodeStore interface {
 	// flowID names a flow that no longer exists (another request ended it
 	// first, or it expired), the code is removed again and err is
 	// ErrFlowEnded, so one authorization request yields one code however
-	// many requests race to finish it.
+	// many requests race to finish it. The zero Activity touches nothing
+	// (a session the caller found touched recently enough for the code's
+	// client).
 	IssueCode(ctx context.Context, c Code, a Activity, flowID string) (bookkeeping, err error)
 }
 

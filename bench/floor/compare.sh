@@ -12,7 +12,8 @@
 # STEPUPD_BIN (default: a build of this tree), KINDS (default "stepupd
 # floor"; "floor-fold" is the floor with -fold: the step-up in 3 requests
 # and 6 round trips; "floor-rt3" with -rt3: 3 requests, 3 round trips, for
-# MODES=stepup only). Every process it starts is
+# MODES=stepup only; "before" is stepupd built as BEFORE_BIN, so that
+# two stepupd builds alternate in the same rounds). Every process it starts is
 # stopped on exit; the rows are printed at the end (markdown, bench -md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -50,10 +51,11 @@ if [ -z "$STEPUPD_BIN" ]; then
 	STEPUPD_BIN=$WORK/stepupd
 fi
 B=$WORK/bench
+case " $KINDS " in *" before "*) [ -x "${BEFORE_BIN:-}" ] || { log "KINDS has before: set BEFORE_BIN to a stepupd binary"; exit 2; } ;; esac
 REV=$(git rev-parse --short HEAD)
 "$B" -md-header >"$ROWS"
 
-# one KIND ROUND — KIND is stepupd, floor, floor-fold or floor-rt3
+# one KIND ROUND — KIND is stepupd, before, floor, floor-fold or floor-rt3
 one() {
 	local kind=$1 round=$2 dir=$WORK/$1-$2 port rport rpid spid
 	mkdir -p "$dir"
@@ -66,7 +68,9 @@ one() {
 	wait_for 10 redis-cli -p "$rport" ping
 	"$B" -write-config "$dir" -issuer "http://127.0.0.1:$port" -redis-url "redis://127.0.0.1:$rport/0" \
 		-users "$USERS" -id-token-alg ES256 >/dev/null
-	if [ "$kind" != stepupd ]; then
+	if [ "$kind" = before ]; then
+		"$BEFORE_BIN" -config "$dir/stepup.yaml" >"$dir/stepupd.log" 2>&1 &
+	elif [ "$kind" != stepupd ]; then
 		"$WORK/floor" -secrets "$dir/bench-secrets.json" -redis "127.0.0.1:$rport" -db "$dir/floor.db" \
 			-fold="$([ "$kind" = floor-fold ] && echo true || echo false)" \
 			-rt3="$([ "$kind" = floor-rt3 ] && echo true || echo false)" 2>"$dir/audit.log" &

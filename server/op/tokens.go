@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -101,13 +102,37 @@ func sessionGrantID(sessionID, clientID, subject string) string {
 	return b64(sum[:18])
 }
 
+// activityGrain is how recent a session's last touch may be for a code
+// to be issued without touching it again (codeActivity): a minute, or a
+// thirtieth of the idle timeout when that is shorter, so that the idle
+// timeout is shortened by at most that much.
+func (p *Provider) activityGrain() time.Duration {
+	return min(time.Minute, p.idle/30)
+}
+
 // codeActivity is the session's touch that issues the code cd: the
 // session's new TTL, and its online grants, which follow it (issue 18:
 // an online grant never outlives its session, so Redis memory follows
 // live sessions). The session's grants are one per client it served
 // (sessionGrantID); cd records the session's new expiry for its grant.
+//
+// A session that was touched less than activityGrain ago and has served
+// the client already is not touched again (issue 18: SSO CPU): its store
+// TTL, its user's session index and its online grants' TTL were all
+// moved at that touch, and its recorded activity ("seen", the idle
+// timeout's clock) would move by less than the grain. The zero Activity
+// says so to IssueCode. The session then expires up to activityGrain
+// before a touch would have made it, never later, and cd records the
+// expiry that the last touch left it: min(seen + idle, created +
+// absolute), which the store's TTL is no earlier than (a touch at seen
+// gave it TTL SessionTTL, the session's creation idle), so the grant
+// still ends no later than its session.
 func (p *Provider) codeActivity(sess *session.Session, clientID string, cd *codeData) session.Activity {
 	now := p.now()
+	if since := now.Sub(sess.LastSeenAt); since >= 0 && since < p.activityGrain() && slices.Contains(sess.ClientIDs, clientID) {
+		cd.SessionExp = min(sess.LastSeenAt.Add(p.idle).UnixMilli(), sess.CreatedAt.Add(p.absolute).UnixMilli())
+		return session.Activity{}
+	}
 	ttl := p.SessionTTL(sess.CreatedAt)
 	cd.SessionExp = now.Add(ttl).UnixMilli()
 	grants := make([]string, 0, len(sess.ClientIDs))

@@ -596,7 +596,8 @@ func (s *Store) GetFlowAndSession(ctx context.Context, flowID, sessionID string)
 
 // IssueCode implements session.CodeStore: the code's script, the
 // session's touch and index scripts, its online grants' new TTL and the
-// flow's DEL in one pipeline.
+// flow's DEL in one pipeline; without a session in a (the zero
+// Activity), the code's script and the DEL only.
 // Every script in it is idempotent, so the NOSCRIPT retry is safe.
 func (s *Store) IssueCode(ctx context.Context, c session.Code, a session.Activity, flowID string) (bookkeeping, err error) {
 	const op = "issue code"
@@ -606,11 +607,14 @@ func (s *Store) IssueCode(ctx context.Context, c session.Code, a session.Activit
 	if err := checkTTL(op+": spent", c.SpentTTL); err != nil {
 		return nil, err
 	}
-	if err := checkTTL(op+": session", a.TTL); err != nil {
-		return nil, err
-	}
-	if a.Subject == "" {
-		return nil, fmt.Errorf("redisstore: %s: no subject", op)
+	touches := a.SessionID != ""
+	if touches {
+		if err := checkTTL(op+": session", a.TTL); err != nil {
+			return nil, err
+		}
+		if a.Subject == "" {
+			return nil, fmt.Errorf("redisstore: %s: no subject", op)
+		}
 	}
 	if c.Binding == "" {
 		return nil, fmt.Errorf("redisstore: %s: no binding", op)
@@ -627,9 +631,11 @@ func (s *Store) IssueCode(ctx context.Context, c session.Code, a session.Activit
 	// so the code's own reply says whether it was stored.
 	_ = s.pipeScripts(ctx, func(p redis.Pipeliner, run runScript) {
 		code = run(ctx, p, scriptPutCode, []string{s.k.code(c.Hash), s.k.codeGrant(c.Hash)}, c.Data, millis(c.TTL), spentMarker(c.GrantID, c.Binding), millis(c.SpentTTL))
-		touch = s.queueUpdate(ctx, p, run, scriptTouch, a.SessionID, a.Subject, a.TTL, unixStamp(a.At), client)
-		for _, id := range a.Grants {
-			run(ctx, p, scriptSlideGrant, []string{s.k.grant(id)}, millis(a.TTL))
+		if touches {
+			touch = s.queueUpdate(ctx, p, run, scriptTouch, a.SessionID, a.Subject, a.TTL, unixStamp(a.At), client)
+			for _, id := range a.Grants {
+				run(ctx, p, scriptSlideGrant, []string{s.k.grant(id)}, millis(a.TTL))
+			}
 		}
 		if flowID != "" {
 			// The DEL is the claim, so it is sent at most once (once.go):
@@ -646,6 +652,9 @@ func (s *Store) IssueCode(ctx context.Context, c session.Code, a session.Activit
 	bookkeeping, err = s.claimedFlow(ctx, op, c, dels)
 	if err != nil {
 		return nil, err
+	}
+	if touch == nil {
+		return bookkeeping, nil
 	}
 	if err := touch.Err(); err != nil {
 		bookkeeping = fail(op+": touch", err)
