@@ -1046,6 +1046,28 @@ func testIssueCode(t *testing.T, s session.Store) {
 	if data, _, err := s.TakeCode(ctx, code2, "binding"); err != nil || !bytes.Equal(data, binary) {
 		t.Fatalf("TakeCode of a code issued for a gone session = %q, %v", data, err)
 	}
+	// The zero Activity touches nothing: the code is stored and the flow
+	// claimed (one code per flow), the session left as it was.
+	flow3, code3 := newID(), newID()
+	if err := s.PutFlow(ctx, flow3, binary, ttl); err != nil {
+		t.Fatal(err)
+	}
+	bk, err = s.IssueCode(ctx,
+		session.Code{Hash: code3, GrantID: grant, Binding: "binding", Data: binary, TTL: ttl, SpentTTL: ttl}, session.Activity{}, flow3)
+	if err != nil || bk != nil {
+		t.Fatalf("IssueCode(no activity) = %v, %v", bk, err)
+	}
+	assertSession(t, mustGet(t, s, sess.ID), got)
+	if _, err := s.GetFlow(ctx, flow3); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("the flow outlived IssueCode(no activity): %v", err)
+	}
+	if _, err := s.IssueCode(ctx,
+		session.Code{Hash: newID(), GrantID: grant, Binding: "binding", Data: binary, TTL: ttl, SpentTTL: ttl}, session.Activity{}, flow3); !errors.Is(err, session.ErrFlowEnded) {
+		t.Errorf("a second IssueCode(no activity) of one flow = %v, want ErrFlowEnded", err)
+	}
+	if data, _, err := s.TakeCode(ctx, code3, "binding"); err != nil || !bytes.Equal(data, binary) {
+		t.Fatalf("TakeCode of a code issued without activity = %q, %v", data, err)
+	}
 }
 
 // race runs f(0) … f(n-1) in goroutines released at the same moment.
