@@ -594,10 +594,10 @@ func (s *Store) GetFlowAndSession(ctx context.Context, flowID, sessionID string)
 	return b, got, nil
 }
 
-// IssueCode implements session.CodeStore: the code's script, the
+// IssueCode implements session.CodeStore: the code and its marker, the
 // session's touch and index scripts, its online grants' new TTL and the
 // flow's DEL in one pipeline; without a session in a (the zero
-// Activity), the code's script and the DEL only.
+// Activity), the code, its marker and the DEL only.
 // Every script in it is idempotent, so the NOSCRIPT retry is safe.
 func (s *Store) IssueCode(ctx context.Context, c session.Code, a session.Activity, flowID string) (bookkeeping, err error) {
 	const op = "issue code"
@@ -623,14 +623,21 @@ func (s *Store) IssueCode(ctx context.Context, c session.Code, a session.Activit
 	if a.ClientID != "" {
 		client = prefixClient + a.ClientID
 	}
-	var code, touch *redis.Cmd
+	var touch *redis.Cmd
+	var code, marker *redis.StatusCmd
 	// Every DEL of the flow sent, in case pipeScripts sends the pipeline
 	// twice: the first may have claimed it.
 	var dels []*redis.IntCmd
 	// A pipeline that fails as a whole sets its error on every command,
-	// so the code's own reply says whether it was stored.
+	// so the code's own replies say whether it was stored.
 	_ = s.pipeScripts(ctx, func(p redis.Pipeliner, run runScript) {
-		code = run(ctx, p, scriptPutCode, []string{s.k.code(c.Hash), s.k.codeGrant(c.Hash)}, c.Data, millis(c.TTL), spentMarker(c.GrantID, c.Binding), millis(c.SpentTTL))
+		// The code and its spent marker as two plain SETs (one slot, one
+		// connection, in order), not scriptPutCode: nobody holds the code
+		// before this call returns it, so nothing can come between them,
+		// and a script costs Redis more than the two commands it runs
+		// (issue 18: SSO CPU). Both are idempotent, as a resend needs.
+		code = p.Set(ctx, s.k.code(c.Hash), c.Data, c.TTL)
+		marker = p.Set(ctx, s.k.codeGrant(c.Hash), spentMarker(c.GrantID, c.Binding), c.SpentTTL)
 		if touches {
 			touch = s.queueUpdate(ctx, p, run, scriptTouch, a.SessionID, a.Subject, a.TTL, unixStamp(a.At), client)
 			for _, id := range a.Grants {
@@ -646,7 +653,9 @@ func (s *Store) IssueCode(ctx context.Context, c session.Code, a session.Activit
 			dels = append(dels, del)
 		}
 	})
-	if err := code.Err(); err != nil {
+	if err := cmp.Or(code.Err(), marker.Err()); err != nil {
+		// A code without its marker cannot be taken (scriptTakeCode):
+		// not stored either way; one stored alone expires unseen.
 		return nil, fail(op, err)
 	}
 	bookkeeping, err = s.claimedFlow(ctx, op, c, dels)
