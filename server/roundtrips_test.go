@@ -97,9 +97,11 @@ func TestRoundTripsPerFlow(t *testing.T) {
 	// below are those of a warm server (a cold one adds a NOSCRIPT retry
 	// per script, once).
 	// An SSO in that session loads the script that moves the session's
-	// grants on with it.
+	// grants on with it: a minute on, as one within the minute of the
+	// session's last touch touches nothing (op.codeActivity).
 	w := e.browser()
 	signIn(t, e, w, r, map[string]string{"acr_values": mfaACR}, "alice", alicePass)
+	e.clock.Advance(time.Minute)
 	warm := r.authURL(nil)
 	r.mustExchange(warm, w.get(warm.url).result(t))
 	e.clock.Advance(30 * time.Second) // the next TOTP step
