@@ -1,13 +1,6 @@
 package password
 
-import (
-	"sync/atomic"
-
-	"github.com/stepup-dev/stepup/authn/password/internal/argon2"
-)
-
-// heapWork is SetHeapWork's function, nil when none is set.
-var heapWork atomic.Pointer[func(delta int64)]
+import "github.com/stepup-dev/stepup/authn/password/internal/argon2"
 
 // SetHeapWork sets f to be told, before a verification takes a work area
 // of n bytes on the Go heap, f(n), and after it, f(-n); nil unsets it.
@@ -22,22 +15,9 @@ var heapWork atomic.Pointer[func(delta int64)]
 // argon2 hashes tell it too when their work area is on the heap: one in
 // fresh memory (a hash whose memory no pooled work area fits, or
 // Verify's), or a pooled one where memory cannot be mapped outside it.
-func SetHeapWork(f func(delta int64)) {
-	argon2.SetHeapWork(f)
-	if f == nil {
-		heapWork.Store(nil)
-		return
-	}
-	heapWork.Store(&f)
-}
+func SetHeapWork(f func(delta int64)) { argon2.SetHeapWork(f) }
 
 // onHeap tells SetHeapWork's function that n bytes of heap are taken,
-// and returns what tells it they are given back.
-func onHeap(n int64) (done func()) {
-	f := heapWork.Load()
-	if f == nil {
-		return func() {}
-	}
-	(*f)(n)
-	return func() { (*f)(-n) }
-}
+// and returns what tells it they are given back (one function for
+// argon2's work areas and the imported hashes', kept by internal/argon2).
+func onHeap(n int64) (done func()) { return argon2.OnHeap(n) }

@@ -73,7 +73,7 @@ func deriveKey(mem *Memory, mode int, password, salt, secret, data []byte, time,
 		B = mem.b[:memory]
 	} else {
 		// On the Go heap: see SetHeapWork.
-		defer onHeap(int64(memory) * blockLength * 8)()
+		defer OnHeap(int64(memory) * blockLength * 8)()
 		B = make([]block, memory)
 		fresh.Add(1)
 	}

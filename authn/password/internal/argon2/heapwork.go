@@ -20,9 +20,9 @@ func SetHeapWork(f func(delta int64)) {
 	heapWork.Store(&f)
 }
 
-// onHeap tells SetHeapWork's function that n bytes of heap are taken,
+// OnHeap tells SetHeapWork's function that n bytes of heap are taken,
 // and returns what tells it they are given back.
-func onHeap(n int64) (done func()) {
+func OnHeap(n int64) (done func()) {
 	f := heapWork.Load()
 	if f == nil {
 		return func() {}

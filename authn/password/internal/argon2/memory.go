@@ -74,7 +74,7 @@ func (m *Memory) Free() {
 // On the heap, Release does nothing: the blocks stay referenced.
 // SetHeapWork's function is told of it until it is freed.
 func heapBlocks(n int) ([]block, func(), func()) {
-	done := onHeap(int64(n) * blockLength * 8)
+	done := OnHeap(int64(n) * blockLength * 8)
 	return make([]block, n), done, func() {}
 }
 
